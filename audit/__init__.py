@@ -1,0 +1,102 @@
+"""fairpriv's audit engine: disparate error and privacy loss under dropout and DP-SGD.
+
+Everything a notebook needs is importable from here::
+
+    from audit import run_audit, AuditConfig, load_dataset, AuditResult
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("fairpriv")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+from ._arms import (
+    ARM_KINDS,
+    Arm,
+    BaselineArm,
+    DPSGDArm,
+    GroupDropoutArm,
+    UniformDropoutArm,
+    arm_from_dict,
+    available_arms,
+    register_arm,
+)
+from ._data import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
+from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
+from ._metrics import METRICS, evaluate_predictions
+from ._models import MLP, GroupDropout
+from ._preprocess import TabularPreprocessor
+from ._privacy import (
+    ACCOUNTANTS,
+    GUARANTEE_ASSUMPTIONS,
+    NO_GUARANTEE,
+    NOT_COVERED,
+    PrivacyLedger,
+    compute_epsilon,
+    default_delta,
+    noise_multiplier_for_epsilon,
+)
+from ._result import SCHEMA_VERSION, AuditResult
+from ._runner import AuditConfig, ProgressEvent, run_audit
+from ._training import (
+    FittedModel,
+    ReferenceTrainer,
+    Trainer,
+    TrainingConfig,
+    available_trainers,
+    get_trainer,
+    register_trainer,
+)
+
+__all__ = [
+    "ACCOUNTANTS",
+    "ARM_KINDS",
+    "BUILTIN_DATASETS",
+    "GUARANTEE_ASSUMPTIONS",
+    "METRICS",
+    "MLP",
+    "NOT_COVERED",
+    "NO_GUARANTEE",
+    "SCHEMA_VERSION",
+    "Arm",
+    "AuditConfig",
+    "AuditResult",
+    "BaselineArm",
+    "ConfigError",
+    "DPSGDArm",
+    "DataError",
+    "DataFileError",
+    "Dataset",
+    "FairprivError",
+    "FittedModel",
+    "GroupDropout",
+    "GroupDropoutArm",
+    "PrivacyLedger",
+    "ProgressEvent",
+    "ReferenceTrainer",
+    "Splits",
+    "TabularPreprocessor",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingError",
+    "UniformDropoutArm",
+    "__version__",
+    "arm_from_dict",
+    "available_arms",
+    "available_trainers",
+    "compute_epsilon",
+    "default_delta",
+    "evaluate_predictions",
+    "get_trainer",
+    "load_dataset",
+    "make_synthetic",
+    "noise_multiplier_for_epsilon",
+    "register_arm",
+    "register_trainer",
+    "run_audit",
+    "split_dataset",
+]

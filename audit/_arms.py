@@ -1,0 +1,255 @@
+"""Training arms: what differs between the models an audit compares.
+
+Each arm is a frozen dataclass registered under its ``kind``. An arm decides two
+things and nothing else: the dropout rate of every training row, and whether
+training runs DP-SGD (and with what budget). Everything else -- splits,
+preprocessing, architecture, optimiser, epochs -- is shared by all arms.
+
+Add an arm by subclassing :class:`Arm` and decorating it with :func:`register_arm`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from ._exceptions import ConfigError
+from ._privacy import ACCOUNTANTS
+
+__all__ = [
+    "ARM_KINDS",
+    "Arm",
+    "BaselineArm",
+    "DPSGDArm",
+    "GroupDropoutArm",
+    "UniformDropoutArm",
+    "arm_from_dict",
+    "available_arms",
+    "register_arm",
+]
+
+_REGISTRY: dict[str, type[Arm]] = {}
+A = TypeVar("A", bound="type[Arm]")
+
+#: Dropout rates must leave something to keep.
+MAX_DROPOUT = 0.95
+
+
+def register_arm(cls: A) -> A:
+    """Class decorator adding an :class:`Arm` subclass to the registry under ``cls.kind``."""
+    kind = cls.kind
+    if kind in _REGISTRY:
+        raise ValueError(f"arm kind {kind!r} is already registered")
+    _REGISTRY[kind] = cls
+    return cls
+
+
+def available_arms() -> tuple[str, ...]:
+    """Registered arm kinds, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def arm_from_dict(data: Mapping[str, Any]) -> Arm:
+    """Build an arm from ``{"kind": ..., "name": ..., **params}`` (inverse of ``Arm.to_dict``)."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in _REGISTRY:
+        raise ConfigError(f"unknown arm kind {kind!r}; valid kinds: {list(_REGISTRY)}")
+    cls = _REGISTRY[kind]
+    params = data.pop("params", {})
+    data.update(params)
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {unknown} for arm {kind!r}; valid: {sorted(allowed)}"
+        )
+    return cls(**data)
+
+
+def _check_rate(value: Any, what: str) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number in [0, {MAX_DROPOUT}], not {value!r}") from None
+    if not 0.0 <= rate <= MAX_DROPOUT or math.isnan(rate):
+        raise ConfigError(f"{what} must be in [0, {MAX_DROPOUT}], not {value!r}")
+    return rate
+
+
+def _rates_by_group(
+    rates: Mapping[str, float], groups: np.ndarray, group_labels: Sequence[str], arm: str
+) -> np.ndarray:
+    missing = [g for g in group_labels if g not in rates]
+    unknown = [g for g in rates if g not in group_labels]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"no rate for group(s) {missing}")
+        if unknown:
+            parts.append(f"unknown group(s) {unknown}")
+        raise ConfigError(
+            f"arm '{arm}': {'; '.join(parts)}. Give one rate per group; the groups are "
+            f"{list(group_labels)} (e.g. --group-rates "
+            + ",".join(f"{g}=0.3" for g in group_labels) + ")."
+        )
+    lookup = {g: float(r) for g, r in rates.items()}
+    return np.array([lookup[g] for g in groups], dtype=np.float32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arm(ABC):
+    """Base class of training arms.
+
+    Attributes
+    ----------
+    name
+        Display name; defaults to the kind. Two arms of one kind need distinct names.
+    """
+
+    kind: ClassVar[str] = ""
+    #: Whether the arm trains with DP-SGD and therefore carries an epsilon.
+    private: ClassVar[bool] = False
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The arm's display name."""
+        return self.name or self.kind
+
+    def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
+        """Dropout rate of each training row (float32, shape ``(n,)``)."""
+        return np.zeros(groups.shape[0], dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        """The arm's defining hyperparameters, JSON-ready."""
+        return {
+            f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "name"
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.label, "params": self.params()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@register_arm
+@dataclass(frozen=True, kw_only=True)
+class BaselineArm(Arm):
+    """No dropout, no privacy mechanism: the reference point."""
+
+    kind: ClassVar[str] = "baseline"
+
+
+@register_arm
+@dataclass(frozen=True, kw_only=True)
+class UniformDropoutArm(Arm):
+    """One dropout rate ``p`` for every row (inverted dropout, off at evaluation)."""
+
+    kind: ClassVar[str] = "uniform_dropout"
+    p: float = 0.3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "p", _check_rate(self.p, "uniform_dropout p"))
+
+    def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
+        return np.full(groups.shape[0], self.p, dtype=np.float32)
+
+
+@register_arm
+@dataclass(frozen=True, kw_only=True)
+class GroupDropoutArm(Arm):
+    """A dropout rate per sensitive group, given explicitly (``{"Female": 0.5, ...}``).
+
+    Group membership is used only to pick each training row's rate; evaluation
+    runs without dropout and without group information.
+    """
+
+    kind: ClassVar[str] = "group_dropout"
+    rates: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rates, Mapping) or not self.rates:
+            raise ConfigError(
+                "group_dropout needs explicit rates per group, e.g. rates={'Female': 0.5, "
+                "'Male': 0.2} (CLI --group-rates Female=0.5,Male=0.2)"
+            )
+        checked = {str(g): _check_rate(r, f"group_dropout rate for '{g}'") for g, r in self.rates.items()}
+        object.__setattr__(self, "rates", checked)
+
+    def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
+        return _rates_by_group(self.rates, groups, group_labels, self.label)
+
+    def expected_rate(self, groups: np.ndarray, group_labels: Sequence[str]) -> float:
+        """The dropout budget spent: mean rate over the given (training) rows."""
+        return float(self.row_dropout_rates(groups, group_labels).mean())
+
+
+@register_arm
+@dataclass(frozen=True, kw_only=True)
+class DPSGDArm(Arm):
+    """DP-SGD: Poisson sampling, per-row clipping to ``max_grad_norm``, Gaussian noise.
+
+    Attributes
+    ----------
+    epsilon
+        Target epsilon; ``None`` takes the audit's ``epsilon``. The noise multiplier
+        is the smallest that keeps the accountant's epsilon at or below it.
+    delta
+        Target delta; ``None`` takes the audit's delta.
+    max_grad_norm
+        Clipping norm C.
+    accountant
+        ``"prv"`` (default), ``"rdp"`` or ``"gdp"``.
+    dropout
+        Optional dropout on top: ``None``, one rate, or rates per group.
+    """
+
+    kind: ClassVar[str] = "dp_sgd"
+    private: ClassVar[bool] = True
+    epsilon: float | None = None
+    delta: float | None = None
+    max_grad_norm: float = 1.0
+    accountant: str = "prv"
+    dropout: float | Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.epsilon is not None and not (0 < float(self.epsilon) < math.inf):
+            raise ConfigError(f"dp_sgd epsilon must be a positive finite number, not {self.epsilon}")
+        if self.delta is not None and not 0 < float(self.delta) < 1:
+            raise ConfigError(f"dp_sgd delta must be in (0, 1), not {self.delta}")
+        if not float(self.max_grad_norm) > 0:
+            raise ConfigError(f"dp_sgd max_grad_norm must be positive, not {self.max_grad_norm}")
+        if self.accountant not in ACCOUNTANTS:
+            raise ConfigError(
+                f"dp_sgd accountant must be one of {list(ACCOUNTANTS)}, not {self.accountant!r}"
+            )
+        if isinstance(self.dropout, Mapping):
+            object.__setattr__(self, "dropout", {
+                str(g): _check_rate(r, f"dp_sgd dropout rate for '{g}'")
+                for g, r in self.dropout.items()
+            })
+        elif self.dropout is not None:
+            object.__setattr__(self, "dropout", _check_rate(self.dropout, "dp_sgd dropout"))
+
+    def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
+        if isinstance(self.dropout, Mapping):
+            return _rates_by_group(self.dropout, groups, group_labels, self.label)
+        rate = 0.0 if self.dropout is None else float(self.dropout)
+        return np.full(groups.shape[0], rate, dtype=np.float32)
+
+
+#: The four arm kinds of DESIGN section 2, in display order.
+ARM_KINDS: tuple[str, ...] = ("baseline", "uniform_dropout", "group_dropout", "dp_sgd")
+

@@ -1,0 +1,187 @@
+"""Privacy accounting: thin, pure wrappers over Opacus' accountants.
+
+The ``dp_sgd`` arm and the ``fairpriv epsilon`` command go through the same two
+functions, so a reported epsilon is always the accountant's, never a formula of
+ours. What the guarantee assumes and what it leaves out is spelled out in
+:data:`GUARANTEE_ASSUMPTIONS` and :data:`NOT_COVERED`, which every front end shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from opacus.accountants.utils import get_noise_multiplier
+
+from ._exceptions import ConfigError, TrainingError
+
+__all__ = [
+    "ACCOUNTANTS",
+    "GUARANTEE_ASSUMPTIONS",
+    "NOT_COVERED",
+    "NO_GUARANTEE",
+    "PrivacyLedger",
+    "compute_epsilon",
+    "default_delta",
+    "noise_multiplier_for_epsilon",
+]
+
+#: Accountants accepted everywhere an accountant is named.
+ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp", "gdp")
+
+NO_GUARANTEE = "no guarantee"
+GUARANTEE_ASSUMPTIONS = (
+    "(epsilon, delta)-DP for add/remove-one neighbouring datasets, assuming every step "
+    "samples its batch by Poisson sampling (each training row independently with "
+    "probability q), clips each per-row gradient to norm C and adds Gaussian noise of "
+    "std sigma*C; composed over all steps by the accountant."
+)
+NOT_COVERED = (
+    "Not covered by the guarantee: preprocessing statistics fitted on the training rows "
+    "(means, scales, category vocabularies), hyperparameter and dropout-rate search on "
+    "the same data, and the choice of the model."
+)
+
+
+def _check_accountant(accountant: str) -> None:
+    if accountant not in ACCOUNTANTS:
+        raise ConfigError(f"accountant must be one of {list(ACCOUNTANTS)}, not {accountant!r}")
+
+
+def _check_rate_steps_delta(sample_rate: float, steps: int, delta: float) -> None:
+    if not 0 < sample_rate <= 1:
+        raise ConfigError(f"sample_rate must be in (0, 1], not {sample_rate}")
+    if steps < 1:
+        raise ConfigError(f"steps must be a positive integer, not {steps}")
+    if not 0 < delta < 1:
+        raise ConfigError(f"delta must be in (0, 1), not {delta}")
+
+
+def compute_epsilon(
+    *, sample_rate: float, noise_multiplier: float, steps: int, delta: float,
+    accountant: str = "prv",
+) -> float:
+    """Epsilon of DP-SGD after ``steps`` Poisson-sampled Gaussian steps.
+
+    Parameters
+    ----------
+    sample_rate
+        Poisson sampling rate q (expected batch size / training rows).
+    noise_multiplier
+        sigma: noise std divided by the clipping norm.
+    steps
+        Number of optimiser steps.
+    delta
+        Target delta.
+    accountant
+        ``"prv"`` (default), ``"rdp"`` or ``"gdp"``.
+
+    Examples
+    --------
+    >>> round(compute_epsilon(sample_rate=0.01, noise_multiplier=1.1, steps=1000,
+    ...                       delta=1e-5, accountant="rdp"), 2)
+    1.71
+    """
+    _check_accountant(accountant)
+    _check_rate_steps_delta(sample_rate, steps, delta)
+    if noise_multiplier <= 0:
+        raise ConfigError(
+            f"noise_multiplier must be positive, not {noise_multiplier}; without noise "
+            "there is no finite epsilon"
+        )
+    from opacus.accountants.utils import create_accountant  # type: ignore[attr-defined]
+
+    acc = create_accountant(mechanism=accountant)
+    acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    with quiet_opacus():
+        return float(acc.get_epsilon(delta=delta))
+
+
+@contextlib.contextmanager
+def quiet_opacus() -> Iterator[None]:
+    """Silence Opacus warnings that are expected here and say nothing to the user.
+
+    RDP's "optimal order is the largest alpha" (the bound is still valid, only
+    possibly loose), the non-secure RNG notice (seeded generators are needed for
+    reproducible audits; reports say so), and the full-backward-hook notice on
+    inputs that do not require gradients.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        yield
+
+
+def noise_multiplier_for_epsilon(
+    *, target_epsilon: float, sample_rate: float, steps: int, delta: float,
+    accountant: str = "prv",
+) -> float:
+    """Noise multiplier whose epsilon is at most the target (within 0.01 below it).
+
+    The binary search runs the accountant many times (seconds with PRV); results
+    are cached because every seed of an audit asks the same question.
+    """
+    _check_accountant(accountant)
+    _check_rate_steps_delta(sample_rate, steps, delta)
+    if not target_epsilon > 0 or math.isinf(target_epsilon):
+        raise ConfigError(f"target epsilon must be a positive finite number, not {target_epsilon}")
+    return _cached_noise_multiplier(
+        float(target_epsilon), float(sample_rate), int(steps), float(delta), accountant
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_noise_multiplier(
+    target_epsilon: float, sample_rate: float, steps: int, delta: float, accountant: str
+) -> float:
+    try:
+        with quiet_opacus():
+            return float(get_noise_multiplier(
+                target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
+                steps=steps, accountant=accountant,
+            ))
+    except ValueError as exc:
+        raise TrainingError(
+            f"epsilon {target_epsilon} at delta {delta} cannot be reached with sample rate "
+            f"{sample_rate:.4g} over {steps} steps ({exc}); raise epsilon, or train for fewer "
+            "steps / on more rows."
+        ) from None
+
+
+def default_delta(n_train: int) -> float:
+    """The default delta: ``min(1e-5, 1 / (10 n_train))``, well below 1/n."""
+    if n_train < 1:
+        raise ConfigError(f"n_train must be positive, not {n_train}")
+    return min(1e-5, 1.0 / (10 * n_train))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrivacyLedger:
+    """What one trained model can claim about privacy.
+
+    ``epsilon`` is a number only for a mechanism with a formal guarantee (DP-SGD);
+    for every other arm it is ``None`` and ``guarantee`` says "no guarantee".
+    """
+
+    mechanism: str
+    epsilon: float | None = None
+    delta: float | None = None
+    noise_multiplier: float | None = None
+    sample_rate: float | None = None
+    steps: int | None = None
+    accountant: str | None = None
+    max_grad_norm: float | None = None
+    guarantee: str = NO_GUARANTEE
+
+    def __post_init__(self) -> None:
+        if self.epsilon is not None and (self.noise_multiplier is None or self.accountant is None):
+            raise ValueError("an epsilon needs the noise multiplier and accountant it came from")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

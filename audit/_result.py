@@ -1,0 +1,331 @@
+"""The result of an audit: tidy DataFrames, a JSON round trip and text/HTML views.
+
+``AuditResult`` holds everything as long-format pandas frames with a stable set
+of columns, so that reports, the app and notebooks never branch on types:
+
+* ``arms``      -- arm, kind, params (one row per arm, in audit order)
+* ``by_group``  -- arm, kind, seed, group, metric, value, std, ci_low, ci_high, n
+* ``overall``   -- arm, kind, seed, metric, value, std, ci_low, ci_high, n
+* ``gaps``      -- arm, kind, seed, metric, gap, value, std, ci_low, ci_high,
+  max_group, min_group, exceeds_uncertainty
+* ``privacy``   -- arm, kind, seed, epsilon, delta, noise_multiplier, sample_rate,
+  steps, accountant, max_grad_norm, guarantee
+
+``seed`` is ``<NA>`` on rows aggregated over seeds. ``results.json`` nests the
+same numbers per arm (DESIGN section 5); ``from_json(to_json())`` gives back
+equal frames.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._exceptions import DataFileError
+from ._metrics import BY_GROUP_COLUMNS, GAPS_COLUMNS, OVERALL_COLUMNS
+
+__all__ = ["SCHEMA_VERSION", "AuditResult"]
+
+#: Version of the ``results.json`` layout; bumped on any incompatible change.
+SCHEMA_VERSION = "1.0"
+
+PRIVACY_FIELDS = (
+    "epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant",
+    "max_grad_norm", "guarantee",
+)  # fmt: skip
+_STAT_FIELDS = ("value", "std", "ci_low", "ci_high")
+_GAP_FIELDS = (*_STAT_FIELDS, "max_group", "min_group", "exceeds_uncertainty")
+AGGREGATE = "aggregate"
+
+
+@dataclass(eq=False)
+class AuditResult:
+    """Everything an audit produced; see the module docstring for the frames' columns."""
+
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    arms: pd.DataFrame
+    by_group: pd.DataFrame
+    overall: pd.DataFrame
+    gaps: pd.DataFrame
+    privacy: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    schema_version: str = SCHEMA_VERSION
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [str(a) for a in self.arms["arm"]]
+
+    def aggregate(self, frame: str) -> pd.DataFrame:
+        """The seed-aggregated rows of ``by_group``, ``overall``, ``gaps`` or ``privacy``."""
+        df = getattr(self, frame)
+        return df[df["seed"].isna()].drop(columns="seed").reset_index(drop=True)
+
+    def error_table(self, metric: str = "error_rate") -> pd.DataFrame:
+        """Arms x groups table of one metric (seed-aggregated values)."""
+        agg = self.aggregate("by_group")
+        agg = agg[agg["metric"] == metric]
+        table = agg.pivot(index="arm", columns="group", values="value")
+        return table.reindex(self.arm_names)
+
+    def summary(self) -> str:
+        """Plain-text comparison of the arms: epsilon, accuracy, group errors and the gap."""
+        by_group = self.aggregate("by_group")
+        overall = self.aggregate("overall")
+        gaps = self.aggregate("gaps")
+        privacy = self.aggregate("privacy")
+        groups = sorted(by_group["group"].unique())
+        header = ["arm", "epsilon", "accuracy", *[f"error[{g}]" for g in groups],
+                  "error gap [95% CI]", ""]
+        rows = []
+        for arm in self.arm_names:
+            eps = privacy.loc[privacy["arm"] == arm, "epsilon"]
+            eps_text = _fmt(eps.iloc[0], 2) if len(eps) and not _isnan(eps.iloc[0]) else "none"
+            err = overall[(overall["arm"] == arm) & (overall["metric"] == "error_rate")]
+            acc = "n/a" if err.empty else _fmt(1 - err["value"].iloc[0], 3)
+            cells = []
+            for g in groups:
+                r = by_group[(by_group["arm"] == arm) & (by_group["group"] == g)
+                             & (by_group["metric"] == "error_rate")]
+                cells.append("n/a" if r.empty else _fmt(r["value"].iloc[0], 3))
+            gap = gaps[(gaps["arm"] == arm) & (gaps["metric"] == "error_rate")
+                       & (gaps["gap"] == "difference")]
+            if gap.empty:
+                gap_text, flag = "n/a", ""
+            else:
+                g0 = gap.iloc[0]
+                gap_text = f"{_fmt(g0['value'], 3)} [{_fmt(g0['ci_low'], 3)}, {_fmt(g0['ci_high'], 3)}]"
+                exceeds = g0["exceeds_uncertainty"]
+                flag = "" if (not _isnan(exceeds) and bool(exceeds)) else "within noise"
+            rows.append([arm, eps_text, acc, *cells, gap_text, flag])
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+        lines.append("  ".join("-" * w for w in widths).rstrip())
+        lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                  for r in rows]
+        ds = self.dataset
+        notes = [
+            f"dataset: {ds.get('name')} ({ds.get('rows')} rows; groups "
+            + ", ".join(f"{k}: {v}" for k, v in ds.get("groups", {}).items()) + ")",
+            f"positive class: {ds.get('positive_label')!r}; errors on the test split, "
+            f"mean over {len(self.config.get('seeds', []))} seed(s); CI: bootstrap over test rows.",
+            "epsilon 'none' = no formal privacy guarantee (dropout is not differential privacy).",
+        ]
+        return "\n".join([*lines, "", *notes])
+
+    def _repr_html_(self) -> str:
+        table = self.error_table().round(4)
+        privacy = self.aggregate("privacy")[["arm", "kind", "epsilon", "delta", "guarantee"]]
+        privacy = privacy.assign(epsilon=privacy["epsilon"].map(
+            lambda e: "no guarantee" if _isnan(e) else f"{e:.3g}"))
+        return (
+            f"<h4>fairpriv audit: {html.escape(str(self.dataset.get('name')))}</h4>"
+            "<p>Error rate per group (test split, mean over seeds)</p>"
+            + table.to_html()
+            + "<p>Privacy</p>"
+            + privacy.to_html(index=False)
+        )
+
+    def __repr__(self) -> str:
+        return (f"AuditResult(dataset={self.dataset.get('name')!r}, arms={self.arm_names}, "
+                f"seeds={self.config.get('seeds')})")
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` structure (DESIGN section 5)."""
+        arms_out = []
+        for _, arm_row in self.arms.iterrows():
+            name = str(arm_row["arm"])
+            priv = self.privacy[self.privacy["arm"] == name]
+            agg_priv = priv[priv["seed"].isna()]
+            privacy = {k: _clean(agg_priv[k].iloc[0]) if len(agg_priv) else None
+                       for k in PRIVACY_FIELDS}
+            privacy["per_seed"] = [
+                {"seed": int(r["seed"]), **{k: _clean(r[k]) for k in PRIVACY_FIELDS}}
+                for _, r in priv[priv["seed"].notna()].iterrows()
+            ]
+            seeds = [int(s) for s in self.overall.loc[
+                (self.overall["arm"] == name) & self.overall["seed"].notna(), "seed"].unique()]
+            metrics = {AGGREGATE: self._metrics_block(name, None),
+                       "seeds": [{"seed": s, **self._metrics_block(name, s)} for s in seeds]}
+            arms_out.append({
+                "name": name, "kind": str(arm_row["kind"]), "params": arm_row["params"],
+                "privacy": privacy, "metrics": metrics,
+            })
+        return {
+            "schema_version": self.schema_version,
+            "meta": self.meta,
+            "config": self.config,
+            "dataset": self.dataset,
+            "arms": arms_out,
+        }
+
+    def _metrics_block(self, arm: str, seed: int | None) -> dict[str, Any]:
+        def rows(df: pd.DataFrame) -> pd.DataFrame:
+            sel = df[df["arm"] == arm]
+            return sel[sel["seed"].isna()] if seed is None else sel[sel["seed"] == seed]
+
+        overall = {str(r["metric"]): {**{k: _clean(r[k]) for k in _STAT_FIELDS}, "n": int(r["n"])}
+                   for _, r in rows(self.overall).iterrows()}
+        by_group: dict[str, dict[str, Any]] = {}
+        for _, r in rows(self.by_group).iterrows():
+            by_group.setdefault(str(r["group"]), {})[str(r["metric"])] = {
+                **{k: _clean(r[k]) for k in _STAT_FIELDS}, "n": int(r["n"])}
+        gaps: dict[str, dict[str, Any]] = {}
+        for _, r in rows(self.gaps).iterrows():
+            gaps.setdefault(str(r["metric"]), {})[str(r["gap"])] = {
+                k: _clean(r[k]) for k in _GAP_FIELDS}
+        return {"overall": overall, "by_group": by_group, "gaps": gaps}
+
+    def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
+        """Serialise to JSON (NaN as ``null``); also write it to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditResult:
+        """Rebuild a result from :meth:`to_dict` output."""
+        version = str(data.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise DataFileError(
+                f"results schema_version {version!r} is not supported (this fairpriv reads "
+                f"{SCHEMA_VERSION}); re-run the audit with this version."
+            )
+        arms_rows, bg, ov, gp, pv = [], [], [], [], []
+        for arm in data["arms"]:
+            name, kind = arm["name"], arm["kind"]
+            arms_rows.append({"arm": name, "kind": kind, "params": arm["params"]})
+            blocks = [(None, arm["metrics"][AGGREGATE])] + [
+                (b["seed"], b) for b in arm["metrics"]["seeds"]]
+            for seed, block in blocks:
+                for metric, st in block["overall"].items():
+                    ov.append({"arm": name, "kind": kind, "seed": seed, "metric": metric,
+                               **{k: _unclean(st[k]) for k in _STAT_FIELDS}, "n": st["n"]})
+                for group, metrics in block["by_group"].items():
+                    for metric, st in metrics.items():
+                        bg.append({"arm": name, "kind": kind, "seed": seed, "group": group,
+                                   "metric": metric,
+                                   **{k: _unclean(st[k]) for k in _STAT_FIELDS}, "n": st["n"]})
+                for metric, kinds in block["gaps"].items():
+                    for gap, st in kinds.items():
+                        gp.append({"arm": name, "kind": kind, "seed": seed, "metric": metric,
+                                   "gap": gap, **{k: _unclean(st[k]) for k in _STAT_FIELDS},
+                                   "max_group": st["max_group"], "min_group": st["min_group"],
+                                   "exceeds_uncertainty": _na(st["exceeds_uncertainty"])})
+            priv = arm["privacy"]
+            for entry in priv.get("per_seed", []):
+                pv.append({"arm": name, "kind": kind, "seed": entry["seed"],
+                           **{k: _unclean(entry[k]) for k in PRIVACY_FIELDS}})
+            pv.append({"arm": name, "kind": kind, "seed": None,
+                       **{k: _unclean(priv[k]) for k in PRIVACY_FIELDS}})
+        return cls(
+            config=dict(data["config"]), dataset=dict(data["dataset"]),
+            arms=pd.DataFrame(arms_rows, columns=["arm", "kind", "params"]),
+            by_group=_frame(bg, ("arm", "kind", *BY_GROUP_COLUMNS)),
+            overall=_frame(ov, ("arm", "kind", *OVERALL_COLUMNS)),
+            gaps=_frame(gp, ("arm", "kind", *GAPS_COLUMNS)),
+            privacy=_frame(pv, ("arm", "kind", "seed", *PRIVACY_FIELDS)),
+            meta=dict(data.get("meta", {})), schema_version=version,
+        )
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> AuditResult:
+        """Read a result from a JSON string or a ``results.json`` path."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            path = Path(source)
+            if not path.exists():
+                raise DataFileError(f"results file not found: '{path}'")
+            text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"not a valid results JSON: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError) as exc:
+            raise DataFileError(f"results JSON is missing or has a malformed field: {exc}") from None
+
+
+def normalise_frames(
+    by_group: pd.DataFrame, overall: pd.DataFrame, gaps: pd.DataFrame, privacy: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Give the four frames the canonical column order and dtypes used everywhere."""
+    return (
+        _typed(by_group, ("arm", "kind", *BY_GROUP_COLUMNS)),
+        _typed(overall, ("arm", "kind", *OVERALL_COLUMNS)),
+        _typed(gaps, ("arm", "kind", *GAPS_COLUMNS)),
+        _typed(privacy, ("arm", "kind", "seed", *PRIVACY_FIELDS)),
+    )
+
+
+_FLOAT_COLUMNS = {"value", "std", "ci_low", "ci_high", "epsilon", "delta", "noise_multiplier",
+                  "sample_rate", "max_grad_norm"}
+_OBJECT_COLUMNS = {"arm", "kind", "group", "metric", "gap", "max_group", "min_group",
+                   "accountant", "guarantee"}
+
+
+def _typed(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    df = df.reindex(columns=list(columns)).reset_index(drop=True)
+    for col in df.columns:
+        if col in _FLOAT_COLUMNS:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        elif col in ("seed", "n", "steps"):
+            df[col] = pd.array(
+                [None if v is None or _isnan(v) else int(v) for v in df[col]], dtype="Int64")
+        elif col == "exceeds_uncertainty":
+            df[col] = pd.array([_na(v) for v in df[col]], dtype="boolean")
+        elif col in _OBJECT_COLUMNS:
+            df[col] = pd.Series([None if _isnan(v) else str(v) for v in df[col]], dtype=object)
+    return df
+
+
+def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+    return _typed(pd.DataFrame(rows, columns=list(columns)), columns)
+
+
+def _isnan(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return bool(isinstance(value, (float, np.floating)) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+def _na(value: Any) -> Any:
+    return pd.NA if value is None or value is pd.NA else bool(value)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalar: NaN/NA -> None, numpy scalars -> Python."""
+    if _isnan(value):
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    return value
+
+
+def _unclean(value: Any) -> Any:
+    return float("nan") if value is None else value
+
+
+def _fmt(value: Any, digits: int) -> str:
+    return "n/a" if _isnan(value) else f"{float(value):.{digits}f}"

@@ -1,0 +1,368 @@
+"""Running an audit: every arm trained over several seeds on the same splits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._arms import Arm, BaselineArm, DPSGDArm, UniformDropoutArm, arm_from_dict
+from ._data import Dataset, load_dataset, split_dataset
+from ._exceptions import ConfigError
+from ._metrics import evaluate_predictions
+from ._preprocess import TabularPreprocessor
+from ._privacy import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
+from ._result import AuditResult, normalise_frames
+from ._training import TrainingConfig, get_trainer, resolve_device
+
+__all__ = ["AuditConfig", "ProgressEvent", "run_audit"]
+
+SMALL_GROUP_POLICIES = ("error", "merge")
+
+
+def _default_arms() -> tuple[Arm, ...]:
+    return (BaselineArm(), UniformDropoutArm(p=0.5), DPSGDArm())
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditConfig:
+    """What to train and how to measure it. Validated at construction.
+
+    Attributes
+    ----------
+    arms
+        The arms to compare (default: baseline, uniform dropout p=0.5, DP-SGD).
+        ``group_dropout`` needs explicit rates, so it is not in the default.
+    seeds
+        Training seeds: a count (``3`` -> seeds 0, 1, 2) or explicit seeds.
+    epsilon
+        Target epsilon of DP arms that do not set their own.
+    delta
+        Target delta of DP arms; ``None`` -> ``min(1e-5, 1 / (10 n_train))``.
+    training
+        Shared training hyperparameters (architecture, epochs, batch, optimiser).
+    trainer
+        Registered trainer name (``"reference"``).
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    split_seed, val_fraction, test_fraction
+        The train/validation/test split (stratified by group x label); the same
+        for every arm and seed.
+    min_group_rows, small_groups
+        Every group needs ``min_group_rows`` rows in every split; smaller groups
+        raise an error or are merged into ``"other"``.
+    n_bootstrap, ci_level, bootstrap_seed
+        Bootstrap over test rows for the confidence intervals.
+    threshold
+        Decision threshold on the predicted probability.
+    """
+
+    arms: tuple[Arm, ...] = field(default_factory=_default_arms)
+    seeds: int | tuple[int, ...] = 3
+    epsilon: float = 3.0
+    delta: float | None = None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    trainer: str = "reference"
+    device: str = "auto"
+    split_seed: int = 0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    min_group_rows: int = 20
+    small_groups: str = "error"
+    n_bootstrap: int = 1000
+    ci_level: float = 0.95
+    bootstrap_seed: int = 0
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        arms = tuple(self.arms)
+        if not arms:
+            raise ConfigError("an audit needs at least one arm")
+        for arm in arms:
+            if not isinstance(arm, Arm):
+                raise ConfigError(f"arms must be Arm instances (e.g. BaselineArm()), not {arm!r}")
+        labels = [a.label for a in arms]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ConfigError(f"arm names must be unique; repeated: {duplicates}. Give each a name=.")
+        object.__setattr__(self, "arms", arms)
+        if isinstance(self.seeds, (int, np.integer)):
+            if self.seeds < 1:
+                raise ConfigError(f"seeds must be at least 1, not {self.seeds}")
+            object.__setattr__(self, "seeds", tuple(range(int(self.seeds))))
+        else:
+            seeds = tuple(int(s) for s in self.seeds)
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ConfigError(f"seeds must be distinct and non-empty, not {self.seeds}")
+            object.__setattr__(self, "seeds", seeds)
+        if not self.epsilon > 0:
+            raise ConfigError(f"epsilon must be positive, not {self.epsilon}")
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise ConfigError(f"delta must be in (0, 1), not {self.delta}")
+        if self.small_groups not in SMALL_GROUP_POLICIES:
+            raise ConfigError(
+                f"small_groups must be one of {list(SMALL_GROUP_POLICIES)}, not {self.small_groups!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {self.device!r}")
+        get_trainer(self.trainer)  # raises on unknown names
+        if self.n_bootstrap < 0:
+            raise ConfigError(f"n_bootstrap must be >= 0, not {self.n_bootstrap}")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"ci_level must be in (0, 1), not {self.ci_level}")
+        if not 0 <= self.threshold <= 1:
+            raise ConfigError(f"threshold must be in [0, 1], not {self.threshold}")
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds if isinstance(self.seeds, tuple) else tuple(range(self.seeds))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; :meth:`from_dict` inverts it."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "arms":
+                out["arms"] = [a.to_dict() for a in value]
+            elif f.name == "training":
+                out["training"] = {k: list(v) if isinstance(v, tuple) else v
+                                   for k, v in asdict(value).items()}
+            elif f.name == "seeds":
+                out["seeds"] = list(value)
+            else:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditConfig:
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown audit option(s) {unknown}; valid: {sorted(known)}")
+        if "arms" in data:
+            data["arms"] = tuple(arm_from_dict(a) for a in data["arms"])
+        if "training" in data and isinstance(data["training"], Mapping):
+            data["training"] = TrainingConfig(**data["training"])
+        if "seeds" in data and isinstance(data["seeds"], list):
+            data["seeds"] = tuple(data["seeds"])
+        return cls(**data)
+
+    def config_hash(self) -> str:
+        """Short stable hash of the configuration (for caching and report covers)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Reported to a progress callback before and after each (arm, seed) model."""
+
+    stage: str  # "train" (starting a model), "trained" (finished it), "metrics", "done"
+    arm: str | None
+    seed: int | None
+    done: int
+    total: int
+    elapsed_s: float
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def run_audit(
+    data: Dataset | str | Path | pd.DataFrame,
+    config: AuditConfig | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    show_progress: bool = False,
+    **load_options: Any,
+) -> AuditResult:
+    """Train every arm over every seed on the same splits and measure them.
+
+    Parameters
+    ----------
+    data
+        A :class:`Dataset`, or anything :func:`load_dataset` accepts (then
+        ``load_options`` such as ``target=`` and ``sensitive=`` are passed on).
+    config
+        The audit configuration (default :class:`AuditConfig`).
+    progress
+        Called with a :class:`ProgressEvent` before and after each model.
+    show_progress
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    AuditResult
+
+    Examples
+    --------
+    >>> from audit import AuditConfig, BaselineArm, TrainingConfig, run_audit
+    >>> cfg = AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0,
+    ...                   training=TrainingConfig(epochs=1))
+    >>> result = run_audit("synthetic", cfg, n_rows=1000)
+    >>> sorted(result.by_group["group"].unique())
+    ['majority', 'minority']
+    """
+    config = config or AuditConfig()
+    if isinstance(data, Dataset):
+        if load_options:
+            raise ConfigError(
+                f"load options {sorted(load_options)} apply only when data is not already a Dataset")
+        dataset = data
+    else:
+        dataset = load_dataset(data, **load_options)
+    if dataset.task != "classification":
+        raise ConfigError(
+            f"run_audit needs a binary classification target; '{dataset.name}' is a "
+            "regression dataset. Use a dataset with a two-valued target."
+        )
+    started = time.perf_counter()
+    splits = split_dataset(
+        dataset, seed=config.split_seed, val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction, min_group_rows=config.min_group_rows,
+        small_groups=config.small_groups,  # type: ignore[arg-type]
+    )
+    groups = splits.groups
+    group_labels = tuple(str(g) for g in np.unique(groups))
+    pre = TabularPreprocessor().fit(dataset.features.iloc[splits.train])
+    X_train = pre.transform(dataset.features.iloc[splits.train])
+    X_test = pre.transform(dataset.features.iloc[splits.test])
+    y_train, y_test = dataset.y[splits.train], dataset.y[splits.test]
+    g_train, g_test = groups[splits.train], groups[splits.test]
+    delta = config.delta if config.delta is not None else default_delta(int(splits.train.shape[0]))
+    device = resolve_device(config.device)
+    trainer = get_trainer(config.trainer)
+
+    # Validate every arm against the groups before spending time on training.
+    row_rates = {arm.label: arm.row_dropout_rates(g_train, group_labels) for arm in config.arms}
+
+    seeds = config.seed_list
+    total = len(config.arms) * len(seeds)
+    bar = _progress_bar(total) if show_progress else None
+    done = 0
+
+    def emit(stage: str, arm: str | None, seed: int | None) -> None:
+        if progress is not None:
+            progress(ProgressEvent(stage, arm, seed, done, total, time.perf_counter() - started))
+
+    frames: dict[str, list[pd.DataFrame]] = {"by_group": [], "overall": [], "gaps": []}
+    privacy_rows: list[dict[str, Any]] = []
+    for arm in config.arms:
+        scores = np.empty((len(seeds), X_test.shape[0]))
+        ledgers: list[PrivacyLedger] = []
+        for s_idx, seed in enumerate(seeds):
+            emit("train", arm.label, seed)
+            if bar is not None:
+                bar.set_description(f"{arm.label} seed {seed}")
+            eps = _arm_epsilon(arm, config)
+            arm_delta = float(arm.delta) if isinstance(arm, DPSGDArm) and arm.delta is not None else delta
+            fitted = trainer.fit(
+                arm=arm, X=X_train, y=y_train, rates=row_rates[arm.label], seed=seed,
+                config=config.training, device=device, epsilon=eps, delta=arm_delta,
+            )
+            scores[s_idx] = fitted.predict(X_test)
+            ledgers.append(fitted.ledger)
+            done += 1
+            if bar is not None:
+                bar.update(1)
+            emit("trained", arm.label, seed)
+        emit("metrics", arm.label, None)
+        by_group, overall, gaps = evaluate_predictions(
+            y_test, scores, g_test, seeds=seeds, threshold=config.threshold,
+            n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
+            bootstrap_seed=config.bootstrap_seed,
+        )
+        for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
+            frames[key].append(df.assign(arm=arm.label, kind=arm.kind))
+        privacy_rows.extend(_privacy_rows(arm, seeds, ledgers))
+    if bar is not None:
+        bar.close()
+
+    by_group_df, overall_df, gaps_df, privacy_df = normalise_frames(
+        pd.concat(frames["by_group"], ignore_index=True),
+        pd.concat(frames["overall"], ignore_index=True),
+        pd.concat(frames["gaps"], ignore_index=True),
+        pd.DataFrame(privacy_rows),
+    )
+    arms_df = pd.DataFrame(
+        [{"arm": a.label, "kind": a.kind, "params": a.params()} for a in config.arms],
+        columns=["arm", "kind", "params"],
+    )
+    dataset_info = dataset.describe()
+    dataset_info["splits"] = {
+        "seed": config.split_seed,
+        "counts": {str(g): {k: int(v) for k, v in row.items()}
+                   for g, row in splits.counts().iterrows()},
+        "merged_groups": list(splits.merged),
+    }
+    dataset_info["encoded_features"] = len(pre.feature_names)
+    config_dict = config.to_dict()
+    meta = _meta(config, device.type, time.perf_counter() - started)
+    meta["delta"] = delta
+    done = total
+    emit("done", None, None)
+    return AuditResult(
+        config=config_dict, dataset=dataset_info, arms=arms_df, by_group=by_group_df,
+        overall=overall_df, gaps=gaps_df, privacy=privacy_df, meta=meta,
+    )
+
+
+def _arm_epsilon(arm: Arm, config: AuditConfig) -> float | None:
+    if not isinstance(arm, DPSGDArm):
+        return None
+    return float(arm.epsilon) if arm.epsilon is not None else float(config.epsilon)
+
+
+def _privacy_rows(arm: Arm, seeds: Sequence[int], ledgers: Sequence[PrivacyLedger]) -> list[dict[str, Any]]:
+    rows = []
+    for seed, ledger in zip(seeds, ledgers, strict=True):
+        if not arm.private and ledger.epsilon is not None:
+            raise AssertionError(f"non-DP arm '{arm.label}' produced an epsilon")
+        rows.append({"arm": arm.label, "kind": arm.kind, "seed": seed,
+                     **{k: v for k, v in ledger.to_dict().items() if k != "mechanism"}})
+    # The aggregate claims the weakest (largest) epsilon over seeds; with the same
+    # q, sigma and steps they are identical anyway.
+    worst = max(ledgers, key=lambda ledger: -1.0 if ledger.epsilon is None else ledger.epsilon)
+    agg = {k: v for k, v in worst.to_dict().items() if k != "mechanism"}
+    if not arm.private:
+        agg["guarantee"] = NO_GUARANTEE
+    rows.append({"arm": arm.label, "kind": arm.kind, "seed": None, **agg})
+    return rows
+
+
+def _meta(config: AuditConfig, device: str, elapsed: float) -> dict[str, Any]:
+    import fairlearn
+    import opacus
+    import sklearn
+    import torch
+
+    from . import __version__
+
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config_hash": config.config_hash(),
+        "device": device,
+        "elapsed_s": round(elapsed, 3),
+        "not_covered_by_dp": NOT_COVERED,
+        "versions": {
+            "fairpriv": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "opacus": opacus.__version__,
+            "fairlearn": fairlearn.__version__, "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__,
+        },
+    }
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="model", leave=False)

@@ -1,0 +1,315 @@
+"""Trainers: turn an arm, a training matrix and a seed into a fitted model.
+
+``reference`` trains one model at a time with plain PyTorch, and with Opacus'
+``PrivacyEngine`` for DP-SGD (Poisson sampling, per-row clipping, Gaussian
+noise, accountant). It accepts any ``nn.Module`` factory and is the ground truth
+other trainers are tested against. Trainers are registered by name.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ._arms import Arm, DPSGDArm
+from ._exceptions import ConfigError
+from ._models import MLP
+from ._privacy import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
+
+__all__ = [
+    "FittedModel",
+    "ReferenceTrainer",
+    "Trainer",
+    "TrainingConfig",
+    "available_trainers",
+    "get_trainer",
+    "register_trainer",
+    "resolve_device",
+]
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """Hyperparameters shared by every arm of an audit.
+
+    Attributes
+    ----------
+    hidden
+        Hidden layer widths of the MLP; ``()`` is a linear/logistic model.
+    epochs
+        Passes over the training rows (for DP-SGD: ``epochs / q`` Poisson steps).
+    batch_size
+        Mini-batch size (for DP-SGD the *expected* batch size).
+    lr
+        Learning rate.
+    optimizer
+        ``"adam"`` or ``"sgd"`` (momentum 0.9).
+    """
+
+    hidden: tuple[int, ...] = (64,)
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.005
+    optimizer: str = "adam"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden layer widths must be positive, not {self.hidden}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, not {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, not {self.optimizer!r}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use 'cpu' or 'auto'")
+        return torch.device("cuda")
+    raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {device!r}")
+
+
+@dataclass(eq=False)
+class FittedModel:
+    """A trained model and its privacy ledger."""
+
+    model: nn.Module
+    ledger: PrivacyLedger
+    device: torch.device
+    task: str = "classification"
+
+    def predict(self, X: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
+        """Probability of the positive class (classification) or the prediction (regression)."""
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], batch_size):
+                xb = torch.as_tensor(X[start:start + batch_size], dtype=torch.float32,
+                                     device=self.device)
+                pred = self.model(xb)
+                if self.task == "classification":
+                    pred = torch.sigmoid(pred)
+                out.append(pred.double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+class _RowBatchDataset(TensorDataset):
+    """A TensorDataset that gathers a whole batch with one index operation.
+
+    The default DataLoader path fetches rows one by one and collates them, which
+    dominates the cost of training a small MLP; ``__getitems__`` is DataLoader's
+    batched-fetch protocol (Opacus' Poisson loader uses it too).
+    """
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.tensors[0].device)
+        return tuple(t[index] for t in self.tensors)
+
+
+def _identity_collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return batch
+
+
+ModelFactory = Callable[[int, Sequence[int]], nn.Module]
+
+_TRAINERS: dict[str, type[Trainer]] = {}
+
+
+def register_trainer(cls: type[Trainer]) -> type[Trainer]:
+    """Class decorator adding a trainer to the registry under ``cls.name``."""
+    _TRAINERS[cls.name] = cls
+    return cls
+
+
+def available_trainers() -> tuple[str, ...]:
+    return tuple(_TRAINERS)
+
+
+def get_trainer(name: str) -> Trainer:
+    """Instantiate a registered trainer by name."""
+    if name not in _TRAINERS:
+        raise ConfigError(f"unknown trainer {name!r}; valid: {list(_TRAINERS)}")
+    return _TRAINERS[name]()
+
+
+class Trainer(ABC):
+    """Base class of trainers."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def fit(
+        self,
+        *,
+        arm: Arm,
+        X: np.ndarray,
+        y: np.ndarray,
+        rates: np.ndarray,
+        seed: int,
+        config: TrainingConfig,
+        device: torch.device,
+        epsilon: float | None,
+        delta: float | None,
+        task: Literal["classification", "regression"] = "classification",
+    ) -> FittedModel:
+        """Train one model of ``arm`` on the rows ``X, y`` with per-row dropout ``rates``."""
+
+
+@register_trainer
+class ReferenceTrainer(Trainer):
+    """One model at a time: plain PyTorch, and Opacus for DP-SGD.
+
+    Parameters
+    ----------
+    model_factory
+        Builds the network from (input width, hidden widths); any ``nn.Module``
+        whose ``forward(x, rates)`` returns one output per row.
+    """
+
+    name: ClassVar[str] = "reference"
+
+    def __init__(self, model_factory: ModelFactory | None = None) -> None:
+        self.model_factory: ModelFactory = model_factory or (lambda d, h: MLP(d, hidden=h))
+
+    def fit(
+        self,
+        *,
+        arm: Arm,
+        X: np.ndarray,
+        y: np.ndarray,
+        rates: np.ndarray,
+        seed: int,
+        config: TrainingConfig,
+        device: torch.device,
+        epsilon: float | None,
+        delta: float | None,
+        task: Literal["classification", "regression"] = "classification",
+    ) -> FittedModel:
+        n = X.shape[0]
+        if n == 0:
+            raise ConfigError("no training rows")
+        # fork_rng keeps the caller's global RNG untouched while making every
+        # draw here (init, shuffling, dropout masks) a function of `seed`.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            model = self.model_factory(X.shape[1], config.hidden).to(device)
+            optimizer = _make_optimizer(model, config)
+            data = _RowBatchDataset(
+                torch.as_tensor(X, dtype=torch.float32, device=device),
+                torch.as_tensor(y, dtype=torch.float32, device=device),
+                torch.as_tensor(rates, dtype=torch.float32, device=device),
+            )
+            loader_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+            loader = DataLoader(data, batch_size=min(config.batch_size, n), shuffle=True,
+                                generator=loader_gen, collate_fn=_identity_collate)
+            loss_fn: nn.Module = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
+            if isinstance(arm, DPSGDArm):
+                if epsilon is None or delta is None:
+                    raise ConfigError("dp_sgd needs a target epsilon and delta")
+                with quiet_opacus():
+                    pending, model_dp, optimizer, loader = _make_private(
+                        arm, model, optimizer, loader, config, epsilon, delta, seed, device
+                    )
+                    _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs)
+                    ledger = _finish_ledger(pending, model_dp, delta)
+                model_dp.eval()
+                trained: nn.Module = model_dp._module  # unwrap GradSampleModule
+            else:
+                _run_epochs(model, optimizer, loader, loss_fn, config.epochs)
+                ledger = PrivacyLedger(mechanism=arm.kind)
+                trained = model
+        return FittedModel(model=trained, ledger=ledger, device=device, task=task)
+
+
+def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+
+
+def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+                loss_fn: nn.Module, epochs: int) -> None:
+    model.train()
+    for _ in range(epochs):
+        for xb, yb, rb in loader:
+            optimizer.zero_grad(set_to_none=True)
+            if xb.shape[0] == 0:
+                # An empty Poisson draw still takes a (noise-only) DP step: skipping
+                # it would change the mechanism the accountant describes.
+                loss = (model(xb, rb) * 0.0).sum()
+            else:
+                loss = loss_fn(model(xb, rb), yb)
+            loss.backward()
+            optimizer.step()
+
+
+@dataclass
+class _PendingLedger:
+    arm: DPSGDArm
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+
+def _make_private(
+    arm: DPSGDArm, model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+    config: TrainingConfig, epsilon: float, delta: float, seed: int, device: torch.device,
+) -> tuple[_PendingLedger, nn.Module, torch.optim.Optimizer, DataLoader]:
+    from opacus import PrivacyEngine
+
+    # Opacus samples each row with q = 1 / len(loader) and takes len(loader) steps
+    # per epoch; the noise multiplier is calibrated for exactly those numbers.
+    sample_rate = 1.0 / len(loader)
+    steps = config.epochs * len(loader)
+    sigma = noise_multiplier_for_epsilon(
+        target_epsilon=epsilon, sample_rate=sample_rate, steps=steps, delta=delta,
+        accountant=arm.accountant,
+    )
+    # secure_mode=False: reproducible audits need seeded generators; the noise is
+    # then not from a cryptographically secure RNG, which reports state.
+    engine = PrivacyEngine(accountant=arm.accountant, secure_mode=False)
+    noise_gen = torch.Generator(device=device).manual_seed(seed + 2)
+    model_dp, optimizer_dp, loader_dp = engine.make_private(
+        module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma,
+        max_grad_norm=float(arm.max_grad_norm), poisson_sampling=True,
+        noise_generator=noise_gen,
+    )
+    model_dp._fairpriv_engine = engine  # keep the accountant reachable
+    return _PendingLedger(arm, sigma, sample_rate, steps), model_dp, optimizer_dp, loader_dp
+
+
+def _finish_ledger(pending: _PendingLedger, model_dp: nn.Module, delta: float) -> PrivacyLedger:
+    engine = model_dp._fairpriv_engine
+    steps_taken = sum(int(n) for _, _, n in engine.accountant.history)
+    if steps_taken != pending.steps:
+        raise RuntimeError(f"DP-SGD took {steps_taken} steps, accounted for {pending.steps}")
+    eps = float(engine.accountant.get_epsilon(delta=delta))
+    if not math.isfinite(eps):
+        raise RuntimeError(f"accountant returned a non-finite epsilon ({eps})")
+    from ._privacy import GUARANTEE_ASSUMPTIONS
+
+    return PrivacyLedger(
+        mechanism="dp_sgd", epsilon=eps, delta=delta, noise_multiplier=pending.noise_multiplier,
+        sample_rate=pending.sample_rate, steps=pending.steps, accountant=pending.arm.accountant,
+        max_grad_norm=float(pending.arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS,
+    )

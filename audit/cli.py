@@ -1,0 +1,175 @@
+"""The ``fairpriv`` command line.
+
+Every command prints errors the user can act on as one line (``Error: ...``,
+exit status 1) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
+from ._data import BUILTIN_DATASETS, load_dataset
+from ._exceptions import ConfigError, FairprivError
+from ._readers import DEFAULT_NA_VALUES
+from ._privacy import ACCOUNTANTS
+from ._runner import AuditConfig, run_audit
+from ._training import TrainingConfig, available_trainers
+
+__all__ = ["main"]
+
+
+class _FairprivGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FairprivError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_FairprivGroup)
+@click.version_option(package_name="fairpriv", prog_name="fairpriv")
+def main() -> None:
+    """fairpriv: audit a tabular model for disparate error and privacy loss."""
+
+
+def parse_group_rates(text: str) -> dict[str, float]:
+    """Parse ``"Female=0.5,Male=0.2"`` into ``{"Female": 0.5, "Male": 0.2}``."""
+    rates: dict[str, float] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.rpartition("=")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"cannot read group rate {part!r}; write GROUP=RATE pairs separated by commas, "
+                "e.g. --group-rates Female=0.5,Male=0.2"
+            )
+        try:
+            rates[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"rate for group '{name.strip()}' is not a number: {value!r}") from None
+    if not rates:
+        raise ConfigError("--group-rates is empty; e.g. --group-rates Female=0.5,Male=0.2")
+    return rates
+
+
+def build_arms(
+    kinds: Sequence[str], *, dropout: float, group_rates: dict[str, float] | None,
+    max_grad_norm: float, accountant: str,
+) -> tuple[Arm, ...]:
+    """The arms named on the command line, in the order given."""
+    arms: list[Arm] = []
+    for kind in kinds:
+        if kind == "baseline":
+            arms.append(BaselineArm())
+        elif kind == "uniform_dropout":
+            arms.append(UniformDropoutArm(p=dropout))
+        elif kind == "group_dropout":
+            if not group_rates:
+                raise ConfigError(
+                    "arm group_dropout needs rates per group: pass --group-rates, e.g. "
+                    "--group-rates Female=0.5,Male=0.2 (the groups are listed in the error "
+                    "if a name is wrong)"
+                )
+            arms.append(GroupDropoutArm(rates=group_rates))
+        elif kind == "dp_sgd":
+            arms.append(DPSGDArm(max_grad_norm=max_grad_norm, accountant=accountant))
+        else:
+            raise ConfigError(f"unknown arm {kind!r}; valid arms: {', '.join(ARM_KINDS)}")
+    return tuple(arms)
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@main.command()
+@click.option("--dataset", required=True,
+              help=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV/TSV/Parquet path.")
+@click.option("--data-path", type=click.Path(dir_okay=False), default=None,
+              help="For --dataset adult: the UCI adult.data / adult.test file.")
+@click.option("--target", default=None, help="Target column (binary).")
+@click.option("--sensitive", multiple=True,
+              help="Sensitive column; repeat for intersectional groups (--sensitive sex --sensitive race).")
+@click.option("--positive-label", default=None,
+              help="Target value that counts as positive (default: 1/True, else the rarer value).")
+@click.option("--arms", "arms_text", default="baseline,uniform_dropout,dp_sgd", show_default=True,
+              help=f"Comma-separated arms from: {', '.join(ARM_KINDS)}.")
+@click.option("--dropout", type=float, default=0.5, show_default=True,
+              help="Rate p of the uniform_dropout arm.")
+@click.option("--group-rates", default=None,
+              help="Rates of the group_dropout arm, e.g. Female=0.5,Male=0.2.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Training seeds per arm.")
+@click.option("--epsilon", type=float, default=3.0, show_default=True, help="Target epsilon of dp_sgd.")
+@click.option("--delta", type=float, default=None,
+              help="Target delta of dp_sgd [default: min(1e-5, 1/(10 n_train))].")
+@click.option("--max-grad-norm", type=float, default=1.0, show_default=True,
+              help="DP-SGD per-row clipping norm C.")
+@click.option("--accountant", type=click.Choice(ACCOUNTANTS), default="prv", show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=0.005, show_default=True, help="Adam learning rate.")
+@click.option("--hidden", default="64", show_default=True,
+              help="Hidden layer widths, e.g. 64,64; empty string for a linear model.")
+@click.option("--trainer", type=click.Choice(available_trainers()), default="reference",
+              show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples of the test rows for CIs (0: none).")
+@click.option("--min-group-rows", type=int, default=20, show_default=True,
+              help="Minimum rows per group in every split.")
+@click.option("--small-groups", type=click.Choice(["error", "merge"]), default="error",
+              show_default=True, help="Groups below the minimum: fail, or merge into 'other'.")
+@click.option("--missing-target", type=click.Choice(["drop", "error"]), default="drop",
+              show_default=True, help="Rows with a missing target/sensitive value.")
+@click.option("--na-values", default=",".join(DEFAULT_NA_VALUES), show_default=True,
+              help="Comma-separated cell values read as missing.")
+@click.option("--encoding", default=None, help="Text encoding of the data file (default UTF-8).")
+@click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Output directory for results.json.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(**opts: Any) -> None:
+    """Run an audit and write OUT/results.json; print the summary table."""
+    kinds = _split_list(opts["arms_text"])
+    if not kinds:
+        raise ConfigError(f"--arms is empty; choose from {', '.join(ARM_KINDS)}")
+    group_rates = parse_group_rates(opts["group_rates"]) if opts["group_rates"] else None
+    arms = build_arms(kinds, dropout=opts["dropout"], group_rates=group_rates,
+                      max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"])
+    hidden = tuple(int(h) for h in _split_list(opts["hidden"]))
+    config = AuditConfig(
+        arms=arms, seeds=opts["seeds"], epsilon=opts["epsilon"], delta=opts["delta"],
+        training=TrainingConfig(hidden=hidden, epochs=opts["epochs"],
+                                batch_size=opts["batch_size"], lr=opts["lr"]),
+        trainer=opts["trainer"], device=opts["device"], n_bootstrap=opts["n_bootstrap"],
+        min_group_rows=opts["min_group_rows"], small_groups=opts["small_groups"],
+    )
+    na_values = tuple(v for v in opts["na_values"].split(","))
+    dataset = load_dataset(
+        opts["dataset"], target=opts["target"], sensitive=list(opts["sensitive"]) or None,
+        positive_label=opts["positive_label"], path=opts["data_path"], na_values=na_values,
+        encoding=opts["encoding"], missing_target=opts["missing_target"], n_rows=opts["n_rows"],
+    )
+    for note in dataset.notes:
+        click.echo(f"note: {note}", err=True)
+    result = run_audit(dataset, config, show_progress=not opts["quiet"])
+    out = Path(opts["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    result.to_json(path)
+    click.echo(result.summary())
+    click.echo(f"\nwrote {path}")
+
+
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

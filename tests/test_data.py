@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit import ConfigError, DataError, load_dataset, make_synthetic, split_dataset
+from audit import _data
+
+
+def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "age": rng.integers(18, 80, n).astype(float),
+        "job": rng.choice(["a", "b", "c"], n),
+        "sex": rng.choice(["Female", "Male"], n),
+        "race": rng.choice(["Black", "White"], n),
+        "income": rng.choice(["<=50K", ">50K"], n, p=[0.7, 0.3]),
+    })
+
+
+def test_dataframe_source_and_defaults() -> None:
+    ds = load_dataset(frame(), target="income", sensitive="sex")
+    assert ds.group_labels == ("Female", "Male")
+    assert list(ds.features.columns) == ["age", "job", "race"]
+    assert set(np.unique(ds.y)) == {0.0, 1.0}
+    # '>50K' is the rarer value, hence the default positive class, and the note says so.
+    assert ds.positive_label == ">50K"
+    assert any("less frequent" in n for n in ds.notes)
+
+
+def test_intersectional_groups_labelled_with_bar() -> None:
+    ds = load_dataset(frame(), target="income", sensitive=["sex", "race"])
+    assert set(ds.group_labels) == {"Female|Black", "Female|White", "Male|Black", "Male|White"}
+    assert "race" not in ds.features.columns
+
+
+def test_include_sensitive_as_feature() -> None:
+    ds = load_dataset(frame(), target="income", sensitive="sex", include_sensitive=True)
+    assert "sex" in ds.features.columns
+
+
+def test_positive_label_override_and_trailing_period() -> None:
+    df = frame()
+    df.loc[::2, "income"] = df.loc[::2, "income"] + "."  # adult.test style
+    ds = load_dataset(df, target="income", sensitive="sex", positive_label="<=50K")
+    assert ds.label_names == (">50K", "<=50K")
+    expected = (df["income"].str.rstrip(".") == "<=50K").to_numpy(dtype=float)
+    np.testing.assert_array_equal(ds.y, expected)
+
+
+def test_positive_label_not_a_value() -> None:
+    with pytest.raises(DataError, match=r"positive label 'yes' is not a value of target 'income'"):
+        load_dataset(frame(), target="income", sensitive="sex", positive_label="yes")
+
+
+@pytest.mark.parametrize("values", [[0, 1], [True, False], [0.0, 1.0]])
+def test_01_and_boolean_targets_positive_is_one(values: list) -> None:
+    df = frame()
+    df["income"] = [values[i % 2] for i in range(len(df))]
+    ds = load_dataset(df, target="income", sensitive="sex")
+    assert ds.positive_label in ("1", "True")
+    assert ds.y.sum() == 100
+
+
+def test_missing_target_column_suggests_close_name() -> None:
+    with pytest.raises(DataError, match=r"target column 'incom' not found\. Did you mean 'income'\?"):
+        load_dataset(frame(), target="incom", sensitive="sex")
+
+
+def test_missing_sensitive_column_lists_columns() -> None:
+    with pytest.raises(DataError, match=r"sensitive column 'gender' not found.*Available columns: age, job"):
+        load_dataset(frame(), target="income", sensitive="gender")
+
+
+def test_no_target_given() -> None:
+    with pytest.raises(DataError, match="no target column given"):
+        load_dataset(frame(), sensitive="sex")
+
+
+def test_no_sensitive_given() -> None:
+    with pytest.raises(DataError, match="no sensitive column given"):
+        load_dataset(frame(), target="income")
+
+
+def test_target_also_sensitive() -> None:
+    with pytest.raises(DataError, match="both the target and a sensitive column"):
+        load_dataset(frame(), target="sex", sensitive="sex")
+
+
+def test_target_not_binary() -> None:
+    with pytest.raises(DataError, match=r"target column 'job' has 3 distinct value\(s\).*exactly two"):
+        load_dataset(frame(), target="job", sensitive="sex")
+
+
+def test_target_single_value() -> None:
+    df = frame()
+    df["income"] = "<=50K"
+    with pytest.raises(DataError, match=r"has 1 distinct value\(s\)"):
+        load_dataset(df, target="income", sensitive="sex")
+
+
+def test_missing_target_dropped_and_counted() -> None:
+    df = frame()
+    df.loc[[3, 7, 9], "income"] = np.nan
+    df.loc[[11], "sex"] = None
+    ds = load_dataset(df, target="income", sensitive="sex")
+    assert ds.n_rows == 196
+    assert ds.dropped_rows == {"missing target 'income'": 3, "missing sensitive 'sex'": 1}
+
+
+def test_missing_target_error_option() -> None:
+    df = frame()
+    df.loc[[3, 7], "income"] = np.nan
+    with pytest.raises(DataError, match=r"target column 'income' has 2 missing value\(s\) \(first at data rows \[4, 8\]\)"):
+        load_dataset(df, target="income", sensitive="sex", missing_target="error")
+
+
+def test_only_one_group() -> None:
+    df = frame()
+    df["sex"] = "Female"
+    with pytest.raises(DataError, match=r"only one group \('Female'\)"):
+        load_dataset(df, target="income", sensitive="sex")
+
+
+def test_missing_feature_values_counted() -> None:
+    df = frame()
+    df.loc[[1, 2], "age"] = np.nan
+    df.loc[[5], "job"] = np.nan
+    ds = load_dataset(df, target="income", sensitive="sex")
+    assert ds.missing_values == {"age": 2, "job": 1}
+
+
+def test_no_feature_columns() -> None:
+    df = frame()[["sex", "income"]]
+    with pytest.raises(DataError, match="no feature columns"):
+        load_dataset(df, target="income", sensitive="sex")
+
+
+def test_unknown_builtin_name() -> None:
+    with pytest.raises(DataError, match="unknown dataset 'synthtic'"):
+        load_dataset("synthtic")
+
+
+def test_file_source(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    frame().to_csv(path, index=False)
+    ds = load_dataset(path, target="income", sensitive="sex")
+    assert ds.name == "people.csv"
+    assert ds.n_rows == 200
+
+
+def test_synthetic_is_seeded_and_documented_shape() -> None:
+    a, b = make_synthetic(n_rows=500, seed=3), make_synthetic(n_rows=500, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert not make_synthetic(n_rows=500, seed=4).equals(a)
+    ds = load_dataset("synthetic", n_rows=5000)
+    share = (ds.groups == "minority").mean()
+    assert 0.17 < share < 0.23  # 20% minority, binomial sd ~0.006 at n=5000
+    # The minority's signal column b has std 1 there and 0.5 in the majority (the model).
+    b_std = {g: ds.features.loc[ds.groups == g, "b"].std() for g in ds.group_labels}
+    assert b_std["minority"] == pytest.approx(1.0, rel=0.1)
+    assert b_std["majority"] == pytest.approx(0.5, rel=0.1)
+
+
+def test_synthetic_regression_task() -> None:
+    ds = load_dataset("synthetic-regression", n_rows=300)
+    assert ds.task == "regression"
+    assert ds.label_names is None
+    assert len(np.unique(ds.y)) > 100
+
+
+def test_adult_offline_without_path_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_data, "_online", lambda host, timeout=2.0: False)
+
+    def no_fetch(*a: object, **k: object) -> None:
+        raise AssertionError("must not try to download")
+
+    import fairlearn.datasets
+
+    monkeypatch.setattr(fairlearn.datasets, "fetch_adult", no_fetch)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"offline.*--data-path"):
+        load_dataset("adult")
+    assert time.perf_counter() - start < 1.0
+
+
+def test_adult_file_without_header(tmp_path: Path, adult_path: Path) -> None:
+    lines = adult_path.read_text().splitlines()
+    headerless = tmp_path / "adult.data"
+    headerless.write_text("\n".join(lines[1:301]) + "\n")
+    ds = load_dataset("adult", path=headerless)
+    assert ds.target == "income"
+    assert ds.n_rows == 300
+    assert ds.group_labels == ("Female", "Male")
+
+
+def test_adult_test_file_with_period_labels(adult_path: Path) -> None:
+    ds = load_dataset("adult", path=adult_path.with_name("adult.test"))
+    assert ds.n_rows == 16281
+    assert ds.positive_label == ">50K"
+    assert 0.2 < ds.y.mean() < 0.3  # Adult's positive rate is about 24%
+
+
+def test_split_stratified_by_group_and_label() -> None:
+    ds = load_dataset("synthetic", n_rows=4000)
+    sp = split_dataset(ds, seed=1)
+    all_rows = np.concatenate([sp.train, sp.val, sp.test])
+    assert np.array_equal(np.sort(all_rows), np.arange(ds.n_rows))
+    for g in ds.group_labels:
+        for idx in (sp.train, sp.val, sp.test):
+            in_g = ds.groups[idx] == g
+            # Stratification keeps the base rate per group within rounding (1 row per stratum).
+            assert ds.y[idx][in_g].mean() == pytest.approx(ds.y[ds.groups == g].mean(), abs=0.01)
+    assert sp.test.shape[0] == pytest.approx(800, abs=4)
+    again = split_dataset(ds, seed=1)
+    assert np.array_equal(again.test, sp.test)
+
+
+def test_small_group_error_names_group_and_counts() -> None:
+    df = frame(n=400)
+    df.loc[:9, "race"] = "Asian"
+    ds = load_dataset(df, target="income", sensitive="race")
+    with pytest.raises(DataError, match=r"'Asian': train \d+, val \d+, test \d+.*small_groups='merge'"):
+        split_dataset(ds, min_group_rows=5)
+
+
+def test_small_groups_merged_into_other() -> None:
+    df = frame(n=600)
+    df.loc[:9, "race"] = "Asian"
+    df.loc[10:19, "race"] = "Other-race"
+    df.loc[20:29, "race"] = "Amer-Indian"
+    ds = load_dataset(df, target="income", sensitive="race")
+    sp = split_dataset(ds, min_group_rows=5, small_groups="merge")
+    assert set(sp.merged) == {"Asian", "Amer-Indian", "Other-race"}
+    assert set(np.unique(sp.groups)) == {"Black", "White", "other"}
+
+
+def test_merged_other_still_too_small() -> None:
+    df = frame(n=400)
+    df.loc[:4, "race"] = "Asian"
+    ds = load_dataset(df, target="income", sensitive="race")
+    with pytest.raises(DataError, match="even after merging"):
+        split_dataset(ds, min_group_rows=5, small_groups="merge")
+
+
+def test_split_bad_fractions() -> None:
+    ds = load_dataset("synthetic", n_rows=200)
+    with pytest.raises(ConfigError, match="sum to less than 1"):
+        split_dataset(ds, val_fraction=0.5, test_fraction=0.5)
