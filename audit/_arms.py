@@ -11,7 +11,6 @@ Add an arm by subclassing :class:`Arm` and decorating it with :func:`register_ar
 from __future__ import annotations
 
 import math
-from abc import ABC
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
@@ -103,7 +102,7 @@ def _rates_by_group(
 
 
 @dataclass(frozen=True, kw_only=True)
-class Arm(ABC):
+class Arm:
     """Base class of training arms.
 
     Attributes
@@ -117,10 +116,16 @@ class Arm(ABC):
     private: ClassVar[bool] = False
     name: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.name is None:
+            object.__setattr__(self, "name", self.kind)
+        elif not str(self.name).strip():
+            raise ConfigError(f"arm name must not be empty (arm kind {self.kind!r})")
+
     @property
     def label(self) -> str:
-        """The arm's display name."""
-        return self.name or self.kind
+        """The arm's display name (the kind unless ``name`` was given)."""
+        return str(self.name)
 
     def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
         """Dropout rate of each training row (float32, shape ``(n,)``)."""
@@ -161,6 +166,7 @@ class UniformDropoutArm(Arm):
     p: float = 0.3
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "p", _check_rate(self.p, "uniform_dropout p"))
 
     def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
@@ -180,6 +186,7 @@ class GroupDropoutArm(Arm):
     rates: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.rates, Mapping) or not self.rates:
             raise ConfigError(
                 "group_dropout needs explicit rates per group, e.g. rates={'Female': 0.5, "
@@ -225,6 +232,7 @@ class DPSGDArm(Arm):
     dropout: float | Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epsilon is not None and not (0 < float(self.epsilon) < math.inf):
             raise ConfigError(f"dp_sgd epsilon must be a positive finite number, not {self.epsilon}")
         if self.delta is not None and not 0 < float(self.delta) < 1:

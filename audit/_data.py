@@ -328,7 +328,7 @@ def load_dataset(
             "the model needs at least one input."
         )
     feats = frame[feature_cols].copy()
-    missing_values = {c: int(n) for c, n in feats.isna().sum().items() if n > 0}
+    missing_values = {str(c): int(n) for c, n in feats.isna().sum().items() if n > 0}
     if missing_values:
         notes.append(
             "missing feature values are imputed (numeric: training median plus a missing "
@@ -592,10 +592,10 @@ def _normalise_label(value: Any) -> Any:
 
 def _group_labels(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
     parts = [frame[c].map(_format_group_value).astype(str).to_numpy() for c in sensitive]
-    labels = parts[0]
+    labels = parts[0].astype(str)
     for p in parts[1:]:
-        labels = np.char.add(np.char.add(labels.astype(str), GROUP_SEPARATOR), p.astype(str))
-    return np.asarray(labels, dtype=object).astype(str)
+        labels = np.char.add(np.char.add(labels, GROUP_SEPARATOR), p.astype(str))
+    return np.asarray(labels).astype(str)
 
 
 def _format_group_value(value: Any) -> str:

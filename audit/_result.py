@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._exceptions import DataFileError
-from ._metrics import BY_GROUP_COLUMNS, GAPS_COLUMNS, OVERALL_COLUMNS
+from ._metrics import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
 
 __all__ = ["SCHEMA_VERSION", "AuditResult"]
 
@@ -231,13 +231,14 @@ class AuditResult:
                            **{k: _unclean(entry[k]) for k in PRIVACY_FIELDS}})
             pv.append({"arm": name, "kind": kind, "seed": None,
                        **{k: _unclean(priv[k]) for k in PRIVACY_FIELDS}})
+        by_group, overall, gaps, privacy = normalise_frames(
+            pd.DataFrame(bg), pd.DataFrame(ov), pd.DataFrame(gp), pd.DataFrame(pv),
+            [a["arm"] for a in arms_rows],
+        )
         return cls(
             config=dict(data["config"]), dataset=dict(data["dataset"]),
             arms=pd.DataFrame(arms_rows, columns=["arm", "kind", "params"]),
-            by_group=_frame(bg, ("arm", "kind", *BY_GROUP_COLUMNS)),
-            overall=_frame(ov, ("arm", "kind", *OVERALL_COLUMNS)),
-            gaps=_frame(gp, ("arm", "kind", *GAPS_COLUMNS)),
-            privacy=_frame(pv, ("arm", "kind", "seed", *PRIVACY_FIELDS)),
+            by_group=by_group, overall=overall, gaps=gaps, privacy=privacy,
             meta=dict(data.get("meta", {})), schema_version=version,
         )
 
@@ -261,15 +262,39 @@ class AuditResult:
 
 
 def normalise_frames(
-    by_group: pd.DataFrame, overall: pd.DataFrame, gaps: pd.DataFrame, privacy: pd.DataFrame
+    by_group: pd.DataFrame, overall: pd.DataFrame, gaps: pd.DataFrame, privacy: pd.DataFrame,
+    arm_order: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Give the four frames the canonical column order and dtypes used everywhere."""
+    """Give the four frames the canonical columns, dtypes and row order used everywhere.
+
+    Rows are ordered by arm (audit order), seed (aggregate last), metric, group, gap.
+    """
     return (
-        _typed(by_group, ("arm", "kind", *BY_GROUP_COLUMNS)),
-        _typed(overall, ("arm", "kind", *OVERALL_COLUMNS)),
-        _typed(gaps, ("arm", "kind", *GAPS_COLUMNS)),
-        _typed(privacy, ("arm", "kind", "seed", *PRIVACY_FIELDS)),
+        _ordered(_typed(by_group, ("arm", "kind", *BY_GROUP_COLUMNS)), arm_order),
+        _ordered(_typed(overall, ("arm", "kind", *OVERALL_COLUMNS)), arm_order),
+        _ordered(_typed(gaps, ("arm", "kind", *GAPS_COLUMNS)), arm_order),
+        _ordered(_typed(privacy, ("arm", "kind", "seed", *PRIVACY_FIELDS)), arm_order),
     )
+
+
+_METRIC_ORDER = {m: i for i, m in enumerate((*METRICS, *GAP_ONLY_METRICS))}
+
+
+def _ordered(df: pd.DataFrame, arm_order: list[str]) -> pd.DataFrame:
+    arm_rank = {a: i for i, a in enumerate(arm_order)}
+    keys = pd.DataFrame({
+        "arm": df["arm"].map(arm_rank),
+        "aggregate": df["seed"].isna(),
+        "seed": df["seed"].fillna(-1).astype("int64"),
+    })
+    if "metric" in df:
+        keys["metric"] = df["metric"].map(lambda m: _METRIC_ORDER.get(m, len(_METRIC_ORDER)))
+        keys["metric_name"] = df["metric"]
+    for col in ("group", "gap"):
+        if col in df:
+            keys[col] = df[col]
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    return df.loc[order].reset_index(drop=True)
 
 
 _FLOAT_COLUMNS = {"value", "std", "ci_low", "ci_high", "epsilon", "delta", "noise_multiplier",
@@ -291,10 +316,6 @@ def _typed(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
         elif col in _OBJECT_COLUMNS:
             df[col] = pd.Series([None if _isnan(v) else str(v) for v in df[col]], dtype=object)
     return df
-
-
-def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
-    return _typed(pd.DataFrame(rows, columns=list(columns)), columns)
 
 
 def _isnan(value: Any) -> bool:

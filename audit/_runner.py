@@ -8,7 +8,7 @@ import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,7 @@ def run_audit(
         pd.concat(frames["overall"], ignore_index=True),
         pd.concat(frames["gaps"], ignore_index=True),
         pd.DataFrame(privacy_rows),
+        [a.label for a in config.arms],
     )
     arms_df = pd.DataFrame(
         [{"arm": a.label, "kind": a.kind, "params": a.params()} for a in config.arms],
@@ -348,7 +349,7 @@ def _meta(config: AuditConfig, device: str, elapsed: float) -> dict[str, Any]:
     from . import __version__
 
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config_hash": config.config_hash(),
         "device": device,
         "elapsed_s": round(elapsed, 3),

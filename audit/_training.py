@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -221,7 +221,8 @@ class ReferenceTrainer(Trainer):
             )
             loader_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
             loader = DataLoader(data, batch_size=min(config.batch_size, n), shuffle=True,
-                                generator=loader_gen, collate_fn=_identity_collate)
+                                generator=loader_gen,
+                                collate_fn=_identity_collate)  # type: ignore[arg-type]
             loss_fn: nn.Module = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
             if isinstance(arm, DPSGDArm):
                 if epsilon is None or delta is None:
@@ -231,9 +232,11 @@ class ReferenceTrainer(Trainer):
                         arm, model, optimizer, loader, config, epsilon, delta, seed, device
                     )
                     _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs)
-                    ledger = _finish_ledger(pending, model_dp, delta)
-                model_dp.eval()
-                trained: nn.Module = model_dp._module  # unwrap GradSampleModule
+                    ledger = _finish_ledger(pending, delta)
+                # Drop Opacus' hooks and per-sample attributes: the fitted model is a
+                # plain module again, the one GradSampleModule wrapped.
+                model_dp.cleanup()  # type: ignore[operator]
+                trained: nn.Module = model
             else:
                 _run_epochs(model, optimizer, loader, loss_fn, config.epochs)
                 ledger = PrivacyLedger(mechanism=arm.kind)
@@ -266,6 +269,7 @@ def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Data
 @dataclass
 class _PendingLedger:
     arm: DPSGDArm
+    engine: Any  # opacus.PrivacyEngine, whose accountant records every step taken
     noise_multiplier: float
     sample_rate: float
     steps: int
@@ -294,12 +298,12 @@ def _make_private(
         max_grad_norm=float(arm.max_grad_norm), poisson_sampling=True,
         noise_generator=noise_gen,
     )
-    model_dp._fairpriv_engine = engine  # keep the accountant reachable
-    return _PendingLedger(arm, sigma, sample_rate, steps), model_dp, optimizer_dp, loader_dp
+    pending = _PendingLedger(arm, engine, sigma, sample_rate, steps)
+    return pending, model_dp, optimizer_dp, loader_dp
 
 
-def _finish_ledger(pending: _PendingLedger, model_dp: nn.Module, delta: float) -> PrivacyLedger:
-    engine = model_dp._fairpriv_engine
+def _finish_ledger(pending: _PendingLedger, delta: float) -> PrivacyLedger:
+    engine = pending.engine
     steps_taken = sum(int(n) for _, _, n in engine.accountant.history)
     if steps_taken != pending.steps:
         raise RuntimeError(f"DP-SGD took {steps_taken} steps, accounted for {pending.steps}")

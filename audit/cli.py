@@ -16,8 +16,8 @@ import click
 from ._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
 from ._data import BUILTIN_DATASETS, load_dataset
 from ._exceptions import ConfigError, FairprivError
-from ._readers import DEFAULT_NA_VALUES
 from ._privacy import ACCOUNTANTS
+from ._readers import DEFAULT_NA_VALUES
 from ._runner import AuditConfig, run_audit
 from ._training import TrainingConfig, available_trainers
 

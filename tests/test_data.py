@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit import ConfigError, DataError, load_dataset, make_synthetic, split_dataset
-from audit import _data
+from audit import ConfigError, DataError, _data, load_dataset, make_synthetic, split_dataset
 
 
 def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

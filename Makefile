@@ -1,0 +1,45 @@
+# fairpriv developer commands. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch is pinned to the CPU wheel this machine has on disk; anything 2.13.0 does not
+# satisfy would pull a multi-GB CUDA build. pyproject.toml keeps the looser torch>=2.6.
+TORCH_PIN := torch==2.13.0
+PYTEST_WORKERS ?= 2
+
+.PHONY: install demo test test-all lint app bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet '$(TORCH_PIN)' -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/fairpriv run --dataset synthetic \
+		--arms baseline,uniform_dropout,group_dropout,dp_sgd \
+		--dropout 0.5 --group-rates majority=0.6,minority=0.1 \
+		--seeds 3 --epsilon 3 --out demo_out
+
+test: install
+	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) -q
+
+test-all: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+lint: install
+	$(BIN)/ruff check audit reports tests bench
+	$(BIN)/mypy audit reports
+
+app: install
+	@if [ -f app/main.py ]; then $(BIN)/streamlit run app/main.py; \
+	else echo "The Streamlit app is not part of this version yet (see the README)."; exit 1; fi
+
+bench: install
+	$(BIN)/python bench/bench_bootstrap.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from audit import ConfigError
+from audit.cli import main, parse_group_rates
+
+FAST = ["--epochs", "1", "--hidden", "8", "--bootstrap", "20", "--quiet"]
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_run_all_four_arms_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = invoke("run", "--dataset", "synthetic", "--rows", "1200", "--seeds", "2",
+                 "--arms", "baseline,uniform_dropout,group_dropout,dp_sgd",
+                 "--group-rates", "majority=0.6,minority=0.1", "--epsilon", "2",
+                 "--out", str(out), *FAST)
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert [a["kind"] for a in data["arms"]] == ["baseline", "uniform_dropout", "group_dropout", "dp_sgd"]
+    eps = {a["kind"]: a["privacy"]["epsilon"] for a in data["arms"]}
+    assert eps["baseline"] is None and eps["uniform_dropout"] is None and eps["group_dropout"] is None
+    assert 0 < eps["dp_sgd"] <= 2
+    assert data["arms"][2]["params"] == {"rates": {"majority": 0.6, "minority": 0.1}}
+    # the summary table lists every arm with per-group errors and epsilon
+    assert "error[majority]" in res.output and "error[minority]" in res.output
+    assert f"{eps['dp_sgd']:.2f}" in res.output
+
+
+def test_csv_with_intersectional_groups(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 1200
+    df = pd.DataFrame({
+        "x": rng.normal(size=n), "job": rng.choice(["a", "b"], n),
+        "sex": rng.choice(["F", "M"], n), "race": rng.choice(["B", "W"], n),
+        "label": rng.choice(["no", "yes"], n, p=[0.6, 0.4]),
+    })
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    res = invoke("run", "--dataset", str(path), "--target", "label", "--sensitive", "sex",
+                 "--sensitive", "race", "--arms", "baseline", "--seeds", "1",
+                 "--positive-label", "yes", "--out", str(tmp_path / "o"), *FAST)
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert set(data["dataset"]["groups"]) == {"F|B", "F|W", "M|B", "M|W"}
+    assert data["dataset"]["positive_label"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--arms", "baseline,dropout"], "unknown arm 'dropout'; valid arms: baseline, uniform_dropout"),
+        (["--arms", "group_dropout"], "arm group_dropout needs rates per group: pass --group-rates"),
+        (["--arms", "group_dropout", "--group-rates", "A=0.1,B=0.2"],
+         r"no rate for group\(s\) \['majority', 'minority'\]"),
+        (["--arms", "uniform_dropout", "--dropout", "1.5"], r"uniform_dropout p must be in \[0, 0.95\]"),
+        (["--target", "nope"], "target column 'nope' not found"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
+    res = CliRunner().invoke(main, ["run", "--dataset", "synthetic", "--rows", "800",
+                                    "--out", str(tmp_path), *FAST, *args])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    assert "Error:" in res.output
+    import re
+
+    assert re.search(message, res.output), res.output
+
+
+def test_missing_file_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["run", "--dataset", str(tmp_path / "x.csv"), "--target", "y",
+                                    "--sensitive", "g", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "data file not found" in res.output
+
+
+def test_parse_group_rates() -> None:
+    assert parse_group_rates("Female=0.5, Male=0.2") == {"Female": 0.5, "Male": 0.2}
+    assert parse_group_rates("Female|Black=0.4,a=b=0.1") == {"Female|Black": 0.4, "a=b": 0.1}
+    with pytest.raises(ConfigError, match="write GROUP=RATE pairs"):
+        parse_group_rates("Female:0.5")
+    with pytest.raises(ConfigError, match="rate for group 'Male' is not a number: 'x'"):
+        parse_group_rates("Male=x")
+
+
+def test_help_lists_options() -> None:
+    res = invoke("run", "--help")
+    assert res.exit_code == 0
+    for opt in ("--dataset", "--target", "--sensitive", "--arms", "--seeds", "--epsilon",
+                "--delta", "--device", "--out", "--group-rates", "--positive-label"):
+        assert opt in res.output
