@@ -54,9 +54,9 @@ def _check_accountant(accountant: str) -> None:
 
 
 def _check_rate_steps_delta(sample_rate: float, steps: int, delta: float) -> None:
-    if not 0 < sample_rate <= 1:
+    if not 0 < sample_rate <= 1:  # also rejects NaN
         raise ConfigError(f"sample_rate must be in (0, 1], not {sample_rate}")
-    if steps < 1:
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ConfigError(f"steps must be a positive integer, not {steps}")
     if not 0 < delta < 1:
         raise ConfigError(f"delta must be in (0, 1), not {delta}")
@@ -89,10 +89,10 @@ def compute_epsilon(
     """
     _check_accountant(accountant)
     _check_rate_steps_delta(sample_rate, steps, delta)
-    if noise_multiplier <= 0:
+    if not (0 < noise_multiplier < math.inf):
         raise ConfigError(
-            f"noise_multiplier must be positive, not {noise_multiplier}; without noise "
-            "there is no finite epsilon"
+            f"noise_multiplier must be a positive finite number, not {noise_multiplier}; "
+            "without noise there is no finite epsilon"
         )
     from opacus.accountants.utils import create_accountant  # type: ignore[attr-defined]
 
