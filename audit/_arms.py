@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from ._exceptions import ConfigError
-from ._privacy import ACCOUNTANTS
+from ._privacy import GUARANTEE_ACCOUNTANTS
 
 __all__ = [
     "ARM_KINDS",
@@ -69,6 +69,15 @@ def arm_from_dict(data: Mapping[str, Any]) -> Arm:
             f"unknown parameter(s) {unknown} for arm {kind!r}; valid: {sorted(allowed)}"
         )
     return cls(**data)
+
+
+def _as_float(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a number, not {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number, not {value!r}") from None
 
 
 def _check_rate(value: Any, what: str) -> float:
@@ -233,15 +242,27 @@ class DPSGDArm(Arm):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.epsilon is not None and not (0 < float(self.epsilon) < math.inf):
-            raise ConfigError(f"dp_sgd epsilon must be a positive finite number, not {self.epsilon}")
-        if self.delta is not None and not 0 < float(self.delta) < 1:
-            raise ConfigError(f"dp_sgd delta must be in (0, 1), not {self.delta}")
-        if not float(self.max_grad_norm) > 0:
-            raise ConfigError(f"dp_sgd max_grad_norm must be positive, not {self.max_grad_norm}")
-        if self.accountant not in ACCOUNTANTS:
+        if self.epsilon is not None:
+            eps = _as_float(self.epsilon, "dp_sgd epsilon")
+            if not 0 < eps < math.inf:
+                raise ConfigError(f"dp_sgd epsilon must be a positive finite number, not {self.epsilon}")
+            object.__setattr__(self, "epsilon", eps)
+        if self.delta is not None:
+            delta = _as_float(self.delta, "dp_sgd delta")
+            if not 0 < delta < 1:
+                raise ConfigError(f"dp_sgd delta must be in (0, 1), not {self.delta}")
+            object.__setattr__(self, "delta", delta)
+        norm = _as_float(self.max_grad_norm, "dp_sgd max_grad_norm")
+        if not 0 < norm < math.inf:
+            # An infinite norm means no clipping: no bounded sensitivity, no guarantee.
             raise ConfigError(
-                f"dp_sgd accountant must be one of {list(ACCOUNTANTS)}, not {self.accountant!r}"
+                f"dp_sgd max_grad_norm must be a positive finite number, not {self.max_grad_norm}")
+        object.__setattr__(self, "max_grad_norm", norm)
+        if self.accountant not in GUARANTEE_ACCOUNTANTS:
+            raise ConfigError(
+                f"dp_sgd accountant must be one of {list(GUARANTEE_ACCOUNTANTS)}, not "
+                f"{self.accountant!r} (the GDP approximation can under-report epsilon, so it "
+                "is not used for a guarantee)"
             )
         if isinstance(self.dropout, Mapping):
             object.__setattr__(self, "dropout", {

@@ -63,17 +63,24 @@ class TrainingConfig:
     optimizer: str = "adam"
 
     def __post_init__(self) -> None:
+        if any(not _is_int(h) for h in self.hidden):
+            raise ConfigError(f"hidden layer widths must be positive integers, not {self.hidden}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden layer widths must be positive, not {self.hidden}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+            object.__setattr__(self, name, int(value))
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, not {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, not {self.optimizer!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
 def resolve_device(device: str) -> torch.device:

@@ -16,7 +16,7 @@ import click
 from ._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
 from ._data import BUILTIN_DATASETS, load_dataset
 from ._exceptions import ConfigError, FairprivError
-from ._privacy import ACCOUNTANTS
+from ._privacy import GUARANTEE_ACCOUNTANTS
 from ._readers import DEFAULT_NA_VALUES
 from ._runner import AuditConfig, run_audit
 from ._training import TrainingConfig, available_trainers
@@ -112,7 +112,7 @@ def _split_list(text: str) -> list[str]:
               help="Target delta of dp_sgd [default: min(1e-5, 1/(10 n_train))].")
 @click.option("--max-grad-norm", type=float, default=1.0, show_default=True,
               help="DP-SGD per-row clipping norm C.")
-@click.option("--accountant", type=click.Choice(ACCOUNTANTS), default="prv", show_default=True)
+@click.option("--accountant", type=click.Choice(GUARANTEE_ACCOUNTANTS), default="prv", show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--lr", type=float, default=0.005, show_default=True, help="Adam learning rate.")

@@ -135,7 +135,7 @@ def test_output_is_float32_and_names_match_width() -> None:
     frame = pd.DataFrame({
         "age": np.where(rng.random(n) < 0.1, np.nan, rng.integers(18, 80, n).astype(float)),
         "hours": rng.integers(1, 60, n),
-        "job": rng.choice(["a", "b", "c", None], n),
+        "job": rng.choice(np.array(["a", "b", "c", None], dtype=object), n),
         "flag": rng.random(n) < 0.5,
     })
     pre = TabularPreprocessor().fit(frame)

@@ -84,12 +84,13 @@ def test_json_never_gives_non_dp_arm_an_epsilon(result: AuditResult) -> None:
             assert all(s["epsilon"] is None for s in arm["privacy"]["per_seed"])
 
 
-def test_results_json_schema(result: AuditResult) -> None:
+def test_results_json_schema(result: AuditResult, dataset) -> None:
     data = json.loads(result.to_json())
     assert data["schema_version"] == "1.0"
     assert {"config", "dataset", "arms", "meta"} <= set(data)
-    assert data["dataset"]["groups"] == {"majority": int((result.dataset["groups"]["majority"])),
-                                         "minority": int(result.dataset["groups"]["minority"])}
+    expected = {g: int((dataset.groups == g).sum()) for g in ("majority", "minority")}
+    assert data["dataset"]["groups"] == expected
+    assert data["dataset"]["rows"] == 1500
     arm = data["arms"][0]
     assert {"name", "kind", "params", "privacy", "metrics"} <= set(arm)
     agg = arm["metrics"]["aggregate"]
