@@ -6,8 +6,9 @@ become their own category, then one-hot encoding. A category unseen in training
 encodes as all zeros; in a column with more than ``MAX_CATEGORIES`` categories the
 rare ones (and unseen ones) share one "infrequent" column.
 
-Fitting on the training rows keeps validation and test rows out of every statistic; note that these statistics *are* computed on the training rows, which the
-DP-SGD guarantee does not cover (reported in every audit).
+Fitting on the training rows keeps validation and test rows out of every statistic;
+note that these statistics *are* computed on the training rows, which the DP-SGD
+guarantee does not cover (reported in every audit).
 """
 
 from __future__ import annotations
