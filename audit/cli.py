@@ -60,9 +60,23 @@ def parse_group_rates(text: str) -> dict[str, float]:
     return rates
 
 
+def parse_dp_dropout(text: str | None) -> float | dict[str, float] | None:
+    """``--dp-dropout``: nothing, one rate (``0.2``) or rates per group (``A=0.3,B=0.1``)."""
+    if text is None or not text.strip():
+        return None
+    if "=" in text:
+        return parse_group_rates(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(
+            f"--dp-dropout must be a rate (e.g. 0.2) or rates per group (A=0.3,B=0.1), not {text!r}"
+        ) from None
+
+
 def build_arms(
     kinds: Sequence[str], *, dropout: float, group_rates: dict[str, float] | None,
-    max_grad_norm: float, accountant: str,
+    max_grad_norm: float, accountant: str, dp_dropout: float | dict[str, float] | None = None,
 ) -> tuple[Arm, ...]:
     """The arms named on the command line, in the order given."""
     arms: list[Arm] = []
@@ -80,7 +94,8 @@ def build_arms(
                 )
             arms.append(GroupDropoutArm(rates=group_rates))
         elif kind == "dp_sgd":
-            arms.append(DPSGDArm(max_grad_norm=max_grad_norm, accountant=accountant))
+            arms.append(DPSGDArm(max_grad_norm=max_grad_norm, accountant=accountant,
+                                 dropout=dp_dropout))
         else:
             raise ConfigError(f"unknown arm {kind!r}; valid arms: {', '.join(ARM_KINDS)}")
     return tuple(arms)
@@ -113,6 +128,8 @@ def _split_list(text: str) -> list[str]:
 @click.option("--max-grad-norm", type=float, default=1.0, show_default=True,
               help="DP-SGD per-row clipping norm C.")
 @click.option("--accountant", type=click.Choice(GUARANTEE_ACCOUNTANTS), default="prv", show_default=True)
+@click.option("--dp-dropout", default=None,
+              help="Dropout inside the dp_sgd arm: a rate (0.2) or rates per group (A=0.3,B=0.1).")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--lr", type=float, default=0.005, show_default=True, help="Adam learning rate.")
@@ -143,7 +160,8 @@ def run(**opts: Any) -> None:
         raise ConfigError(f"--arms is empty; choose from {', '.join(ARM_KINDS)}")
     group_rates = parse_group_rates(opts["group_rates"]) if opts["group_rates"] else None
     arms = build_arms(kinds, dropout=opts["dropout"], group_rates=group_rates,
-                      max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"])
+                      max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
+                      dp_dropout=parse_dp_dropout(opts["dp_dropout"]))
     hidden = tuple(int(h) for h in _split_list(opts["hidden"]))
     config = AuditConfig(
         arms=arms, seeds=opts["seeds"], epsilon=opts["epsilon"], delta=opts["delta"],

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit import ConfigError
-from audit.cli import main, parse_group_rates
+from audit.cli import main, parse_dp_dropout, parse_group_rates
 
 FAST = ["--epochs", "1", "--hidden", "8", "--bootstrap", "20", "--quiet"]
 
@@ -98,3 +98,17 @@ def test_help_lists_options() -> None:
     for opt in ("--dataset", "--target", "--sensitive", "--arms", "--seeds", "--epsilon",
                 "--delta", "--device", "--out", "--group-rates", "--positive-label"):
         assert opt in res.output
+
+
+def test_dp_dropout_option(tmp_path: Path) -> None:
+    assert parse_dp_dropout(None) is None
+    assert parse_dp_dropout("0.2") == 0.2
+    assert parse_dp_dropout("majority=0.3,minority=0.1") == {"majority": 0.3, "minority": 0.1}
+    with pytest.raises(ConfigError, match="--dp-dropout must be a rate"):
+        parse_dp_dropout("lots")
+    res = invoke("run", "--dataset", "synthetic", "--rows", "800", "--seeds", "1", "--arms", "dp_sgd",
+                 "--dp-dropout", "majority=0.3,minority=0.1", "--out", str(tmp_path), *FAST)
+    assert res.exit_code == 0, res.output
+    arm = json.loads((tmp_path / "results.json").read_text())["arms"][0]
+    assert arm["params"]["dropout"] == {"majority": 0.3, "minority": 0.1}
+    assert arm["privacy"]["epsilon"] > 0
