@@ -39,6 +39,7 @@ app: install
 	else echo "The Streamlit app is not part of this version yet (see the README)."; exit 1; fi
 
 bench: install
+	$(BIN)/fairpriv bench --models 8 --device cpu --json
 	$(BIN)/python bench/bench_bootstrap.py
 
 clean:

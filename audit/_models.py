@@ -22,8 +22,8 @@ class GroupDropout(nn.Module):
         if not self.training or rates is None:
             return x
         keep = (1.0 - rates).to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
-        if not bool((keep < 1).any()):
-            return x
+        # No shortcut for all-zero rates: a data-dependent branch would break
+        # torch.func.vmap, and bernoulli(1) is simply 1.
         mask = torch.bernoulli(keep.expand_as(x))
         return x * mask / keep
 

@@ -95,6 +95,16 @@ def compute_epsilon(
     """
     _check_accountant(accountant)
     _check_rate_steps_delta(sample_rate, steps, delta)
+    return _cached_epsilon(float(sample_rate), float(noise_multiplier), int(steps), float(delta),
+                           accountant)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_epsilon(
+    sample_rate: float, noise_multiplier: float, steps: int, delta: float, accountant: str
+) -> float:
+    # Pure function of its arguments; PRV takes about a second, and every seed of
+    # an audit asks the same question.
     if not (0 < noise_multiplier < math.inf):
         raise ConfigError(
             f"noise_multiplier must be a positive finite number, not {noise_multiplier}; "

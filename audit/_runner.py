@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _batched  # noqa: F401  (registers the "batched" trainer)
 from ._arms import Arm, BaselineArm, DPSGDArm, UniformDropoutArm, arm_from_dict
 from ._data import Dataset, load_dataset, split_dataset
 from ._exceptions import ConfigError
@@ -22,7 +23,7 @@ from ._metrics import evaluate_predictions
 from ._preprocess import TabularPreprocessor
 from ._privacy import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
 from ._result import AuditResult, normalise_frames
-from ._training import TrainingConfig, get_trainer, resolve_device
+from ._training import FitJob, TrainingConfig, get_trainer, resolve_device
 
 __all__ = ["AuditConfig", "ProgressEvent", "run_audit"]
 
@@ -51,7 +52,9 @@ class AuditConfig:
     training
         Shared training hyperparameters (architecture, epochs, batch, optimiser).
     trainer
-        Registered trainer name (``"reference"``).
+        ``"auto"`` (default: ``"batched"``, which trains every model of the audit
+        together, whenever all arms use the built-in MLP -- all four arm kinds do),
+        ``"batched"`` or ``"reference"`` (one model at a time through Opacus).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     split_seed, val_fraction, test_fraction
@@ -71,7 +74,7 @@ class AuditConfig:
     epsilon: float = 3.0
     delta: float | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    trainer: str = "reference"
+    trainer: str = "auto"
     device: str = "auto"
     split_seed: int = 0
     val_fraction: float = 0.2
@@ -113,7 +116,8 @@ class AuditConfig:
                 f"small_groups must be one of {list(SMALL_GROUP_POLICIES)}, not {self.small_groups!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {self.device!r}")
-        get_trainer(self.trainer)  # raises on unknown names
+        if self.trainer != "auto":
+            get_trainer(self.trainer)  # raises on unknown names
         if self.n_bootstrap < 0:
             raise ConfigError(f"n_bootstrap must be >= 0, not {self.n_bootstrap}")
         if not 0 < self.ci_level < 1:
@@ -240,7 +244,7 @@ def run_audit(
     g_train, g_test = groups[splits.train], groups[splits.test]
     delta = config.delta if config.delta is not None else default_delta(int(splits.train.shape[0]))
     device = resolve_device(config.device)
-    trainer = get_trainer(config.trainer)
+    trainer = get_trainer(resolve_trainer_name(config))
 
     # Validate every arm against the groups before spending time on training.
     row_rates = {arm.label: arm.row_dropout_rates(g_train, group_labels) for arm in config.arms}
@@ -254,27 +258,30 @@ def run_audit(
         if progress is not None:
             progress(ProgressEvent(stage, arm, seed, done, total, time.perf_counter() - started))
 
+    jobs = [
+        FitJob(arm=arm, rates=row_rates[arm.label], seed=seed, epsilon=_arm_epsilon(arm, config),
+               delta=float(arm.delta) if isinstance(arm, DPSGDArm) and arm.delta is not None else delta)
+        for arm in config.arms for seed in seeds
+    ]
+    for job in jobs:
+        emit("train", job.arm.label, job.seed)
+
+    def fitted(i: int) -> None:
+        nonlocal done
+        done += 1
+        if bar is not None:
+            bar.set_description(f"{jobs[i].arm.label} seed {jobs[i].seed}")
+            bar.update(1)
+        emit("trained", jobs[i].arm.label, jobs[i].seed)
+
+    models = trainer.fit_many(jobs, X=X_train, y=y_train, config=config.training, device=device,
+                              on_fitted=fitted)
+
     frames: dict[str, list[pd.DataFrame]] = {"by_group": [], "overall": [], "gaps": []}
     privacy_rows: list[dict[str, Any]] = []
-    for arm in config.arms:
-        scores = np.empty((len(seeds), X_test.shape[0]))
-        ledgers: list[PrivacyLedger] = []
-        for s_idx, seed in enumerate(seeds):
-            emit("train", arm.label, seed)
-            if bar is not None:
-                bar.set_description(f"{arm.label} seed {seed}")
-            eps = _arm_epsilon(arm, config)
-            arm_delta = float(arm.delta) if isinstance(arm, DPSGDArm) and arm.delta is not None else delta
-            fitted = trainer.fit(
-                arm=arm, X=X_train, y=y_train, rates=row_rates[arm.label], seed=seed,
-                config=config.training, device=device, epsilon=eps, delta=arm_delta,
-            )
-            scores[s_idx] = fitted.predict(X_test)
-            ledgers.append(fitted.ledger)
-            done += 1
-            if bar is not None:
-                bar.update(1)
-            emit("trained", arm.label, seed)
+    for a_idx, arm in enumerate(config.arms):
+        arm_models = models[a_idx * len(seeds):(a_idx + 1) * len(seeds)]
+        scores = np.stack([m.predict(X_test) for m in arm_models])
         emit("metrics", arm.label, None)
         by_group, overall, gaps = evaluate_predictions(
             y_test, scores, g_test, seeds=seeds, threshold=config.threshold,
@@ -283,7 +290,7 @@ def run_audit(
         )
         for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
             frames[key].append(df.assign(arm=arm.label, kind=arm.kind))
-        privacy_rows.extend(_privacy_rows(arm, seeds, ledgers))
+        privacy_rows.extend(_privacy_rows(arm, seeds, [m.ledger for m in arm_models]))
     if bar is not None:
         bar.close()
 
@@ -309,12 +316,21 @@ def run_audit(
     config_dict = config.to_dict()
     meta = _meta(config, device.type, time.perf_counter() - started)
     meta["delta"] = delta
+    meta["trainer"] = trainer.name
     done = total
     emit("done", None, None)
     return AuditResult(
         config=config_dict, dataset=dataset_info, arms=arms_df, by_group=by_group_df,
         overall=overall_df, gaps=gaps_df, privacy=privacy_df, meta=meta,
     )
+
+
+def resolve_trainer_name(config: AuditConfig) -> str:
+    """The trainer ``config.trainer`` stands for (``"auto"`` -> ``"batched"`` for MLP arms)."""
+    if config.trainer != "auto":
+        return config.trainer
+    # Every registered arm kind trains the built-in MLP, which the batched trainer covers.
+    return "batched"
 
 
 def _arm_epsilon(arm: Arm, config: AuditConfig) -> float | None:

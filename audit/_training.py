@@ -25,6 +25,7 @@ from ._models import MLP
 from ._privacy import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 
 __all__ = [
+    "FitJob",
     "FittedModel",
     "ReferenceTrainer",
     "Trainer",
@@ -159,10 +160,60 @@ def get_trainer(name: str) -> Trainer:
     return _TRAINERS[name]()
 
 
+@dataclass(frozen=True, eq=False)
+class FitJob:
+    """One model to train: an arm, its per-row dropout rates, a seed and its DP budget."""
+
+    arm: Arm
+    rates: np.ndarray
+    seed: int
+    epsilon: float | None = None
+    delta: float | None = None
+
+
+def check_jobs(jobs: Sequence[FitJob], X: np.ndarray, y: np.ndarray) -> None:
+    """Every job's rates must give one dropout rate per training row."""
+    if X.shape[0] != y.shape[0]:
+        raise ConfigError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+    for job in jobs:
+        if np.shape(job.rates) != (X.shape[0],):
+            raise ConfigError(
+                f"arm '{job.arm.label}': {np.shape(job.rates)} dropout rates for {X.shape[0]} "
+                "training rows; give one rate per row"
+            )
+
+
 class Trainer(ABC):
-    """Base class of trainers."""
+    """Base class of trainers.
+
+    ``fit`` trains one model; ``fit_many`` trains a list of jobs on the same rows and
+    is what the audit runner calls, so that trainers able to train several models at
+    once (``batched``) can do so. The default ``fit_many`` calls ``fit`` in turn.
+    """
 
     name: ClassVar[str] = ""
+
+    def fit_many(
+        self,
+        jobs: Sequence[FitJob],
+        *,
+        X: np.ndarray,
+        y: np.ndarray,
+        config: TrainingConfig,
+        device: torch.device,
+        task: Literal["classification", "regression"] = "classification",
+        on_fitted: Callable[[int], None] | None = None,
+    ) -> list[FittedModel]:
+        """Train every job; ``on_fitted(i)`` is called when job ``i`` is done."""
+        check_jobs(jobs, X, y)
+        out = []
+        for i, job in enumerate(jobs):
+            out.append(self.fit(arm=job.arm, X=X, y=y, rates=job.rates, seed=job.seed,
+                                config=config, device=device, epsilon=job.epsilon,
+                                delta=job.delta, task=task))
+            if on_fitted is not None:
+                on_fitted(i)
+        return out
 
     @abstractmethod
     def fit(

@@ -135,8 +135,9 @@ def _split_list(text: str) -> list[str]:
 @click.option("--lr", type=float, default=0.005, show_default=True, help="Adam learning rate.")
 @click.option("--hidden", default="64", show_default=True,
               help="Hidden layer widths, e.g. 64,64; empty string for a linear model.")
-@click.option("--trainer", type=click.Choice(available_trainers()), default="reference",
-              show_default=True)
+@click.option("--trainer", type=click.Choice(["auto", *available_trainers()]), default="auto",
+              show_default=True,
+              help="batched: all models at once (auto picks it); reference: one at a time via Opacus.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True,
               help="Bootstrap resamples of the test rows for CIs (0: none).")
@@ -187,6 +188,35 @@ def run(**opts: Any) -> None:
     click.echo(f"\nwrote {path}")
 
 
+
+
+@main.command()
+@click.option("--models", "-k", type=int, default=8, show_default=True, help="Models per side (K).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--epochs", type=int, default=1, show_default=True)
+@click.option("--hidden", default="256,256", show_default=True, help="MLP hidden widths.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="UCI adult.data [default: ../shared/data/adult.data, else synthetic data].")
+@click.option("--rows", "max_rows", type=int, default=None,
+              help="Use only the first N training rows (quick checks).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
+def bench(models: int, device: str, epochs: int, hidden: str, batch_size: int,
+          data_path: str | None, max_rows: int | None, as_json: bool) -> None:
+    """Time K models trained one by one with Opacus against the batched trainer."""
+    import json
+
+    from ._bench import run_trainer_benchmark
+
+    if models < 1:
+        raise ConfigError(f"--models must be at least 1, not {models}")
+    result = run_trainer_benchmark(
+        models=models, device=device, epochs=epochs,
+        hidden=tuple(int(h) for h in _split_list(hidden)), batch_size=batch_size,
+        data_path=data_path, max_rows=max_rows)
+    click.echo(result.table())
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -135,8 +135,11 @@ def test_progress_callback(dataset) -> None:
     run_audit(dataset, small_config(arms=(BaselineArm(),), seeds=2, n_bootstrap=0),
               progress=events.append)
     stages = [e.stage for e in events]
-    assert stages == ["train", "trained", "train", "trained", "metrics", "done"]
+    # The batched trainer trains both seeds together: both start, then both finish.
+    assert stages == ["train", "train", "trained", "trained", "metrics", "done"]
+    assert [(e.arm, e.seed) for e in events if e.stage == "trained"] == [("baseline", 0), ("baseline", 1)]
     assert [e.done for e in events if e.stage == "trained"] == [1, 2]
+    assert events[-1].done == 2
     assert all(e.total == 2 for e in events)
 
 

@@ -1,0 +1,598 @@
+"""The ``batched`` trainer: K MLPs with stacked parameters trained in one pass.
+
+An audit trains many small models (arms x seeds, later candidate dropout rates,
+shadow models, canary runs). Training them one by one pays Python and kernel
+overhead K times; here every tensor carries a leading model axis ``K`` and one
+step updates all K models.
+
+Each model keeps its own seed (initialisation, sampling, dropout masks and
+noise come from its own generators), per-row dropout rates, learning rate and,
+for DP-SGD, clipping norm, noise multiplier and sampling rate.
+
+DP-SGD follows Opacus exactly (``GradSampleModule`` + ``DPOptimizer`` with
+``loss_reduction="mean"``): every step each model draws its batch by Poisson
+sampling (each row independently with probability q); every per-row gradient is
+clipped to norm C with factor ``min(1, C / (||g_i|| + 1e-6))``; the clipped sum gets
+Gaussian noise of std ``sigma * C`` and is divided by the expected batch size
+``int(q * N)``. Draws of different sizes are padded to a common width with a
+validity mask; a draw larger than the padded width is processed in several
+chunks (never truncated or redrawn, which would change the mechanism).
+
+Two ways to get per-row gradient norms:
+
+* ``"ghost"`` (default for the MLP): a Linear layer fed one vector per row has
+  per-row weight gradient ``delta_i a_i^T``, whose norm is ``|delta_i| |a_i|``; with
+  the bias, ``|g_i|^2 = sum_l |delta_i^l|^2 (|a_i^l|^2 + 1)``. The clipped sum is then
+  one batched matrix product ``A^T (c * Delta)`` per layer, and no per-row gradient
+  is ever materialised (DESIGN section 4).
+* ``"vmap"``: per-row gradients with ``torch.func`` (``functional_call``, ``vmap``,
+  ``grad``) for any module, materialised in row chunks that fit a memory budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._arms import DPSGDArm
+from ._exceptions import ConfigError
+from ._models import MLP
+from ._privacy import GUARANTEE_ASSUMPTIONS, PrivacyLedger, compute_epsilon, noise_multiplier_for_epsilon
+from ._training import (
+    FitJob,
+    FittedModel,
+    Trainer,
+    TrainingConfig,
+    check_jobs,
+    register_trainer,
+)
+
+__all__ = ["BatchedModelSpec", "BatchedTrainer", "BatchStats", "train_mlp_batch"]
+
+PerSampleMode = Literal["ghost", "vmap"]
+#: Opacus' clipping factor uses this to avoid dividing by a zero norm.
+_CLIP_EPS = 1e-6
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+_SGD_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchedModelSpec:
+    """One model of a batch.
+
+    Attributes
+    ----------
+    seed
+        Initialisation uses ``torch.manual_seed(seed)`` as the reference trainer does;
+        sampling, dropout and noise use generators seeded from it.
+    rates
+        Dropout rate of every training row, shape ``(n,)``.
+    lr
+        Learning rate.
+    max_grad_norm, noise_multiplier, sample_rate
+        DP-SGD parameters; all ``None`` for a non-private model.
+    """
+
+    seed: int
+    rates: np.ndarray
+    lr: float
+    max_grad_norm: float | None = None
+    noise_multiplier: float | None = None
+    sample_rate: float | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.noise_multiplier is not None
+
+
+@dataclass
+class BatchStats:
+    """What a batch run measured: steps, Poisson draw sizes and peak memory."""
+
+    steps: int = 0
+    max_draw: int = 0
+    min_draw: int = 0
+    chunks: int = 0
+    peak_memory_mb: float = float("nan")
+
+
+def train_mlp_batch(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    specs: Sequence[BatchedModelSpec],
+    *,
+    hidden: Sequence[int],
+    epochs: int,
+    batch_size: int,
+    optimizer: str = "adam",
+    task: Literal["classification", "regression"] = "classification",
+    per_sample: PerSampleMode = "ghost",
+    padded_batch: int | None = None,
+    memory_budget_mb: float = 512.0,
+    model_factory: Callable[[int, Sequence[int]], nn.Module] | None = None,
+    stats: BatchStats | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """Train K models on the same rows; return each model's ``state_dict``.
+
+    Parameters
+    ----------
+    X, y
+        Training rows and targets on the target device (float32 or float64).
+    specs
+        One spec per model; either all private or all non-private.
+    hidden, epochs, batch_size, optimizer, task
+        Shared by every model (as in :class:`TrainingConfig`).
+    per_sample
+        ``"ghost"`` (MLP only) or ``"vmap"`` (any module from ``model_factory``).
+    padded_batch
+        Width of the padded Poisson draw; larger draws are processed in chunks.
+        Default: the expected batch plus six standard deviations.
+    memory_budget_mb
+        Bound on the per-chunk working set; rows are chunked to stay under it.
+    model_factory
+        Builds one model from (input width, hidden widths); default :class:`MLP`.
+    """
+    if not specs:
+        return []
+    private = {s.private for s in specs}
+    if len(private) != 1:
+        raise ConfigError("a batch must be all private or all non-private models")
+    is_private = private.pop()
+    if per_sample not in ("ghost", "vmap"):
+        raise ConfigError(f"per_sample must be 'ghost' or 'vmap', not {per_sample!r}")
+    factory = model_factory or (lambda d, h: MLP(d, hidden=h))
+    n, d = X.shape
+    device, dtype = X.device, X.dtype
+    K = len(specs)
+    if per_sample == "ghost" and model_factory is not None:
+        raise ConfigError("per_sample='ghost' needs the built-in MLP; use 'vmap' for other modules")
+    stats = stats if stats is not None else BatchStats()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    # Initialise exactly as the reference trainer: manual_seed(seed), then build.
+    templates = []
+    for spec in specs:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(spec.seed)
+            templates.append(factory(d, tuple(hidden)).to(device=device, dtype=dtype))
+    names = [name for name, _ in templates[0].named_parameters()]
+    params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in templates])
+              for name in names}
+    base = templates[0]
+
+    gens = [_Generators(spec.seed, device) for spec in specs]
+    rates = torch.stack([torch.as_tensor(s.rates, dtype=dtype, device=device) for s in specs])
+    lr = torch.tensor([s.lr for s in specs], dtype=dtype, device=device)
+    opt = _StackedOptimizer(params, lr, optimizer)
+    steps_per_epoch = math.ceil(n / min(batch_size, n))
+    layer_widths = [d, *hidden, 1]
+    loss_fn = _row_loss(task)
+
+    if is_private:
+        clip = torch.tensor([float(s.max_grad_norm or 0.0) for s in specs], dtype=dtype, device=device)
+        sigma = torch.tensor([float(s.noise_multiplier or 0.0) for s in specs], dtype=dtype,
+                             device=device)
+        q = torch.tensor([float(s.sample_rate or 0.0) for s in specs], dtype=torch.float64)
+        expected = torch.tensor([max(1, int(n * float(s.sample_rate or 0.0))) for s in specs],
+                                dtype=dtype, device=device)
+        width = padded_batch or _default_padded_width(n, float(q.max()))
+        row_cost = _row_bytes(per_sample, K, layer_widths, params, dtype)
+        chunk_rows = max(1, min(width, int(memory_budget_mb * 2**20 // row_cost)))
+        stats.min_draw = n
+        for _ in range(epochs):
+            for _ in range(steps_per_epoch):
+                draws = torch.stack([g.poisson(n, float(q[k])) for k, g in enumerate(gens)])
+                counts = draws.sum(dim=1)
+                stats.max_draw = max(stats.max_draw, int(counts.max()))
+                stats.min_draw = min(stats.min_draw, int(counts.min()))
+                # Selected rows first, in row order; each model's draw then fills
+                # columns [0, count_k) of the index matrix.
+                order = torch.argsort((~draws).to(torch.int8), dim=1, stable=True)
+                longest = int(counts.max())
+                summed = {k: torch.zeros_like(v) for k, v in params.items()}
+                for start in range(0, longest, chunk_rows):
+                    stop = min(start + chunk_rows, longest)
+                    idx = order[:, start:stop].to(device)
+                    valid = (torch.arange(start, stop, device=device)[None, :]
+                             < counts.to(device)[:, None]).to(dtype)
+                    part = _clipped_sum(per_sample, base, params, X, y, rates, idx, valid, gens,
+                                        clip, loss_fn)
+                    for key in summed:
+                        summed[key] += part[key]
+                    stats.chunks += 1
+                opt.step(_noisy_mean(summed, gens, sigma, clip, expected))
+                stats.steps += 1
+    else:
+        bsz = min(batch_size, n)
+        row_cost = _row_bytes("ghost", K, layer_widths, params, dtype)
+        chunk_rows = max(1, min(bsz, int(memory_budget_mb * 2**20 // row_cost)))
+        for _ in range(epochs):
+            perms = torch.stack([g.permutation(n) for g in gens]).to(device)
+            for s in range(steps_per_epoch):
+                batch = perms[:, s * bsz:(s + 1) * bsz]
+                grads = {k: torch.zeros_like(v) for k, v in params.items()}
+                for start in range(0, batch.shape[1], chunk_rows):
+                    idx = batch[:, start:start + chunk_rows]
+                    valid = torch.ones(idx.shape, dtype=dtype, device=device)
+                    part = _mean_grad(base, params, X, y, rates, idx, valid, gens, loss_fn,
+                                      per_sample, denominator=batch.shape[1])
+                    for key in grads:
+                        grads[key] += part[key]
+                    stats.chunks += 1
+                opt.step(grads)
+                stats.steps += 1
+    if device.type == "cuda":
+        stats.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        stats.peak_memory_mb = _peak_rss_mb()
+    return [{name: params[name][k].detach().clone() for name in names} for k in range(K)]
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+class _Generators:
+    """Per-model random streams, independent of the other models in the batch."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.device = device
+        self.sampling = torch.Generator(device="cpu").manual_seed(seed + 1)
+        self.noise = torch.Generator(device=device).manual_seed(seed + 2)
+        self.dropout = torch.Generator(device=device).manual_seed(seed + 3)
+
+    def poisson(self, n: int, q: float) -> torch.Tensor:
+        return torch.rand(n, generator=self.sampling) < q
+
+    def permutation(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.sampling)
+
+    def normal(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        return torch.normal(0.0, 1.0, size=tuple(shape), generator=self.noise, dtype=dtype,
+                            device=device)
+
+    def keep_mask(self, keep: torch.Tensor, width: int) -> torch.Tensor:
+        """Bernoulli(keep_i) mask of shape (rows, width)."""
+        u = torch.rand((keep.shape[0], width), generator=self.dropout, dtype=keep.dtype,
+                       device=keep.device)
+        return (u < keep[:, None]).to(keep.dtype)
+
+
+# --------------------------------------------------------------------------- per-row work
+
+
+class _RowLoss:
+    """Per-row loss and its derivative w.r.t. the model output."""
+
+    def __init__(self, task: str) -> None:
+        self.classification = task == "classification"
+
+    def __call__(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.classification:
+            return F.binary_cross_entropy_with_logits(out, target, reduction="none")
+        return (out - target) ** 2
+
+    def grad(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.classification:
+            return torch.sigmoid(out) - target
+        return 2.0 * (out - target)
+
+
+def _row_loss(task: str) -> _RowLoss:
+    return _RowLoss(task)
+
+
+def _dropout_masks(
+    gens: Sequence[_Generators], keep: torch.Tensor, widths: Sequence[int]
+) -> list[torch.Tensor]:
+    """Inverted-dropout multipliers (mask / keep) per layer input, shape (K, rows, width)."""
+    out = []
+    safe_keep = keep.clamp_min(1e-12)
+    for width in widths:
+        masks = torch.stack([g.keep_mask(keep[k], width) for k, g in enumerate(gens)])
+        out.append(masks / safe_keep[..., None])
+    return out
+
+
+def _mlp_forward(
+    params: dict[str, torch.Tensor], x: torch.Tensor, masks: list[torch.Tensor] | None,
+    n_hidden: int,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Stacked MLP forward: returns output (K, rows), layer inputs and pre-activations."""
+    inputs, pre = [], []
+    h = x if masks is None else x * masks[0]
+    for layer in range(n_hidden + 1):
+        if layer < n_hidden:
+            weight, bias = params[f"hidden.{layer}.weight"], params[f"hidden.{layer}.bias"]
+        else:
+            weight, bias = params["output.weight"], params["output.bias"]
+        inputs.append(h)
+        z = torch.baddbmm(bias[:, None, :], h, weight.transpose(1, 2))
+        pre.append(z)
+        if layer < n_hidden:
+            h = torch.relu(z)
+            if masks is not None:
+                h = h * masks[layer + 1]
+    return pre[-1].squeeze(-1), inputs, pre
+
+
+def _gather(X: torch.Tensor, y: torch.Tensor, rates: torch.Tensor, idx: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return X[idx], y[idx], torch.gather(rates, 1, idx)
+
+
+def _masks_for(gens: Sequence[_Generators], r: torch.Tensor, base: nn.Module
+               ) -> list[torch.Tensor] | None:
+    if not bool((r > 0).any()):
+        return None
+    widths = [m.in_features for m in base.modules() if isinstance(m, nn.Linear)]
+    return _dropout_masks(gens, 1.0 - r, widths)
+
+
+def _clipped_sum(
+    mode: PerSampleMode, base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor,
+    y: torch.Tensor, rates: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor,
+    gens: Sequence[_Generators], clip: torch.Tensor,
+    loss_fn: _RowLoss,
+) -> dict[str, torch.Tensor]:
+    """Sum over valid rows of the per-row gradients, each clipped to its model's norm."""
+    xb, yb, rb = _gather(X, y, rates, idx)
+    if mode == "ghost":
+        n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
+        masks = _masks_for(gens, rb, base)
+        with torch.no_grad():
+            out, inputs, pre = _mlp_forward(params, xb, masks, n_hidden)
+            deltas = _mlp_backward(params, out, yb, valid, pre, masks, n_hidden, loss_fn)
+        norm2 = torch.zeros_like(valid)
+        for a, delta in zip(inputs, deltas, strict=True):
+            norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
+        factor = (clip[:, None] / (norm2.sqrt() + _CLIP_EPS)).clamp(max=1.0) * valid
+        summed: dict[str, torch.Tensor] = {}
+        for layer, (a, delta) in enumerate(zip(inputs, deltas, strict=True)):
+            prefix = f"hidden.{layer}" if layer < n_hidden else "output"
+            weighted = delta * factor[..., None]
+            summed[f"{prefix}.weight"] = torch.bmm(weighted.transpose(1, 2), a)
+            summed[f"{prefix}.bias"] = weighted.sum(dim=1)
+        return summed
+    per_row = _per_row_grads(base, params, xb, yb, rb, loss_fn)
+    norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
+    factor = (clip[:, None] / (norm2.sqrt() + _CLIP_EPS)).clamp(max=1.0) * valid
+    return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in per_row.items()}
+
+
+def _mlp_backward(
+    params: dict[str, torch.Tensor], out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+    pre: list[torch.Tensor], masks: list[torch.Tensor] | None, n_hidden: int,
+    loss_fn: _RowLoss,
+) -> list[torch.Tensor]:
+    """Per-row gradients of each row's loss w.r.t. every layer's pre-activation.
+
+    Written out for the MLP (one batched matmul per layer) instead of autograd, which
+    would also build and walk the graph of the parameters.
+    """
+    delta = (loss_fn.grad(out, target) * valid).unsqueeze(-1)
+    deltas = [delta]
+    for layer in range(n_hidden - 1, -1, -1):
+        nxt = params["output.weight"] if layer == n_hidden - 1 else params[f"hidden.{layer + 1}.weight"]
+        grad_in = torch.bmm(delta, nxt)  # d loss / d (input of the next layer)
+        if masks is not None:
+            grad_in = grad_in * masks[layer + 1]
+        delta = grad_in * (pre[layer] > 0).to(grad_in.dtype)
+        deltas.append(delta)
+    return deltas[::-1]
+
+
+def _noisy_mean(
+    summed: dict[str, torch.Tensor], gens: Sequence[_Generators], sigma: torch.Tensor,
+    clip: torch.Tensor, expected: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """DP-SGD's privatised gradient: (clipped sum + N(0, (sigma C)^2)) / expected batch size."""
+    out = {}
+    for key, value in summed.items():
+        noise = torch.stack([g.normal(value.shape[1:], value.dtype, value.device) for g in gens])
+        scale = (sigma * clip).reshape(-1, *([1] * (value.dim() - 1)))
+        out[key] = (value + noise * scale) / expected.reshape(scale.shape)
+    return out
+
+
+def _per_row_grads(
+    base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+    rb: torch.Tensor, loss_fn: _RowLoss,
+) -> dict[str, torch.Tensor]:
+    """Per-row gradients with torch.func: shape (K, rows, *param_shape) per parameter."""
+    from torch.func import functional_call, grad, vmap
+
+    def one_row(p: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
+                rate: torch.Tensor) -> torch.Tensor:
+        out = functional_call(base, p, (x[None], rate[None]))
+        return loss_fn(out.reshape(1), target.reshape(1)).sum()
+
+    per_model = vmap(grad(one_row), in_dims=(None, 0, 0, 0), randomness="different")
+    result: dict[str, torch.Tensor] = vmap(per_model, in_dims=(0, 0, 0, 0),
+                                           randomness="different")(params, xb, yb, rb)
+    return result
+
+
+def _mean_grad(
+    base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
+    rates: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, gens: Sequence[_Generators],
+    loss_fn: _RowLoss, mode: PerSampleMode,
+    denominator: int,
+) -> dict[str, torch.Tensor]:
+    """Gradient of each model's mean loss over its batch (this chunk's share)."""
+    xb, yb, rb = _gather(X, y, rates, idx)
+    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    if mode == "ghost":
+        n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
+        out, _, _ = _mlp_forward(leaves, xb, _masks_for(gens, rb, base), n_hidden)
+    else:
+        from torch.func import functional_call, vmap
+
+        def one_model(p: dict[str, torch.Tensor], x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, p, (x, r))
+
+        out = vmap(one_model, randomness="different")(leaves, xb, rb)
+    loss = (loss_fn(out, yb) * valid).sum() / denominator
+    grads = torch.autograd.grad(loss, list(leaves.values()))
+    return dict(zip(leaves.keys(), grads, strict=True))
+
+
+class _StackedOptimizer:
+    """Adam / SGD-momentum on stacked parameters with a learning rate per model.
+
+    Written out to match ``torch.optim.Adam`` (default betas, eps, no weight decay)
+    and ``torch.optim.SGD(momentum=0.9)`` update for update.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], lr: torch.Tensor, kind: str) -> None:
+        if kind not in ("adam", "sgd"):
+            raise ConfigError(f"optimizer must be 'adam' or 'sgd', not {kind!r}")
+        self.params, self.lr, self.kind, self.t = params, lr, kind, 0
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        self.t += 1
+        for key, p in self.params.items():
+            g = grads[key]
+            lr = self.lr.reshape(-1, *([1] * (p.dim() - 1)))
+            if self.kind == "sgd":
+                m = self.m[key]
+                if self.t == 1:
+                    m.copy_(g)
+                else:
+                    m.mul_(_SGD_MOMENTUM).add_(g)
+                p.sub_(lr * m)
+                continue
+            b1, b2 = _ADAM_BETAS
+            m, v = self.m[key], self.v[key]
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            bias1 = 1 - b1 ** self.t
+            bias2_sqrt = math.sqrt(1 - b2 ** self.t)
+            denom = (v.sqrt() / bias2_sqrt).add_(_ADAM_EPS)
+            p.sub_((lr / bias1) * m / denom)
+
+
+def _default_padded_width(n: int, q: float) -> int:
+    mean = n * q
+    return max(1, min(n, int(math.ceil(mean + 6.0 * math.sqrt(max(mean, 1.0))))))
+
+
+def _row_bytes(mode: str, K: int, widths: Sequence[int], params: dict[str, torch.Tensor],
+               dtype: torch.dtype) -> int:
+    item = torch.tensor([], dtype=dtype).element_size()
+    if mode == "vmap":
+        per_row = sum(int(np.prod(v.shape[1:])) for v in params.values())
+    else:
+        # inputs, masks, pre-activations and their gradients per layer
+        per_row = 4 * sum(widths)
+    return max(1, K * per_row * item)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+@register_trainer
+class BatchedTrainer(Trainer):
+    """Train many MLPs at once (``torch.func``/batched matmuls); CPU or CUDA.
+
+    Jobs are grouped into one non-private and one DP batch per call. The noise
+    multiplier of each DP model comes from the same accountant call as in the
+    reference trainer, so both report the same epsilon for the same arm.
+    """
+
+    name: ClassVar[str] = "batched"
+
+    def __init__(self, *, per_sample: PerSampleMode = "ghost", padded_batch: int | None = None,
+                 memory_budget_mb: float = 512.0) -> None:
+        self.per_sample = per_sample
+        self.padded_batch = padded_batch
+        self.memory_budget_mb = memory_budget_mb
+        self.last_stats: list[BatchStats] = []
+
+    def fit(self, *, arm: Any, X: np.ndarray, y: np.ndarray, rates: np.ndarray, seed: int,
+            config: TrainingConfig, device: torch.device, epsilon: float | None,
+            delta: float | None,
+            task: Literal["classification", "regression"] = "classification") -> FittedModel:
+        job = FitJob(arm=arm, rates=rates, seed=seed, epsilon=epsilon, delta=delta)
+        return self.fit_many([job], X=X, y=y, config=config, device=device, task=task)[0]
+
+    def fit_many(
+        self,
+        jobs: Sequence[FitJob],
+        *,
+        X: np.ndarray,
+        y: np.ndarray,
+        config: TrainingConfig,
+        device: torch.device,
+        task: Literal["classification", "regression"] = "classification",
+        on_fitted: Callable[[int], None] | None = None,
+    ) -> list[FittedModel]:
+        n = X.shape[0]
+        if n == 0:
+            raise ConfigError("no training rows")
+        check_jobs(jobs, X, y)
+        Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+        yt = torch.as_tensor(y, dtype=torch.float32, device=device)
+        steps_per_epoch = math.ceil(n / min(config.batch_size, n))
+        sample_rate = 1.0 / steps_per_epoch
+        steps = config.epochs * steps_per_epoch
+        results: list[FittedModel | None] = [None] * len(jobs)
+        self.last_stats = []
+        for private in (False, True):
+            members = [i for i, j in enumerate(jobs) if isinstance(j.arm, DPSGDArm) == private]
+            if not members:
+                continue
+            specs, ledgers = [], []
+            for i in members:
+                job = jobs[i]
+                if private:
+                    arm = job.arm
+                    assert isinstance(arm, DPSGDArm)
+                    if job.epsilon is None or job.delta is None:
+                        raise ConfigError("dp_sgd needs a target epsilon and delta")
+                    sigma = noise_multiplier_for_epsilon(
+                        target_epsilon=job.epsilon, sample_rate=sample_rate, steps=steps,
+                        delta=job.delta, accountant=arm.accountant)
+                    specs.append(BatchedModelSpec(
+                        seed=job.seed, rates=job.rates, lr=config.lr,
+                        max_grad_norm=float(arm.max_grad_norm), noise_multiplier=sigma,
+                        sample_rate=sample_rate))
+                    eps = compute_epsilon(sample_rate=sample_rate, noise_multiplier=sigma,
+                                          steps=steps, delta=job.delta, accountant=arm.accountant)
+                    ledgers.append(PrivacyLedger(
+                        mechanism="dp_sgd", epsilon=eps, delta=job.delta, noise_multiplier=sigma,
+                        sample_rate=sample_rate, steps=steps, accountant=arm.accountant,
+                        max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS))
+                else:
+                    specs.append(BatchedModelSpec(seed=job.seed, rates=job.rates, lr=config.lr))
+                    ledgers.append(PrivacyLedger(mechanism=job.arm.kind))
+            stats = BatchStats()
+            states = train_mlp_batch(
+                Xt, yt, specs, hidden=config.hidden, epochs=config.epochs,
+                batch_size=config.batch_size, optimizer=config.optimizer, task=task,
+                per_sample=self.per_sample, padded_batch=self.padded_batch,
+                memory_budget_mb=self.memory_budget_mb, stats=stats)
+            self.last_stats.append(stats)
+            for i, state, ledger in zip(members, states, ledgers, strict=True):
+                model = MLP(X.shape[1], hidden=config.hidden).to(device)
+                model.load_state_dict(state)
+                results[i] = FittedModel(model=model, ledger=ledger, device=device, task=task)
+                if on_fitted is not None:
+                    on_fitted(i)
+        return [r for r in results if r is not None]
