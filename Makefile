@@ -21,8 +21,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/fairpriv run --dataset synthetic \
 		--arms baseline,uniform_dropout,group_dropout,dp_sgd \
-		--dropout 0.5 --group-rates majority=0.6,minority=0.1 \
-		--seeds 3 --epsilon 3 --out demo_out
+		--dropout 0.5 --seeds 3 --epsilon 3 --out demo_out
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) -q

@@ -42,6 +42,7 @@ from ._privacy import (
 )
 from ._result import SCHEMA_VERSION, AuditResult
 from ._runner import AuditConfig, ProgressEvent, run_audit
+from ._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from ._training import (
     FittedModel,
     ReferenceTrainer,
@@ -70,6 +71,8 @@ __all__ = [
     "DPSGDArm",
     "DataError",
     "DataFileError",
+    "DropoutSolution",
+    "GroupErrors",
     "Dataset",
     "FairprivError",
     "FittedModel",
@@ -98,5 +101,6 @@ __all__ = [
     "register_arm",
     "register_trainer",
     "run_audit",
+    "solve_group_dropout",
     "split_dataset",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -37,6 +37,8 @@ A = TypeVar("A", bound="type[Arm]")
 
 #: Dropout rates must leave something to keep.
 MAX_DROPOUT = 0.95
+#: Default uniform rate, and group-dropout budget when no uniform arm sets one.
+DEFAULT_DROPOUT = 0.5
 
 
 def register_arm(cls: A) -> A:
@@ -172,7 +174,7 @@ class UniformDropoutArm(Arm):
     """One dropout rate ``p`` for every row (inverted dropout, off at evaluation)."""
 
     kind: ClassVar[str] = "uniform_dropout"
-    p: float = 0.3
+    p: float = DEFAULT_DROPOUT
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -185,26 +187,61 @@ class UniformDropoutArm(Arm):
 @register_arm
 @dataclass(frozen=True, kw_only=True)
 class GroupDropoutArm(Arm):
-    """A dropout rate per sensitive group, given explicitly (``{"Female": 0.5, ...}``).
+    """A dropout rate per sensitive group.
+
+    Attributes
+    ----------
+    rates
+        ``"auto"`` (default): chosen by the group-dropout solver on validation rows
+        (:func:`audit.solve_group_dropout`) when the audit runs; or explicit rates,
+        e.g. ``{"Female": 0.5, "Male": 0.2}``.
+    budget
+        For ``"auto"``: the expected rate over training rows, ``sum_g pi_g p_g``;
+        default the audit's uniform-dropout rate (0.5 without a uniform arm).
+    objective
+        For ``"auto"``: ``"equalize"`` (smallest spread of group errors) or
+        ``"minimax"`` (smallest worst-group error).
 
     Group membership is used only to pick each training row's rate; evaluation
     runs without dropout and without group information.
     """
 
     kind: ClassVar[str] = "group_dropout"
-    rates: Mapping[str, float] = field(default_factory=dict)
+    rates: Mapping[str, float] | str = "auto"
+    budget: float | None = None
+    objective: str = "equalize"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.objective not in ("equalize", "minimax"):
+            raise ConfigError(
+                f"group_dropout objective must be one of ['equalize', 'minimax'], not {self.objective!r}")
+        if self.budget is not None:
+            object.__setattr__(self, "budget", _check_rate(self.budget, "group_dropout budget"))
+        if isinstance(self.rates, str):
+            if self.rates != "auto":
+                raise ConfigError(
+                    f"group_dropout rates must be 'auto' or a mapping group -> rate, not {self.rates!r}")
+            return
         if not isinstance(self.rates, Mapping) or not self.rates:
             raise ConfigError(
-                "group_dropout needs explicit rates per group, e.g. rates={'Female': 0.5, "
-                "'Male': 0.2} (CLI --group-rates Female=0.5,Male=0.2)"
+                "group_dropout needs rates per group, e.g. rates={'Female': 0.5, 'Male': 0.2} "
+                "(CLI --group-rates Female=0.5,Male=0.2), or rates='auto' for the solver"
             )
         checked = {str(g): _check_rate(r, f"group_dropout rate for '{g}'") for g, r in self.rates.items()}
         object.__setattr__(self, "rates", checked)
 
+    @property
+    def auto(self) -> bool:
+        """Whether the rates are left to the solver."""
+        return isinstance(self.rates, str)
+
     def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
+        if isinstance(self.rates, str):
+            raise ConfigError(
+                f"arm '{self.label}' has rates='auto': run_audit solves them, or call "
+                "solve_group_dropout and pass the result's rates"
+            )
         return _rates_by_group(self.rates, groups, group_labels, self.label)
 
     def expected_rate(self, groups: np.ndarray, group_labels: Sequence[str]) -> float:

@@ -58,6 +58,9 @@ class AuditResult:
     gaps: pd.DataFrame
     privacy: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    #: arm name -> group-dropout solver output (``DropoutSolution.to_dict()``) for
+    #: arms whose rates were solved.
+    solutions: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ views
@@ -161,7 +164,7 @@ class AuditResult:
                        "seeds": [{"seed": s, **self._metrics_block(name, s)} for s in seeds]}
             arms_out.append({
                 "name": name, "kind": str(arm_row["kind"]), "params": arm_row["params"],
-                "privacy": privacy, "metrics": metrics,
+                "privacy": privacy, "metrics": metrics, "solver": self.solutions.get(name),
             })
         return {
             "schema_version": self.schema_version,
@@ -205,8 +208,11 @@ class AuditResult:
                 f"{SCHEMA_VERSION}); re-run the audit with this version."
             )
         arms_rows, bg, ov, gp, pv = [], [], [], [], []
+        solutions: dict[str, Any] = {}
         for arm in data["arms"]:
             name, kind = arm["name"], arm["kind"]
+            if arm.get("solver") is not None:
+                solutions[name] = arm["solver"]
             arms_rows.append({"arm": name, "kind": kind, "params": arm["params"]})
             blocks = [(None, arm["metrics"][AGGREGATE])] + [
                 (b["seed"], b) for b in arm["metrics"]["seeds"]]
@@ -239,7 +245,7 @@ class AuditResult:
             config=dict(data["config"]), dataset=dict(data["dataset"]),
             arms=pd.DataFrame(arms_rows, columns=["arm", "kind", "params"]),
             by_group=by_group, overall=overall, gaps=gaps, privacy=privacy,
-            meta=dict(data.get("meta", {})), schema_version=version,
+            meta=dict(data.get("meta", {})), solutions=solutions, schema_version=version,
         )
 
     @classmethod

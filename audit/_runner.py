@@ -16,22 +16,33 @@ import numpy as np
 import pandas as pd
 
 from . import _batched  # noqa: F401  (registers the "batched" trainer)
-from ._arms import Arm, BaselineArm, DPSGDArm, UniformDropoutArm, arm_from_dict
+from ._arms import (
+    DEFAULT_DROPOUT,
+    Arm,
+    BaselineArm,
+    DPSGDArm,
+    GroupDropoutArm,
+    UniformDropoutArm,
+    arm_from_dict,
+)
 from ._data import Dataset, load_dataset, split_dataset
 from ._exceptions import ConfigError
 from ._metrics import evaluate_predictions
 from ._preprocess import TabularPreprocessor
 from ._privacy import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
 from ._result import AuditResult, normalise_frames
+from ._solver import solve_on_arrays
 from ._training import FitJob, TrainingConfig, get_trainer, resolve_device
 
 __all__ = ["AuditConfig", "ProgressEvent", "run_audit"]
 
 SMALL_GROUP_POLICIES = ("error", "merge")
+#: Largest rate the solver may give a group inside an audit.
+MAX_SOLVER_RATE = 0.9
 
 
 def _default_arms() -> tuple[Arm, ...]:
-    return (BaselineArm(), UniformDropoutArm(p=0.5), DPSGDArm())
+    return (BaselineArm(), UniformDropoutArm(), GroupDropoutArm(), DPSGDArm())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +52,8 @@ class AuditConfig:
     Attributes
     ----------
     arms
-        The arms to compare (default: baseline, uniform dropout p=0.5, DP-SGD).
-        ``group_dropout`` needs explicit rates, so it is not in the default.
+        The arms to compare (default: baseline, uniform dropout p=0.5, group dropout
+        with solved rates at the same budget, DP-SGD).
     seeds
         Training seeds: a count (``3`` -> seeds 0, 1, 2) or explicit seeds.
     epsilon
@@ -170,7 +181,7 @@ class AuditConfig:
 class ProgressEvent:
     """Reported to a progress callback before and after each (arm, seed) model."""
 
-    stage: str  # "train" (starting a model), "trained" (finished it), "metrics", "done"
+    stage: str  # "solve" (group-dropout rates), "train", "trained", "metrics", "done"
     arm: str | None
     seed: int | None
     done: int
@@ -247,7 +258,28 @@ def run_audit(
     trainer = get_trainer(resolve_trainer_name(config))
 
     # Validate every arm against the groups before spending time on training.
-    row_rates = {arm.label: arm.row_dropout_rates(g_train, group_labels) for arm in config.arms}
+    row_rates = {arm.label: arm.row_dropout_rates(g_train, group_labels)
+                 for arm in config.arms if not (isinstance(arm, GroupDropoutArm) and arm.auto)}
+    solutions: dict[str, dict[str, Any]] = {}
+    for arm in config.arms:
+        if isinstance(arm, GroupDropoutArm) and arm.auto:
+            emit_early = progress
+            if emit_early is not None:
+                emit_early(ProgressEvent("solve", arm.label, None, 0, 0,
+                                         time.perf_counter() - started))
+            solution = solve_on_arrays(
+                train=(X_train, y_train, g_train),
+                val=(pre.transform(dataset.features.iloc[splits.val]), dataset.y[splits.val],
+                     groups[splits.val]),
+                test=(X_test, y_test, g_test),
+                budget=_group_budget(arm, config), model="linear" if not config.training.hidden
+                else "mlp", objective=arm.objective,  # type: ignore[arg-type]
+                p_max=MAX_SOLVER_RATE, task=dataset.task, seeds=config.seed_list,
+                training=config.training, trainer=trainer, device=config.device,
+            )
+            solutions[arm.label] = solution.to_dict()
+            row_rates[arm.label] = GroupDropoutArm(rates=solution.rates).row_dropout_rates(
+                g_train, group_labels)
 
     seeds = config.seed_list
     total = len(config.arms) * len(seeds)
@@ -321,8 +353,16 @@ def run_audit(
     emit("done", None, None)
     return AuditResult(
         config=config_dict, dataset=dataset_info, arms=arms_df, by_group=by_group_df,
-        overall=overall_df, gaps=gaps_df, privacy=privacy_df, meta=meta,
+        overall=overall_df, gaps=gaps_df, privacy=privacy_df, meta=meta, solutions=solutions,
     )
+
+
+def _group_budget(arm: GroupDropoutArm, config: AuditConfig) -> float:
+    """An auto group-dropout arm spends its own budget, else the uniform arm's rate."""
+    if arm.budget is not None:
+        return float(arm.budget)
+    uniform = [a for a in config.arms if isinstance(a, UniformDropoutArm)]
+    return float(uniform[0].p) if uniform else DEFAULT_DROPOUT
 
 
 def resolve_trainer_name(config: AuditConfig) -> str:

@@ -77,6 +77,7 @@ def parse_dp_dropout(text: str | None) -> float | dict[str, float] | None:
 def build_arms(
     kinds: Sequence[str], *, dropout: float, group_rates: dict[str, float] | None,
     max_grad_norm: float, accountant: str, dp_dropout: float | dict[str, float] | None = None,
+    budget: float | None = None, objective: str = "equalize",
 ) -> tuple[Arm, ...]:
     """The arms named on the command line, in the order given."""
     arms: list[Arm] = []
@@ -86,13 +87,11 @@ def build_arms(
         elif kind == "uniform_dropout":
             arms.append(UniformDropoutArm(p=dropout))
         elif kind == "group_dropout":
-            if not group_rates:
-                raise ConfigError(
-                    "arm group_dropout needs rates per group: pass --group-rates, e.g. "
-                    "--group-rates Female=0.5,Male=0.2 (the groups are listed in the error "
-                    "if a name is wrong)"
-                )
-            arms.append(GroupDropoutArm(rates=group_rates))
+            if group_rates:
+                arms.append(GroupDropoutArm(rates=group_rates))
+            else:
+                arms.append(GroupDropoutArm(rates="auto", budget=budget if budget is not None
+                                            else dropout, objective=objective))
         elif kind == "dp_sgd":
             arms.append(DPSGDArm(max_grad_norm=max_grad_norm, accountant=accountant,
                                  dropout=dp_dropout))
@@ -115,12 +114,18 @@ def _split_list(text: str) -> list[str]:
               help="Sensitive column; repeat for intersectional groups (--sensitive sex --sensitive race).")
 @click.option("--positive-label", default=None,
               help="Target value that counts as positive (default: 1/True, else the rarer value).")
-@click.option("--arms", "arms_text", default="baseline,uniform_dropout,dp_sgd", show_default=True,
+@click.option("--arms", "arms_text", default="baseline,uniform_dropout,group_dropout,dp_sgd",
+              show_default=True,
               help=f"Comma-separated arms from: {', '.join(ARM_KINDS)}.")
 @click.option("--dropout", type=float, default=0.5, show_default=True,
               help="Rate p of the uniform_dropout arm.")
 @click.option("--group-rates", default=None,
-              help="Rates of the group_dropout arm, e.g. Female=0.5,Male=0.2.")
+              help="Explicit rates of the group_dropout arm, e.g. Female=0.5,Male=0.2 "
+                   "[default: solved on validation rows at --budget].")
+@click.option("--budget", type=float, default=None,
+              help="Group-dropout budget sum_g pi_g p_g [default: --dropout].")
+@click.option("--objective", type=click.Choice(["equalize", "minimax"]), default="equalize",
+              show_default=True, help="What the group-dropout solver minimises.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Training seeds per arm.")
 @click.option("--epsilon", type=float, default=3.0, show_default=True, help="Target epsilon of dp_sgd.")
 @click.option("--delta", type=float, default=None,
@@ -162,7 +167,8 @@ def run(**opts: Any) -> None:
     group_rates = parse_group_rates(opts["group_rates"]) if opts["group_rates"] else None
     arms = build_arms(kinds, dropout=opts["dropout"], group_rates=group_rates,
                       max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
-                      dp_dropout=parse_dp_dropout(opts["dp_dropout"]))
+                      dp_dropout=parse_dp_dropout(opts["dp_dropout"]), budget=opts["budget"],
+                      objective=opts["objective"])
     hidden = tuple(int(h) for h in _split_list(opts["hidden"]))
     config = AuditConfig(
         arms=arms, seeds=opts["seeds"], epsilon=opts["epsilon"], delta=opts["delta"],
@@ -185,9 +191,62 @@ def run(**opts: Any) -> None:
     path = out / "results.json"
     result.to_json(path)
     click.echo(result.summary())
+    for arm, solution in result.solutions.items():
+        rates = ", ".join(f"{g}={r:.3f}" for g, r in solution["rates"].items())
+        click.echo(f"{arm}: solved rates {rates} (budget {solution['budget']:g}); {solution['verdict']}")
     click.echo(f"\nwrote {path}")
 
 
+
+
+@main.command("solve-dropout")
+@click.option("--dataset", required=True,
+              help=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV/TSV/Parquet path.")
+@click.option("--data-path", type=click.Path(dir_okay=False), default=None,
+              help="For --dataset adult: the UCI file.")
+@click.option("--target", default=None)
+@click.option("--sensitive", multiple=True, help="Sensitive column (repeatable).")
+@click.option("--positive-label", default=None)
+@click.option("--budget", type=float, required=True, help="Expected dropout rate sum_g pi_g p_g.")
+@click.option("--model", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True,
+              help="linear: exact closed form on a regression target, logistic otherwise.")
+@click.option("--objective", type=click.Choice(["equalize", "minimax"]), default="equalize",
+              show_default=True)
+@click.option("--p-max", type=float, default=0.9, show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per candidate (empirical).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--hidden", default="64", show_default=True, help="MLP hidden widths (--model mlp).")
+@click.option("--candidates", type=int, default=9, show_default=True,
+              help="Candidate rate vectors besides uniform (empirical route).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
+@click.option("--small-groups", type=click.Choice(["error", "merge"]), default="error", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
+def solve_dropout(**opts: Any) -> None:
+    """Choose group dropout rates that equalise group error under one budget."""
+    import json
+
+    from ._solver import solve_group_dropout
+
+    dataset = load_dataset(
+        opts["dataset"], target=opts["target"], sensitive=list(opts["sensitive"]) or None,
+        positive_label=opts["positive_label"], path=opts["data_path"], n_rows=opts["n_rows"],
+    )
+    groups = None
+    if opts["small_groups"] == "merge":
+        from ._data import split_dataset
+
+        groups = split_dataset(dataset, small_groups="merge").groups
+    solution = solve_group_dropout(
+        dataset, budget=opts["budget"], model=opts["model"], objective=opts["objective"],
+        p_max=opts["p_max"], seeds=opts["seeds"], groups=groups, device=opts["device"],
+        n_candidates=opts["candidates"],
+        training=TrainingConfig(hidden=tuple(int(h) for h in _split_list(opts["hidden"])),
+                                epochs=opts["epochs"]),
+    )
+    click.echo(solution.summary())
+    if opts["as_json"]:
+        click.echo(json.dumps(solution.to_dict(), allow_nan=False))
 
 
 @main.command()

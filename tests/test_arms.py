@@ -125,9 +125,17 @@ def test_group_rate_validation_names_group() -> None:
 
 
 @pytest.mark.parametrize("rates", [{}, None, [("Female", 0.2)]])
-def test_group_dropout_needs_explicit_rates(rates: Any) -> None:
-    with pytest.raises(ConfigError, match=r"needs explicit rates per group.*--group-rates"):
+def test_group_dropout_needs_rates_per_group_or_auto(rates: Any) -> None:
+    with pytest.raises(ConfigError, match=r"needs rates per group.*--group-rates.*rates='auto'"):
         GroupDropoutArm(rates=rates)
+
+
+def test_group_dropout_defaults_to_solver() -> None:
+    arm = GroupDropoutArm()
+    assert arm.auto and arm.rates == "auto" and arm.budget is None and arm.objective == "equalize"
+    assert GroupDropoutArm(budget="0.4").budget == 0.4  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"group_dropout budget must be in \[0, 0.95\]"):
+        GroupDropoutArm(budget=1.2)
 
 
 def test_group_rates_map_rows_to_their_group() -> None:

@@ -30,7 +30,9 @@ def test_run_all_four_arms_writes_results(tmp_path: Path) -> None:
     eps = {a["kind"]: a["privacy"]["epsilon"] for a in data["arms"]}
     assert eps["baseline"] is None and eps["uniform_dropout"] is None and eps["group_dropout"] is None
     assert 0 < eps["dp_sgd"] <= 2
-    assert data["arms"][2]["params"] == {"rates": {"majority": 0.6, "minority": 0.1}}
+    assert data["arms"][2]["params"] == {"rates": {"majority": 0.6, "minority": 0.1},
+                                         "budget": None, "objective": "equalize"}
+    assert data["arms"][2]["solver"] is None  # explicit rates: nothing solved
     # the summary table lists every arm with per-group errors and epsilon
     assert "error[majority]" in res.output and "error[minority]" in res.output
     assert f"{eps['dp_sgd']:.2f}" in res.output
@@ -59,7 +61,7 @@ def test_csv_with_intersectional_groups(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--arms", "baseline,dropout"], "unknown arm 'dropout'; valid arms: baseline, uniform_dropout"),
-        (["--arms", "group_dropout"], "arm group_dropout needs rates per group: pass --group-rates"),
+        (["--arms", "group_dropout", "--budget", "0.97"], r"group_dropout budget must be in \[0, 0.95\]"),
         (["--arms", "group_dropout", "--group-rates", "A=0.1,B=0.2"],
          r"no rate for group\(s\) \['majority', 'minority'\]"),
         (["--arms", "uniform_dropout", "--dropout", "1.5"], r"uniform_dropout p must be in \[0, 0.95\]"),
@@ -112,3 +114,14 @@ def test_dp_dropout_option(tmp_path: Path) -> None:
     arm = json.loads((tmp_path / "results.json").read_text())["arms"][0]
     assert arm["params"]["dropout"] == {"majority": 0.3, "minority": 0.1}
     assert arm["privacy"]["epsilon"] > 0
+
+
+def test_run_with_solved_group_rates(tmp_path: Path) -> None:
+    res = invoke("run", "--dataset", "synthetic", "--rows", "1500", "--seeds", "2",
+                 "--arms", "uniform_dropout,group_dropout", "--dropout", "0.4",
+                 "--out", str(tmp_path), *FAST)
+    assert res.exit_code == 0, res.output
+    arm = json.loads((tmp_path / "results.json").read_text())["arms"][1]
+    assert arm["params"]["rates"] == "auto"
+    assert arm["solver"]["budget"] == 0.4
+    assert "group_dropout: solved rates majority=" in res.output

@@ -1,0 +1,669 @@
+"""Group-specific dropout: choose a rate per group that equalises group error.
+
+The budget is the expected dropout rate over training rows, ``sum_g pi_g p_g``, where
+``pi_g`` is group g's share of the training rows; uniform dropout at rate ``p`` spends
+the budget ``p``. Among rate vectors on that budget (and within ``[0, p_max]``) the
+solver picks, on **validation** rows:
+
+* ``objective="equalize"`` -- the smallest spread of group errors (max - min);
+* ``objective="minimax"`` -- the smallest worst-group error;
+
+and, among near-ties, the lower overall error. Test rows are only used to report.
+
+Two routes:
+
+* **exact** -- a linear model on a regression target: the mask-averaged loss is a
+  ridge regression with a data-dependent penalty (:mod:`audit._dropout_theory`), so
+  each candidate costs one linear solve; two groups are solved by a 1-D search on the
+  budget line (and a root-finder where the group errors cross), k groups by SLSQP on
+  the budget simplex.
+* **empirical** -- logistic or MLP models (and MLP regression): candidates on the
+  budget set are trained over several seeds (all at once with the batched trainer)
+  and compared by their mean validation objective. An improvement over uniform
+  dropout is only claimed when it exceeds its uncertainty over seeds.
+
+Equalising can *level down* (make a group worse to close the gap, DESIGN section 2):
+every result reports each group's error change against uniform dropout and flags it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ._arms import GroupDropoutArm
+from ._data import Dataset, split_dataset
+from ._dropout_theory import fit_dropout_linear
+from ._exceptions import ConfigError, DataError
+from ._preprocess import TabularPreprocessor
+from ._training import FitJob, Trainer, TrainingConfig, get_trainer, resolve_device
+
+__all__ = ["DropoutSolution", "GroupErrors", "solve_group_dropout", "solve_on_arrays"]
+
+Objective = Literal["equalize", "minimax"]
+SolverModel = Literal["linear", "mlp"]
+OBJECTIVES = ("equalize", "minimax")
+_GRID_POINTS = 201
+#: Budget and rates are checked to this precision.
+_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class GroupErrors:
+    """Per-group errors of one rate vector on validation and test rows.
+
+    ``*_std`` hold the standard deviation over training seeds (zero for the exact
+    route, which has no randomness).
+    """
+
+    rates: dict[str, float]
+    val: dict[str, float]
+    test: dict[str, float]
+    val_gap: float
+    test_gap: float
+    val_worst: float
+    test_worst: float
+    val_overall: float
+    test_overall: float
+    val_gap_std: float = 0.0
+    test_gap_std: float = 0.0
+    test_std: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rates": self.rates, "errors": self.test, "gap": self.test_gap,
+            "worst": self.test_worst, "overall": self.test_overall,
+            "gap_std": self.test_gap_std, "errors_std": self.test_std,
+            "validation": {"errors": self.val, "gap": self.val_gap, "worst": self.val_worst,
+                           "overall": self.val_overall, "gap_std": self.val_gap_std},
+        }
+
+
+@dataclass(frozen=True)
+class DropoutSolution:
+    """What :func:`solve_group_dropout` found; ``to_dict()`` is its JSON form.
+
+    Attributes
+    ----------
+    rates, shares
+        Solved rate and training share per group.
+    budget, budget_check
+        The requested budget and ``sum_g pi_g p_g`` of the solved rates.
+    uniform, solved
+        Errors of uniform dropout at the budget and of the solved rates.
+    error_change
+        Test error of the solved rates minus uniform's, per group.
+    levelled_down
+        Groups made worse (on test rows, beyond their uncertainty) to close the gap.
+    improved, verdict
+        Whether the solved rates beat uniform dropout on validation by more than the
+        uncertainty, and a sentence saying so.
+    curve
+        Every candidate explored: one rate column per group, then ``val_gap``,
+        ``val_worst``, ``val_overall`` (and their ``*_std`` for the empirical route).
+    """
+
+    model: str
+    route: str
+    objective: str
+    metric: str
+    budget: float
+    p_max: float
+    rates: dict[str, float]
+    shares: dict[str, float]
+    budget_check: float
+    uniform: GroupErrors
+    solved: GroupErrors
+    error_change: dict[str, float]
+    levelled_down: list[str]
+    improved: bool
+    verdict: str
+    curve: pd.DataFrame
+    seeds: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN, e.g. a standard deviation over one seed, becomes ``None``)."""
+        curve = self.curve.to_dict(orient="records")
+        return _json_safe({
+            "model": self.model, "route": self.route, "objective": self.objective,
+            "metric": self.metric, "budget": self.budget, "p_max": self.p_max,
+            "rates": self.rates, "shares": self.shares, "budget_check": self.budget_check,
+            "uniform": self.uniform.to_dict(), "solved": self.solved.to_dict(),
+            "error_change": self.error_change, "levelled_down": self.levelled_down,
+            "improved": self.improved, "verdict": self.verdict, "seeds": self.seeds,
+            "curve": curve,
+        })
+
+    def summary(self) -> str:
+        groups = list(self.rates)
+        lines = [
+            f"group dropout ({self.route}, {self.model}, objective {self.objective}), budget "
+            f"{self.budget:g} (check: {self.budget_check:.6f}); test {self.metric}:",
+            f"{'group':<20} {'share':>6} {'rate':>6} {'uniform':>9} {'solved':>9} {'change':>9}",
+        ]
+        for g in groups:
+            lines.append(
+                f"{g:<20} {self.shares[g]:6.3f} {self.rates[g]:6.3f} {self.uniform.test[g]:9.4f} "
+                f"{self.solved.test[g]:9.4f} {self.error_change[g]:+9.4f}"
+                + ("  levelled down" if g in self.levelled_down else ""))
+        lines.append(f"gap: uniform {self.uniform.test_gap:.4f} -> solved {self.solved.test_gap:.4f}")
+        lines.append(self.verdict)
+        return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def solve_group_dropout(
+    dataset: Dataset,
+    *,
+    budget: float,
+    model: SolverModel = "linear",
+    objective: Objective = "equalize",
+    groups: Sequence[str] | np.ndarray | None = None,
+    p_max: float = 0.9,
+    seeds: int | Sequence[int] = 3,
+    training: TrainingConfig | None = None,
+    trainer: str = "batched",
+    device: str = "auto",
+    n_candidates: int = 9,
+    split_seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    min_group_rows: int = 20,
+) -> DropoutSolution:
+    """Choose dropout rates per group that equalise group error under one budget.
+
+    Parameters
+    ----------
+    dataset
+        A loaded :class:`Dataset`; split into train/validation/test as in an audit.
+    budget
+        Expected dropout rate over training rows, ``sum_g pi_g p_g``.
+    model
+        ``"linear"``: on a regression target the exact closed form; on a binary target
+        a logistic model trained empirically. ``"mlp"``: the MLP of ``training``,
+        trained empirically.
+    objective
+        ``"equalize"`` (minimise the spread of group errors) or ``"minimax"``
+        (minimise the worst group's error).
+    groups
+        Group label per row, overriding the dataset's groups.
+    p_max
+        Largest rate any group may get.
+    seeds
+        Training seeds for the empirical route (count or list).
+    training, trainer, device
+        How the empirical route trains (default: :class:`TrainingConfig`, batched).
+    n_candidates
+        Candidate rate vectors for the empirical route (besides uniform).
+
+    Examples
+    --------
+    >>> from audit import load_dataset
+    >>> sol = solve_group_dropout(load_dataset("synthetic-regression", n_rows=3000), budget=0.3)
+    >>> round(sol.budget_check, 6)
+    0.3
+    >>> sol.solved.test_gap < sol.uniform.test_gap
+    True
+    """
+    if groups is not None:
+        labels = np.asarray(groups).astype(str)
+        if labels.shape[0] != dataset.n_rows:
+            raise DataError(f"groups has {labels.shape[0]} labels for {dataset.n_rows} rows")
+        dataset = Dataset(**{**dataset.__dict__, "groups": labels})
+    splits = split_dataset(dataset, seed=split_seed, val_fraction=val_fraction,
+                           test_fraction=test_fraction, min_group_rows=min_group_rows)
+    pre = TabularPreprocessor().fit(dataset.features.iloc[splits.train])
+
+    def part(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return pre.transform(dataset.features.iloc[idx]), dataset.y[idx], splits.groups[idx]
+
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    return solve_on_arrays(
+        train=part(splits.train), val=part(splits.val), test=part(splits.test),
+        budget=budget, model=model, objective=objective, p_max=p_max, task=dataset.task,
+        seeds=seed_list, training=training or TrainingConfig(),
+        trainer=get_trainer(trainer), device=device, n_candidates=n_candidates,
+    )
+
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def solve_on_arrays(
+    *,
+    train: Split,
+    val: Split,
+    test: Split | None,
+    budget: float,
+    model: SolverModel,
+    objective: Objective,
+    p_max: float,
+    task: str,
+    seeds: Sequence[int],
+    training: TrainingConfig,
+    trainer: Trainer,
+    device: str = "auto",
+    n_candidates: int = 9,
+) -> DropoutSolution:
+    """The solver on already encoded ``(X, y, groups)`` splits (used by ``run_audit``).
+
+    Without ``test`` the validation rows stand in for it in the reported errors.
+    """
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, not {objective!r}")
+    if model not in ("linear", "mlp"):
+        raise ConfigError(f"model must be 'linear' or 'mlp', not {model!r}")
+    if not 0 < p_max < 1:
+        raise ConfigError(f"p_max must be in (0, 1), not {p_max}")
+    if not 0 <= budget <= p_max:
+        raise ConfigError(
+            f"budget must be in [0, p_max={p_max}] (the mean rate over training rows), not {budget}")
+    if not seeds:
+        raise ConfigError("seeds must not be empty")
+    X_tr, y_tr, g_tr = train
+    labels = tuple(str(g) for g in np.unique(g_tr))
+    if len(labels) < 2:
+        raise DataError("group dropout needs at least two groups in the training rows")
+    checked = [("validation", val)] + ([("test", test)] if test is not None else [])
+    for name, (_, _, g) in checked:
+        missing = [lab for lab in labels if not np.any(g == lab)]
+        if missing:
+            raise DataError(
+                f"group(s) {missing} have no rows in the {name} data, so their error cannot be "
+                "measured; use a larger split, or merge small groups (small_groups='merge')."
+            )
+    shares_arr = np.array([np.mean(g_tr == lab) for lab in labels])
+    shares = {lab: float(s) for lab, s in zip(labels, shares_arr, strict=True)}
+    exact = model == "linear" and task == "regression"
+    space = _BudgetSet(shares_arr, budget, p_max)
+    uniform = np.full(len(labels), budget)
+    evaluator: _ExactEvaluator | _EmpiricalEvaluator
+    if exact:
+        evaluator = _ExactEvaluator(train, val, test or val, labels)
+        best = _solve_exact(evaluator, space, objective)
+    else:
+        hidden = () if model == "linear" else training.hidden
+        cfg = TrainingConfig(hidden=hidden, epochs=training.epochs, batch_size=training.batch_size,
+                             lr=training.lr, optimizer=training.optimizer)
+        evaluator = _EmpiricalEvaluator(train, val, test or val, labels, cfg, trainer,
+                                        resolve_device(device), list(seeds), task)
+        best = _solve_empirical(evaluator, space, objective, n_candidates)
+    uni_err, sol_err = evaluator.report(uniform), evaluator.report(best)
+    improved, verdict = evaluator.verdict(uniform, best, objective)
+    change = {g: sol_err.test[g] - uni_err.test[g] for g in labels}
+    levelled = [g for g in labels if change[g] > _worse_threshold(sol_err, uni_err, g)]
+    rates = {g: float(p) for g, p in zip(labels, best, strict=True)}
+    return DropoutSolution(
+        model=model, route="exact" if exact else "empirical", objective=objective,
+        metric="mse" if task == "regression" else "error_rate", budget=float(budget),
+        p_max=float(p_max), rates=rates, shares=shares,
+        budget_check=float(shares_arr @ best), uniform=uni_err, solved=sol_err,
+        error_change=change, levelled_down=levelled, improved=improved, verdict=verdict,
+        curve=evaluator.curve(), seeds=[] if exact else list(seeds),
+    )
+
+
+def _worse_threshold(solved: GroupErrors, uniform: GroupErrors, group: str) -> float:
+    # Exact route: any increase counts (no sampling noise). Empirical: the increase
+    # must exceed two standard errors of the difference over seeds.
+    s1, s2 = solved.test_std.get(group, 0.0), uniform.test_std.get(group, 0.0)
+    return 2.0 * math.sqrt(s1**2 + s2**2) if (s1 or s2) else 1e-12
+
+
+# --------------------------------------------------------------------------- budget set
+
+
+class _BudgetSet:
+    """Rate vectors p with ``shares . p = budget`` and ``0 <= p <= p_max``."""
+
+    def __init__(self, shares: np.ndarray, budget: float, p_max: float) -> None:
+        self.shares, self.budget, self.p_max = shares, budget, p_max
+
+    def first_group_range(self) -> tuple[float, float]:
+        """Feasible rates of group 0 when there are two groups."""
+        a, b = self.shares
+        lo = max(0.0, (self.budget - b * self.p_max) / a)
+        hi = min(self.p_max, self.budget / a)
+        return lo, hi
+
+    def from_first(self, p0: float) -> np.ndarray:
+        a, b = self.shares
+        return np.array([p0, min(self.p_max, max(0.0, (self.budget - a * p0) / b))])
+
+    def along(self, direction: np.ndarray) -> np.ndarray:
+        """The point ``clip(s * direction, 0, p_max)`` on the budget (bisection in s)."""
+        direction = np.maximum(np.asarray(direction, dtype=float), 0.0)
+        if self.budget == 0 or not np.any(direction > 0):
+            return np.zeros_like(self.shares)
+        lo, hi = 0.0, 1.0
+        while self.shares @ np.clip(hi * direction, 0, self.p_max) < self.budget - _TOL:
+            hi *= 2.0
+            if hi > 1e12:
+                raise ConfigError("budget cannot be reached with these rates")
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            if self.shares @ np.clip(mid * direction, 0, self.p_max) < self.budget:
+                lo = mid
+            else:
+                hi = mid
+        return np.clip(hi * direction, 0, self.p_max)
+
+    def project(self, p: np.ndarray) -> np.ndarray:
+        """Put an optimiser's point back on the budget set (it may violate it slightly)."""
+        p = np.clip(np.asarray(p, dtype=float), 0.0, self.p_max)
+        for _ in range(50):
+            excess = self.shares @ p - self.budget
+            if abs(excess) <= 1e-13:
+                break
+            movable = p > 0 if excess > 0 else p < self.p_max
+            weight = self.shares[movable].sum()
+            if weight == 0:
+                break
+            # Shifting every movable rate by excess / weight moves shares . p by excess.
+            p[movable] -= excess / weight
+            p = np.clip(p, 0.0, self.p_max)
+        return p
+
+
+# --------------------------------------------------------------------------- evaluators
+
+
+class _Evaluator:
+    labels: tuple[str, ...]
+    records: list[dict[str, Any]]
+
+    def curve(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.records)
+        key = [f"rate[{g}]" for g in self.labels]
+        return df.drop_duplicates(subset=key).sort_values(key).reset_index(drop=True)
+
+
+class _ExactEvaluator(_Evaluator):
+    """Closed-form linear regression under dropout; group MSE on validation/test rows."""
+
+    def __init__(self, train: Split, val: Split, test: Split, labels: tuple[str, ...]) -> None:
+        self.train, self.val, self.test, self.labels = train, val, test, labels
+        self.records = []
+        self._index = {lab: i for i, lab in enumerate(labels)}
+        self._cache: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def errors(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(np.round(p, 15))
+        if key not in self._cache:
+            X, y, g = self.train
+            row_rates = p[np.array([self._index[str(v)] for v in g])]
+            w, b = fit_dropout_linear(X, y, row_rates)
+            out = []
+            for Xs, ys, gs in (self.val, self.test):
+                sq = (ys - b - Xs @ w) ** 2
+                out.append(np.array([sq[gs == lab].mean() for lab in self.labels]))
+            self._cache[key] = (out[0], out[1])
+            val_err = out[0]
+            self.records.append({
+                **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, p, strict=True)},
+                "val_gap": float(val_err.max() - val_err.min()), "val_worst": float(val_err.max()),
+                "val_overall": self._overall(val_err, self.val),
+            })
+        return self._cache[key]
+
+    def _overall(self, per_group: np.ndarray, split: Split) -> float:
+        counts = np.array([np.sum(split[2] == lab) for lab in self.labels])
+        return float(per_group @ counts / counts.sum())
+
+    def report(self, p: np.ndarray) -> GroupErrors:
+        val_e, test_e = self.errors(p)
+        return GroupErrors(
+            rates={lab: float(r) for lab, r in zip(self.labels, p, strict=True)},
+            val=dict(zip(self.labels, map(float, val_e), strict=True)),
+            test=dict(zip(self.labels, map(float, test_e), strict=True)),
+            val_gap=float(val_e.max() - val_e.min()), test_gap=float(test_e.max() - test_e.min()),
+            val_worst=float(val_e.max()), test_worst=float(test_e.max()),
+            val_overall=self._overall(val_e, self.val), test_overall=self._overall(test_e, self.test),
+        )
+
+    def verdict(self, uniform: np.ndarray, best: np.ndarray, objective: str) -> tuple[bool, str]:
+        u, s = self.report(uniform), self.report(best)
+        before, after = (u.val_gap, s.val_gap) if objective == "equalize" else (u.val_worst, s.val_worst)
+        what = "gap" if objective == "equalize" else "worst-group error"
+        if after < before - 1e-12:
+            return True, (f"exact solution: validation {what} {before:.4g} -> {after:.4g} "
+                          f"(test gap {u.test_gap:.4g} -> {s.test_gap:.4g}).")
+        return False, f"uniform dropout is already optimal for the {what} on validation rows."
+
+
+class _EmpiricalEvaluator(_Evaluator):
+    """Trains every candidate over several seeds; errors averaged over seeds."""
+
+    def __init__(self, train: Split, val: Split, test: Split, labels: tuple[str, ...],
+                 config: TrainingConfig, trainer: Trainer, device: Any, seeds: list[int],
+                 task: str) -> None:
+        self.train, self.val, self.test, self.labels = train, val, test, labels
+        self.config, self.trainer, self.device, self.seeds, self.task = (
+            config, trainer, device, seeds, task)
+        self.records = []
+        # key -> (val errors (S, G), test errors (S, G))
+        self._results: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def evaluate(self, candidates: Sequence[np.ndarray]) -> None:
+        """Train all new candidates x seeds in one ``fit_many`` call."""
+        todo = [c for c in candidates if self._key(c) not in self._results]
+        todo = list({self._key(c): c for c in todo}.values())
+        if not todo:
+            return
+        X, y, g = self.train
+        jobs = []
+        for c in todo:
+            arm = GroupDropoutArm(rates={lab: float(r) for lab, r in zip(self.labels, c, strict=True)})
+            rates = arm.row_dropout_rates(g, self.labels)
+            jobs += [FitJob(arm=arm, rates=rates, seed=s) for s in self.seeds]
+        models = self.trainer.fit_many(jobs, X=X, y=y, config=self.config, device=self.device,
+                                       task=self.task)  # type: ignore[arg-type]
+        S = len(self.seeds)
+        for i, c in enumerate(todo):
+            fitted = models[i * S:(i + 1) * S]
+            val_e = np.stack([self._group_errors(m.predict(self.val[0]), self.val) for m in fitted])
+            test_e = np.stack([self._group_errors(m.predict(self.test[0]), self.test) for m in fitted])
+            self._results[self._key(c)] = (val_e, test_e)
+            gaps = val_e.max(axis=1) - val_e.min(axis=1)
+            self.records.append({
+                **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, c, strict=True)},
+                "val_gap": float(gaps.mean()), "val_gap_std": _std(gaps),
+                "val_worst": float(val_e.max(axis=1).mean()),
+                "val_worst_std": _std(val_e.max(axis=1)),
+                "val_overall": float(np.mean([self._overall(v, self.val) for v in val_e])),
+            })
+
+    def _key(self, p: np.ndarray) -> tuple[float, ...]:
+        return tuple(float(x) for x in np.round(p, 12))
+
+    def _group_errors(self, pred: np.ndarray, split: Split) -> np.ndarray:
+        _, ys, gs = split
+        loss = (pred >= 0.5) != (ys > 0.5) if self.task == "classification" else (pred - ys) ** 2
+        return np.array([loss[gs == lab].mean() for lab in self.labels], dtype=float)
+
+    def _overall(self, per_group: np.ndarray, split: Split) -> float:
+        counts = np.array([np.sum(split[2] == lab) for lab in self.labels])
+        return float(per_group @ counts / counts.sum())
+
+    def objective_per_seed(self, p: np.ndarray, objective: str) -> np.ndarray:
+        val_e = self._results[self._key(p)][0]
+        if objective == "equalize":
+            return np.asarray(val_e.max(axis=1) - val_e.min(axis=1))
+        return np.asarray(val_e.max(axis=1))
+
+    def overall(self, p: np.ndarray) -> float:
+        return float(np.mean([self._overall(v, self.val) for v in self._results[self._key(p)][0]]))
+
+    def report(self, p: np.ndarray) -> GroupErrors:
+        self.evaluate([p])
+        val_e, test_e = self._results[self._key(p)]
+        vg, tg = val_e.max(1) - val_e.min(1), test_e.max(1) - test_e.min(1)
+        return GroupErrors(
+            rates={lab: float(r) for lab, r in zip(self.labels, p, strict=True)},
+            val=dict(zip(self.labels, map(float, val_e.mean(0)), strict=True)),
+            test=dict(zip(self.labels, map(float, test_e.mean(0)), strict=True)),
+            val_gap=float(vg.mean()), test_gap=float(tg.mean()),
+            val_worst=float(val_e.max(1).mean()), test_worst=float(test_e.max(1).mean()),
+            val_overall=float(np.mean([self._overall(v, self.val) for v in val_e])),
+            test_overall=float(np.mean([self._overall(v, self.test) for v in test_e])),
+            val_gap_std=_std(vg), test_gap_std=_std(tg),
+            test_std=dict(zip(self.labels, (_std(test_e[:, j]) for j in range(len(self.labels))),
+                              strict=True)),
+        )
+
+    def verdict(self, uniform: np.ndarray, best: np.ndarray, objective: str) -> tuple[bool, str]:
+        what = "gap" if objective == "equalize" else "worst-group error"
+        d = self.objective_per_seed(uniform, objective) - self.objective_per_seed(best, objective)
+        S = d.shape[0]
+        if np.allclose(uniform, best):
+            return False, f"no candidate beat uniform dropout on the validation {what}."
+        if S < 2:
+            return False, (f"validation {what} {d.mean():+.4g} vs uniform with one seed: the "
+                           "uncertainty is unknown, so no improvement is claimed (use >= 2 seeds).")
+        se = float(d.std(ddof=1) / math.sqrt(S))
+        crit = float(stats.t.ppf(0.975, S - 1))
+        if d.mean() > crit * se:
+            return True, (f"validation {what} reduced by {d.mean():.4g} (paired over {S} seeds, "
+                          f"95% CI +-{crit * se:.4g}).")
+        return False, (f"no candidate beats uniform dropout by more than its uncertainty: the best "
+                       f"reduces the validation {what} by {d.mean():.4g} +- {crit * se:.4g} "
+                       f"(95% CI over {S} seeds).")
+
+
+def _std(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _score(val_err: np.ndarray, objective: str) -> float:
+    return float(val_err.max() - val_err.min()) if objective == "equalize" else float(val_err.max())
+
+
+def _solve_exact(ev: _ExactEvaluator, space: _BudgetSet, objective: str) -> np.ndarray:
+    k = space.shares.shape[0]
+    if space.budget == 0:
+        zero = np.zeros(k)
+        ev.errors(zero)
+        return zero
+    ev.errors(np.full(k, space.budget))
+    if k == 2:
+        return _solve_exact_two(ev, space, objective)
+    return _solve_exact_many(ev, space, objective)
+
+
+def _solve_exact_two(ev: _ExactEvaluator, space: _BudgetSet, objective: str) -> np.ndarray:
+    lo, hi = space.first_group_range()
+    grid = np.linspace(lo, hi, _GRID_POINTS)
+    vals = [ev.errors(space.from_first(t))[0] for t in grid]
+    candidates: list[float] = list(grid)
+    if objective == "equalize":
+        diff = np.array([v[0] - v[1] for v in vals])
+        for i in np.flatnonzero(np.sign(diff[:-1]) * np.sign(diff[1:]) <= 0):
+            if diff[i] == 0:
+                candidates.append(float(grid[i]))
+                continue
+            root = optimize.brentq(lambda t: float(np.subtract(*ev.errors(space.from_first(t))[0])),
+                                   grid[i], grid[i + 1], xtol=1e-12)
+            candidates.append(float(root))
+    scores = np.array([_score(ev.errors(space.from_first(t))[0], objective) for t in candidates])
+    i_best = int(np.argmin(scores))
+    if objective == "minimax" or scores[i_best] > 1e-12:
+        # Refine the best grid cell with a bounded 1-D search.
+        j = int(np.argmin(np.abs(grid - candidates[i_best])))
+        a, b = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
+        res = optimize.minimize_scalar(
+            lambda t: _score(ev.errors(space.from_first(t))[0], objective),
+            bounds=(a, b), method="bounded", options={"xatol": 1e-10})
+        candidates.append(float(res.x))
+    return _pick(ev, [space.from_first(t) for t in candidates], objective)
+
+
+def _solve_exact_many(ev: _ExactEvaluator, space: _BudgetSet, objective: str) -> np.ndarray:
+    k = space.shares.shape[0]
+    starts = [np.full(k, space.budget)] + [space.along(np.eye(k)[g] + 0.5) for g in range(k)] + [
+        space.along(1.5 - np.eye(k)[g]) for g in range(k)]
+    found = []
+    cons = [{"type": "eq", "fun": lambda p: space.shares @ p - space.budget}]
+    bounds = [(0.0, space.p_max)] * k
+    for start in starts:
+        if objective == "equalize":
+            def f(p: np.ndarray) -> float:
+                e = ev.errors(space.project(p))[0]
+                return float(np.sum((e - e.mean()) ** 2))
+            res = optimize.minimize(f, start, method="SLSQP", bounds=bounds, constraints=cons,
+                                    options={"ftol": 1e-14, "maxiter": 300})
+            found.append(space.project(res.x))
+        else:
+            def f_t(z: np.ndarray) -> float:
+                return float(z[-1])
+            worst = [{"type": "ineq",
+                      "fun": (lambda z, j=j: z[-1] - ev.errors(space.project(z[:-1]))[0][j])}
+                     for j in range(k)]
+            eq = [{"type": "eq", "fun": lambda z: space.shares @ z[:-1] - space.budget}]
+            z0 = np.append(start, ev.errors(start)[0].max())
+            res = optimize.minimize(f_t, z0, method="SLSQP", bounds=[*bounds, (None, None)],
+                                    constraints=eq + worst, options={"ftol": 1e-12, "maxiter": 300})
+            found.append(space.project(res.x[:-1]))
+    return _pick(ev, starts + found, objective)
+
+
+def _pick(ev: _ExactEvaluator, points: Sequence[np.ndarray], objective: str) -> np.ndarray:
+    """Best objective; among near-ties (within 1e-9) the lowest overall error."""
+    scored = [(p, _score(ev.errors(p)[0], objective)) for p in points]
+    best = min(s for _, s in scored)
+    near = [p for p, s in scored if s <= best + 1e-9]
+    return min(near, key=lambda p: ev.report(p).val_overall)
+
+
+def _solve_empirical(ev: _EmpiricalEvaluator, space: _BudgetSet, objective: str,
+                     n_candidates: int) -> np.ndarray:
+    k = space.shares.shape[0]
+    uniform = np.full(k, space.budget)
+    if space.budget == 0:
+        ev.evaluate([uniform])
+        return uniform
+    if k == 2:
+        lo, hi = space.first_group_range()
+        cands = [space.from_first(t) for t in np.linspace(lo, hi, max(n_candidates, 2))]
+    else:
+        rng = np.random.default_rng(0)
+        dirs = [np.eye(k)[g] + 0.25 for g in range(k)] + [1.25 - np.eye(k)[g] for g in range(k)]
+        dirs += list(rng.dirichlet(np.ones(k), size=max(0, n_candidates - 2 * k)))
+        cands = [space.along(d) for d in dirs]
+    cands = [uniform, *cands]
+    ev.evaluate(cands)
+    means = [(c, float(ev.objective_per_seed(c, objective).mean())) for c in cands]
+    best_c, best_v = min(means, key=lambda t: t[1])
+    per_seed = ev.objective_per_seed(best_c, objective)
+    se = float(per_seed.std(ddof=1) / math.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
+    near = [c for c, v in means if v <= best_v + se]
+    return min(near, key=ev.overall)
+
+
+def rates_from_solution(solution: DropoutSolution) -> Mapping[str, float]:
+    """The solved rates as an arm's ``rates`` mapping."""
+    return dict(solution.rates)
