@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._arms import DPSGDArm
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, TrainingError
 from ._models import MLP
 from ._privacy import GUARANTEE_ASSUMPTIONS, PrivacyLedger, compute_epsilon, noise_multiplier_for_epsilon
 from ._training import (
@@ -52,6 +52,7 @@ from ._training import (
     TrainingConfig,
     check_jobs,
     register_trainer,
+    stream_seed,
 )
 
 __all__ = ["BatchedModelSpec", "BatchedTrainer", "BatchStats", "train_mlp_batch"]
@@ -77,6 +78,9 @@ class BatchedModelSpec:
         Dropout rate of every training row, shape ``(n,)``.
     lr
         Learning rate.
+    stream
+        Name mixed into the seeds of the model's random streams (the arm's name), so
+        that two arms trained with one seed draw independent batches and noise.
     max_grad_norm, noise_multiplier, sample_rate
         DP-SGD parameters; all ``None`` for a non-private model.
     """
@@ -84,6 +88,7 @@ class BatchedModelSpec:
     seed: int
     rates: np.ndarray
     lr: float
+    stream: str = ""
     max_grad_norm: float | None = None
     noise_multiplier: float | None = None
     sample_rate: float | None = None
@@ -102,6 +107,7 @@ class BatchStats:
     min_draw: int = 0
     chunks: int = 0
     peak_memory_mb: float = float("nan")
+    draw_sizes: list[int] = field(default_factory=list)
 
 
 def train_mlp_batch(
@@ -169,13 +175,28 @@ def train_mlp_batch(
               for name in names}
     base = templates[0]
 
-    gens = [_Generators(spec.seed, device) for spec in specs]
+    gens = [_Generators(spec.seed, spec.stream, device) for spec in specs]
     rates = torch.stack([torch.as_tensor(s.rates, dtype=dtype, device=device) for s in specs])
+    dropout = bool((rates > 0).any())
+    if dropout and per_sample == "vmap":
+        raise ConfigError(
+            "per_sample='vmap' does not support dropout (its masks would not come from each "
+            "model's own seeded stream); use per_sample='ghost' with the built-in MLP")
+    widths = [m.in_features for m in base.modules() if isinstance(m, nn.Linear)]
     lr = torch.tensor([s.lr for s in specs], dtype=dtype, device=device)
     opt = _StackedOptimizer(params, lr, optimizer)
     steps_per_epoch = math.ceil(n / min(batch_size, n))
     layer_widths = [d, *hidden, 1]
     loss_fn = _row_loss(task)
+
+    def step_masks(idx: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor] | None:
+        # Each model draws masks for its own rows of this step only, in one call per
+        # layer, so its stream never depends on the other models, the padding width
+        # or the memory-driven chunking.
+        if not dropout:
+            return None
+        keep = 1.0 - torch.gather(rates, 1, idx)
+        return _dropout_masks(gens, keep, counts.tolist(), widths)
 
     if is_private:
         clip = torch.tensor([float(s.max_grad_norm or 0.0) for s in specs], dtype=dtype, device=device)
@@ -192,20 +213,22 @@ def train_mlp_batch(
             for _ in range(steps_per_epoch):
                 draws = torch.stack([g.poisson(n, float(q[k])) for k, g in enumerate(gens)])
                 counts = draws.sum(dim=1)
+                stats.draw_sizes.extend(int(c) for c in counts)
                 stats.max_draw = max(stats.max_draw, int(counts.max()))
                 stats.min_draw = min(stats.min_draw, int(counts.min()))
                 # Selected rows first, in row order; each model's draw then fills
-                # columns [0, count_k) of the index matrix.
-                order = torch.argsort((~draws).to(torch.int8), dim=1, stable=True)
+                # columns [0, count_k) of the index matrix, the rest is padding.
                 longest = int(counts.max())
+                order = torch.argsort((~draws).to(torch.int8), dim=1, stable=True)[:, :longest]
+                order = order.to(device)
+                masks = step_masks(order, counts)
                 summed = {k: torch.zeros_like(v) for k, v in params.items()}
                 for start in range(0, longest, chunk_rows):
                     stop = min(start + chunk_rows, longest)
-                    idx = order[:, start:stop].to(device)
                     valid = (torch.arange(start, stop, device=device)[None, :]
                              < counts.to(device)[:, None]).to(dtype)
-                    part = _clipped_sum(per_sample, base, params, X, y, rates, idx, valid, gens,
-                                        clip, loss_fn)
+                    part = _clipped_sum(per_sample, base, params, X, y, order[:, start:stop], valid,
+                                        _chunk(masks, start, stop), clip, loss_fn)
                     for key in summed:
                         summed[key] += part[key]
                     stats.chunks += 1
@@ -219,12 +242,15 @@ def train_mlp_batch(
             perms = torch.stack([g.permutation(n) for g in gens]).to(device)
             for s in range(steps_per_epoch):
                 batch = perms[:, s * bsz:(s + 1) * bsz]
+                masks = step_masks(batch, torch.full((K,), batch.shape[1]))
                 grads = {k: torch.zeros_like(v) for k, v in params.items()}
                 for start in range(0, batch.shape[1], chunk_rows):
-                    idx = batch[:, start:start + chunk_rows]
+                    stop = min(start + chunk_rows, batch.shape[1])
+                    idx = batch[:, start:stop]
                     valid = torch.ones(idx.shape, dtype=dtype, device=device)
-                    part = _mean_grad(base, params, X, y, rates, idx, valid, gens, loss_fn,
-                                      per_sample, denominator=batch.shape[1])
+                    part = _mean_grad(base, params, X, y, idx, valid,
+                                      _chunk(masks, start, stop), loss_fn, per_sample,
+                                      denominator=batch.shape[1])
                     for key in grads:
                         grads[key] += part[key]
                     stats.chunks += 1
@@ -241,13 +267,14 @@ def train_mlp_batch(
 
 
 class _Generators:
-    """Per-model random streams, independent of the other models in the batch."""
+    """Per-model random streams (:func:`audit._training.stream_seed`), independent of
+    the other models in the batch and of other arms trained with the same seed."""
 
-    def __init__(self, seed: int, device: torch.device) -> None:
+    def __init__(self, seed: int, stream: str, device: torch.device) -> None:
         self.device = device
-        self.sampling = torch.Generator(device="cpu").manual_seed(seed + 1)
-        self.noise = torch.Generator(device=device).manual_seed(seed + 2)
-        self.dropout = torch.Generator(device=device).manual_seed(seed + 3)
+        self.sampling = torch.Generator(device="cpu").manual_seed(stream_seed(seed, stream, "sampling"))
+        self.noise = torch.Generator(device=device).manual_seed(stream_seed(seed, stream, "noise"))
+        self.dropout = torch.Generator(device=device).manual_seed(stream_seed(seed, stream, "dropout"))
 
     def poisson(self, n: int, q: float) -> torch.Tensor:
         return torch.rand(n, generator=self.sampling) < q
@@ -291,15 +318,26 @@ def _row_loss(task: str) -> _RowLoss:
 
 
 def _dropout_masks(
-    gens: Sequence[_Generators], keep: torch.Tensor, widths: Sequence[int]
+    gens: Sequence[_Generators], keep: torch.Tensor, counts: Sequence[int], widths: Sequence[int]
 ) -> list[torch.Tensor]:
-    """Inverted-dropout multipliers (mask / keep) per layer input, shape (K, rows, width)."""
+    """Inverted-dropout multipliers (mask / keep) per layer input, shape (K, rows, width).
+
+    Model k draws masks for its first ``counts[k]`` rows only; padding rows get 1.
+    """
     out = []
     safe_keep = keep.clamp_min(1e-12)
     for width in widths:
-        masks = torch.stack([g.keep_mask(keep[k], width) for k, g in enumerate(gens)])
-        out.append(masks / safe_keep[..., None])
+        mult = torch.ones((*keep.shape, width), dtype=keep.dtype, device=keep.device)
+        for k, g in enumerate(gens):
+            c = int(counts[k])
+            if c:
+                mult[k, :c] = g.keep_mask(keep[k, :c], width) / safe_keep[k, :c, None]
+        out.append(mult)
     return out
+
+
+def _chunk(masks: list[torch.Tensor] | None, start: int, stop: int) -> list[torch.Tensor] | None:
+    return None if masks is None else [m[:, start:stop] for m in masks]
 
 
 def _mlp_forward(
@@ -324,30 +362,15 @@ def _mlp_forward(
     return pre[-1].squeeze(-1), inputs, pre
 
 
-def _gather(X: torch.Tensor, y: torch.Tensor, rates: torch.Tensor, idx: torch.Tensor
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return X[idx], y[idx], torch.gather(rates, 1, idx)
-
-
-def _masks_for(gens: Sequence[_Generators], r: torch.Tensor, base: nn.Module
-               ) -> list[torch.Tensor] | None:
-    if not bool((r > 0).any()):
-        return None
-    widths = [m.in_features for m in base.modules() if isinstance(m, nn.Linear)]
-    return _dropout_masks(gens, 1.0 - r, widths)
-
-
 def _clipped_sum(
     mode: PerSampleMode, base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor,
-    y: torch.Tensor, rates: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor,
-    gens: Sequence[_Generators], clip: torch.Tensor,
-    loss_fn: _RowLoss,
+    y: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
+    clip: torch.Tensor, loss_fn: _RowLoss,
 ) -> dict[str, torch.Tensor]:
     """Sum over valid rows of the per-row gradients, each clipped to its model's norm."""
-    xb, yb, rb = _gather(X, y, rates, idx)
+    xb, yb = X[idx], y[idx]
     if mode == "ghost":
         n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
-        masks = _masks_for(gens, rb, base)
         with torch.no_grad():
             out, inputs, pre = _mlp_forward(params, xb, masks, n_hidden)
             deltas = _mlp_backward(params, out, yb, valid, pre, masks, n_hidden, loss_fn)
@@ -362,7 +385,9 @@ def _clipped_sum(
             summed[f"{prefix}.weight"] = torch.bmm(weighted.transpose(1, 2), a)
             summed[f"{prefix}.bias"] = weighted.sum(dim=1)
         return summed
-    per_row = _per_row_grads(base, params, xb, yb, rb, loss_fn)
+    if masks is not None:
+        raise ConfigError("per_sample='vmap' does not support dropout")
+    per_row = _per_row_grads(base, params, xb, yb, loss_fn)
     norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
     factor = (clip[:, None] / (norm2.sqrt() + _CLIP_EPS)).clamp(max=1.0) * valid
     return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in per_row.items()}
@@ -405,41 +430,48 @@ def _noisy_mean(
 
 def _per_row_grads(
     base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
-    rb: torch.Tensor, loss_fn: _RowLoss,
+    loss_fn: _RowLoss,
 ) -> dict[str, torch.Tensor]:
-    """Per-row gradients with torch.func: shape (K, rows, *param_shape) per parameter."""
+    """Per-row gradients with torch.func: shape (K, rows, *param_shape) per parameter.
+
+    The module runs in evaluation mode (no dropout: this path serves modules without
+    the built-in per-row dropout).
+    """
     from torch.func import functional_call, grad, vmap
 
-    def one_row(p: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
-                rate: torch.Tensor) -> torch.Tensor:
-        out = functional_call(base, p, (x[None], rate[None]))
+    base.eval()
+
+    def one_row(p: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out = functional_call(base, p, (x[None],))
         return loss_fn(out.reshape(1), target.reshape(1)).sum()
 
-    per_model = vmap(grad(one_row), in_dims=(None, 0, 0, 0), randomness="different")
-    result: dict[str, torch.Tensor] = vmap(per_model, in_dims=(0, 0, 0, 0),
-                                           randomness="different")(params, xb, yb, rb)
+    per_model = vmap(grad(one_row), in_dims=(None, 0, 0))
+    result: dict[str, torch.Tensor] = vmap(per_model, in_dims=(0, 0, 0))(params, xb, yb)
     return result
 
 
 def _mean_grad(
     base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
-    rates: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, gens: Sequence[_Generators],
-    loss_fn: _RowLoss, mode: PerSampleMode,
-    denominator: int,
+    idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
+    loss_fn: _RowLoss, mode: PerSampleMode, denominator: int,
 ) -> dict[str, torch.Tensor]:
     """Gradient of each model's mean loss over its batch (this chunk's share)."""
-    xb, yb, rb = _gather(X, y, rates, idx)
+    xb, yb = X[idx], y[idx]
     leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     if mode == "ghost":
         n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
-        out, _, _ = _mlp_forward(leaves, xb, _masks_for(gens, rb, base), n_hidden)
+        out, _, _ = _mlp_forward(leaves, xb, masks, n_hidden)
     else:
         from torch.func import functional_call, vmap
 
-        def one_model(p: dict[str, torch.Tensor], x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-            return functional_call(base, p, (x, r))
+        if masks is not None:
+            raise ConfigError("per_sample='vmap' does not support dropout")
+        base.eval()
 
-        out = vmap(one_model, randomness="different")(leaves, xb, rb)
+        def one_model(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, p, (x,))
+
+        out = vmap(one_model)(leaves, xb)
     loss = (loss_fn(out, yb) * valid).sum() / denominator
     grads = torch.autograd.grad(loss, list(leaves.values()))
     return dict(zip(leaves.keys(), grads, strict=True))
@@ -554,8 +586,13 @@ class BatchedTrainer(Trainer):
         steps = config.epochs * steps_per_epoch
         results: list[FittedModel | None] = [None] * len(jobs)
         self.last_stats = []
+        for job in jobs:
+            if job.arm.private and not isinstance(job.arm, DPSGDArm):
+                raise ConfigError(
+                    f"the batched trainer does not know how to train private arm kind "
+                    f"{job.arm.kind!r}; only dp_sgd")
         for private in (False, True):
-            members = [i for i, j in enumerate(jobs) if isinstance(j.arm, DPSGDArm) == private]
+            members = [i for i, j in enumerate(jobs) if j.arm.private == private]
             if not members:
                 continue
             specs, ledgers = [], []
@@ -570,7 +607,7 @@ class BatchedTrainer(Trainer):
                         target_epsilon=job.epsilon, sample_rate=sample_rate, steps=steps,
                         delta=job.delta, accountant=arm.accountant)
                     specs.append(BatchedModelSpec(
-                        seed=job.seed, rates=job.rates, lr=config.lr,
+                        seed=job.seed, rates=job.rates, lr=config.lr, stream=arm.label,
                         max_grad_norm=float(arm.max_grad_norm), noise_multiplier=sigma,
                         sample_rate=sample_rate))
                     eps = compute_epsilon(sample_rate=sample_rate, noise_multiplier=sigma,
@@ -580,7 +617,8 @@ class BatchedTrainer(Trainer):
                         sample_rate=sample_rate, steps=steps, accountant=arm.accountant,
                         max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS))
                 else:
-                    specs.append(BatchedModelSpec(seed=job.seed, rates=job.rates, lr=config.lr))
+                    specs.append(BatchedModelSpec(seed=job.seed, rates=job.rates, lr=config.lr,
+                                                  stream=job.arm.label))
                     ledgers.append(PrivacyLedger(mechanism=job.arm.kind))
             stats = BatchStats()
             states = train_mlp_batch(
@@ -589,6 +627,10 @@ class BatchedTrainer(Trainer):
                 per_sample=self.per_sample, padded_batch=self.padded_batch,
                 memory_budget_mb=self.memory_budget_mb, stats=stats)
             self.last_stats.append(stats)
+            if stats.steps != steps:
+                raise TrainingError(
+                    f"the batched trainer took {stats.steps} steps but accounted for {steps}; "
+                    "no epsilon can be reported for this run")
             for i, state, ledger in zip(members, states, ledgers, strict=True):
                 model = MLP(X.shape[1], hidden=config.hidden).to(device)
                 model.load_state_dict(state)

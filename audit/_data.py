@@ -328,6 +328,15 @@ def load_dataset(
             "the model needs at least one input."
         )
     feats = frame[feature_cols].copy()
+    for col in feature_cols:
+        if pd.api.types.is_numeric_dtype(feats[col]) and not pd.api.types.is_bool_dtype(feats[col]):
+            infinite = np.isinf(feats[col].to_numpy(dtype=float))
+            if infinite.any():
+                rows = (np.flatnonzero(infinite)[:5] + 1).tolist()
+                raise DataError(
+                    f"feature column '{col}' has {int(infinite.sum())} infinite value(s) (first at "
+                    f"data rows {rows}); replace them with finite numbers or leave them empty."
+                )
     missing_values = {str(c): int(n) for c, n in feats.isna().sum().items() if n > 0}
     if missing_values:
         notes.append(
@@ -409,12 +418,16 @@ def split_dataset(
                 "min_group_rows, or choose coarser sensitive columns."
             )
         merged = tuple(str(g) for g in small.index)
-        groups = np.where(np.isin(groups, merged), MERGED_GROUP, groups)
+        # Never pour small groups into a real group that happens to be called "other".
+        label = MERGED_GROUP
+        while label in counts.index and label not in merged:
+            label = f"{label}*"
+        groups = np.where(np.isin(groups, merged), label, groups)
         counts = _split_counts(groups, idx)
-        if MERGED_GROUP in counts.index and (counts.loc[MERGED_GROUP] < min_group_rows).any():
-            c = counts.loc[MERGED_GROUP]
+        if label in counts.index and (counts.loc[label] < min_group_rows).any():
+            c = counts.loc[label]
             raise DataError(
-                f"even after merging small groups into '{MERGED_GROUP}' it has too few rows "
+                f"even after merging small groups into '{label}' it has too few rows "
                 f"(train {c['train']}, val {c['val']}, test {c['test']}; minimum "
                 f"{min_group_rows}). Lower min_group_rows or choose coarser sensitive columns."
             )
@@ -571,7 +584,7 @@ def _binary_target(
     values = col.map(_normalise_label)
     uniques = pd.unique(values)
     if len(uniques) != 2:
-        shown = ", ".join(repr(v) for v in list(uniques)[:6])
+        shown = ", ".join(repr(str(v)) for v in list(uniques)[:6])
         more = "" if len(uniques) <= 6 else f", ... ({len(uniques)} in all)"
         raise DataError(
             f"target column '{name}' has {len(uniques)} distinct value(s) ({shown}{more}); "
@@ -580,12 +593,15 @@ def _binary_target(
         )
     labels = sorted(uniques, key=str)
     if positive_label is not None:
-        pos = _normalise_label(positive_label)
-        if pos not in labels:
+        # Compare as text: the CLI passes '1' or 'True' for a numeric or boolean target.
+        wanted = str(_normalise_label(positive_label)).lower()
+        matches = [v for v in labels if str(v).lower() == wanted]
+        if not matches:
             raise DataError(
                 f"positive label {positive_label!r} is not a value of target '{name}'; "
-                f"its values are {labels}."
+                f"its values are {[str(v) for v in labels]}."
             )
+        pos = matches[0]
         how = "as requested"
     elif set(labels) in ({0, 1}, {"0", "1"}) or all(isinstance(v, (bool, np.bool_)) for v in labels):
         pos = labels[1]
@@ -613,6 +629,15 @@ def _normalise_label(value: Any) -> Any:
 
 def _group_labels(frame: pd.DataFrame, sensitive: Sequence[str]) -> np.ndarray:
     parts = [frame[c].map(_format_group_value).astype(str).to_numpy() for c in sensitive]
+    if len(parts) > 1:
+        for col, values in zip(sensitive, parts, strict=True):
+            clash = sorted({v for v in values if GROUP_SEPARATOR in v})
+            if clash:
+                raise DataError(
+                    f"sensitive column '{col}' has value(s) containing '{GROUP_SEPARATOR}' "
+                    f"({clash[:3]}), which joins intersectional group labels; replace "
+                    f"'{GROUP_SEPARATOR}' in those values first."
+                )
     labels = parts[0].astype(str)
     for p in parts[1:]:
         labels = np.char.add(np.char.add(labels, GROUP_SEPARATOR), p.astype(str))
@@ -628,8 +653,9 @@ def _format_group_value(value: Any) -> str:
 def _require_columns(wanted: Sequence[str], columns: Sequence[str], role: str) -> None:
     for col in wanted:
         if col not in columns:
-            close = difflib.get_close_matches(str(col), [str(c) for c in columns], n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            by_lower = {str(c).lower(): str(c) for c in columns}
+            close = difflib.get_close_matches(str(col).lower(), list(by_lower), n=1)
+            hint = f" Did you mean '{by_lower[close[0]]}'?" if close else ""
             raise DataError(
                 f"{role} column '{col}' not found.{hint} Available columns: {_list(columns)}"
             )

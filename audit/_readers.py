@@ -146,8 +146,18 @@ def _maybe_numeric(col: pd.Series) -> pd.Series:
         if lowered <= {"true", "false"}:
             return col.map(lambda v: v if not isinstance(v, str) else v.lower() == "true")
     converted = pd.to_numeric(col, errors="coerce")
-    if converted.notna().sum() == present.shape[0]:
+    parsed = int(converted.notna().sum())
+    if parsed == present.shape[0]:
         return converted
+    if parsed >= 0.9 * present.shape[0]:
+        # Almost all numbers: a few stray cells ('1,5', '-', 'N/A') would otherwise turn
+        # the column into hundreds of categories without a word.
+        bad = present[pd.to_numeric(present, errors="coerce").isna()]
+        examples = sorted({str(v) for v in bad})[:5]
+        raise DataError(
+            f"column '{col.name}' is numeric except for {bad.shape[0]} cell(s) such as {examples}; "
+            "fix those cells, or declare them missing (na_values=..., CLI --na-values)."
+        )
     return col.astype(object)
 
 

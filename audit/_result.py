@@ -88,8 +88,9 @@ class AuditResult:
         gaps = self.aggregate("gaps")
         privacy = self.aggregate("privacy")
         groups = sorted(by_group["group"].unique())
+        level = round(100 * float(self.config.get("ci_level", 0.95)))
         header = ["arm", "epsilon", "accuracy", *[f"error[{g}]" for g in groups],
-                  "error gap [95% CI]", ""]
+                  f"error gap [{level}% CI]", ""]
         rows = []
         for arm in self.arm_names:
             eps = privacy.loc[privacy["arm"] == arm, "epsilon"]
@@ -117,9 +118,11 @@ class AuditResult:
         lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                   for r in rows]
         ds = self.dataset
+        merged = ds.get("splits", {}).get("merged_groups", [])
         notes = [
             f"dataset: {ds.get('name')} ({ds.get('rows')} rows; groups "
-            + ", ".join(f"{k}: {v}" for k, v in ds.get("groups", {}).items()) + ")",
+            + ", ".join(f"{k}: {v}" for k, v in ds.get("groups", {}).items()) + ")"
+            + (f"; merged into one group for the audit: {', '.join(merged)}" if merged else ""),
             f"positive class: {ds.get('positive_label')!r}; errors on the test split, "
             f"mean over {len(self.config.get('seeds', []))} seed(s); CI: bootstrap over test rows.",
             "epsilon 'none' = no formal privacy guarantee (dropout is not differential privacy).",

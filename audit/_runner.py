@@ -253,7 +253,16 @@ def run_audit(
     X_test = pre.transform(dataset.features.iloc[splits.test])
     y_train, y_test = dataset.y[splits.train], dataset.y[splits.test]
     g_train, g_test = groups[splits.train], groups[splits.test]
-    delta = config.delta if config.delta is not None else default_delta(int(splits.train.shape[0]))
+    n_train = int(splits.train.shape[0])
+    delta = config.delta if config.delta is not None else default_delta(n_train)
+    for arm in config.arms:
+        arm_delta = arm.delta if isinstance(arm, DPSGDArm) and arm.delta is not None else delta
+        if arm.private and arm_delta >= 1.0 / n_train:
+            # With delta >= 1/n, "release one random row in the clear" satisfies
+            # (0, delta)-DP: such a guarantee says nothing.
+            raise ConfigError(
+                f"arm '{arm.label}': delta {arm_delta:g} is not below 1/n_train = {1 / n_train:.3g}; "
+                f"use a smaller delta (default min(1e-5, 1/(10 n_train)) = {default_delta(n_train):.3g})")
     device = resolve_device(config.device)
     trainer = get_trainer(resolve_trainer_name(config))
 

@@ -9,6 +9,7 @@ other trainers are tested against. Trainers are registered by name.
 from __future__ import annotations
 
 import math
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ._arms import Arm, DPSGDArm
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, TrainingError
 from ._models import MLP
 from ._privacy import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 
@@ -34,6 +35,7 @@ __all__ = [
     "get_trainer",
     "register_trainer",
     "resolve_device",
+    "stream_seed",
 ]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -78,6 +80,24 @@ class TrainingConfig:
             raise ConfigError(f"lr must be positive, not {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, not {self.optimizer!r}")
+
+
+_STREAMS = {"sampling": 1, "noise": 2, "dropout": 3}
+
+
+def stream_seed(seed: int, key: str, purpose: str) -> int:
+    """Seed of an independent random stream for (training seed, arm, purpose).
+
+    Streams for Poisson sampling, DP noise and dropout masks are derived with
+    ``numpy.random.SeedSequence`` from the training seed, the arm's name and the
+    purpose, so two arms trained with the same seed (e.g. two epsilons) never share
+    draws or noise, and no stream coincides with another seed's initialisation.
+    Initialisation itself uses ``torch.manual_seed(seed)`` so that every arm of a
+    seed starts from the same weights.
+    """
+    entropy = [int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8")), _STREAMS[purpose], 0x5EED]
+    return int(np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32).astype(np.uint64)
+               @ np.array([1, 2**32], dtype=np.uint64)) & 0x7FFFFFFFFFFFFFFF
 
 
 def _is_int(value: Any) -> bool:
@@ -277,11 +297,15 @@ class ReferenceTrainer(Trainer):
                 torch.as_tensor(y, dtype=torch.float32, device=device),
                 torch.as_tensor(rates, dtype=torch.float32, device=device),
             )
-            loader_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+            loader_gen = torch.Generator(device="cpu").manual_seed(
+                stream_seed(seed, arm.label, "sampling"))
             loader = DataLoader(data, batch_size=min(config.batch_size, n), shuffle=True,
                                 generator=loader_gen,
                                 collate_fn=_identity_collate)  # type: ignore[arg-type]
             loss_fn: nn.Module = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
+            if arm.private and not isinstance(arm, DPSGDArm):
+                raise ConfigError(
+                    f"the reference trainer does not know how to train private arm kind {arm.kind!r}")
             if isinstance(arm, DPSGDArm):
                 if epsilon is None or delta is None:
                     raise ConfigError("dp_sgd needs a target epsilon and delta")
@@ -350,24 +374,38 @@ def _make_private(
     # secure_mode=False: reproducible audits need seeded generators; the noise is
     # then not from a cryptographically secure RNG, which reports state.
     engine = PrivacyEngine(accountant=arm.accountant, secure_mode=False)
-    noise_gen = torch.Generator(device=device).manual_seed(seed + 2)
+    noise_gen = torch.Generator(device=device).manual_seed(stream_seed(seed, arm.label, "noise"))
     model_dp, optimizer_dp, loader_dp = engine.make_private(
         module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma,
         max_grad_norm=float(arm.max_grad_norm), poisson_sampling=True,
         noise_generator=noise_gen,
     )
+    # Opacus' sampler takes int(1 / q) steps per epoch, which floating point can make
+    # one fewer than len(loader) (e.g. 93 -> 92); fix it to the steps accounted for.
+    sampler = loader_dp.batch_sampler
+    if getattr(sampler, "steps", len(loader)) != len(loader):
+        sampler.steps = len(loader)
     pending = _PendingLedger(arm, engine, sigma, sample_rate, steps)
     return pending, model_dp, optimizer_dp, loader_dp
 
 
 def _finish_ledger(pending: _PendingLedger, delta: float) -> PrivacyLedger:
-    engine = pending.engine
-    steps_taken = sum(int(n) for _, _, n in engine.accountant.history)
+    accountant = pending.engine.accountant
+    steps_taken = sum(int(n) for _, _, n in accountant.history)
     if steps_taken != pending.steps:
-        raise RuntimeError(f"DP-SGD took {steps_taken} steps, accounted for {pending.steps}")
-    eps = float(engine.accountant.get_epsilon(delta=delta))
+        raise TrainingError(
+            f"DP-SGD took {steps_taken} steps but the noise was calibrated for {pending.steps}; "
+            "no epsilon can be reported for this run")
+    recorded = {(float(sig), float(q)) for sig, q, _ in accountant.history}
+    if any(q < pending.sample_rate or sig != pending.noise_multiplier for sig, q in recorded):
+        raise TrainingError(f"the accountant recorded {sorted(recorded)}, not the mechanism run")
+    # Opacus records q = 1 / len(DP loader), which floating point can make 1/(s-1) while
+    # rows are sampled with q = 1/s: conservative, but not the mechanism that ran. The
+    # accountant is asked about the steps it counted at the rate actually sampled.
+    accountant.history = [(pending.noise_multiplier, pending.sample_rate, steps_taken)]
+    eps = float(accountant.get_epsilon(delta=delta))
     if not math.isfinite(eps):
-        raise RuntimeError(f"accountant returned a non-finite epsilon ({eps})")
+        raise TrainingError(f"the accountant returned a non-finite epsilon ({eps})")
     from ._privacy import GUARANTEE_ASSUMPTIONS
 
     return PrivacyLedger(

@@ -104,6 +104,19 @@ def _split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """``"64,32"`` -> ``(64, 32)``; empty -> ``()`` (a linear model)."""
+    try:
+        widths = tuple(int(h) for h in _split_list(text))
+    except ValueError:
+        raise ConfigError(
+            f"--hidden must be comma-separated positive integers (e.g. 64,32; empty for a "
+            f"linear model), not {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise ConfigError(f"--hidden widths must be positive, not {text!r}")
+    return widths
+
+
 @main.command()
 @click.option("--dataset", required=True,
               help=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV/TSV/Parquet path.")
@@ -164,12 +177,15 @@ def run(**opts: Any) -> None:
     kinds = _split_list(opts["arms_text"])
     if not kinds:
         raise ConfigError(f"--arms is empty; choose from {', '.join(ARM_KINDS)}")
+    repeated = sorted({k for k in kinds if kinds.count(k) > 1})
+    if repeated:
+        raise ConfigError(f"--arms lists {repeated} more than once; name each arm once")
     group_rates = parse_group_rates(opts["group_rates"]) if opts["group_rates"] else None
     arms = build_arms(kinds, dropout=opts["dropout"], group_rates=group_rates,
                       max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
                       dp_dropout=parse_dp_dropout(opts["dp_dropout"]), budget=opts["budget"],
                       objective=opts["objective"])
-    hidden = tuple(int(h) for h in _split_list(opts["hidden"]))
+    hidden = parse_hidden(opts["hidden"])
     config = AuditConfig(
         arms=arms, seeds=opts["seeds"], epsilon=opts["epsilon"], delta=opts["delta"],
         training=TrainingConfig(hidden=hidden, epochs=opts["epochs"],
@@ -241,8 +257,7 @@ def solve_dropout(**opts: Any) -> None:
         dataset, budget=opts["budget"], model=opts["model"], objective=opts["objective"],
         p_max=opts["p_max"], seeds=opts["seeds"], groups=groups, device=opts["device"],
         n_candidates=opts["candidates"],
-        training=TrainingConfig(hidden=tuple(int(h) for h in _split_list(opts["hidden"])),
-                                epochs=opts["epochs"]),
+        training=TrainingConfig(hidden=parse_hidden(opts["hidden"]), epochs=opts["epochs"]),
     )
     click.echo(solution.summary())
     if opts["as_json"]:
@@ -271,7 +286,7 @@ def bench(models: int, device: str, epochs: int, hidden: str, batch_size: int,
         raise ConfigError(f"--models must be at least 1, not {models}")
     result = run_trainer_benchmark(
         models=models, device=device, epochs=epochs,
-        hidden=tuple(int(h) for h in _split_list(hidden)), batch_size=batch_size,
+        hidden=parse_hidden(hidden), batch_size=batch_size,
         data_path=data_path, max_rows=max_rows)
     click.echo(result.table())
     if as_json:

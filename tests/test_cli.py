@@ -125,3 +125,18 @@ def test_run_with_solved_group_rates(tmp_path: Path) -> None:
     assert arm["params"]["rates"] == "auto"
     assert arm["solver"]["budget"] == 0.4
     assert "group_dropout: solved rates majority=" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--hidden", "a"], "--hidden must be comma-separated positive integers"),
+     (["--arms", "baseline,baseline"], r"--arms lists \['baseline'\] more than once"),
+     (["--arms", "dp_sgd", "--delta", "0.5"], r"delta 0.5 is not below 1/n_train")],
+)
+def test_more_option_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    import re
+
+    res = CliRunner().invoke(main, ["run", "--dataset", "synthetic", "--rows", "800",
+                                    "--out", str(tmp_path), *FAST, *args])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert re.search(message, res.output), res.output

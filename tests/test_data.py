@@ -250,3 +250,64 @@ def test_split_bad_fractions() -> None:
     ds = load_dataset("synthetic", n_rows=200)
     with pytest.raises(ConfigError, match="sum to less than 1"):
         split_dataset(ds, val_fraction=0.5, test_fraction=0.5)
+
+
+@pytest.mark.parametrize(("values", "asked", "expected"),
+                         [([0, 1], "0", "0"), ([True, False], "false", "False"), ([0.0, 1.0], "1", "1")])
+def test_positive_label_given_as_text_for_numeric_or_boolean_target(values: list, asked: str,
+                                                                    expected: str) -> None:
+    df = frame()
+    df["income"] = [values[i % 2] for i in range(len(df))]
+    ds = load_dataset(df, target="income", sensitive="sex", positive_label=asked)
+    assert ds.positive_label == expected
+    assert ds.y.sum() == 100
+
+
+def test_bad_target_values_shown_as_text() -> None:
+    df = frame()
+    df["income"] = np.arange(len(df)) % 3
+    with pytest.raises(DataError, match=r"\('0', '1', '2'\)"):
+        load_dataset(df, target="income", sensitive="sex")
+
+
+def test_separator_in_intersectional_values_is_refused() -> None:
+    df = frame()
+    df.loc[:5, "sex"] = "F|X"
+    with pytest.raises(DataError, match=r"sensitive column 'sex' has value\(s\) containing '\|'"):
+        load_dataset(df, target="income", sensitive=["sex", "race"])
+    # one sensitive column: no joining, so the value is fine
+    assert "F|X" in load_dataset(df, target="income", sensitive="sex").group_labels
+
+
+def test_merge_never_joins_a_real_group_called_other() -> None:
+    df = frame(n=600)
+    df["race"] = np.where(np.arange(600) % 2 == 0, "White", "other")
+    df.loc[:9, "race"] = "tiny"
+    df.loc[10:19, "race"] = "small"
+    ds = load_dataset(df, target="income", sensitive="race")
+    sp = split_dataset(ds, min_group_rows=3, small_groups="merge")
+    assert set(sp.merged) == {"tiny", "small"}
+    assert set(np.unique(sp.groups)) == {"White", "other", "other*"}
+
+
+def test_infinite_feature_values_are_refused() -> None:
+    df = frame()
+    df.loc[[4, 9], "age"] = np.inf
+    with pytest.raises(DataError, match=r"feature column 'age' has 2 infinite value\(s\) \(first at data rows \[5, 10\]\)"):
+        load_dataset(df, target="income", sensitive="sex")
+
+
+def test_mostly_numeric_column_with_stray_text_is_an_error(tmp_path: Path) -> None:
+    df = pd.DataFrame({"id": range(60), "x": [str(i * 0.5) for i in range(60)],
+                       "sex": ["M", "F"] * 30, "y": [0, 1] * 30})
+    df.loc[7, "x"] = "1,5"  # a decimal comma among decimal points
+    path = tmp_path / "stray.csv"
+    df.to_csv(path, sep=";", index=False)
+    with pytest.raises(DataError, match=r"column 'x' is numeric except for 1 cell\(s\) such as \['1,5'\]"):
+        load_dataset(path, target="y", sensitive="sex")
+
+
+def test_column_suggestion_ignores_case() -> None:
+    df = frame().rename(columns={"income": "Income"})
+    with pytest.raises(DataError, match="Did you mean 'Income'"):
+        load_dataset(df, target="income", sensitive="sex")

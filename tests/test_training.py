@@ -356,3 +356,19 @@ def test_custom_model_factory(arm: Arm, data: Data) -> None:
     torch.manual_seed(0)
     before = _LinearWithRates(data.X.shape[1])
     assert not torch.equal(before.linear.weight, fitted.model.linear.weight.cpu())
+
+
+def test_reference_dp_takes_the_steps_it_accounts_for() -> None:
+    """At 93 steps per epoch Opacus' sampler would take int(1/q) = 92 (float rounding)."""
+    from audit import DPSGDArm, ReferenceTrainer
+
+    n = 93 * 256 - 100  # ceil(n / 256) = 93
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    assert int(1 / (1 / 93)) == 92  # the rounding this test is about
+    fitted = ReferenceTrainer().fit(arm=DPSGDArm(), X=X, y=y, rates=np.zeros(n, np.float32), seed=0,
+                                    config=TrainingConfig(epochs=1, hidden=(4,)),
+                                    device=torch.device("cpu"), epsilon=3.0, delta=1e-5)
+    assert fitted.ledger.steps == 93
+    assert 0 < fitted.ledger.epsilon <= 3.0
