@@ -16,7 +16,12 @@ import click
 from ._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
 from ._data import BUILTIN_DATASETS, load_dataset
 from ._exceptions import ConfigError, FairprivError
-from ._privacy import GUARANTEE_ACCOUNTANTS
+from ._privacy import (
+    ACCOUNTANTS,
+    GUARANTEE_ACCOUNTANTS,
+    compute_epsilon,
+    noise_multiplier_for_epsilon,
+)
 from ._readers import DEFAULT_NA_VALUES
 from ._runner import AuditConfig, run_audit
 from ._training import TrainingConfig, available_trainers
@@ -213,6 +218,42 @@ def run(**opts: Any) -> None:
     click.echo(f"\nwrote {path}")
 
 
+
+
+@main.command()
+@click.option("--sample-rate", "-q", type=float, required=True, help="Poisson sampling rate q.")
+@click.option("--noise-multiplier", "-s", type=float, default=None, help="sigma (noise std / C).")
+@click.option("--target-epsilon", type=float, default=None,
+              help="Instead of --noise-multiplier: print the sigma that reaches this epsilon.")
+@click.option("--steps", "-t", type=int, required=True, help="Number of DP-SGD steps.")
+@click.option("--delta", "-d", type=float, required=True)
+@click.option("--accountant", type=click.Choice(ACCOUNTANTS), default="prv", show_default=True,
+              help="gdp is an approximation that can under-report epsilon.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def epsilon(sample_rate: float, noise_multiplier: float | None, target_epsilon: float | None,
+            steps: int, delta: float, accountant: str, as_json: bool) -> None:
+    """Epsilon of DP-SGD for (q, sigma, steps, delta), or the sigma reaching a target epsilon."""
+    import json
+
+    if (noise_multiplier is None) == (target_epsilon is None):
+        raise ConfigError("give exactly one of --noise-multiplier and --target-epsilon")
+    if target_epsilon is not None:
+        sigma = noise_multiplier_for_epsilon(target_epsilon=target_epsilon, sample_rate=sample_rate,
+                                             steps=steps, delta=delta, accountant=accountant)
+        eps = compute_epsilon(sample_rate=sample_rate, noise_multiplier=sigma, steps=steps,
+                              delta=delta, accountant=accountant)
+        out = {"noise_multiplier": sigma, "epsilon": eps}
+        text = f"noise multiplier {sigma:.6g} (epsilon {eps:.6g} <= {target_epsilon:g})"
+    else:
+        assert noise_multiplier is not None
+        eps = compute_epsilon(sample_rate=sample_rate, noise_multiplier=noise_multiplier, steps=steps,
+                              delta=delta, accountant=accountant)
+        out = {"noise_multiplier": noise_multiplier, "epsilon": eps}
+        text = f"epsilon {eps:.6g}"
+    out.update(sample_rate=sample_rate, steps=steps, delta=delta, accountant=accountant)
+    click.echo(json.dumps(out) if as_json else
+               f"{text} at delta {delta:g} ({accountant}; q={sample_rate:g}, {steps} steps, "
+               "Poisson sampling, add/remove-one neighbours)")
 
 
 @main.command("solve-dropout")

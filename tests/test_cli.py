@@ -140,3 +140,17 @@ def test_more_option_errors(tmp_path: Path, args: list[str], message: str) -> No
                                     "--out", str(tmp_path), *FAST, *args])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert re.search(message, res.output), res.output
+
+
+def test_epsilon_command_matches_reference_and_round_trips() -> None:
+    res = invoke("epsilon", "-q", "0.04", "-s", "1.5", "-t", "2250", "-d", "1e-5",
+                 "--accountant", "rdp", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["epsilon"] == pytest.approx(7.32911117143, rel=1e-6)  # Opacus' RDP test value
+    back = invoke("epsilon", "-q", "0.04", "--target-epsilon", "7.32911117143", "-t", "2250",
+                  "-d", "1e-5", "--accountant", "rdp", "--json")
+    sigma = json.loads(back.output)["noise_multiplier"]
+    assert sigma == pytest.approx(1.5, abs=0.01)
+    bad = CliRunner().invoke(main, ["epsilon", "-q", "0.04", "-t", "10", "-d", "1e-5"])
+    assert bad.exit_code == 1 and "exactly one of --noise-multiplier and --target-epsilon" in bad.output

@@ -280,3 +280,35 @@ def test_gdp_can_under_report_so_no_arm_may_use_it() -> None:
     assert "gdp" not in GUARANTEE_ACCOUNTANTS
     with pytest.raises(ConfigError, match="under-report"):
         DPSGDArm(accountant="gdp")
+
+
+# --- published reference values -------------------------------------------------------
+# RDP: Opacus' own accountant test (opacus/tests/accountants_test.py, test_rdp_accountant):
+# sigma 1.5, q 0.04, 90 epochs (2250 steps), delta 1e-5 -> epsilon 7.32911117143; and
+# test_get_noise_multiplier_rdp_epochs: epsilon 8 at the same setting -> sigma 1.416.
+def test_rdp_reference_value_from_opacus_tests() -> None:
+    eps = compute_epsilon(sample_rate=0.04, noise_multiplier=1.5, steps=int(90 / 0.04), delta=1e-5,
+                          accountant="rdp")
+    assert eps == pytest.approx(7.32911117143, rel=1e-6)
+    sigma = noise_multiplier_for_epsilon(target_epsilon=8.0, sample_rate=0.04, steps=int(90 / 0.04),
+                                         delta=1e-5, accountant="rdp")
+    assert sigma == pytest.approx(1.416, abs=5e-4)
+
+
+# PRV: values computed with Microsoft's prv_accountant (Gopi, Lee, Wutschitz 2021), as
+# listed in opacus/tests/prv_accountant.py (msr_values), delta 1e-6. Key: (sigma, q, steps).
+PRV_REFERENCE = {
+    (0.8, 0.001, 100): 0.270403364058018680,
+    (1.5, 0.05, 100): 1.95385313568420016,
+    (3.0, 0.2, 100): 3.38122051022184422,
+    (2.0, 0.05, 1000): 4.17279986668931890,
+    (1.5, 0.001, 20000): 0.437005108654860808,
+    (3.0, 0.05, 50000): 24.9420056431444763,
+}
+
+
+@pytest.mark.parametrize(("setting", "expected"), sorted(PRV_REFERENCE.items()))
+def test_prv_reference_values(setting: tuple[float, float, int], expected: float) -> None:
+    sigma, q, steps = setting
+    eps = compute_epsilon(sample_rate=q, noise_multiplier=sigma, steps=steps, delta=1e-6)
+    assert eps == pytest.approx(expected, rel=0.01)
