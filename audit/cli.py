@@ -242,7 +242,7 @@ def epsilon(sample_rate: float, noise_multiplier: float | None, target_epsilon: 
                                              steps=steps, delta=delta, accountant=accountant)
         eps = compute_epsilon(sample_rate=sample_rate, noise_multiplier=sigma, steps=steps,
                               delta=delta, accountant=accountant)
-        out = {"noise_multiplier": sigma, "epsilon": eps}
+        out: dict[str, Any] = {"noise_multiplier": sigma, "epsilon": eps}
         text = f"noise multiplier {sigma:.6g} (epsilon {eps:.6g} <= {target_epsilon:g})"
     else:
         assert noise_multiplier is not None
