@@ -25,9 +25,11 @@ from ._arms import (
     available_arms,
     register_arm,
 )
+from ._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from ._data import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
 from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
 from ._metrics import METRICS, evaluate_predictions
+from ._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from ._models import MLP, GroupDropout
 from ._preprocess import TabularPreprocessor
 from ._privacy import (
@@ -40,6 +42,7 @@ from ._privacy import (
     default_delta,
     noise_multiplier_for_epsilon,
 )
+from ._privacy_audit import PrivacyAuditConfig, dp_group_cost, dropout_noise_curve
 from ._result import SCHEMA_VERSION, AuditResult
 from ._runner import AuditConfig, ProgressEvent, run_audit
 from ._solver import DropoutSolution, GroupErrors, solve_group_dropout
@@ -59,6 +62,7 @@ __all__ = [
     "BUILTIN_DATASETS",
     "GUARANTEE_ASSUMPTIONS",
     "METRICS",
+    "MIA_METRICS",
     "MLP",
     "NOT_COVERED",
     "NO_GUARANTEE",
@@ -78,6 +82,7 @@ __all__ = [
     "FittedModel",
     "GroupDropout",
     "GroupDropoutArm",
+    "PrivacyAuditConfig",
     "PrivacyLedger",
     "ProgressEvent",
     "ReferenceTrainer",
@@ -89,6 +94,12 @@ __all__ = [
     "UniformDropoutArm",
     "__version__",
     "arm_from_dict",
+    "attack_metrics",
+    "correct_guess_p_value",
+    "dp_group_cost",
+    "dropout_noise_curve",
+    "epsilon_lower_bound",
+    "lira_offline_scores",
     "available_arms",
     "available_trainers",
     "compute_epsilon",

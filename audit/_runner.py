@@ -30,7 +30,16 @@ from ._exceptions import ConfigError
 from ._metrics import evaluate_predictions
 from ._preprocess import TabularPreprocessor
 from ._privacy import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
-from ._result import AuditResult, normalise_frames
+from ._privacy_audit import (
+    PrivacyAuditConfig,
+    dp_group_cost,
+    dropout_noise_curve,
+    membership_sample,
+    run_canary_audit,
+    run_membership_inference,
+    shadow_jobs,
+)
+from ._result import AuditResult, normalise_empirical, normalise_frames, normalise_mia
 from ._solver import solve_on_arrays
 from ._training import FitJob, TrainingConfig, get_trainer, resolve_device
 
@@ -78,6 +87,8 @@ class AuditConfig:
         Bootstrap over test rows for the confidence intervals.
     threshold
         Decision threshold on the predicted probability.
+    privacy_audit
+        Membership inference, the one-run canary audit and the dropout-noise curve.
     """
 
     arms: tuple[Arm, ...] = field(default_factory=_default_arms)
@@ -96,6 +107,7 @@ class AuditConfig:
     ci_level: float = 0.95
     bootstrap_seed: int = 0
     threshold: float = 0.5
+    privacy_audit: PrivacyAuditConfig = field(default_factory=PrivacyAuditConfig)
 
     def __post_init__(self) -> None:
         arms = tuple(self.arms)
@@ -152,6 +164,8 @@ class AuditConfig:
                                    for k, v in asdict(value).items()}
             elif f.name == "seeds":
                 out["seeds"] = list(value)
+            elif f.name == "privacy_audit":
+                out["privacy_audit"] = value.to_dict()
             else:
                 out[f.name] = value
         return out
@@ -167,6 +181,8 @@ class AuditConfig:
             data["arms"] = tuple(arm_from_dict(a) for a in data["arms"])
         if "training" in data and isinstance(data["training"], Mapping):
             data["training"] = TrainingConfig(**data["training"])
+        if "privacy_audit" in data and isinstance(data["privacy_audit"], Mapping):
+            data["privacy_audit"] = PrivacyAuditConfig(**data["privacy_audit"])
         if "seeds" in data and isinstance(data["seeds"], list):
             data["seeds"] = tuple(data["seeds"])
         return cls(**data)
@@ -181,7 +197,9 @@ class AuditConfig:
 class ProgressEvent:
     """Reported to a progress callback before and after each (arm, seed) model."""
 
-    stage: str  # "solve" (group-dropout rates), "train", "trained", "metrics", "done"
+    # "solve" (group-dropout rates), "train", "trained", "metrics", "privacy" (membership
+    # inference), "canaries" (one-run audit), "done"
+    stage: str
     arm: str | None
     seed: int | None
     done: int
@@ -270,6 +288,7 @@ def run_audit(
     row_rates = {arm.label: arm.row_dropout_rates(g_train, group_labels)
                  for arm in config.arms if not (isinstance(arm, GroupDropoutArm) and arm.auto)}
     solutions: dict[str, dict[str, Any]] = {}
+    solved_arms: dict[str, Arm] = {}
     for arm in config.arms:
         if isinstance(arm, GroupDropoutArm) and arm.auto:
             emit_early = progress
@@ -287,8 +306,15 @@ def run_audit(
                 training=config.training, trainer=trainer, device=config.device,
             )
             solutions[arm.label] = solution.to_dict()
-            row_rates[arm.label] = GroupDropoutArm(rates=solution.rates).row_dropout_rates(
-                g_train, group_labels)
+            solved_arms[arm.label] = GroupDropoutArm(name=arm.label, rates=solution.rates)
+            row_rates[arm.label] = solved_arms[arm.label].row_dropout_rates(g_train, group_labels)
+
+    def rates_for(arm: Arm, row_groups: np.ndarray) -> np.ndarray:
+        """Dropout rate of any rows (training, canary, shadow pool) under ``arm``."""
+        return solved_arms.get(arm.label, arm).row_dropout_rates(row_groups, group_labels)
+
+    def delta_for(arm: Arm) -> float:
+        return float(arm.delta) if isinstance(arm, DPSGDArm) and arm.delta is not None else delta
 
     seeds = config.seed_list
     total = len(config.arms) * len(seeds)
@@ -301,7 +327,7 @@ def run_audit(
 
     jobs = [
         FitJob(arm=arm, rates=row_rates[arm.label], seed=seed, epsilon=_arm_epsilon(arm, config),
-               delta=float(arm.delta) if isinstance(arm, DPSGDArm) and arm.delta is not None else delta)
+               delta=delta_for(arm))
         for arm in config.arms for seed in seeds
     ]
     for job in jobs:
@@ -335,6 +361,31 @@ def run_audit(
     if bar is not None:
         bar.close()
 
+    audit_cfg = config.privacy_audit
+    fitted_models = {(arm.label, seed): models[a * len(seeds) + s_idx]
+              for a, arm in enumerate(config.arms) for s_idx, seed in enumerate(seeds)}
+    kinds = {arm.label: arm.kind for arm in config.arms}
+    mia = pd.DataFrame()
+    if audit_cfg.mia != "none":
+        emit("privacy", None, None)
+        shadows = None
+        if audit_cfg.mia == "lira":
+            shadows = _train_shadows(config, trainer, device, seeds[0], rates_for, delta_for,
+                                     X_train, y_train, g_train, X_test, y_test, g_test)
+        mia = run_membership_inference(
+            fitted_models, kinds=kinds, X_train=X_train, y_train=y_train, g_train=g_train,
+            X_test=X_test, y_test=y_test, g_test=g_test, config=audit_cfg, shadow_models=shadows)
+    empirical = pd.DataFrame()
+    if audit_cfg.canaries > 0:
+        emit("canaries", None, None)
+        empirical = run_canary_audit(
+            arms=config.arms, seeds=seeds, trainer=trainer, training=config.training,
+            device=device, task=dataset.task, X_train=X_train, y_train=y_train, g_train=g_train,
+            X_test=X_test, y_test=y_test, g_test=g_test, rates_for=rates_for,
+            epsilon_for=lambda arm: _arm_epsilon(arm, config), delta=delta_for, config=audit_cfg)
+    mechanism, mechanism_ref = _mechanism(config, fitted_models, seeds[0], X_train, y_train, g_train,
+                                          row_rates, dataset.task, privacy_rows)
+
     by_group_df, overall_df, gaps_df, privacy_df = normalise_frames(
         pd.concat(frames["by_group"], ignore_index=True),
         pd.concat(frames["overall"], ignore_index=True),
@@ -360,10 +411,76 @@ def run_audit(
     meta["trainer"] = trainer.name
     done = total
     emit("done", None, None)
+    dp_cost = dp_group_cost(by_group_df, overall_df, config.arms)
     return AuditResult(
         config=config_dict, dataset=dataset_info, arms=arms_df, by_group=by_group_df,
         overall=overall_df, gaps=gaps_df, privacy=privacy_df, meta=meta, solutions=solutions,
+        mia=normalise_mia(mia, [a.label for a in config.arms]),
+        empirical=normalise_empirical(empirical, [a.label for a in config.arms]),
+        mechanism=mechanism, mechanism_reference=mechanism_ref, dp_cost=dp_cost,
     )
+
+
+def _train_shadows(
+    config: AuditConfig, trainer: Any, device: Any, seed: int,
+    rates_for: Callable[[Arm, np.ndarray], np.ndarray], delta_for: Callable[[Arm], float],
+    X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
+    X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray,
+) -> dict[tuple[str, int], list[tuple[Any, np.ndarray]]]:
+    """LiRA shadow models for the first seed: random halves of that seed's attack pool."""
+    sample = membership_sample(len(y_train), len(y_test), seed)
+    Xp = np.concatenate([X_train[sample.members], X_test[sample.nonmembers]])
+    yp = np.concatenate([y_train[sample.members], y_test[sample.nonmembers]])
+    gp = np.concatenate([g_train[sample.members], g_test[sample.nonmembers]])
+    out: dict[tuple[str, int], list[tuple[Any, np.ndarray]]] = {}
+    for arm in config.arms:
+        jobs, halves = shadow_jobs([arm], [seed], len(yp), config.privacy_audit.shadows, rates_for,
+                                   gp, lambda a: _arm_epsilon(a, config), delta_for)
+        # Each shadow trains on its own half of the pool, so each is its own batch.
+        models = []
+        for job, inside in zip(jobs, halves, strict=True):
+            models += trainer.fit_many([job], X=Xp[inside], y=yp[inside], config=config.training,
+                                       device=device)
+        out[(arm.label, seed)] = list(zip(models, halves, strict=True))
+    return out
+
+
+def _mechanism(
+    config: AuditConfig, fitted: dict[tuple[str, int], Any], seed: int, X_train: np.ndarray,
+    y_train: np.ndarray, g_train: np.ndarray, row_rates: dict[str, np.ndarray], task: str,
+    privacy_rows: list[dict[str, Any]],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Dropout's gradient noise vs gradient norm for each dropout arm, and DP's fixed scale."""
+    n_rows = min(config.privacy_audit.mechanism_rows, len(y_train))
+    reference: dict[str, Any] = {}
+    dp_rows = [r for r in privacy_rows if r["seed"] == seed and r.get("epsilon") is not None]
+    if dp_rows:
+        r = dp_rows[0]
+        reference = {
+            "arm": r["arm"], "noise_multiplier": r["noise_multiplier"],
+            "max_grad_norm": r["max_grad_norm"], "sample_rate": r["sample_rate"],
+            "train_rows": int(len(y_train)),
+            "noise_std_sum": r["noise_multiplier"] * r["max_grad_norm"],
+            "noise_std_mean": r["noise_multiplier"] * r["max_grad_norm"]
+            / max(1, int(len(y_train) * r["sample_rate"])),
+        }
+    if n_rows == 0:
+        return pd.DataFrame(), reference
+    rng = np.random.default_rng([seed, 0x3EC4])
+    rows = np.sort(rng.choice(len(y_train), n_rows, replace=False))
+    frames = []
+    for arm in config.arms:
+        rates = row_rates[arm.label]
+        if not np.any(rates > 0):
+            continue
+        curve = dropout_noise_curve(fitted[(arm.label, seed)], X_train[rows], y_train[rows],
+                                    rates[rows], masks=config.privacy_audit.mechanism_masks,
+                                    seed=seed, task=task)
+        frames.append(curve.assign(arm=arm.label, kind=arm.kind, row=rows, group=g_train[rows]))
+    if not frames:
+        return pd.DataFrame(), reference
+    cols = ["arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std"]
+    return pd.concat(frames, ignore_index=True)[cols], reference
 
 
 def _group_budget(arm: GroupDropoutArm, config: AuditConfig) -> float:

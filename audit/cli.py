@@ -22,6 +22,7 @@ from ._privacy import (
     compute_epsilon,
     noise_multiplier_for_epsilon,
 )
+from ._privacy_audit import PrivacyAuditConfig
 from ._readers import DEFAULT_NA_VALUES
 from ._runner import AuditConfig, run_audit
 from ._training import TrainingConfig, available_trainers
@@ -174,6 +175,15 @@ def parse_hidden(text: str) -> tuple[int, ...]:
               help="Comma-separated cell values read as missing.")
 @click.option("--encoding", default=None, help="Text encoding of the data file (default UTF-8).")
 @click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
+@click.option("--mia", type=click.Choice(["loss", "lira", "none"]), default="loss", show_default=True,
+              help="Membership inference: loss-threshold attack; lira adds LiRA (shadow models, heavy).")
+@click.option("--shadows", type=int, default=16, show_default=True, help="LiRA shadow models per arm.")
+@click.option("--canaries", type=int, default=1000, show_default=True,
+              help="Canaries for the one-run epsilon lower bound (0: skip it).")
+@click.option("--canary-kind", type=click.Choice(["flipped", "natural"]), default="flipped",
+              show_default=True)
+@click.option("--canary-rows", type=click.Choice(["isolated", "random"]), default="isolated",
+              show_default=True, help="Which test rows become canaries.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for results.json.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -197,6 +207,9 @@ def run(**opts: Any) -> None:
                                 batch_size=opts["batch_size"], lr=opts["lr"]),
         trainer=opts["trainer"], device=opts["device"], n_bootstrap=opts["n_bootstrap"],
         min_group_rows=opts["min_group_rows"], small_groups=opts["small_groups"],
+        privacy_audit=PrivacyAuditConfig(mia=opts["mia"], shadows=opts["shadows"],
+                                         canaries=opts["canaries"], canary_kind=opts["canary_kind"],
+                                         canary_rows=opts["canary_rows"]),
     )
     na_values = tuple(v for v in opts["na_values"].split(","))
     dataset = load_dataset(
@@ -216,6 +229,9 @@ def run(**opts: Any) -> None:
         rates = ", ".join(f"{g}={r:.3f}" for g, r in solution["rates"].items())
         click.echo(f"{arm}: solved rates {rates} (budget {solution['budget']:g}); {solution['verdict']}")
     click.echo(f"\nwrote {path}")
+    if result.dp_violations:
+        click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)}: the empirical lower bound "
+                   "exceeds the accountant's epsilon (see results.json).", err=True)
 
 
 
@@ -254,6 +270,31 @@ def epsilon(sample_rate: float, noise_multiplier: float | None, target_epsilon: 
     click.echo(json.dumps(out) if as_json else
                f"{text} at delta {delta:g} ({accountant}; q={sample_rate:g}, {steps} steps, "
                "Poisson sampling, add/remove-one neighbours)")
+
+
+@main.command("audit-bound")
+@click.option("--canaries", "-m", type=int, required=True, help="Canaries m (each included w.p. 1/2).")
+@click.option("--guesses", "-r", type=int, required=True, help="Guesses made (k+ + k-).")
+@click.option("--correct", "-v", type=int, required=True, help="Correct guesses.")
+@click.option("--delta", "-d", type=float, required=True)
+@click.option("--confidence", type=float, default=0.95, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def audit_bound(canaries: int, guesses: int, correct: int, delta: float, confidence: float,
+                as_json: bool) -> None:
+    """One-run audit (Steinke, Nasr, Jagielski 2023): epsilon lower bound from guess counts."""
+    import json
+
+    from ._audit_bound import epsilon_lower_bound
+
+    bound = epsilon_lower_bound(canaries=canaries, guesses=guesses, correct=correct, delta=delta,
+                                confidence=confidence)
+    if as_json:
+        click.echo(json.dumps({"epsilon_lower_bound": bound, "canaries": canaries,
+                               "guesses": guesses, "correct": correct, "delta": delta,
+                               "confidence": confidence}))
+    else:
+        click.echo(f"epsilon >= {bound:.4f} with {100 * confidence:g}% confidence "
+                   f"({correct}/{guesses} correct guesses on {canaries} canaries, delta {delta:g})")
 
 
 @main.command("solve-dropout")

@@ -136,7 +136,7 @@ def test_progress_callback(dataset) -> None:
               progress=events.append)
     stages = [e.stage for e in events]
     # The batched trainer trains both seeds together: both start, then both finish.
-    assert stages == ["train", "train", "trained", "trained", "metrics", "done"]
+    assert stages == ["train", "train", "trained", "trained", "metrics", "privacy", "canaries", "done"]
     assert [(e.arm, e.seed) for e in events if e.stage == "trained"] == [("baseline", 0), ("baseline", 1)]
     assert [e.done for e in events if e.stage == "trained"] == [1, 2]
     assert events[-1].done == 2

@@ -1,0 +1,682 @@
+"""Membership-inference attack metrics and LiRA (offline) scoring math.
+
+Everything here is pure numpy/scipy/pandas: the module scores attacks whose
+per-row scores were computed elsewhere (no model training, no torch).
+
+Metrics (:func:`attack_metrics`)
+--------------------------------
+A membership-inference attack assigns every candidate row a score, higher
+meaning "more likely a member".  Given the scores of known members and known
+non-members, split by sensitive group, :func:`attack_metrics` reports
+
+* ``auc`` -- the Mann-Whitney probability that a random member outscores a
+  random non-member, ties counted 1/2 (equal to ``sklearn.metrics.
+  roc_auc_score`` with members as the positive class);
+* ``advantage`` -- the membership advantage of Yeom et al. (2018), here the
+  best threshold attack's ``max_t (TPR(t) - FPR(t))`` over the empirical ROC
+  (which includes the "flag nobody" point, so it is ``>= 0``);
+* ``tpr_at_fpr_1pct`` / ``tpr_at_fpr_0.1pct`` -- the largest TPR among
+  threshold attacks whose FPR is at most 1% / 0.1% (Carlini et al. 2022
+  report attacks this way, on the empirical ROC).
+
+How every metric is computed from counts
+----------------------------------------
+Sort the distinct score values of a group in *descending* order.  For one
+(re)sample let ``M[v]`` / ``N[v]`` be how many drawn members / non-members
+have the ``v``-th largest value, and ``TP[v]`` / ``FP[v]`` their cumulative
+sums (the members / non-members scoring ``>=`` that value).  Every
+deterministic threshold rule flags the rows scoring at or above some value, so
+the empirical ROC vertices are ``(0, 0)`` and ``(FP[v] / n0, TP[v] / n1)``:
+
+* ``AUC = sum_v M[v] * (n0 - FP[v] + N[v] / 2) / (n1 * n0)``;
+* ``advantage = max(0, max_v (TP[v] / n1 - FP[v] / n0))``;
+* ``TPR@FPR<=f = max(0, max {TP[v] : FP[v] <= k}) / n1`` with
+  ``k = floor(f * n0)`` the number of false positives allowed.  Equivalently:
+  flag the rows scoring strictly above the ``(k + 1)``-th largest non-member
+  score.
+
+All of these are exact integer computations, so the point estimates agree
+with scikit-learn to rounding.
+
+Bootstrap
+---------
+A resample draws ``n1_g`` members and ``n0_g`` non-members with replacement,
+independently, within every group ``g``; the "overall" resample is the union
+of the group resamples (stratified, so group sizes, and hence the group mix of
+the overall population, stay fixed; the overall and per-group intervals come
+from the same resamples).  A resample is never represented row by row: each
+drawn index is mapped straight to the distinct-value bin of its score, and one
+``np.bincount`` per chunk of resamples produces the ``(resamples, values)``
+count matrices ``M`` and ``N``; the formulas above are then a few dense array
+operations.  Intervals are equal-tailed percentile intervals
+(``np.percentile``, linear interpolation), as in :mod:`audit._bootstrap`.
+
+LiRA, offline (:func:`lira_offline_scores`)
+-------------------------------------------
+Carlini, Chien, Nasr, Song, Terzis and Tramer, "Membership Inference Attacks
+From First Principles", IEEE S&P 2022 (arXiv:2112.03570).  The statistic is
+the logit-scaled confidence on the true label, ``phi(p) = log(p / (1 - p))``
+(:func:`logit_confidence`), which the paper finds is close to Gaussian across
+shadow models.  The *offline* attack trains only OUT shadow models (models that
+did not see the row), fits ``N(mu_out, sigma_out^2)`` per row, and performs a
+one-sided test of the hypothesis that the row is OUT: a target confidence far
+*above* what OUT models give is evidence of membership.  The paper writes the
+offline score as ``1 - Pr[Z > phi_obs]``, ``Z ~ N(mu_out, sigma_out^2)``
+(Sec. IV, the paragraph on the offline attack, p. 6 of the arXiv version, and
+Algorithm 1); we return the strictly increasing transform ``-log Pr[Z >=
+phi_obs]``, which ranks rows identically but does not saturate at 1 in the
+low-FPR tail that the paper evaluates.  With few shadow models the paper
+recommends a single global variance instead of per-row variances.
+
+Note: the authors' released code scores the offline attack with the Gaussian
+log *density* of the OUT fit (and a median for the mean) rather than the
+one-sided tail probability described in the paper; this module follows the
+paper's text.
+
+Only numpy, scipy and pandas are required.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import log_ndtr
+
+__all__ = [
+    "MIA_METRICS",
+    "attack_metrics",
+    "lira_offline_scores",
+    "logit_confidence",
+]
+
+MIA_METRICS: tuple[str, ...] = ("auc", "advantage", "tpr_at_fpr_1pct", "tpr_at_fpr_0.1pct")
+
+# TPR-at-FPR metrics: metric -> (the FPR bound as text, 1 / f).  Using the
+# integer 1 / f keeps ``k = floor(f * n0) = n0 // (1 / f)`` exact (0.001 * 1000
+# is not guaranteed to round to 1 in floating point).
+_TPR_AT_FPR: dict[str, tuple[str, int]] = {
+    "tpr_at_fpr_1pct": ("1%", 100),
+    "tpr_at_fpr_0.1pct": ("0.1%", 1000),
+}
+
+OVERALL = "overall"
+
+# Upper bound on the elements of one (resamples x rows) chunk.  Larger chunks
+# stop fitting in cache and get slower, not faster.  The chunk size depends
+# only on the input sizes, so results are reproducible for a given seed.
+_CHUNK_ELEMENTS = 2_000_000
+
+# A per-row LiRA standard deviation below this fraction of the global one is
+# treated as degenerate (e.g. all OUT shadows clipped to the same logit).
+_TINY_STD_RATIO = 1e-3
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+COLUMNS: tuple[str, ...] = (
+    "group",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_members",
+    "n_nonmembers",
+    "available",
+    "reason",
+)
+
+
+# --------------------------------------------------------------------------
+# Metrics from per-value count matrices
+# --------------------------------------------------------------------------
+
+
+def _bin_counts(bins: IntArray, n_bins: int) -> IntArray:
+    """Count matrix of a batch of resamples.
+
+    Parameters
+    ----------
+    bins : ndarray of int, shape (b, m)
+        Row ``r`` holds the value bins of the ``m`` rows drawn in resample
+        ``r``.
+    n_bins : int
+        Number of distinct values.
+
+    Returns
+    -------
+    ndarray of int64, shape (b, n_bins)
+        ``out[r, v]`` = how many of resample ``r``'s draws fall in bin ``v``.
+    """
+    b = bins.shape[0]
+    flat = bins + (np.arange(b, dtype=np.int64) * n_bins)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=b * n_bins)
+    return counts.reshape(b, n_bins)
+
+
+def _metrics_from_counts(m: IntArray, n: IntArray, n1: int, n0: int) -> dict[str, FloatArray]:
+    """All :data:`MIA_METRICS` of a batch of resamples.
+
+    Parameters
+    ----------
+    m, n : ndarray of int64, shape (b, V)
+        Member / non-member counts per distinct score value, values in
+        descending order.  Every row of ``m`` sums to ``n1`` and every row of
+        ``n`` to ``n0``; both must be positive.
+    n1, n0 : int
+        Numbers of members and non-members in every resample.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (b,)
+    """
+    tp = np.cumsum(m, axis=1)
+    fp = np.cumsum(n, axis=1)
+    out: dict[str, FloatArray] = {}
+    # Mann-Whitney: each member beats the non-members strictly below it
+    # (n0 - fp) and ties with those at its value (n), counted 1/2.
+    wins2 = (m * (2 * (n0 - fp) + n)).sum(axis=1)
+    out["auc"] = wins2 / (2.0 * n1 * n0)
+    # max_v (TP/n1 - FP/n0).  The last vertex (1, 1) contributes 0, so the
+    # maximum is already >= 0; np.maximum only states the (0, 0) vertex.
+    gap = (tp * n0 - fp * n1).max(axis=1)
+    out["advantage"] = np.maximum(gap, 0) / float(n1 * n0)
+    for name, (_, inv_f) in _TPR_AT_FPR.items():
+        k = n0 // inv_f
+        # fp is non-decreasing along a row, so the allowed vertices are a
+        # prefix and the best is its last entry (or the (0, 0) vertex).
+        n_ok = (fp <= k).sum(axis=1)
+        last = np.take_along_axis(tp, np.maximum(n_ok - 1, 0)[:, None], axis=1)[:, 0]
+        out[name] = np.where(n_ok > 0, last, 0) / float(n1)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Plan: value bins of every row, per group and overall
+# --------------------------------------------------------------------------
+
+
+def _descending_bins(values: FloatArray, scores: FloatArray) -> IntArray:
+    """Index of each score among ``values`` (ascending, unique) counted from the top."""
+    return (len(values) - 1 - np.searchsorted(values, scores)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """Members or non-members of one group."""
+
+    n: int
+    local_bins: IntArray  # bin among the group's distinct values
+    overall_bins: IntArray  # bin among all distinct values
+
+
+@dataclass(frozen=True)
+class _Group:
+    label: str
+    members: _Side
+    nonmembers: _Side
+    n_values: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    groups: tuple[_Group, ...]
+    n_values: int  # distinct values overall
+    n1: int
+    n0: int
+
+
+def _build_plan(s1: FloatArray, s0: FloatArray, g1: IntArray, g0: IntArray, labels: list[str]) -> _Plan:
+    all_values = np.unique(np.concatenate([s1, s0]))
+    groups = []
+    for code, label in enumerate(labels):
+        a = s1[g1 == code]
+        b = s0[g0 == code]
+        values = np.unique(np.concatenate([a, b]))
+        groups.append(
+            _Group(
+                label=label,
+                members=_Side(len(a), _descending_bins(values, a), _descending_bins(all_values, a)),
+                nonmembers=_Side(len(b), _descending_bins(values, b), _descending_bins(all_values, b)),
+                n_values=len(values),
+            )
+        )
+    return _Plan(tuple(groups), len(all_values), len(s1), len(s0))
+
+
+def _resample_metrics(
+    plan: _Plan, member_idx: list[IntArray | None], nonmember_idx: list[IntArray | None]
+) -> tuple[dict[str, FloatArray] | None, list[dict[str, FloatArray] | None]]:
+    """Metrics of a batch of resamples given the drawn row indices.
+
+    Parameters
+    ----------
+    plan : _Plan
+    member_idx, nonmember_idx : list of (ndarray of int, shape (b, n_g)) or None
+        Per group, the drawn positions (``0 .. n_g - 1``) of that group's
+        members / non-members in each of ``b`` resamples; None where the group
+        has none.
+
+    Returns
+    -------
+    overall : dict or None
+        Overall metrics, None if there are no members or no non-members.
+    by_group : list of (dict or None)
+        Per-group metrics, None where a group lacks members or non-members.
+    """
+    by_group: list[dict[str, FloatArray] | None] = []
+    overall_m: list[IntArray] = []
+    overall_n: list[IntArray] = []
+    for grp, mi, ni in zip(plan.groups, member_idx, nonmember_idx, strict=True):
+        if mi is not None:
+            overall_m.append(grp.members.overall_bins[mi])
+        if ni is not None:
+            overall_n.append(grp.nonmembers.overall_bins[ni])
+        if mi is None or ni is None:
+            by_group.append(None)
+            continue
+        m = _bin_counts(grp.members.local_bins[mi], grp.n_values)
+        n = _bin_counts(grp.nonmembers.local_bins[ni], grp.n_values)
+        by_group.append(_metrics_from_counts(m, n, grp.members.n, grp.nonmembers.n))
+    overall = None
+    if plan.n1 > 0 and plan.n0 > 0:
+        m = _bin_counts(np.concatenate(overall_m, axis=1), plan.n_values)
+        n = _bin_counts(np.concatenate(overall_n, axis=1), plan.n_values)
+        overall = _metrics_from_counts(m, n, plan.n1, plan.n0)
+    return overall, by_group
+
+
+def _identity_idx(n: int) -> IntArray | None:
+    return None if n == 0 else np.arange(n, dtype=np.int64)[None, :]
+
+
+# --------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------
+
+
+def _scores(x: ArrayLike, name: str) -> FloatArray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    if np.isnan(a).any():
+        raise ValueError(f"{name} contains NaN")
+    return a
+
+
+def _groups(x: ArrayLike, n: int, name: str) -> NDArray[np.generic]:
+    a = np.asarray(x)
+    if a.ndim != 1 or len(a) != n:
+        raise ValueError(
+            f"{name} must be one-dimensional with {n} entries (one per score), got shape {a.shape}"
+        )
+    return a
+
+
+def _check_int(x: object, name: str, minimum: int) -> int:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or int(x) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {x!r}")
+    return int(x)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def attack_metrics(
+    member_scores: ArrayLike,
+    nonmember_scores: ArrayLike,
+    member_groups: ArrayLike,
+    nonmember_groups: ArrayLike,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Membership-inference metrics, overall and per group, with bootstrap CIs.
+
+    Parameters
+    ----------
+    member_scores, nonmember_scores : array-like of float, shape (n1,) / (n0,)
+        Attack scores of rows that were / were not in the training set; higher
+        means "more likely a member".  NaN is rejected; +-inf is allowed.
+    member_groups, nonmember_groups : array-like, shape (n1,) / (n0,)
+        Sensitive-group label of every row.  Labels are sorted with
+        ``np.unique`` (so integers sort numerically) and reported as ``str``.
+    n_bootstrap : int, default 1000
+        Number of bootstrap resamples; 0 skips the bootstrap (CIs are NaN).
+    seed : int, default 0
+        Seed of the ``numpy.random.Generator`` that draws the resamples.  The
+        same inputs and seed give identical results.
+    confidence : float, default 0.95
+        Coverage of the equal-tailed percentile intervals, in (0, 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (group, metric), groups in the order ``"overall"`` then
+        the sorted labels, metrics in :data:`MIA_METRICS` order.  Columns:
+
+        ``group`` (str), ``metric`` (str), ``value`` (float), ``ci_low``,
+        ``ci_high`` (float; percentile bootstrap interval), ``n_members``,
+        ``n_nonmembers`` (int), ``available`` (bool), ``reason`` (str, empty
+        when available).
+
+        A metric is unavailable (``value``, ``ci_low``, ``ci_high`` NaN) when
+        the group has no members or no non-members, and a TPR-at-FPR-``f``
+        metric also when the group has fewer than ``ceil(1 / f)`` non-members
+        (100 for 1%, 1000 for 0.1%): below that the smallest non-zero FPR a
+        threshold can reach, ``1 / n_nonmembers``, exceeds ``f``, so only
+        FPR = 0 would qualify and the number would say little about FPR ``f``.
+
+    Raises
+    ------
+    ValueError
+        On NaN scores, mismatched lengths, a group labelled ``"overall"``, or
+        invalid ``n_bootstrap`` / ``seed`` / ``confidence``.
+
+    Notes
+    -----
+    Definitions (members are the positive class):
+
+    * ``auc``: ``P(S_member > S_nonmember) + P(S_member = S_nonmember) / 2``,
+      equal to ``sklearn.metrics.roc_auc_score``.  A reversed attack (members
+      scoring lower) has AUC below 0.5; it is not flipped.
+    * ``advantage``: ``max_t (TPR(t) - FPR(t))`` over the empirical ROC,
+      including the "flag nobody" point, hence in ``[0, 1]``.  It is the
+      advantage of the best threshold attack *in the stated direction*; a
+      reversed attack gets 0 (its signal is not credited, unlike
+      ``max |TPR - FPR|``).
+    * ``tpr_at_fpr_1pct`` / ``tpr_at_fpr_0.1pct``: the largest TPR over
+      thresholds with ``FPR <= f``, i.e. the fraction of members scoring
+      strictly above the ``(floor(f * n0) + 1)``-th largest non-member
+      score.  No interpolation between ROC vertices.
+
+    The bootstrap resamples members and non-members independently within each
+    group; the overall row uses the union of the group resamples, so group
+    sizes stay fixed.  Percentile intervals need not contain the point
+    estimate (maxima over thresholds such as the advantage are biased upward
+    under resampling), and are degenerate (zero width) when every resample
+    gives the same value.  TPR at a low FPR rests on the few highest-scoring
+    non-members, so its interval is wide unless there are many non-members.
+
+    Examples
+    --------
+    >>> df = attack_metrics([0.9, 0.8, 0.3], [0.1, 0.4, 0.2, 0.35],
+    ...                     ["a", "b", "a"], ["a", "a", "b", "b"], n_bootstrap=0)
+    >>> df.loc[df.metric == "auc", "group"].tolist()
+    ['overall', 'a', 'b']
+    >>> df.loc[df.metric == "auc", "value"].round(4).tolist()
+    [0.8333, 0.75, 1.0]
+    >>> bool(df.loc[df.metric == "tpr_at_fpr_1pct", "available"].any())
+    False
+    """
+    s1 = _scores(member_scores, "member_scores")
+    s0 = _scores(nonmember_scores, "nonmember_scores")
+    lab1 = _groups(member_groups, len(s1), "member_groups")
+    lab0 = _groups(nonmember_groups, len(s0), "nonmember_groups")
+    n_boot = _check_int(n_bootstrap, "n_bootstrap", 0)
+    seed_ = _check_int(seed, "seed", 0)
+    if not isinstance(confidence, numbers.Real) or not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+
+    # An empty label list (``[]`` is float) must not force a dtype on the other.
+    if len(lab1) == 0:
+        lab1 = lab1.astype(lab0.dtype)
+    if len(lab0) == 0:
+        lab0 = lab0.astype(lab1.dtype)
+    uniq, codes = np.unique(np.concatenate([lab1, lab0]), return_inverse=True)
+    labels = [str(u) for u in uniq.tolist()]
+    if OVERALL in labels:
+        raise ValueError(f"a group may not be labelled {OVERALL!r}: that name is reserved for all rows")
+    if len(set(labels)) != len(labels):
+        raise ValueError("group labels must stay distinct when converted to str")
+    codes = codes.reshape(-1).astype(np.int64)
+    g1, g0 = codes[: len(s1)], codes[len(s1) :]
+
+    plan = _build_plan(s1, s0, g1, g0, labels)
+
+    # Point estimates: the "resample" that takes every row once.
+    point_overall, point_groups = _resample_metrics(
+        plan,
+        [_identity_idx(g.members.n) for g in plan.groups],
+        [_identity_idx(g.nonmembers.n) for g in plan.groups],
+    )
+    scopes = [point_overall, *point_groups]
+
+    # Bootstrap draws, chunked over resamples.
+    draws: list[dict[str, FloatArray] | None] = [
+        None if p is None else {k: np.empty(n_boot) for k in MIA_METRICS} for p in scopes
+    ]
+    if n_boot > 0 and point_overall is not None:
+        rng = np.random.default_rng(seed_)
+        chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(plan.n1 + plan.n0, plan.n_values, 1)))
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            m_idx: list[IntArray | None] = []
+            n_idx: list[IntArray | None] = []
+            for g in plan.groups:
+                m_idx.append(rng.integers(0, g.members.n, size=(b, g.members.n)) if g.members.n else None)
+                n_idx.append(
+                    rng.integers(0, g.nonmembers.n, size=(b, g.nonmembers.n)) if g.nonmembers.n else None
+                )
+            overall, by_group = _resample_metrics(plan, m_idx, n_idx)
+            for store, got in zip(draws, [overall, *by_group], strict=True):
+                if store is not None and got is not None:
+                    for k in MIA_METRICS:
+                        store[k][start : start + b] = got[k]
+
+    alpha = 100.0 * (1.0 - float(confidence)) / 2.0
+    sizes = [(plan.n1, plan.n0)] + [(g.members.n, g.nonmembers.n) for g in plan.groups]
+    rows = []
+    for label, point, store, (n1, n0) in zip([OVERALL, *labels], scopes, draws, sizes, strict=True):
+        for metric in MIA_METRICS:
+            reason = ""
+            if n1 == 0:
+                reason = "no members in this group"
+            elif n0 == 0:
+                reason = "no non-members in this group"
+            elif metric in _TPR_AT_FPR:
+                text, need = _TPR_AT_FPR[metric]
+                if n0 < need:
+                    reason = (
+                        f"TPR at FPR <= {text} needs at least {need} non-members "
+                        f"(the smallest non-zero FPR is 1/n_nonmembers); this group has {n0}"
+                    )
+            value = lo = hi = float("nan")
+            if not reason:
+                assert point is not None
+                value = float(point[metric][0])
+                if n_boot > 0 and store is not None:
+                    lo, hi = (float(q) for q in np.percentile(store[metric], [alpha, 100.0 - alpha]))
+            rows.append((label, metric, value, lo, hi, n1, n0, not reason, reason))
+
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    return df.astype(
+        {
+            "value": np.float64,
+            "ci_low": np.float64,
+            "ci_high": np.float64,
+            "n_members": np.int64,
+            "n_nonmembers": np.int64,
+            "available": bool,
+        }
+    )
+
+
+def logit_confidence(prob_true_label: ArrayLike, eps: float = 1e-12) -> FloatArray:
+    """Logit-scaled confidence ``phi(p) = log(p / (1 - p))`` on the true label.
+
+    Parameters
+    ----------
+    prob_true_label : array-like of float
+        The model's probability of each row's *true* label, in ``[0, 1]``; any
+        shape.  NaN is passed through (useful for shadow matrices where NaN
+        marks "not OUT").
+    eps : float, default 1e-12
+        The output is clipped to ``[-B, B]`` with ``B = log((1 - eps) / eps)``
+        (about 27.6), i.e. probabilities are treated as lying in ``[eps, 1 -
+        eps]``; so ``p = 0`` and ``p = 1`` give finite values.
+
+    Returns
+    -------
+    ndarray of float64
+        Same shape as the input.
+
+    Raises
+    ------
+    ValueError
+        If a (non-NaN) probability lies outside ``[0, 1]`` or ``eps`` is not
+        in ``(0, 0.5)``.
+
+    Notes
+    -----
+    Carlini et al. (2022) use this scaling because it makes the confidence of
+    a row across shadow models approximately Gaussian.  Their released code
+    computes it from the logits ("stable" form ``log p_y - log sum_{y' != y}
+    p_y'``); for a binary classifier the two agree, and from probabilities
+    the clipping keeps the numbers finite.
+
+    Examples
+    --------
+    >>> logit_confidence([0.5, 0.880797077977882, 1.0]).round(4).tolist()
+    [0.0, 2.0, 27.631]
+    """
+    if not isinstance(eps, numbers.Real) or not 0.0 < float(eps) < 0.5:
+        raise ValueError(f"eps must be in (0, 0.5), got {eps!r}")
+    p = np.asarray(prob_true_label, dtype=np.float64)
+    finite = ~np.isnan(p)
+    if ((p[finite] < 0.0) | (p[finite] > 1.0)).any():
+        raise ValueError("prob_true_label must lie in [0, 1]")
+    # Clip the logit rather than p: 1 - eps is not exactly representable, and
+    # clipping there would make the two bounds differ in the 6th digit.
+    bound = float(np.log1p(-float(eps)) - np.log(float(eps)))
+    with np.errstate(divide="ignore"):
+        phi = np.log(p) - np.log1p(-p)
+    return np.asarray(np.clip(phi, -bound, bound), dtype=np.float64)
+
+
+def lira_offline_scores(
+    target_conf: ArrayLike, shadow_out_conf: ArrayLike, *, global_variance: bool = False
+) -> FloatArray:
+    """Offline LiRA membership scores (Carlini et al. 2022).
+
+    Parameters
+    ----------
+    target_conf : array-like of float, shape (n,)
+        Logit-scaled confidences (:func:`logit_confidence`) of the target
+        model on the ``n`` candidate rows.
+    shadow_out_conf : array-like of float, shape (S, n)
+        Logit-scaled confidences of ``S`` shadow models on the same rows; NaN
+        where a shadow model trained on the row (is IN), so that column ``i``
+        holds the OUT observations of row ``i``.
+    global_variance : bool, default False
+        Use one standard deviation for every row instead of per-row ones (the
+        paper's recommendation when there are few shadow models).
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        ``-log P[Z >= target_conf_i]`` with ``Z ~ N(mu_i, sigma_i^2)`` the OUT
+        fit of row ``i``: 0 for a target far below the OUT mean, ``log 2`` at
+        the mean, large when the target is far above what OUT models give.
+        Higher = more member-like.  NaN for rows with no OUT observation (a
+        ``RuntimeWarning`` says how many); drop them before
+        :func:`attack_metrics`.
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, non-finite target confidences, infinite shadow
+        confidences, or when no variance can be estimated at all (fewer than
+        two OUT observations in total, or all of them equal).
+
+    Notes
+    -----
+    This is the offline variant of the Likelihood Ratio Attack of Carlini,
+    Chien, Nasr, Song, Terzis and Tramer, "Membership Inference Attacks From
+    First Principles", IEEE S&P 2022, arXiv:2112.03570, Sec. IV (parametric
+    estimation of the likelihood ratio; the offline-attack paragraph on p. 6
+    of the arXiv version, and Algorithm 1): with only OUT shadow models the
+    attack cannot form the two-sided ratio ``p_in / p_out``, so it performs a
+    one-sided test of the null hypothesis "row ``i`` is OUT" and scores
+    ``1 - Pr[Z > phi_obs]``.  We return ``-log Pr[Z >= phi_obs]``, a strictly
+    increasing function of that score computed with ``scipy.special.log_ndtr``
+    so that it stays accurate far in the tail.
+
+    Per row ``i``: ``mu_i`` is the mean of its OUT confidences and
+    ``sigma_i`` their standard deviation (``ddof=1``).  The global standard
+    deviation is the pooled within-row one, ``sqrt(sum_i sum_s (x_si -
+    mu_i)^2 / sum_i (k_i - 1))`` over rows with ``k_i >= 2`` OUT values (the
+    spread of a row's OUT confidences around *its own* mean, which is what a
+    shared ``sigma`` stands for); if no row has two OUT values (e.g. ``S =
+    1``) it falls back to the standard deviation of all OUT values pooled
+    across rows, which also contains the between-row spread of the means and
+    is therefore conservative.  A row uses the global value when
+    ``global_variance`` is set, when it has fewer than two OUT values, or when
+    its own standard deviation is below ``1e-3`` times the global one.  Using
+    one ``sigma`` for all rows keeps the per-row means, so the ranking is
+    then that of ``phi_obs - mu_i`` and does not depend on the global value.
+
+    Differences from the authors' released code: it uses the median for
+    ``mu_i`` and ``ddof=0``, its fixed variance is the standard deviation of
+    all OUT values pooled across rows, and its offline score is the Gaussian
+    log-density rather than the tail probability described in the paper.
+
+    Examples
+    --------
+    >>> shadows = np.array([[0.0, 2.0], [1.0, 3.0], [2.0, 4.0]])  # S=3, n=2
+    >>> lira_offline_scores([1.0, 5.0], shadows).round(4).tolist()
+    [0.6931, 3.7832]
+    """
+    t = np.asarray(target_conf, dtype=np.float64)
+    x = np.asarray(shadow_out_conf, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"target_conf must be one-dimensional, got shape {t.shape}")
+    if x.ndim != 2 or x.shape[1] != t.shape[0]:
+        raise ValueError(f"shadow_out_conf must have shape (S, {t.shape[0]}), got {x.shape}")
+    if not np.isfinite(t).all():
+        raise ValueError("target_conf must be finite")
+    if np.isinf(x).any():
+        raise ValueError("shadow_out_conf must be finite or NaN (NaN = not an OUT observation)")
+
+    out = ~np.isnan(x)
+    k = out.sum(axis=0)
+    xz = np.where(out, x, 0.0)
+    has_any = k > 0
+    mu = np.divide(xz.sum(axis=0), k, out=np.full(t.shape, np.nan), where=has_any)
+    resid2 = np.where(out, (x - mu[None, :]) ** 2, 0.0)
+    ss = resid2.sum(axis=0)
+    dof = np.maximum(k - 1, 0)
+
+    # Global standard deviation: pooled within-row, else all values pooled.
+    global_sd = float(np.sqrt(ss.sum() / dof.sum())) if dof.sum() > 0 else 0.0
+    if not global_sd > 0.0:
+        pooled = x[out]
+        global_sd = float(np.std(pooled, ddof=1)) if pooled.size >= 2 else 0.0
+    if not global_sd > 0.0:
+        raise ValueError(
+            "cannot estimate the OUT variance: need at least two OUT confidences that are not all equal"
+        )
+
+    row_sd = np.sqrt(np.divide(ss, dof, out=np.zeros(t.shape), where=dof > 0))
+    use_global = (k < 2) | (row_sd < _TINY_STD_RATIO * global_sd)
+    if global_variance:
+        use_global[:] = True
+    sd = np.where(use_global, global_sd, row_sd)
+
+    scores = np.full(t.shape, np.nan)
+    scores[has_any] = -log_ndtr((mu[has_any] - t[has_any]) / sd[has_any])
+    n_missing = int((~has_any).sum())
+    if n_missing:
+        warnings.warn(
+            f"{n_missing} of {len(t)} rows have no OUT shadow confidence; their LiRA score is NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return np.asarray(scores, dtype=np.float64)

@@ -1,0 +1,246 @@
+"""Empirical privacy in an audit: MIA per group, one-run canary bound, mechanism curve, DP cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from audit import (
+    AuditConfig,
+    AuditResult,
+    BaselineArm,
+    ConfigError,
+    DPSGDArm,
+    PrivacyAuditConfig,
+    TrainingConfig,
+    UniformDropoutArm,
+    load_dataset,
+    run_audit,
+)
+from audit._batched import BatchedTrainer
+from audit._privacy import PrivacyLedger
+from audit._privacy_audit import (
+    CanaryPlan,
+    canary_plan,
+    dp_group_cost,
+    dropout_noise_curve,
+    run_canary_audit,
+    score_canaries,
+)
+from audit._training import FitJob, FittedModel
+from audit.cli import main
+
+SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
+
+
+@pytest.fixture(scope="module")
+def result() -> AuditResult:
+    cfg = AuditConfig(arms=(BaselineArm(), UniformDropoutArm(), DPSGDArm()),
+                      privacy_audit=PrivacyAuditConfig(canaries=300, mia_bootstrap=50,
+                                                       mechanism_rows=40, mechanism_masks=16),
+                      **SMALL)  # type: ignore[arg-type]
+    return run_audit(load_dataset("synthetic", n_rows=3000), cfg)
+
+
+def test_mia_metrics_for_every_arm_and_group(result: AuditResult) -> None:
+    mia = result.mia
+    for arm in result.arm_names:
+        sel = mia[(mia["arm"] == arm) & mia["seed"].isna() & (mia["attack"] == "loss")]
+        assert set(sel["group"]) == {"overall", "majority", "minority"}
+        assert set(sel["metric"]) == {"auc", "advantage", "tpr_at_fpr_1pct", "tpr_at_fpr_0.1pct"}
+        auc = sel[(sel["group"] == "overall") & (sel["metric"] == "auc")].iloc[0]
+        assert 0.3 < auc["value"] < 0.8 and auc["ci_low"] <= auc["value"] <= auc["ci_high"]
+        # 600 test rows: too few non-members for FPR 0.1%, reported as unavailable
+        low = sel[(sel["group"] == "overall") & (sel["metric"] == "tpr_at_fpr_0.1pct")].iloc[0]
+        assert not low["available"] and "1000 non-members" in low["reason"]
+    assert set(mia["seed"].dropna()) == {0, 1}
+    n = mia.iloc[0]
+    assert n["n_members"] == n["n_nonmembers"]  # equal numbers of members and non-members
+
+
+def test_canary_audit_rows_and_no_violation(result: AuditResult) -> None:
+    emp = result.empirical
+    assert len(emp) == 3 * 2  # arms x seeds
+    assert (emp["canaries"] == 300).all() and (emp["guesses"] == 120).all()
+    assert ((emp["correct"] >= 0) & (emp["correct"] <= emp["guesses"])).all()
+    assert (emp["epsilon_lower_bound"] >= 0).all()
+    dp = emp[emp["kind"] == "dp_sgd"]
+    assert (dp["run_epsilon"] > 0).all() and dp["run_epsilon"].le(3.0).all()
+    assert emp[emp["kind"] != "dp_sgd"]["run_epsilon"].isna().all()
+    assert not emp["dp_violation"].any() and result.dp_violations == []
+
+
+def test_privacy_results_round_trip_json(result: AuditResult) -> None:
+    data = json.loads(result.to_json())
+    assert data["dp_violation"] is False
+    dp = next(a for a in data["arms"] if a["kind"] == "dp_sgd")
+    priv = dp["privacy"]
+    assert {"epsilon", "delta", "accountant", "mia", "empirical", "dp_violation"} <= set(priv)
+    assert set(priv["mia"]["loss"]["aggregate"]["by_group"]) == {"majority", "minority"}
+    assert priv["empirical"]["per_seed"][0]["k_plus"] == 60
+    assert isinstance(priv["empirical"]["epsilon_lower_bound"], float)
+    uni = next(a for a in data["arms"] if a["kind"] == "uniform_dropout")
+    assert len(uni["mechanism"]) == 40 and dp["mechanism"] is None
+    assert data["mechanism_reference"]["noise_std_sum"] > 0
+    back = AuditResult.from_json(result.to_json())
+    pd.testing.assert_frame_equal(back.mia, result.mia)
+    pd.testing.assert_frame_equal(back.empirical, result.empirical)
+    assert back.to_dict() == result.to_dict()
+
+
+def test_summary_shows_privacy_columns(result: AuditResult) -> None:
+    text = result.summary()
+    assert "MIA AUC" in text and "eps lower bound" in text
+    assert "300 flipped canaries" in text
+
+
+class _LyingTrainer(BatchedTrainer):
+    """Trains without any noise but claims a tiny epsilon: the audit must catch it."""
+
+    def fit_many(self, jobs, **kw):  # type: ignore[no-untyped-def, override]
+        plain = [FitJob(arm=BaselineArm(name=j.arm.label), rates=j.rates, seed=j.seed) for j in jobs]
+        models = super().fit_many(plain, **kw)
+        lie = PrivacyLedger(mechanism="dp_sgd", epsilon=0.01, delta=1e-5, noise_multiplier=50.0,
+                            sample_rate=0.01, steps=10, accountant="prv", max_grad_norm=1.0)
+        return [FittedModel(model=m.model, ledger=lie, device=m.device, task=m.task) for m in models]
+
+
+def test_dp_violation_is_flagged_and_shown_first() -> None:
+    ds = load_dataset("adult", path=Path(__file__).resolve().parents[2] / "shared/data/adult.data") \
+        if (Path(__file__).resolve().parents[2] / "shared/data/adult.data").exists() \
+        else load_dataset("synthetic", n_rows=6000)
+    from audit import TabularPreprocessor, split_dataset
+
+    sp = split_dataset(ds)
+    pre = TabularPreprocessor().fit(ds.features.iloc[sp.train])
+    X_tr, X_te = pre.transform(ds.features.iloc[sp.train]), pre.transform(ds.features.iloc[sp.test])
+    cfg = PrivacyAuditConfig(canaries=1000)
+    emp = run_canary_audit(
+        arms=[DPSGDArm()], seeds=[0], trainer=_LyingTrainer(), training=TrainingConfig(epochs=10),
+        device=torch.device("cpu"), task="classification", X_train=X_tr, y_train=ds.y[sp.train],
+        g_train=sp.groups[sp.train], X_test=X_te, y_test=ds.y[sp.test], g_test=sp.groups[sp.test],
+        rates_for=lambda arm, g: np.zeros(len(g), np.float32), epsilon_for=lambda arm: 0.01,
+        delta=lambda arm: 1e-5, config=cfg)
+    row = emp.iloc[0]
+    # A non-private model memorises some flipped canaries: the bound exceeds the claimed 0.01.
+    assert row["epsilon_lower_bound"] > 0.01 and row["dp_violation"]
+
+
+def test_violation_banner_in_summary_and_json(result: AuditResult) -> None:
+    data = result.to_dict()
+    dp = next(a for a in data["arms"] if a["kind"] == "dp_sgd")
+    for entry in dp["privacy"]["empirical"]["per_seed"]:
+        entry["epsilon_lower_bound"], entry["dp_violation"] = 9.0, True
+    bad = AuditResult.from_dict(data)
+    assert bad.dp_violations == ["dp_sgd"]
+    assert bad.summary().startswith("!!! DP VIOLATION")
+    assert "DP VIOLATION" in bad._repr_html_()
+    assert json.loads(bad.to_json())["dp_violation"] is True
+
+
+def test_canary_plan_and_scoring_known_answers() -> None:
+    y = np.array([0, 1] * 500, dtype=float)
+    plan = canary_plan(y, PrivacyAuditConfig(canaries=400, guess_fraction=0.25, canary_rows="random"), 3)
+    assert len(plan.rows) == 400 and plan.k_plus == plan.k_minus == 100
+    np.testing.assert_array_equal(plan.labels, 1 - y[plan.rows])  # flipped
+    assert 150 < plan.included.sum() < 250  # Binomial(400, 1/2): sd 10
+    assert canary_plan(y, PrivacyAuditConfig(canaries=5000, canary_rows="random"), 0).rows.size == 1000
+
+    class Oracle:
+        """Loss 0 on included canaries, large on excluded ones: every guess right."""
+        task = "classification"
+
+        def __init__(self, plan: CanaryPlan) -> None:
+            self.plan = plan
+
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            return np.where(self.plan.included, self.plan.labels, 1 - self.plan.labels) * 0.98 + 0.01
+
+    guesses, correct = score_canaries(Oracle(plan), np.zeros((400, 1)), plan.labels, plan)  # type: ignore[arg-type]
+    assert (guesses, correct) == (200, 200)
+
+
+def test_dropout_noise_grows_with_gradient_norm(result: AuditResult) -> None:
+    mech = result.mechanism
+    uni = mech[mech["arm"] == "uniform_dropout"]
+    assert (uni["rate"] == 0.5).all()
+    # Multiplicative noise: strongly rank-correlated with the gradient norm.
+    rho = uni[["grad_norm", "noise_norm"]].corr(method="spearman").iloc[0, 1]
+    assert rho > 0.7
+    ref = result.mechanism_reference
+    assert ref["arm"] == "dp_sgd" and ref["noise_std_sum"] == pytest.approx(
+        ref["noise_multiplier"] * ref["max_grad_norm"])
+
+
+def test_dropout_noise_zero_without_dropout() -> None:
+    ds = load_dataset("synthetic", n_rows=600)
+    trainer = BatchedTrainer()
+    from audit import TabularPreprocessor, split_dataset
+
+    sp = split_dataset(ds)
+    pre = TabularPreprocessor().fit(ds.features.iloc[sp.train])
+    X = pre.transform(ds.features.iloc[sp.train])
+    model = trainer.fit(arm=BaselineArm(), X=X, y=ds.y[sp.train], rates=np.zeros(len(X), np.float32),
+                        seed=0, config=TrainingConfig(epochs=1, hidden=(8,)),
+                        device=torch.device("cpu"), epsilon=None, delta=None)
+    curve = dropout_noise_curve(model, X[:10], ds.y[sp.train][:10], np.zeros(10), masks=8, seed=0)
+    # identical gradients under every mask: zero noise up to float64 rounding
+    assert (curve["noise_norm"] < 1e-12 * curve["grad_norm"].max()).all() and (curve["grad_norm"] > 0).all()
+
+
+def test_dp_group_cost_known_answer() -> None:
+    rows = []
+    for arm, base_err in (("baseline", 0.10), ("dp_sgd", 0.10)):
+        for seed in (0, 1, 2):
+            for group, extra in (("A", 0.0), ("B", 0.0)):
+                cost = 0.0 if arm == "baseline" else (0.02 if group == "A" else 0.10 + 0.001 * seed)
+                rows.append({"arm": arm, "seed": seed, "group": group, "metric": "error_rate",
+                             "value": base_err + extra + cost})
+    by_group = pd.DataFrame(rows)
+    overall = by_group.groupby(["arm", "seed", "metric"], as_index=False)["value"].mean()
+    cost = dp_group_cost(by_group, overall, [BaselineArm(), DPSGDArm()]).set_index("group")
+    assert cost.loc["A", "cost"] == pytest.approx(0.02)
+    assert cost.loc["B", "cost"] == pytest.approx(0.101)
+    assert cost.loc["B", "flagged"] and not cost.loc["A", "flagged"]
+    assert dp_group_cost(by_group, overall, [DPSGDArm()]).empty  # no baseline: no cost
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"mia": "shadow"}, r"mia must be one of \['loss', 'lira', 'none'\]"),
+    ({"mia": "lira", "shadows": 1}, "LiRA needs at least 2 shadow models"),
+    ({"canary_kind": "random"}, r"canary_kind must be one of \['flipped', 'natural'\]"),
+    ({"canary_rows": "far"}, r"canary_rows must be one of \['isolated', 'random'\]"),
+    ({"guess_fraction": 0.7}, r"guess_fraction must be in \(0, 0.5\]"),
+])
+def test_privacy_audit_config_validation(kw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PrivacyAuditConfig(**kw)
+
+
+def test_lira_option_runs_and_reports_per_group() -> None:
+    cfg = AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0,
+                      training=TrainingConfig(epochs=1, hidden=(8,)),
+                      privacy_audit=PrivacyAuditConfig(mia="lira", shadows=4, canaries=0,
+                                                       mia_bootstrap=20, mechanism_rows=0))
+    res = run_audit(load_dataset("synthetic", n_rows=1500), cfg)
+    lira = res.mia[(res.mia["attack"] == "lira") & res.mia["seed"].isna()]
+    assert set(lira["group"]) == {"overall", "majority", "minority"}
+    auc = lira[(lira["group"] == "overall") & (lira["metric"] == "auc")]["value"].iloc[0]
+    assert 0.3 < auc < 0.8
+    assert res.empirical.empty
+
+
+def test_cli_audit_bound_matches_paper_value() -> None:
+    # Steinke, Nasr, Jagielski (2023), Appendix D example: m=1000, r=100, v=75, delta=1e-4
+    # at 95% confidence -> 0.673.
+    res = CliRunner().invoke(main, ["audit-bound", "-m", "1000", "-r", "100", "-v", "75", "-d", "1e-4",
+                                    "--json"], catch_exceptions=False)
+    assert json.loads(res.output)["epsilon_lower_bound"] == pytest.approx(0.673, abs=5e-4)
+    bad = CliRunner().invoke(main, ["audit-bound", "-m", "10", "-r", "20", "-v", "5", "-d", "1e-5"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
