@@ -54,3 +54,23 @@ def test_cli_done_when_command(adult_path: Path, tmp_path: Path) -> None:
         eps = arm["privacy"]["epsilon"]
         assert (0 < eps <= 3) if arm["kind"] == "dp_sgd" else eps is None
         assert set(arm["metrics"]["aggregate"]["by_group"]) == {"Female", "Male"}
+
+
+def test_adult_privacy_audit_done_when(adult_path: Path) -> None:
+    """dp_sgd at epsilon 3: over 3 seeds the one-run lower bound stays <= 3 without a
+    violation; the baseline with flipped canaries shows measurable leakage (bound > 0)."""
+    from audit import PrivacyAuditConfig
+
+    ds = load_dataset("adult", path=adult_path)
+    cfg = AuditConfig(arms=(BaselineArm(), DPSGDArm()), seeds=3, epsilon=3.0, n_bootstrap=100,
+                      privacy_audit=PrivacyAuditConfig(canary_kind="flipped", mechanism_rows=0))
+    res = run_audit(ds, cfg)
+    emp = res.empirical
+    dp = emp[emp["kind"] == "dp_sgd"]
+    assert len(dp) == 3
+    assert (dp["epsilon_lower_bound"] <= 3.0).all() and not dp["dp_violation"].any()
+    base = emp[emp["kind"] == "baseline"]
+    assert base["epsilon_lower_bound"].max() > 0
+    mia = res.mia[res.mia["seed"].isna() & (res.mia["metric"] == "auc")]
+    for arm in ("baseline", "dp_sgd"):
+        assert set(mia[mia["arm"] == arm]["group"]) == {"overall", "Female", "Male"}
