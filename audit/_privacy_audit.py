@@ -169,12 +169,13 @@ def run_membership_inference(
     X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray,
     config: PrivacyAuditConfig,
     shadow_models: Mapping[tuple[str, int], Sequence[tuple[FittedModel, np.ndarray]]] | None = None,
-    pool: tuple[np.ndarray, np.ndarray] | None = None,
+    roc_out: list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Attack metrics for every (arm, seed) model: a tidy frame with ``attack`` column.
 
     ``shadow_models[(arm, seed)]`` lists (shadow model, in-mask over the pool) pairs for
     LiRA, where the pool is the members followed by the non-members of the sample.
+    ROC points of the first seed's attacks are appended to ``roc_out`` when given.
     """
     frames = []
     for (arm, seed), model in models.items():
@@ -198,6 +199,9 @@ def run_membership_inference(
             attacks["lira"] = (scores[: len(ym)], scores[len(ym):])
         for attack, (s_mem, s_non) in attacks.items():
             keep_m, keep_n = ~np.isnan(s_mem), ~np.isnan(s_non)
+            if roc_out is not None and seed == min(s for _, s in models):
+                roc_out.append(roc_points(s_mem[keep_m], s_non[keep_n]).assign(
+                    arm=arm, kind=kinds[arm], seed=seed, attack=attack))
             df = attack_metrics(s_mem[keep_m], s_non[keep_n], gm[keep_m], gn[keep_n],
                                 n_bootstrap=config.mia_bootstrap, seed=seed)
             frames.append(df.assign(arm=arm, kind=kinds[arm], seed=seed, attack=attack))
@@ -205,6 +209,28 @@ def run_membership_inference(
         return pd.DataFrame()
     per_seed = pd.concat(frames, ignore_index=True)
     return pd.concat([per_seed, _aggregate_mia(per_seed)], ignore_index=True)
+
+
+#: False-positive rates at which ROC curves are stored (log-spaced, for log-axis plots).
+ROC_FPRS = np.unique(np.concatenate([np.logspace(-4, 0, 41), [0.001, 0.01, 0.1]]))
+
+
+def roc_points(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> pd.DataFrame:
+    """Empirical ROC on a log-spaced FPR grid: for each f, the TPR of the threshold that
+    flags at most ``floor(f n0)`` non-members (strictly above the next non-member score)."""
+    neg = np.sort(np.asarray(nonmember_scores, dtype=float))[::-1]
+    pos = np.sort(np.asarray(member_scores, dtype=float))
+    n0 = neg.shape[0]
+    rows = []
+    for f in ROC_FPRS:
+        k = int(math.floor(f * n0 + 1e-9))
+        if k >= n0:
+            tpr = 1.0
+        else:
+            threshold = neg[k]
+            tpr = float(pos.shape[0] - np.searchsorted(pos, threshold, side="right")) / pos.shape[0]
+        rows.append({"fpr": float(f), "tpr": tpr, "resolvable": bool(f * n0 >= 1)})
+    return pd.DataFrame(rows)
 
 
 def _aggregate_mia(per_seed: pd.DataFrame) -> pd.DataFrame:

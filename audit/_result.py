@@ -73,6 +73,9 @@ class AuditResult:
     mechanism_reference: dict[str, Any] = field(default_factory=dict)
     #: per-group cost of each DP arm against the baseline
     dp_cost: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: membership-inference ROC points (first seed, all groups pooled): arm, kind, seed,
+    #: attack, fpr, tpr, resolvable (False where fpr < 1/n_nonmembers)
+    roc: pd.DataFrame = field(default_factory=pd.DataFrame)
     schema_version: str = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ views
@@ -231,6 +234,7 @@ class AuditResult:
                 "privacy": privacy, "metrics": metrics, "solver": self.solutions.get(name),
                 "mechanism": _records(self.mechanism, name) if not self.mechanism.empty else None,
                 "dp_cost": _records(self.dp_cost, name) if not self.dp_cost.empty else None,
+                "roc": _records(self.roc, name) if not self.roc.empty else None,
             })
         return {
             "schema_version": self.schema_version,
@@ -317,6 +321,7 @@ class AuditResult:
         emp_rows: list[dict[str, Any]] = []
         mech_rows: list[dict[str, Any]] = []
         cost_rows: list[dict[str, Any]] = []
+        roc_rows: list[dict[str, Any]] = []
         solutions: dict[str, Any] = {}
         for arm in data["arms"]:
             name, kind = arm["name"], arm["kind"]
@@ -355,6 +360,7 @@ class AuditResult:
                                  **{k: _unclean(v) for k, v in entry.items()}})
             mech_rows += [{**r, "arm": name} for r in arm.get("mechanism") or []]
             cost_rows += [{**r, "arm": name} for r in arm.get("dp_cost") or []]
+            roc_rows += [{**r, "arm": name} for r in arm.get("roc") or []]
             for entry in priv.get("per_seed", []):
                 pv.append({"arm": name, "kind": kind, "seed": entry["seed"],
                            **{k: _unclean(entry[k]) for k in PRIVACY_FIELDS}})
@@ -375,6 +381,7 @@ class AuditResult:
             mechanism=_frame_from_records(mech_rows, MECHANISM_COLUMNS),
             mechanism_reference=dict(data.get("mechanism_reference") or {}),
             dp_cost=_frame_from_records(cost_rows, DP_COST_COLUMNS),
+            roc=_frame_from_records(roc_rows, ROC_COLUMNS),
             schema_version=version,
         )
 
@@ -422,6 +429,7 @@ EMPIRICAL_COLUMNS = (
     "arm", "kind", "seed", "canaries", "canary_kind", "included", "k_plus", "k_minus", "guesses",
     "correct", "delta", "confidence", "epsilon_lower_bound", "run_epsilon", "dp_violation",
 )  # fmt: skip
+ROC_COLUMNS = ("arm", "kind", "seed", "attack", "fpr", "tpr", "resolvable")
 MECHANISM_COLUMNS = ("arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std")
 DP_COST_COLUMNS = (
     "arm", "group", "metric", "baseline", "cost", "std", "ci_low", "ci_high", "overall_cost",
@@ -483,7 +491,8 @@ def _frame_from_records(rows: list[dict[str, Any]], columns: tuple[str, ...]) ->
     for col in df.columns:
         if df[col].map(lambda v: v is None).all():
             continue
-        if col not in ("arm", "kind", "group", "metric", "baseline", "flagged"):
+        if col not in ("arm", "kind", "group", "metric", "baseline", "flagged", "attack",
+                       "resolvable"):
             df[col] = pd.to_numeric(df[col], errors="coerce")
     return df.reset_index(drop=True)
 

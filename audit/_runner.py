@@ -39,7 +39,7 @@ from ._privacy_audit import (
     run_membership_inference,
     shadow_jobs,
 )
-from ._result import AuditResult, normalise_empirical, normalise_frames, normalise_mia
+from ._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
 from ._solver import solve_on_arrays
 from ._training import FitJob, TrainingConfig, get_trainer, resolve_device
 
@@ -366,6 +366,7 @@ def run_audit(
               for a, arm in enumerate(config.arms) for s_idx, seed in enumerate(seeds)}
     kinds = {arm.label: arm.kind for arm in config.arms}
     mia = pd.DataFrame()
+    roc_frames: list[pd.DataFrame] = []
     if audit_cfg.mia != "none":
         emit("privacy", None, None)
         shadows = None
@@ -374,7 +375,8 @@ def run_audit(
                                      X_train, y_train, g_train, X_test, y_test, g_test)
         mia = run_membership_inference(
             fitted_models, kinds=kinds, X_train=X_train, y_train=y_train, g_train=g_train,
-            X_test=X_test, y_test=y_test, g_test=g_test, config=audit_cfg, shadow_models=shadows)
+            X_test=X_test, y_test=y_test, g_test=g_test, config=audit_cfg, shadow_models=shadows,
+            roc_out=roc_frames)
     empirical = pd.DataFrame()
     if audit_cfg.canaries > 0:
         emit("canaries", None, None)
@@ -418,6 +420,8 @@ def run_audit(
         mia=normalise_mia(mia, [a.label for a in config.arms]),
         empirical=normalise_empirical(empirical, [a.label for a in config.arms]),
         mechanism=mechanism, mechanism_reference=mechanism_ref, dp_cost=dp_cost,
+        roc=(pd.concat(roc_frames, ignore_index=True)[list(ROC_COLUMNS)] if roc_frames
+             else pd.DataFrame()),
     )
 
 

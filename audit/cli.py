@@ -185,7 +185,8 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 @click.option("--canary-rows", type=click.Choice(["isolated", "random"]), default="isolated",
               show_default=True, help="Which test rows become canaries.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Output directory for results.json.")
+              help="Output directory for results.json, report.pdf and report.html.")
+@click.option("--no-report", is_flag=True, help="Write results.json only.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(**opts: Any) -> None:
     """Run an audit and write OUT/results.json; print the summary table."""
@@ -229,6 +230,8 @@ def run(**opts: Any) -> None:
         rates = ", ".join(f"{g}={r:.3f}" for g, r in solution["rates"].items())
         click.echo(f"{arm}: solved rates {rates} (budget {solution['budget']:g}); {solution['verdict']}")
     click.echo(f"\nwrote {path}")
+    if not opts["no_report"]:
+        _write_reports(result, out / "report.pdf", out / "report.html")
     if result.dp_violations:
         click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)}: the empirical lower bound "
                    "exceeds the accountant's epsilon (see results.json).", err=True)
@@ -270,6 +273,35 @@ def epsilon(sample_rate: float, noise_multiplier: float | None, target_epsilon: 
     click.echo(json.dumps(out) if as_json else
                f"{text} at delta {delta:g} ({accountant}; q={sample_rate:g}, {steps} steps, "
                "Poisson sampling, add/remove-one neighbours)")
+
+
+def _write_reports(result: Any, pdf: Path | None, html: Path | None) -> None:
+    # reports depends on audit, never the reverse: imported only when rendering.
+    from reports import render_html, render_pdf
+
+    if pdf is not None:
+        pages = render_pdf(result, pdf)
+        click.echo(f"wrote {pdf} ({pages} pages)")
+    if html is not None:
+        render_html(result, html)
+        click.echo(f"wrote {html}")
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pdf", "pdf", type=click.Path(dir_okay=False), default=None, help="PDF report path.")
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="HTML report path.")
+def report(results: str, pdf: str | None, html: str | None) -> None:
+    """Render RESULTS (a results.json) to PDF and/or HTML (default: both, beside it)."""
+    from ._result import AuditResult
+
+    result = AuditResult.from_json(Path(results))
+    if pdf is None and html is None:
+        base = Path(results).with_suffix("")
+        pdf, html = str(base.with_name("report.pdf")), str(base.with_name("report.html"))
+    _write_reports(result, Path(pdf) if pdf else None, Path(html) if html else None)
+    if result.dp_violations:
+        click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)} (shown on page 1).", err=True)
 
 
 @main.command("audit-bound")

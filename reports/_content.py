@@ -1,0 +1,401 @@
+"""The report's content model: sections of paragraphs, tables and figures, built once
+from an :class:`audit.AuditResult`. Renderers only lay it out; every number is
+formatted here, so the PDF and the HTML show the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from audit import GUARANTEE_ASSUMPTIONS, NOT_COVERED, AuditResult
+
+from . import _figures
+
+__all__ = ["Figure", "Paragraph", "Report", "Section", "Table", "build_report", "fmt"]
+
+SECTION_TITLES = (
+    "1. Audit overview",
+    "2. Findings",
+    "3. Fairness: error by group",
+    "4. Group-specific dropout",
+    "5. Privacy",
+    "6. Trade-offs",
+    "7. Why dropout is not differential privacy",
+    "8. Assumptions and limits",
+    "9. Appendix: configuration and per-seed numbers",
+)
+
+
+@dataclass
+class Paragraph:
+    text: str
+    style: str = "body"  # body | finding | warning | note | code
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    png: bytes
+    caption: str
+
+
+Block = Paragraph | Table | Figure
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    title: str
+    violation: str | None
+    sections: list[Section]
+
+
+def fmt(value: Any, digits: int = 3, *, reason: str = "") -> str:
+    """A number as shown everywhere in reports; missing values as 'n/a (reason)'."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return f"n/a ({reason})" if reason else "n/a"
+    return f"{float(value):.{digits}f}"
+
+
+def _ci(row: pd.Series, digits: int = 3) -> str:
+    if pd.isna(row["ci_low"]):
+        return fmt(row["value"], digits)
+    return f"{fmt(row['value'], digits)} [{fmt(row['ci_low'], digits)}, {fmt(row['ci_high'], digits)}]"
+
+
+def epsilon_text(result: AuditResult, arm: str) -> str:
+    priv = result.aggregate("privacy")
+    sel = priv[priv["arm"] == arm]
+    if sel.empty or pd.isna(sel["epsilon"].iloc[0]):
+        return "no guarantee"
+    return fmt(sel["epsilon"].iloc[0], 2)
+
+
+def build_report(result: AuditResult) -> Report:
+    """Assemble every section of the report from ``result``."""
+    arms = result.arm_names
+    violation = None
+    if result.dp_violations:
+        violation = ("DP VIOLATION: the empirical epsilon lower bound exceeds the accountant's "
+                     f"epsilon for {', '.join(result.dp_violations)}. The differential-privacy "
+                     "implementation or its accounting is wrong; do not rely on its guarantee.")
+    sections = [
+        _overview(result),
+        _findings(result, violation),
+        _fairness(result, arms),
+        _group_dropout(result),
+        _privacy(result, arms),
+        _tradeoffs(result, arms),
+        _mechanism(result, arms),
+        _limits(result),
+        _appendix(result),
+    ]
+    return Report(title=f"fairpriv audit: {result.dataset.get('name', 'dataset')}",
+                  violation=violation, sections=sections)
+
+
+def _overview(result: AuditResult) -> Section:
+    ds, meta = result.dataset, result.meta
+    groups = ds.get("groups", {})
+    rows = [
+        ["Dataset", str(ds.get("name"))],
+        ["Rows", str(ds.get("rows"))],
+        ["Target (positive class)", f"{ds.get('target')} ({ds.get('positive_label')})"],
+        ["Sensitive columns", ", ".join(ds.get("sensitive", []))],
+        ["Groups", f"{len(groups)}"],
+        ["Arms", ", ".join(result.arm_names)],
+        ["Seeds", ", ".join(str(s) for s in result.config.get("seeds", []))],
+        ["Date", str(meta.get("created", "n/a"))],
+        ["Configuration hash", str(meta.get("config_hash", "n/a"))],
+        ["Versions", ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())],
+    ]
+    group_rows = [[str(g), str(n)] for g, n in groups.items()]
+    return Section(SECTION_TITLES[0], [
+        Table(["", ""], rows),
+        Table(["Group", "Rows"], group_rows, caption="Group sizes in the whole dataset."),
+    ])
+
+
+def _gap_row(result: AuditResult, arm: str) -> pd.Series | None:
+    gaps = result.aggregate("gaps")
+    sel = gaps[(gaps["arm"] == arm) & (gaps["metric"] == "error_rate") & (gaps["gap"] == "difference")]
+    return None if sel.empty else sel.iloc[0]
+
+
+def _accuracy(result: AuditResult, arm: str) -> float:
+    ov = result.aggregate("overall")
+    sel = ov[(ov["arm"] == arm) & (ov["metric"] == "error_rate")]
+    return math.nan if sel.empty else 1.0 - float(sel["value"].iloc[0])
+
+
+def _findings(result: AuditResult, violation: str | None) -> Section:
+    blocks: list[Block] = []
+    if violation:
+        blocks.append(Paragraph(violation, "warning"))
+    arms = result.arm_names
+    gaps = {a: _gap_row(result, a) for a in arms}
+    valid = {a: g for a, g in gaps.items() if g is not None and not pd.isna(g["value"])}
+    if valid:
+        best = min(valid, key=lambda a: float(valid[a]["value"]))
+        g = valid[best]
+        text = (f"Smallest error gap between groups: {best}, {fmt(g['value'])} "
+                f"(95% CI {fmt(g['ci_low'])} to {fmt(g['ci_high'])}; highest error in "
+                f"{g['max_group']}, lowest in {g['min_group']}).")
+        if "baseline" in arms and best != "baseline":
+            cost = _accuracy(result, "baseline") - _accuracy(result, best)
+            side = "lower" if cost > 0 else "higher"
+            text += f" Its accuracy is {fmt(abs(cost))} {side} than the baseline's."
+        if not bool(g["exceeds_uncertainty"]) if not pd.isna(g["exceeds_uncertainty"]) else True:
+            text += " This gap is within its uncertainty: it is not evidence of a difference."
+        blocks.append(Paragraph(text, "finding"))
+    private = [a for a in arms if epsilon_text(result, a) != "no guarantee"]
+    others = [a for a in arms if a not in private]
+    if private:
+        blocks.append(Paragraph(
+            "Formal privacy guarantee: " + "; ".join(
+                f"{a} (epsilon {epsilon_text(result, a)})" for a in private) + ".", "finding"))
+    if others:
+        blocks.append(Paragraph(
+            f"No formal privacy guarantee: {', '.join(others)}. Dropout, however strong, is not "
+            "differential privacy (section 7).", "finding"))
+    mia = result.mia
+    if not mia.empty:
+        sel = mia[mia["seed"].isna() & (mia["attack"] == "loss") & (mia["metric"] == "auc")
+                  & (mia["group"] != "overall") & mia["available"].astype(bool)]
+        if not sel.empty:
+            top = sel.sort_values("value", kind="stable").iloc[-1]
+            blocks.append(Paragraph(
+                f"Largest per-group privacy risk: membership-inference AUC {fmt(top['value'])} for "
+                f"group {top['group']} under {top['arm']} (0.5 means the attack does no better "
+                "than chance).", "finding"))
+    if not result.empirical.empty:
+        emp = result.empirical.groupby("arm", sort=False)["epsilon_lower_bound"].max()
+        leaking = [f"{a} ({fmt(v, 2)})" for a, v in emp.items() if v > 0]
+        if leaking:
+            blocks.append(Paragraph(
+                "Measurable leakage (empirical epsilon lower bound above 0, 95% confidence): "
+                + ", ".join(leaking) + ".", "finding"))
+    return Section(SECTION_TITLES[1], blocks)
+
+
+def _fairness(result: AuditResult, arms: list[str]) -> Section:
+    agg = result.aggregate("by_group")
+    blocks: list[Block] = [Paragraph(
+        "Per-group metrics on the test rows, averaged over training seeds, with 95% bootstrap "
+        "confidence intervals (test rows resampled within each group). Error = share of "
+        "wrong predictions; FPR/FNR = false positive/negative rate; selection = share "
+        "predicted positive.")]
+    header = ["Arm", "Group", "n", "Error", "FPR", "FNR", "Selection"]
+    rows = []
+    for arm in arms:
+        sel = agg[agg["arm"] == arm]
+        for group in sorted(sel["group"].unique()):
+            g = sel[sel["group"] == group].set_index("metric")
+            cells = []
+            for m in ("error_rate", "fpr", "fnr", "selection_rate"):
+                r = g.loc[m]
+                reason = {"fpr": "no negatives", "fnr": "no positives"}.get(m, "")
+                cells.append(_ci(r) if not pd.isna(r["value"]) else fmt(r["value"], reason=reason))
+            rows.append([arm, str(group), str(int(g.loc["error_rate", "n"])), *cells])
+    blocks.append(Table(header, rows, caption="Error, FPR, FNR and selection rate by arm and group."))
+    blocks.append(Figure(_figures.group_error_figure(agg, arms),
+                         "Error rate by group for each arm (markers), with 95% CIs."))
+    gaps = result.aggregate("gaps")
+    grows = []
+    for arm in arms:
+        for metric in ("error_rate", "fpr", "fnr", "equalized_odds", "demographic_parity"):
+            sel = gaps[(gaps["arm"] == arm) & (gaps["metric"] == metric) & (gaps["gap"] == "difference")]
+            if sel.empty:
+                continue
+            r = sel.iloc[0]
+            within = "" if pd.isna(r["exceeds_uncertainty"]) else (
+                "yes" if bool(r["exceeds_uncertainty"]) else "no (within noise)")
+            grows.append([arm, metric.replace("_", " "), _ci(r), f"{r['max_group']} / {r['min_group']}",
+                          within])
+    blocks.append(Table(["Arm", "Gap", "Difference [95% CI]", "Highest / lowest group",
+                         "Exceeds uncertainty"], grows,
+                        caption="Gaps between groups (max - min); equalized odds = larger of FPR and "
+                                "FNR gaps; demographic parity = selection-rate gap."))
+    return Section(SECTION_TITLES[2], blocks)
+
+
+def _group_dropout(result: AuditResult) -> Section:
+    if not result.solutions:
+        return Section(SECTION_TITLES[3], [Paragraph(
+            "No group-dropout rates were solved in this audit (no group_dropout arm with "
+            "automatic rates).", "note")])
+    blocks: list[Block] = []
+    for arm, sol in result.solutions.items():
+        blocks.append(Paragraph(
+            f"{arm}: rates chosen on validation rows to {sol['objective']} group error under the "
+            f"budget {fmt(sol['budget'], 3)} (expected dropout rate over training rows; check "
+            f"{fmt(sol['budget_check'], 6)}). {sol['verdict']}"))
+        rows = []
+        for g, rate in sol["rates"].items():
+            change = sol["error_change"][g]
+            rows.append([str(g), fmt(sol["shares"][g]), fmt(rate), fmt(sol["uniform"]["errors"][g], 4),
+                         fmt(sol["solved"]["errors"][g], 4), f"{change:+.4f}",
+                         "yes" if g in sol["levelled_down"] else ""])
+        blocks.append(Table(["Group", "Share", "Rate", "Uniform", "Solved", "Change", "Levelled down"],
+                            rows, caption=f"Test {sol['metric']} per group, uniform dropout vs solved "
+                                          f"rates; gap {fmt(sol['uniform']['gap'], 4)} -> "
+                                          f"{fmt(sol['solved']['gap'], 4)}."))
+        if sol.get("curve") and len(sol["rates"]) == 2:
+            blocks.append(Figure(_figures.gap_curve_figure(sol["curve"], sol["rates"],
+                                                           sol["uniform"]["validation"]["gap"],
+                                                           sol["budget"]),
+                                 "Validation gap along the budget line."))
+    return Section(SECTION_TITLES[3], blocks)
+
+
+def _privacy(result: AuditResult, arms: list[str]) -> Section:
+    priv = result.aggregate("privacy")
+    rows = []
+    for arm in arms:
+        p = priv[priv["arm"] == arm].iloc[0]
+        bound = "n/a"
+        if not result.empirical.empty and arm in set(result.empirical["arm"]):
+            e = result.empirical[result.empirical["arm"] == arm]
+            bound = fmt(e["epsilon_lower_bound"].max(), 2) + (" VIOLATION" if e["dp_violation"].any() else "")
+        rows.append([arm, epsilon_text(result, arm), fmt(p["delta"], 8) if not pd.isna(p["delta"]) else "-",
+                     fmt(p["noise_multiplier"], 3) if not pd.isna(p["noise_multiplier"]) else "-",
+                     str(p["accountant"] or "-"), bound])
+    blocks: list[Block] = [
+        Paragraph("Formal guarantee (accountant) and empirical leakage per arm. Only DP-SGD has an "
+                  "epsilon; every other arm has no guarantee."),
+        Table(["Arm", "Epsilon", "Delta", "Noise multiplier", "Accountant", "Empirical lower bound"],
+              rows, caption="Epsilon from the accountant after training; lower bound from the one-run "
+                            "canary audit (largest over seeds, 95% confidence)."),
+    ]
+    mia = result.mia
+    if not mia.empty:
+        sel = mia[mia["seed"].isna()]
+        mrows = []
+        for arm in arms:
+            for attack in sel[sel["arm"] == arm]["attack"].unique():
+                part = sel[(sel["arm"] == arm) & (sel["attack"] == attack)]
+                for group in part["group"].unique():
+                    g = part[part["group"] == group].set_index("metric")
+                    cells = [_ci(g.loc[m]) if bool(g.loc[m, "available"]) else fmt(None, reason=str(
+                        g.loc[m, "reason"]).split(";")[0]) for m in ("auc", "advantage", "tpr_at_fpr_1pct",
+                                                                     "tpr_at_fpr_0.1pct")]
+                    mrows.append([arm, str(attack), str(group), *cells])
+        blocks.append(Table(["Arm", "Attack", "Group", "AUC", "Advantage", "TPR @ FPR 1%",
+                             "TPR @ FPR 0.1%"], mrows,
+                            caption="Membership inference: training rows vs as many held-out test rows."))
+    if not result.roc.empty:
+        blocks.append(Figure(_figures.roc_figure(result.roc, arms),
+                             "Loss-threshold attack ROC curves (log axes; first seed)."))
+    if not result.empirical.empty:
+        first = result.empirical.iloc[0]
+        blocks.append(Paragraph(
+            f"One-run audit: {int(first['canaries'])} {first['canary_kind']} canaries, each included "
+            f"with probability 1/2; {int(first['k_plus'])} 'in' and {int(first['k_minus'])} 'out' "
+            f"guesses fixed in advance; delta {fmt(first['delta'], 8)}, confidence "
+            f"{fmt(first['confidence'], 2)}.", "note"))
+    if not result.dp_cost.empty:
+        crow = [[r["arm"], str(r["group"]), _ci(pd.Series({"value": r["cost"], "ci_low": r["ci_low"],
+                                                            "ci_high": r["ci_high"]})),
+                 fmt(r["excess"]), "yes" if r["flagged"] else ""]
+                for _, r in result.dp_cost.iterrows()]
+        blocks.append(Table(["DP arm", "Group", "Error cost vs baseline [95% CI]",
+                             "Excess over overall cost", "Flagged"], crow,
+                            caption="DP's per-group cost, paired by seed."))
+    return Section(SECTION_TITLES[4], blocks)
+
+
+def tradeoff_points(result: AuditResult) -> pd.DataFrame:
+    rows = []
+    for arm in result.arm_names:
+        g = _gap_row(result, arm)
+        if g is None:
+            continue
+        rows.append({"arm": arm, "accuracy": _accuracy(result, arm), "gap": float(g["value"]),
+                     "gap_low": float(g["ci_low"]) if not pd.isna(g["ci_low"]) else float(g["value"]),
+                     "gap_high": float(g["ci_high"]) if not pd.isna(g["ci_high"]) else float(g["value"]),
+                     "epsilon": epsilon_text(result, arm).replace("no guarantee", "none")})
+    return pd.DataFrame(rows)
+
+
+def _tradeoffs(result: AuditResult, arms: list[str]) -> Section:
+    points = tradeoff_points(result)
+    rows = [[r["arm"], fmt(r["accuracy"]), fmt(r["gap"]), r["epsilon"]] for _, r in points.iterrows()]
+    return Section(SECTION_TITLES[5], [
+        Figure(_figures.tradeoff_figure(points, arms),
+               "Accuracy vs error gap; epsilon next to each arm (none = no formal guarantee)."),
+        Table(["Arm", "Accuracy", "Error gap", "Epsilon"], rows),
+    ])
+
+
+def _mechanism(result: AuditResult, arms: list[str]) -> Section:
+    blocks: list[Block] = [Paragraph(
+        "Dropout multiplies activations by random masks, so the noise it adds to a row's "
+        "gradient is proportional to that gradient: a row with a small gradient gets almost no "
+        "noise, and nothing bounds how much one row can move the model. Differential privacy "
+        "needs the opposite: each row's gradient clipped to a fixed norm C, and noise of a "
+        "fixed size (sigma x C) that does not depend on the data. The figure measures this on "
+        "your own model: each point is a training row, its gradient noise under many dropout "
+        "masks against its gradient norm.")]
+    if result.mechanism.empty:
+        blocks.append(Paragraph("No dropout arm in this audit: no curve to show.", "note"))
+    else:
+        blocks.append(Figure(_figures.mechanism_figure(result.mechanism, result.mechanism_reference, arms),
+                             "Dropout noise grows with the gradient; DP-SGD's noise level is fixed."))
+    return Section(SECTION_TITLES[6], blocks)
+
+
+def _limits(result: AuditResult) -> Section:
+    blocks: list[Block] = [
+        Paragraph("What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS),
+        Paragraph(NOT_COVERED),
+        Paragraph("Empirical lower bounds and membership-inference results measure particular "
+                  "attacks: a small value is not a proof of privacy."),
+    ]
+    gaps = result.aggregate("gaps")
+    within = gaps[(gaps["gap"] == "difference") & (gaps["exceeds_uncertainty"] == False)]  # noqa: E712
+    if not within.empty:
+        items = sorted({f"{r['arm']}: {r['metric'].replace('_', ' ')}" for _, r in within.iterrows()})
+        blocks.append(Paragraph("Gaps smaller than their uncertainty (not findings): " + "; ".join(items)
+                                + ".", "note"))
+    merged = result.dataset.get("splits", {}).get("merged_groups", [])
+    if merged:
+        blocks.append(Paragraph(f"Groups too small to audit were merged: {', '.join(merged)}.", "note"))
+    return Section(SECTION_TITLES[7], blocks)
+
+
+def _wrapped_json(data: Any, width: int = 120) -> str:
+    """Compact JSON, one top-level key per line, wrapped to ``width`` characters."""
+    import textwrap
+
+    lines = []
+    for key in sorted(data):
+        text = f"{key}: {json.dumps(data[key], sort_keys=True, default=str)}"
+        lines.extend(textwrap.wrap(text, width, subsequent_indent="    ") or [text])
+    return "\n".join(lines)
+
+
+def _appendix(result: AuditResult) -> Section:
+    by_group = result.by_group
+    per_seed = by_group[by_group["seed"].notna() & (by_group["metric"] == "error_rate")]
+    rows = [[r["arm"], str(int(r["seed"])), str(r["group"]), fmt(r["value"], 4)]
+            for _, r in per_seed.iterrows()]
+    return Section(SECTION_TITLES[8], [
+        Table(["Arm", "Seed", "Group", "Error"], rows, caption="Per-seed test error by group."),
+        Paragraph(_wrapped_json(result.config), "code"),
+    ])

@@ -1,0 +1,172 @@
+"""Report figures (matplotlib, Agg), returned as PNG bytes.
+
+Every arm keeps one colour, marker and line style across all figures, chosen so
+that arms stay distinguishable in greyscale (markers and dashes differ, not only hue).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["ArmStyle", "arm_styles"]
+
+_COLORS = ["#1b4f9c", "#d1495b", "#2e8b57", "#e69f00", "#6a3d9a", "#555555", "#00a6b4", "#a0522d"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+_LINES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
+
+
+class ArmStyle:
+    def __init__(self, color: str, marker: str, line: object) -> None:
+        self.color, self.marker, self.line = color, marker, line
+
+
+def arm_styles(arms: Sequence[str]) -> dict[str, ArmStyle]:
+    """One fixed style per arm, by position in the audit."""
+    return {a: ArmStyle(_COLORS[i % len(_COLORS)], _MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)])
+            for i, a in enumerate(arms)}
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _font() -> Any:
+    # Group names may be Chinese etc.: use a CJK-capable font when one is installed.
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for cand in ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback"):
+        if cand in names:
+            return {"font.family": ["DejaVu Sans", cand]}
+    return {}
+
+
+def group_error_figure(by_group: pd.DataFrame, arms: Sequence[str], metric: str = "error_rate") -> bytes:
+    """Dot plot: one row per group, one marker per arm, horizontal 95% CI bars."""
+    styles = arm_styles(arms)
+    groups = sorted(by_group["group"].unique())
+    height = min(11.0, 1.2 + 0.32 * len(groups) * max(1, len(arms)) ** 0.5)
+    with plt.rc_context(_font()):
+        fig, ax = plt.subplots(figsize=(7.0, height))
+        offsets = np.linspace(-0.3, 0.3, len(arms)) if len(arms) > 1 else [0.0]
+        for off, arm in zip(offsets, arms, strict=True):
+            sel = by_group[(by_group["arm"] == arm) & (by_group["metric"] == metric)].set_index("group")
+            ys = np.arange(len(groups)) + off
+            vals = sel["value"].reindex(groups).to_numpy(dtype=float)
+            lo = vals - sel["ci_low"].reindex(groups).to_numpy(dtype=float)
+            hi = sel["ci_high"].reindex(groups).to_numpy(dtype=float) - vals
+            st = styles[arm]
+            ax.errorbar(vals, ys, xerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt=st.marker,
+                        color=st.color, ecolor=st.color, capsize=2, label=arm, markersize=5,
+                        linestyle="none")
+        ax.set_yticks(np.arange(len(groups)), [_short(g) for g in groups])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{metric.replace('_', ' ')} on test rows (mean over seeds, 95% CI)")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        return _png(fig)
+
+
+def gap_curve_figure(curve: Sequence[dict[str, object]], rates: dict[str, float], uniform_gap: float,
+                     budget: float) -> bytes:
+    """Validation gap of every explored rate vector, against the first group's rate."""
+    df = pd.DataFrame(curve)
+    first = next(iter(rates))
+    col = f"rate[{first}]"
+    with plt.rc_context(_font()):
+        fig, ax = plt.subplots(figsize=(6.5, 3.4))
+        df = df.sort_values(col)
+        ax.plot(df[col], df["val_gap"], "o-", color="#1b4f9c", markersize=3, label="candidates")
+        if "val_gap_std" in df and df["val_gap_std"].notna().any():
+            ax.fill_between(df[col], df["val_gap"] - df["val_gap_std"], df["val_gap"] + df["val_gap_std"],
+                            color="#1b4f9c", alpha=0.15, label="± 1 sd over seeds")
+        ax.axvline(budget, color="#555555", linestyle="--", label=f"uniform ({budget:g})")
+        ax.axvline(rates[first], color="#d1495b", linestyle="-.", label="solved")
+        ax.axhline(uniform_gap, color="#555555", linestyle=":", linewidth=1)
+        ax.set_xlabel(f"dropout rate of group '{_short(first)}' (others set by the budget)")
+        ax.set_ylabel("validation gap")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return _png(fig)
+
+
+def roc_figure(roc: pd.DataFrame, arms: Sequence[str]) -> bytes:
+    """Membership-inference ROC curves on log-log axes, with the chance diagonal."""
+    styles = arm_styles(arms)
+    with plt.rc_context(_font()):
+        fig, ax = plt.subplots(figsize=(5.5, 4.2))
+        for arm in arms:
+            sel = roc[(roc["arm"] == arm) & (roc["attack"] == "loss") & roc["resolvable"].astype(bool)]
+            if sel.empty:
+                continue
+            st = styles[arm]
+            ax.plot(sel["fpr"], np.maximum(sel["tpr"], 1e-5), color=st.color, linestyle=st.line,
+                    marker=st.marker, markersize=3, markevery=5, label=arm)
+        grid = np.logspace(-4, 0, 50)
+        ax.plot(grid, grid, color="#999999", linewidth=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(1e-4, 1)
+        ax.set_ylim(1e-4, 1)
+        ax.set_xlabel("false positive rate (non-members flagged)")
+        ax.set_ylabel("true positive rate (members found)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        return _png(fig)
+
+
+def tradeoff_figure(points: pd.DataFrame, arms: Sequence[str]) -> bytes:
+    """Accuracy (x) vs error gap (y); epsilon printed next to each arm ("none" = no guarantee)."""
+    styles = arm_styles(arms)
+    with plt.rc_context(_font()):
+        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+        for _, r in points.iterrows():
+            st = styles[r["arm"]]
+            ax.errorbar(r["accuracy"], r["gap"], yerr=[[max(r["gap"] - r["gap_low"], 0)],
+                                                       [max(r["gap_high"] - r["gap"], 0)]],
+                        fmt=st.marker, color=st.color, capsize=3, markersize=8, label=r["arm"])
+            ax.annotate(f"  ε = {r['epsilon']}", (r["accuracy"], r["gap"]), fontsize=8)
+        ax.set_xlabel("accuracy on test rows")
+        ax.set_ylabel("error gap between groups (max - min)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return _png(fig)
+
+
+def mechanism_figure(mechanism: pd.DataFrame, reference: dict[str, object], arms: Sequence[str]) -> bytes:
+    """Per-row dropout gradient noise vs gradient norm; DP-SGD's data-independent noise level."""
+    styles = arm_styles(arms)
+    with plt.rc_context(_font()):
+        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+        for arm in arms:
+            sel = mechanism[mechanism["arm"] == arm]
+            if sel.empty:
+                continue
+            st = styles[arm]
+            ax.scatter(sel["grad_norm"], sel["noise_norm"], s=10, color=st.color, marker=st.marker,
+                       alpha=0.7, label=f"{arm}: dropout noise")
+        if reference:
+            level = float(reference["noise_std_sum"])  # type: ignore[arg-type]
+            ax.axhline(level, color="black", linestyle="--",
+                       label=f"DP-SGD noise std per coordinate (σC = {level:.3g})")
+        ax.set_xlabel("row's gradient norm (mean over dropout masks)")
+        ax.set_ylabel("row's gradient noise from dropout (RMS over masks)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return _png(fig)
+
+
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"

@@ -1,0 +1,150 @@
+"""PDF renderer (ReportLab platypus) for the report content model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    Preformatted,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from ._content import Figure, Report
+from ._content import Paragraph as TextBlock
+from ._content import Table as TableBlock
+
+__all__ = ["render_pdf_bytes"]
+
+#: Adobe's standard CID font for simplified Chinese: no embedding needed, and every
+#: conforming viewer (and poppler, with a CJK system font) renders it.
+CJK_FONT = "STSong-Light"
+pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+
+_BASE = getSampleStyleSheet()
+STYLES = {
+    "title": ParagraphStyle("t", parent=_BASE["Title"], fontSize=18, leading=22),
+    "h1": ParagraphStyle("h1", parent=_BASE["Heading2"], fontSize=13, leading=16, spaceBefore=8,
+                         keepWithNext=1),
+    "body": ParagraphStyle("b", parent=_BASE["BodyText"], fontSize=9, leading=12, alignment=TA_LEFT),
+    "finding": ParagraphStyle("f", parent=_BASE["BodyText"], fontSize=9.5, leading=12.5,
+                              leftIndent=8, bulletIndent=0, spaceAfter=3),
+    "note": ParagraphStyle("n", parent=_BASE["BodyText"], fontSize=8.5, leading=11,
+                           textColor=colors.HexColor("#444444")),
+    "warning": ParagraphStyle("w", parent=_BASE["BodyText"], fontSize=11, leading=14,
+                              textColor=colors.HexColor("#b00020"), fontName="Helvetica-Bold",
+                              borderColor=colors.HexColor("#b00020"), borderWidth=1.2,
+                              borderPadding=6, spaceBefore=6, spaceAfter=10),
+    "cell": ParagraphStyle("c", parent=_BASE["BodyText"], fontSize=7.5, leading=9),
+    "head": ParagraphStyle("hd", parent=_BASE["BodyText"], fontSize=7.5, leading=9,
+                           fontName="Helvetica-Bold"),
+    "caption": ParagraphStyle("cap", parent=_BASE["BodyText"], fontSize=8, leading=10,
+                              textColor=colors.HexColor("#333333"), spaceAfter=6),
+}
+
+
+def _markup(text: str) -> str:
+    """Escape for ReportLab's mini-HTML; switch to the CJK font for non-Latin text."""
+    safe = escape(text)
+    if any(ord(ch) > 0xFF for ch in text):
+        return f'<font name="{CJK_FONT}">{safe}</font>'
+    return safe
+
+
+def _para(text: str, style: str) -> Paragraph:
+    return Paragraph(_markup(text), STYLES[style])
+
+
+def _table(block: TableBlock, width: float) -> list:
+    header = [_para(h, "head") for h in block.header] if any(block.header) else None
+    data = [[_para(c, "cell") for c in row] for row in block.rows]
+    if header:
+        data.insert(0, header)
+    if not data:
+        return []
+    table = Table(data, repeatRows=1 if header else 0, hAlign="LEFT",
+                  colWidths=[width / len(data[0])] * len(data[0]))
+    style = [
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#bbbbbb")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]
+    if header:
+        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf5")))
+    table.setStyle(TableStyle(style))
+    out = [table]
+    if block.caption:
+        out.append(_para(block.caption, "caption"))
+    return out
+
+
+def _figure(block: Figure, width: float, max_height: float) -> list:
+    from reportlab.lib.utils import ImageReader
+
+    reader = ImageReader(io.BytesIO(block.png))
+    w, h = reader.getSize()
+    scale = min(width / w, max_height / h)
+    img = Image(io.BytesIO(block.png), width=w * scale, height=h * scale)
+    return [KeepTogether([img, _para(block.caption, "caption")])]
+
+
+def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
+    """Lay out ``report`` as a PDF; returns the bytes and the number of pages."""
+    buf = io.BytesIO()
+    pages = {"n": 0}
+
+    def footer(canvas, doc) -> None:  # type: ignore[no-untyped-def]
+        pages["n"] = doc.page
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7)
+        canvas.setFillColor(colors.HexColor("#666666"))
+        canvas.drawString(15 * mm, 10 * mm, f"fairpriv report - page {doc.page}")
+        canvas.restoreState()
+
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                            topMargin=15 * mm, bottomMargin=18 * mm, title=report.title,
+                            author="fairpriv")
+    width, height = doc.width, doc.height
+    story: list = [_para(report.title, "title")]
+    if report.violation:
+        story.append(_para(report.violation, "warning"))
+    for i, section in enumerate(report.sections):
+        if i in (2, 8):  # fairness and the appendix start on a new page
+            story.append(PageBreak())
+        story.append(_para(section.title, "h1"))
+        for block in section.blocks:
+            if isinstance(block, TextBlock):
+                if block.style == "code":
+                    story.append(Preformatted(block.text, ParagraphStyle(
+                        "code", fontName="Courier", fontSize=6.5, leading=7.5)))
+                else:
+                    story.append(_para(block.text, block.style))
+            elif isinstance(block, TableBlock):
+                story.extend(_table(block, width))
+            else:
+                story.extend(_figure(block, width, height * 0.45))
+            story.append(Spacer(1, 4))
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buf.getvalue(), pages["n"]
+
+
+def write_pdf(report: Report, path: str | Path) -> int:
+    data, pages = render_pdf_bytes(report)
+    Path(path).write_bytes(data)
+    return pages

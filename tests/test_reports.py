@@ -1,0 +1,206 @@
+"""PDF and HTML reports: content, layout robustness, non-Latin names, violations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from pypdf import PdfReader
+
+from audit import (
+    AuditConfig,
+    AuditResult,
+    BaselineArm,
+    DPSGDArm,
+    GroupDropoutArm,
+    PrivacyAuditConfig,
+    TrainingConfig,
+    UniformDropoutArm,
+    load_dataset,
+    run_audit,
+)
+from audit.cli import main
+from reports import SECTION_TITLES, build_report, render_html, render_pdf
+from reports._content import fmt
+
+POPPLER = shutil.which("pdftoppm") is not None
+needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm) not installed; "
+                                   ".ci/run installs it")
+FAST = dict(seeds=2, n_bootstrap=30, training=TrainingConfig(epochs=1, hidden=(8,)),
+            privacy_audit=PrivacyAuditConfig(canaries=100, mia_bootstrap=20, mechanism_rows=20,
+                                             mechanism_masks=8))
+
+
+def grouped_frame(n_groups: int, rows_per_group: int = 60, names: list[str] | None = None,
+                  seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    labels = names or [f"group-{i:02d}" for i in range(n_groups)]
+    g = np.repeat(labels, rows_per_group)
+    x = rng.normal(size=(len(g), 3))
+    y = (x[:, 0] + rng.normal(0, 1, len(g)) > 0).astype(int)
+    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "g": g, "y": y})
+
+
+@pytest.fixture(scope="module")
+def result() -> AuditResult:
+    cfg = AuditConfig(arms=(BaselineArm(), UniformDropoutArm(), GroupDropoutArm(), DPSGDArm()),
+                      **FAST)  # type: ignore[arg-type]
+    return run_audit(load_dataset("synthetic", n_rows=3000), cfg)
+
+
+def pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+
+
+class _TextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def html_text(path: Path) -> tuple[str, list[str]]:
+    parser = _TextParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return " ".join(parser.text), parser.tags
+
+
+def test_pdf_and_html_carry_every_section_and_the_json_numbers(result: AuditResult, tmp_path: Path) -> None:
+    json_path = tmp_path / "results.json"
+    result.to_json(json_path)
+    data = json.loads(json_path.read_text())
+    pages = render_pdf(result, tmp_path / "r.pdf")
+    render_html(result, tmp_path / "r.html")
+    assert pages == len(PdfReader(str(tmp_path / "r.pdf")).pages)
+    text = " ".join(pdf_text(tmp_path / "r.pdf").split())
+    html, tags = html_text(tmp_path / "r.html")
+    html = " ".join(html.split())
+    assert {"table", "img", "h2"} <= set(tags)
+    for title in SECTION_TITLES:
+        assert title in text and title in html
+    for arm in data["arms"]:
+        eps = arm["privacy"]["epsilon"]
+        eps_text = "no guarantee" if eps is None else fmt(eps, 2)
+        gap = arm["metrics"]["aggregate"]["gaps"]["error_rate"]["difference"]
+        gap_text = f"{fmt(gap['value'])} [{fmt(gap['ci_low'])}, {fmt(gap['ci_high'])}]"
+        for doc in (text, html):
+            assert arm["name"] in doc
+            assert eps_text in doc
+            assert gap_text in doc, (arm["name"], gap_text)
+
+
+def test_the_same_numbers_in_both_renderings(result: AuditResult, tmp_path: Path) -> None:
+    report = build_report(result)
+    render_pdf(result, tmp_path / "r.pdf")
+    render_html(result, tmp_path / "r.html")
+    text = " ".join(pdf_text(tmp_path / "r.pdf").split())
+    html = " ".join(html_text(tmp_path / "r.html")[0].split())
+    cells = [c for s in report.sections for b in s.blocks if hasattr(b, "rows") for r in b.rows
+             for c in r if any(ch.isdigit() for ch in c) and len(c) < 40]
+    assert len(cells) > 100
+    for cell in cells[:400]:
+        assert cell in html
+        assert cell.replace(" ", "") in text.replace(" ", "")
+
+
+@needs_poppler
+@pytest.mark.parametrize("n_groups", [2, 10, 50])
+def test_pages_render_and_grow_with_groups(n_groups: int, tmp_path: Path) -> None:
+    ds = load_dataset(grouped_frame(n_groups), target="y", sensitive="g")
+    cfg = AuditConfig(arms=(BaselineArm(), DPSGDArm()), min_group_rows=3, **FAST)  # type: ignore[arg-type]
+    res = run_audit(ds, cfg)
+    pages = render_pdf(res, tmp_path / "r.pdf")
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(tmp_path / "r.pdf"), str(tmp_path / "p")],
+                   check=True)
+    pngs = sorted(tmp_path.glob("p-*.png"))
+    assert len(pngs) == pages == len(PdfReader(str(tmp_path / "r.pdf")).pages)
+    text = pdf_text(tmp_path / "r.pdf")
+    assert "group-00" in text and f"group-{n_groups - 1:02d}" in text
+    # The per-group table has (arms x groups) rows; with 50 groups it must flow over pages,
+    # so 50 groups need more pages than 10, and 10 at least as many as 2.
+    expected_min = {2: 6, 10: 7, 50: 12}[n_groups]
+    assert pages >= expected_min
+
+
+def test_page_count_is_monotone_in_groups(tmp_path: Path) -> None:
+    counts = []
+    for n in (2, 10, 50):
+        ds = load_dataset(grouped_frame(n), target="y", sensitive="g")
+        res = run_audit(ds, AuditConfig(arms=(BaselineArm(),), min_group_rows=3, **FAST))  # type: ignore[arg-type]
+        counts.append(render_pdf(res, tmp_path / f"r{n}.pdf"))
+    assert counts[0] <= counts[1] < counts[2]
+
+
+def test_chinese_group_names_come_out_as_text(tmp_path: Path) -> None:
+    names = ["女性", "男性", "非常长的群体名称-a-very-long-group-name-that-keeps-going-on"]
+    ds = load_dataset(grouped_frame(3, names=names), target="y", sensitive="g")
+    res = run_audit(ds, AuditConfig(arms=(BaselineArm(),), min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    render_pdf(res, tmp_path / "zh.pdf")
+    render_html(res, tmp_path / "zh.html")
+    text = pdf_text(tmp_path / "zh.pdf")
+    for name in names[:2]:
+        assert name in text
+        assert name in (tmp_path / "zh.html").read_text(encoding="utf-8")
+    fonts = str(PdfReader(str(tmp_path / "zh.pdf")).pages[0]["/Resources"]["/Font"])
+    assert fonts  # fonts are declared
+    if shutil.which("pdffonts"):
+        listing = subprocess.run(["pdffonts", str(tmp_path / "zh.pdf")], capture_output=True,
+                                 text=True, check=True).stdout
+        assert "STSong-Light" in listing
+
+
+def test_violation_is_on_page_one(result: AuditResult, tmp_path: Path) -> None:
+    data = result.to_dict()
+    dp = next(a for a in data["arms"] if a["kind"] == "dp_sgd")
+    for entry in dp["privacy"]["empirical"]["per_seed"]:
+        entry["epsilon_lower_bound"], entry["dp_violation"] = 9.0, True
+    bad = AuditResult.from_dict(data)
+    render_pdf(bad, tmp_path / "bad.pdf")
+    first = PdfReader(str(tmp_path / "bad.pdf")).pages[0].extract_text()
+    assert "DP VIOLATION" in first and "dp_sgd" in first
+    render_html(bad, tmp_path / "bad.html")
+    assert 'id="dp-violation"' in (tmp_path / "bad.html").read_text()
+    render_pdf(result, tmp_path / "ok.pdf")
+    assert "DP VIOLATION" not in pdf_text(tmp_path / "ok.pdf")
+
+
+def test_missing_arms_and_nan_metrics_render_as_na(tmp_path: Path) -> None:
+    df = grouped_frame(2)
+    df.loc[df["g"] == "group-01", "y"] = 1  # group-01 has no negatives: FPR undefined
+    ds = load_dataset(df, target="y", sensitive="g")
+    res = run_audit(ds, AuditConfig(arms=(UniformDropoutArm(),), min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    render_pdf(res, tmp_path / "na.pdf")
+    text = " ".join(pdf_text(tmp_path / "na.pdf").split())
+    assert "n/a (no negatives)" in text
+    assert "No group-dropout rates were solved" in text  # no group_dropout arm
+
+
+def test_cli_report_and_run_write_both_formats(result: AuditResult, tmp_path: Path) -> None:
+    result.to_json(tmp_path / "results.json")
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "results.json"), "--pdf",
+                                    str(tmp_path / "a.pdf"), "--html", str(tmp_path / "a.html")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "<!DOCTYPE html>" in (tmp_path / "a.html").read_text()
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", "--dataset", "synthetic", "--rows", "1500", "--seeds", "1",
+                                    "--arms", "baseline", "--epochs", "1", "--bootstrap", "10",
+                                    "--canaries", "50", "--quiet", "--out", str(out)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == {"results.json", "report.pdf", "report.html"}
