@@ -125,6 +125,8 @@ def train_mlp_batch(
     memory_budget_mb: float = 512.0,
     model_factory: Callable[[int, Sequence[int]], nn.Module] | None = None,
     stats: BatchStats | None = None,
+    dp_steps_per_epoch: int | None = None,
+    dp_expected_rows: int | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Train K models on the same rows; return each model's ``state_dict``.
 
@@ -145,6 +147,9 @@ def train_mlp_batch(
         Bound on the per-chunk working set; rows are chunked to stay under it.
     model_factory
         Builds one model from (input width, hidden widths); default :class:`MLP`.
+    dp_steps_per_epoch, dp_expected_rows
+        For DP: steps per epoch and the row count behind the expected batch size
+        ``int(q * rows)``; by default derived from ``len(X)`` and ``batch_size``.
     """
     if not specs:
         return []
@@ -203,8 +208,11 @@ def train_mlp_batch(
         sigma = torch.tensor([float(s.noise_multiplier or 0.0) for s in specs], dtype=dtype,
                              device=device)
         q = torch.tensor([float(s.sample_rate or 0.0) for s in specs], dtype=torch.float64)
-        expected = torch.tensor([max(1, int(n * float(s.sample_rate or 0.0))) for s in specs],
+        n_expected = dp_expected_rows if dp_expected_rows is not None else n
+        expected = torch.tensor([max(1, int(n_expected * float(s.sample_rate or 0.0))) for s in specs],
                                 dtype=dtype, device=device)
+        if dp_steps_per_epoch is not None:
+            steps_per_epoch = dp_steps_per_epoch
         width = padded_batch or _default_padded_width(n, float(q.max()))
         row_cost = _row_bytes(per_sample, K, layer_widths, params, dtype)
         chunk_rows = max(1, min(width, int(memory_budget_mb * 2**20 // row_cost)))
@@ -574,14 +582,22 @@ class BatchedTrainer(Trainer):
         device: torch.device,
         task: Literal["classification", "regression"] = "classification",
         on_fitted: Callable[[int], None] | None = None,
+        accounting_rows: int | None = None,
     ) -> list[FittedModel]:
+        """Train every job; see :meth:`Trainer.fit_many`.
+
+        ``accounting_rows`` fixes the DP mechanism (sampling rate, steps, noise and the
+        expected batch size) by that many rows instead of ``len(X)``: the canary audit
+        uses it so that the mechanism does not depend on how many canaries were drawn in.
+        """
         n = X.shape[0]
         if n == 0:
             raise ConfigError("no training rows")
         check_jobs(jobs, X, y)
         Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
         yt = torch.as_tensor(y, dtype=torch.float32, device=device)
-        steps_per_epoch = math.ceil(n / min(config.batch_size, n))
+        n_acc = accounting_rows if accounting_rows is not None else n
+        steps_per_epoch = math.ceil(n_acc / min(config.batch_size, n_acc))
         sample_rate = 1.0 / steps_per_epoch
         steps = config.epochs * steps_per_epoch
         results: list[FittedModel | None] = [None] * len(jobs)
@@ -625,11 +641,14 @@ class BatchedTrainer(Trainer):
                 Xt, yt, specs, hidden=config.hidden, epochs=config.epochs,
                 batch_size=config.batch_size, optimizer=config.optimizer, task=task,
                 per_sample=self.per_sample, padded_batch=self.padded_batch,
-                memory_budget_mb=self.memory_budget_mb, stats=stats)
+                memory_budget_mb=self.memory_budget_mb, stats=stats,
+                dp_steps_per_epoch=steps_per_epoch if private else None,
+                dp_expected_rows=n_acc if private else None)
             self.last_stats.append(stats)
-            if stats.steps != steps:
+            expected_steps = steps if private else config.epochs * math.ceil(n / min(config.batch_size, n))
+            if stats.steps != expected_steps:
                 raise TrainingError(
-                    f"the batched trainer took {stats.steps} steps but accounted for {steps}; "
+                    f"the batched trainer took {stats.steps} steps but accounted for {expected_steps}; "
                     "no epsilon can be reported for this run")
             for i, state, ledger in zip(members, states, ledgers, strict=True):
                 model = MLP(X.shape[1], hidden=config.hidden).to(device)

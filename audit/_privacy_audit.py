@@ -43,7 +43,14 @@ from scipy import stats
 
 from ._arms import Arm, DPSGDArm
 from ._audit_bound import epsilon_lower_bound
-from ._batched import _dropout_masks, _Generators, _mlp_backward, _mlp_forward, _row_loss
+from ._batched import (
+    BatchedTrainer,
+    _dropout_masks,
+    _Generators,
+    _mlp_backward,
+    _mlp_forward,
+    _row_loss,
+)
 from ._exceptions import ConfigError
 from ._mia import attack_metrics, lira_offline_scores, logit_confidence
 from ._training import FitJob, FittedModel, Trainer, TrainingConfig
@@ -115,8 +122,8 @@ class PrivacyAuditConfig:
         if self.canary_kind not in CANARY_KINDS:
             raise ConfigError(
                 f"canary_kind must be one of {list(CANARY_KINDS)}, not {self.canary_kind!r}")
-        if self.canaries < 0:
-            raise ConfigError(f"canaries must be >= 0, not {self.canaries}")
+        if self.canaries < 0 or self.canaries == 1:
+            raise ConfigError(f"canaries must be 0 (no audit) or at least 2, not {self.canaries}")
         if not 0 < self.guess_fraction <= 0.5:
             raise ConfigError(f"guess_fraction must be in (0, 0.5], not {self.guess_fraction}")
         if not 0 < self.confidence < 1:
@@ -204,6 +211,11 @@ def run_membership_inference(
                     arm=arm, kind=kinds[arm], seed=seed, attack=attack))
             df = attack_metrics(s_mem[keep_m], s_non[keep_n], gm[keep_m], gn[keep_n],
                                 n_bootstrap=config.mia_bootstrap, seed=seed)
+            # The advantage is a maximum over thresholds: its bootstrap percentile
+            # interval is biased upwards and excludes 0 even without any leakage, so no
+            # interval is reported for it.
+            adv = df["metric"] == "advantage"
+            df.loc[adv, ["ci_low", "ci_high"]] = np.nan
             frames.append(df.assign(arm=arm, kind=kinds[arm], seed=seed, attack=attack))
     if not frames:
         return pd.DataFrame()
@@ -303,6 +315,10 @@ def canary_plan(y_test: np.ndarray, config: PrivacyAuditConfig, seed: int,
                 isolation_scores: np.ndarray | None = None) -> CanaryPlan:
     """Draw the canaries and their inclusion coins before any training (fixed guesses)."""
     m = min(config.canaries, len(y_test))
+    if m < 2:
+        raise ConfigError(
+            f"the one-run audit needs at least 2 canaries, but only {m} are available (test rows: "
+            f"{len(y_test)}); use more data or canaries=0 to skip it")
     rng = np.random.default_rng([seed, 0xCA7A])
     if config.canary_rows == "isolated" and isolation_scores is not None:
         rows = np.sort(np.argsort(-isolation_scores, kind="stable")[:m])
@@ -312,7 +328,8 @@ def canary_plan(y_test: np.ndarray, config: PrivacyAuditConfig, seed: int,
     if config.canary_kind == "flipped":
         labels = 1.0 - labels
     included = rng.random(m) < 0.5
-    k = max(1, int(round(config.guess_fraction * m)))
+    # Never more "in" plus "out" guesses than canaries.
+    k = min(max(1, int(round(config.guess_fraction * m))), m // 2)
     return CanaryPlan(rows, labels, included, k, k)
 
 
@@ -339,26 +356,38 @@ def run_canary_audit(
     """One canary run per (arm, seed); one row each with the lower bound and violation flag."""
     rows = []
     iso = isolation(X_test, X_train) if config.canary_rows == "isolated" else None
+    plans = {seed: canary_plan(y_test, config, seed, iso) for seed in seeds}  # before any training
+    # The bound reported for an arm is the largest over seeds: each seed is audited at
+    # 1 - (1 - confidence) / S so that the maximum holds at ``confidence`` (Bonferroni).
+    per_seed_confidence = 1.0 - (1.0 - config.confidence) / len(seeds)
+    # q, steps and the noise are fixed by n_train + m, known before the coins are tossed:
+    # were they derived from the realised training-set size, adding one canary could
+    # change the mechanism, and the accountant's (epsilon, delta) would not cover it.
+    # The batched trainer can fix the mechanism by a row count (the reference trainer
+    # derives it from its data loader), so canary runs use it whatever the audit's trainer.
+    canary_trainer = trainer if isinstance(trainer, BatchedTrainer) else BatchedTrainer()
     for seed in seeds:
-        plan = canary_plan(y_test, config, seed, iso)
+        plan = plans[seed]
         inc = plan.rows[plan.included]
         X = np.concatenate([X_train, X_test[inc]])
         y = np.concatenate([y_train, plan.labels[plan.included]])
         g = np.concatenate([g_train, g_test[inc]])
         jobs = [FitJob(arm=arm, rates=rates_for(arm, g), seed=seed, epsilon=epsilon_for(arm),
                        delta=delta(arm)) for arm in arms]
-        models = trainer.fit_many(jobs, X=X, y=y, config=training, device=device,
-                                  task=task)  # type: ignore[arg-type]
+        models = canary_trainer.fit_many(jobs, X=X, y=y, config=training, device=device,
+                                         task=task,  # type: ignore[arg-type]
+                                         accounting_rows=len(y_train) + len(plan.rows))
         for arm, model in zip(arms, models, strict=True):
             guesses, correct = score_canaries(model, X_test[plan.rows], plan.labels, plan)
             bound = epsilon_lower_bound(canaries=len(plan.rows), guesses=guesses, correct=correct,
-                                        delta=delta(arm), confidence=config.confidence)
+                                        delta=delta(arm), confidence=per_seed_confidence)
             run_eps = model.ledger.epsilon
             rows.append({
                 "arm": arm.label, "kind": arm.kind, "seed": seed, "canaries": len(plan.rows),
                 "canary_kind": config.canary_kind, "included": int(plan.included.sum()),
                 "k_plus": plan.k_plus, "k_minus": plan.k_minus, "guesses": guesses,
-                "correct": correct, "delta": delta(arm), "confidence": config.confidence,
+                "correct": correct, "delta": delta(arm), "confidence": per_seed_confidence,
+                "family_confidence": config.confidence,
                 "epsilon_lower_bound": bound,
                 "run_epsilon": math.nan if run_eps is None else float(run_eps),
                 "dp_violation": bool(arm.private and run_eps is not None and bound > run_eps),

@@ -162,8 +162,9 @@ class AuditResult:
             e = self.empirical.iloc[0]
             notes.append(
                 f"eps lower bound: one-run canary audit ({int(e['canaries'])} {e['canary_kind']} "
-                f"canaries, {int(e['guesses'])} guesses, {100 * float(e['confidence']):.0f}% "
-                f"confidence, delta {float(e['delta']):.2g}); the largest over seeds.")
+                f"canaries, {int(e['guesses'])} guesses, delta {float(e['delta']):.2g}); the "
+                f"largest over seeds, {100 * float(e['family_confidence']):.0f}% confidence for "
+                "all seeds together (Bonferroni).")
         return "\n".join([*lines, "", *notes])
 
     def _mia_text(self, arm: str) -> str:
@@ -227,8 +228,9 @@ class AuditResult:
                        "seeds": [{"seed": s, **self._metrics_block(name, s)} for s in seeds]}
             privacy["mia"] = self._mia_block(name)
             privacy["empirical"] = self._empirical_block(name)
+            # null, not false, when no canary audit ran: "not checked" is not "checked, fine"
             privacy["dp_violation"] = bool(privacy["empirical"]["dp_violation"]) \
-                if privacy["empirical"] else False
+                if privacy["empirical"] else None
             arms_out.append({
                 "name": name, "kind": str(arm_row["kind"]), "params": arm_row["params"],
                 "privacy": privacy, "metrics": metrics, "solver": self.solutions.get(name),
@@ -241,7 +243,7 @@ class AuditResult:
             "meta": self.meta,
             "config": self.config,
             "dataset": self.dataset,
-            "dp_violation": bool(self.dp_violations),
+            "dp_violation": None if self.empirical.empty else bool(self.dp_violations),
             "mechanism_reference": self.mechanism_reference,
             "arms": arms_out,
         }
@@ -427,7 +429,8 @@ MIA_STAT_FIELDS = ("value", "std", "ci_low", "ci_high", "n_members", "n_nonmembe
 MIA_COLUMNS = ("arm", "kind", "seed", "attack", "group", "metric", *MIA_STAT_FIELDS)
 EMPIRICAL_COLUMNS = (
     "arm", "kind", "seed", "canaries", "canary_kind", "included", "k_plus", "k_minus", "guesses",
-    "correct", "delta", "confidence", "epsilon_lower_bound", "run_epsilon", "dp_violation",
+    "correct", "delta", "confidence", "family_confidence", "epsilon_lower_bound", "run_epsilon",
+    "dp_violation",
 )  # fmt: skip
 ROC_COLUMNS = ("arm", "kind", "seed", "attack", "fpr", "tpr", "resolvable")
 MECHANISM_COLUMNS = ("arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std")
@@ -465,7 +468,7 @@ def normalise_empirical(df: pd.DataFrame, arm_order: list[str]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=list(EMPIRICAL_COLUMNS))
     df = df.reindex(columns=list(EMPIRICAL_COLUMNS)).reset_index(drop=True)
-    for col in ("delta", "confidence", "epsilon_lower_bound", "run_epsilon"):
+    for col in ("delta", "confidence", "family_confidence", "epsilon_lower_bound", "run_epsilon"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     for col in ("seed", "canaries", "included", "k_plus", "k_minus", "guesses", "correct"):
         df[col] = df[col].astype("int64")

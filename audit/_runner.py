@@ -305,16 +305,33 @@ def run_audit(
                 p_max=MAX_SOLVER_RATE, task=dataset.task, seeds=config.seed_list,
                 training=config.training, trainer=trainer, device=config.device,
             )
-            solutions[arm.label] = solution.to_dict()
-            solved_arms[arm.label] = GroupDropoutArm(name=arm.label, rates=solution.rates)
+            sol = solution.to_dict()
+            # Rates that did not beat uniform dropout on held-out rows are noise: the arm
+            # then trains with the uniform rate at its budget, and the result says so.
+            applied = solution.rates if solution.improved else {
+                g: float(solution.budget) for g in solution.rates}
+            sol["applied_rates"] = applied
+            if not solution.improved:
+                sol["verdict"] += " The arm uses the uniform rate at its budget."
+            solutions[arm.label] = sol
+            solved_arms[arm.label] = GroupDropoutArm(name=arm.label, rates=applied)
             row_rates[arm.label] = solved_arms[arm.label].row_dropout_rates(g_train, group_labels)
 
     def rates_for(arm: Arm, row_groups: np.ndarray) -> np.ndarray:
         """Dropout rate of any rows (training, canary, shadow pool) under ``arm``."""
         return solved_arms.get(arm.label, arm).row_dropout_rates(row_groups, group_labels)
 
+    dp_deltas = [float(a.delta) for a in config.arms if isinstance(a, DPSGDArm) and a.delta is not None]
+    # Arms without a guarantee are audited at the DP arms' delta (the smallest one when
+    # they differ), so their empirical lower bounds compare like with like.
+    shared_delta = min(dp_deltas + ([delta] if any(
+        isinstance(a, DPSGDArm) and a.delta is None for a in config.arms) else [])) if any(
+        isinstance(a, DPSGDArm) for a in config.arms) else delta
+
     def delta_for(arm: Arm) -> float:
-        return float(arm.delta) if isinstance(arm, DPSGDArm) and arm.delta is not None else delta
+        if isinstance(arm, DPSGDArm):
+            return float(arm.delta) if arm.delta is not None else delta
+        return shared_delta
 
     seeds = config.seed_list
     total = len(config.arms) * len(seeds)

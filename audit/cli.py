@@ -228,7 +228,9 @@ def run(**opts: Any) -> None:
     click.echo(result.summary())
     for arm, solution in result.solutions.items():
         rates = ", ".join(f"{g}={r:.3f}" for g, r in solution["rates"].items())
-        click.echo(f"{arm}: solved rates {rates} (budget {solution['budget']:g}); {solution['verdict']}")
+        used = ", ".join(f"{g}={r:.3f}" for g, r in solution.get("applied_rates", {}).items())
+        click.echo(f"{arm}: solved rates {rates} (budget {solution['budget']:g}); "
+                   f"{solution['verdict']} Trained with {used}.")
     click.echo(f"\nwrote {path}")
     if not opts["no_report"]:
         _write_reports(result, out / "report.pdf", out / "report.html")

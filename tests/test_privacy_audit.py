@@ -244,3 +244,41 @@ def test_cli_audit_bound_matches_paper_value() -> None:
     assert json.loads(res.output)["epsilon_lower_bound"] == pytest.approx(0.673, abs=5e-4)
     bad = CliRunner().invoke(main, ["audit-bound", "-m", "10", "-r", "20", "-v", "5", "-d", "1e-5"])
     assert bad.exit_code == 1 and "Traceback" not in bad.output
+
+
+def test_canary_run_mechanism_fixed_before_the_coins(result: AuditResult) -> None:
+    """q, steps and sigma of a DP canary run come from n_train + m, not from how many
+    canaries were drawn in, so every seed's run has the same accountant epsilon."""
+    dp = result.empirical[result.empirical["kind"] == "dp_sgd"]
+    assert dp["included"].nunique() > 1  # different coins...
+    assert dp["run_epsilon"].nunique() == 1  # ...same mechanism
+
+
+def test_bound_confidence_is_bonferroni_over_seeds(result: AuditResult) -> None:
+    emp = result.empirical
+    assert (emp["family_confidence"] == 0.95).all()
+    assert emp["confidence"].iloc[0] == pytest.approx(1 - 0.05 / 2)  # two seeds
+
+
+def test_advantage_has_no_biased_interval(result: AuditResult) -> None:
+    adv = result.mia[(result.mia["metric"] == "advantage") & result.mia["seed"].notna()]
+    assert adv["ci_low"].isna().all() and adv["value"].notna().any()
+
+
+def test_no_audit_means_null_violation_not_false() -> None:
+    cfg = AuditConfig(arms=(DPSGDArm(),), seeds=1, n_bootstrap=0,
+                      training=TrainingConfig(epochs=1, hidden=(8,)),
+                      privacy_audit=PrivacyAuditConfig(canaries=0, mia="none", mechanism_rows=0))
+    data = run_audit(load_dataset("synthetic", n_rows=1000), cfg).to_dict()
+    assert data["dp_violation"] is None
+    assert data["arms"][0]["privacy"]["dp_violation"] is None
+    with pytest.raises(ConfigError, match="canaries must be 0"):
+        PrivacyAuditConfig(canaries=1)
+
+
+def test_guesses_never_exceed_canaries() -> None:
+    y = np.zeros(7)
+    plan = canary_plan(y, PrivacyAuditConfig(canaries=7, guess_fraction=0.5, canary_rows="random"), 0)
+    assert plan.k_plus + plan.k_minus <= 7
+    with pytest.raises(ConfigError, match="at least 2 canaries"):
+        canary_plan(np.zeros(1), PrivacyAuditConfig(canaries=5, canary_rows="random"), 0)
