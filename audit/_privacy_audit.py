@@ -257,8 +257,8 @@ def _aggregate_mia(per_seed: pd.DataFrame) -> pd.DataFrame:
             "seed": pd.NA,
             "value": float(ok.mean()) if ok.size else math.nan,
             "std": float(ok.std(ddof=1)) if ok.size > 1 else math.nan,
-            "ci_low": float(np.nanmin(grp["ci_low"])) if ok.size else math.nan,
-            "ci_high": float(np.nanmax(grp["ci_high"])) if ok.size else math.nan,
+            "ci_low": float(grp["ci_low"].min()) if ok.size else math.nan,  # pandas skips NaN
+            "ci_high": float(grp["ci_high"].max()) if ok.size else math.nan,
             "n_members": int(grp["n_members"].iloc[0]),
             "n_nonmembers": int(grp["n_nonmembers"].iloc[0]),
             "available": bool(avail.all()),
