@@ -292,9 +292,9 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
                 part = sel[(sel["arm"] == arm) & (sel["attack"] == attack)]
                 for group in part["group"].unique():
                     g = part[part["group"] == group].set_index("metric")
-                    cells = [_ci(g.loc[m]) if bool(g.loc[m, "available"]) else fmt(None, reason=str(
-                        g.loc[m, "reason"]).split(";")[0]) for m in ("auc", "advantage", "tpr_at_fpr_1pct",
-                                                                     "tpr_at_fpr_0.1pct")]
+                    cells = [_ci(g.loc[m]) if bool(g.loc[m, "available"]) else fmt(
+                        None, reason=_short_reason(str(g.loc[m, "reason"])))
+                        for m in ("auc", "advantage", "tpr_at_fpr_1pct", "tpr_at_fpr_0.1pct")]
                     mrows.append([arm, str(attack), str(group), *cells])
         blocks.append(Table(["Arm", "Attack", "Group", "AUC", "Advantage", "TPR @ FPR 1%",
                              "TPR @ FPR 0.1%"], mrows,
@@ -307,8 +307,9 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
         blocks.append(Paragraph(
             f"One-run audit: {int(first['canaries'])} {first['canary_kind']} canaries, each included "
             f"with probability 1/2; {int(first['k_plus'])} 'in' and {int(first['k_minus'])} 'out' "
-            f"guesses fixed in advance; delta {fmt(first['delta'], 8)}, confidence "
-            f"{fmt(first['confidence'], 2)}.", "note"))
+            f"guesses fixed in advance; delta {fmt(first['delta'], 8)}. The bound shown is the "
+            f"largest over seeds at {fmt(first['family_confidence'], 2)} confidence for all seeds "
+            f"together (each seed at {fmt(first['confidence'], 4)}, Bonferroni).", "note"))
     if not result.dp_cost.empty:
         crow = [[r["arm"], str(r["group"]), _ci(pd.Series({"value": r["cost"], "ci_low": r["ci_low"],
                                                             "ci_high": r["ci_high"]})),
@@ -318,6 +319,12 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
                              "Excess over overall cost", "Flagged"], crow,
                             caption="DP's per-group cost, paired by seed."))
     return Section(SECTION_TITLES[4], blocks)
+
+
+def _short_reason(reason: str) -> str:
+    if "non-members" in reason and "needs" in reason:
+        return "too few non-members"
+    return reason.split(";")[0]
 
 
 def tradeoff_points(result: AuditResult) -> pd.DataFrame:

@@ -137,7 +137,8 @@ def tradeoff_figure(points: pd.DataFrame, arms: Sequence[str]) -> bytes:
             ax.errorbar(r["accuracy"], r["gap"], yerr=[[max(r["gap"] - r["gap_low"], 0)],
                                                        [max(r["gap_high"] - r["gap"], 0)]],
                         fmt=st.marker, color=st.color, capsize=3, markersize=8, label=r["arm"])
-            ax.annotate(f"  ε = {r['epsilon']}", (r["accuracy"], r["gap"]), fontsize=8)
+            ax.annotate(f"ε = {r['epsilon']}", (r["accuracy"], r["gap"]), fontsize=8,
+                        xytext=(6, 6), textcoords="offset points")
         ax.set_xlabel("accuracy on test rows")
         ax.set_ylabel("error gap between groups (max - min)")
         ax.grid(alpha=0.3)

@@ -88,10 +88,11 @@ def _table(block: TableBlock, width: float) -> list:
     if header:
         style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf5")))
     table.setStyle(TableStyle(style))
-    out = [table]
-    if block.caption:
-        out.append(_para(block.caption, "caption"))
-    return out
+    if not block.caption:
+        return [table]
+    caption = _para(block.caption, "caption")
+    # Short tables stay with their caption; long ones must be free to split.
+    return [KeepTogether([table, caption])] if len(data) <= 30 else [table, caption]
 
 
 def _figure(block: Figure, width: float, max_height: float) -> list:
@@ -127,19 +128,27 @@ def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
     for i, section in enumerate(report.sections):
         if i in (2, 8):  # fairness and the appendix start on a new page
             story.append(PageBreak())
-        story.append(_para(section.title, "h1"))
-        for block in section.blocks:
+        for j, block in enumerate(section.blocks):
             if isinstance(block, TextBlock):
                 if block.style == "code":
-                    story.append(Preformatted(block.text, ParagraphStyle(
-                        "code", fontName="Courier", fontSize=6.5, leading=7.5)))
+                    flow: list = [Preformatted(block.text, ParagraphStyle(
+                        "code", fontName="Courier", fontSize=6.5, leading=7.5))]
                 else:
-                    story.append(_para(block.text, block.style))
+                    flow = [_para(block.text, block.style)]
             elif isinstance(block, TableBlock):
-                story.extend(_table(block, width))
+                flow = _table(block, width)
             else:
-                story.extend(_figure(block, width, height * 0.45))
+                flow = _figure(block, width, height * 0.45)
+            if j == 0 and not (isinstance(block, TableBlock) and len(block.rows) > 25):
+                # never leave a section title alone at the foot of a page
+                story.append(KeepTogether([_para(section.title, "h1"), *flow]))
+            else:
+                if j == 0:
+                    story.append(_para(section.title, "h1"))
+                story.extend(flow)
             story.append(Spacer(1, 4))
+        if not section.blocks:
+            story.append(_para(section.title, "h1"))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue(), pages["n"]
 
