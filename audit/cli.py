@@ -306,6 +306,36 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
         click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)} (shown on page 1).", err=True)
 
 
+@main.command("audit-model")
+@click.option("--predictions", required=True, type=click.Path(dir_okay=False),
+              help="CSV/Parquet with one row per person: y_true, y_pred, optional y_score, "
+                   "group column(s), optional member.")
+@click.option("--sensitive", multiple=True, required=True, help="Sensitive column (repeatable).")
+@click.option("--y-true", default="y_true", show_default=True)
+@click.option("--y-pred", default="y_pred", show_default=True)
+@click.option("--y-score", default=None, help="Score column (probability of the positive class).")
+@click.option("--member", default=None, help="Membership column (1 = in the training data).")
+@click.option("--positive-label", default=None)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+@click.option("--no-report", is_flag=True, help="Write results.json only.")
+def audit_model(**opts: Any) -> None:
+    """Audit a model trained elsewhere from its predictions (no training)."""
+    from ._external import audit_predictions
+
+    result = audit_predictions(
+        opts["predictions"], sensitive=list(opts["sensitive"]), y_true=opts["y_true"],
+        y_pred=opts["y_pred"], y_score=opts["y_score"], member=opts["member"],
+        positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"])
+    out = Path(opts["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    result.to_json(out / "results.json")
+    click.echo(result.summary())
+    click.echo(f"\nwrote {out / 'results.json'}")
+    if not opts["no_report"]:
+        _write_reports(result, out / "report.pdf", out / "report.html")
+
+
 @main.command("audit-bound")
 @click.option("--canaries", "-m", type=int, required=True, help="Canaries m (each included w.p. 1/2).")
 @click.option("--guesses", "-r", type=int, required=True, help="Guesses made (k+ + k-).")

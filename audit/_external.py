@@ -1,0 +1,160 @@
+"""Auditing a model trained elsewhere, from its predictions (no training).
+
+The input is one row per person: the true label, the model's predicted label,
+optionally its score (probability of the positive class), the sensitive column(s),
+and optionally ``member`` (1 = the row was in the model's training data). Fairness
+metrics with CIs come out exactly as for a trained arm; membership inference runs
+when both scores and membership are known. A model trained elsewhere has no known
+training mechanism, so it never carries an epsilon ("no guarantee").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._data import load_dataset
+from ._exceptions import DataError
+from ._metrics import evaluate_predictions
+from ._mia import attack_metrics
+from ._privacy import NO_GUARANTEE
+from ._readers import DEFAULT_NA_VALUES
+from ._result import AuditResult, normalise_frames, normalise_mia
+
+__all__ = ["audit_predictions"]
+
+ARM = "model"
+KIND = "external"
+
+
+def audit_predictions(
+    source: str | Path | pd.DataFrame,
+    *,
+    sensitive: str | Sequence[str],
+    y_true: str = "y_true",
+    y_pred: str = "y_pred",
+    y_score: str | None = None,
+    member: str | None = None,
+    positive_label: str | None = None,
+    n_bootstrap: int = 1000,
+    mia_bootstrap: int = 200,
+    ci_level: float = 0.95,
+    na_values: Sequence[str] = DEFAULT_NA_VALUES,
+    name: str | None = None,
+) -> AuditResult:
+    """Fairness (and, with scores and membership, privacy) audit of given predictions.
+
+    Parameters
+    ----------
+    source
+        A CSV/Parquet path or a DataFrame with one row per person.
+    sensitive
+        Sensitive column(s); several give intersectional groups.
+    y_true, y_pred, y_score
+        Columns of the true label, the predicted label (same two values as the true
+        label, or 0/1) and, optionally, the score of the positive class in [0, 1].
+    member
+        Optional column, 1 when the row was in the model's training data, 0 otherwise.
+    positive_label
+        Which label value is positive (default as in :func:`load_dataset`).
+
+    Returns
+    -------
+    AuditResult
+        One arm, ``"model"`` (kind ``"external"``), evaluated on every row (or, with
+        ``member``, on the non-member rows, which the model has not seen).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y_true": [0, 1] * 50, "y_pred": [0, 1, 1, 1] * 25,
+    ...                    "sex": ["F"] * 50 + ["M"] * 50})
+    >>> res = audit_predictions(df, sensitive="sex", n_bootstrap=0)
+    >>> res.error_table().round(2).to_dict("records")
+    [{'F': 0.24, 'M': 0.26}]
+    """
+    started = time.perf_counter()
+    ds = load_dataset(source, target=y_true, sensitive=sensitive, positive_label=positive_label,
+                      na_values=na_values, missing_target="error", name=name or "predictions")
+    frame = ds.features
+    for col, role in ((y_pred, "y_pred"), (y_score, "y_score"), (member, "member")):
+        if col is not None and col not in frame.columns:
+            raise DataError(f"{role} column '{col}' not found; columns: {', '.join(map(str, frame.columns))}")
+    pred = _binary_column(frame[y_pred], y_pred, ds.label_names)
+    score = None
+    if y_score is not None:
+        score = pd.to_numeric(frame[y_score], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(score) | (score < 0) | (score > 1)
+        if bad.any():
+            rows = (np.flatnonzero(bad)[:5] + 1).tolist()
+            raise DataError(f"score column '{y_score}' needs probabilities in [0, 1]; "
+                            f"{int(bad.sum())} value(s) are not (first at data rows {rows}).")
+    is_member = None
+    if member is not None:
+        is_member = _binary_column(frame[member], member, None).astype(bool)
+    evaluate = ~is_member if is_member is not None else np.ones(ds.n_rows, dtype=bool)
+    if not evaluate.any():
+        raise DataError(f"every row has {member}=1: fairness is measured on rows the model did "
+                        "not train on, and there are none")
+    # Without scores the hard predictions stand in for them: log-loss and AUC then say
+    # nothing and are blanked below.
+    used = score if score is not None else pred
+    by_group, overall, gaps = evaluate_predictions(
+        ds.y[evaluate], used[evaluate][None, :], ds.groups[evaluate], seeds=[0],
+        n_bootstrap=n_bootstrap, ci_level=ci_level)
+    if score is None:
+        for df in (by_group, overall):
+            mask = df["metric"].isin(["log_loss", "roc_auc"])
+            df.loc[mask, ["value", "std", "ci_low", "ci_high"]] = np.nan
+        mask = gaps["metric"].isin(["log_loss", "roc_auc"])
+        gaps.loc[mask, ["value", "std", "ci_low", "ci_high"]] = np.nan
+        gaps["exceeds_uncertainty"] = gaps["exceeds_uncertainty"].astype(object)
+        gaps.loc[mask, "exceeds_uncertainty"] = None
+    bg0, ov0, gp0 = (df.assign(arm=ARM, kind=KIND) for df in (by_group, overall, gaps))
+    privacy = pd.DataFrame([{"arm": ARM, "kind": KIND, "seed": s, "epsilon": None, "delta": None,
+                             "guarantee": NO_GUARANTEE} for s in (0, None)])
+    bg, ov, gp, pv = normalise_frames(bg0, ov0, gp0, privacy, [ARM])
+    mia = pd.DataFrame()
+    if score is not None and is_member is not None and is_member.any():
+        p_true = np.clip(np.where(ds.y > 0.5, score, 1 - score), 1e-12, 1.0)
+        loss_score = np.log(p_true)  # = -loss: higher means more member-like
+        df = attack_metrics(loss_score[is_member], loss_score[~is_member], ds.groups[is_member],
+                            ds.groups[~is_member], n_bootstrap=mia_bootstrap, seed=0)
+        df.loc[df["metric"] == "advantage", ["ci_low", "ci_high"]] = np.nan
+        per_seed = df.assign(arm=ARM, kind=KIND, seed=0, attack="loss")
+        agg = per_seed.assign(seed=None, std=np.nan)
+        mia = normalise_mia(pd.concat([per_seed, agg], ignore_index=True), [ARM])
+    info = ds.describe()
+    info["evaluated_rows"] = int(evaluate.sum())
+    info["inputs"] = {"y_true": y_true, "y_pred": y_pred, "y_score": y_score, "member": member}
+    config: dict[str, Any] = {"seeds": [0], "n_bootstrap": n_bootstrap, "ci_level": ci_level,
+                              "source": "predictions"}
+    meta = {"created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none"}
+    return AuditResult(
+        config=config, dataset=info,
+        arms=pd.DataFrame([{"arm": ARM, "kind": KIND, "params": {}}]),
+        by_group=bg, overall=ov, gaps=gp, privacy=pv, meta=meta, mia=mia,
+    )
+
+
+def _binary_column(col: pd.Series, name: str, labels: tuple[str, str] | None) -> np.ndarray:
+    """0/1 from a 0/1, boolean, or (when the target's labels are known) label column."""
+    values = col.map(lambda v: v.strip().rstrip(".") if isinstance(v, str) else v)
+    if values.isna().any():
+        raise DataError(f"column '{name}' has {int(values.isna().sum())} missing value(s); fill them")
+    if labels is not None:
+        as_text = values.map(str)
+        if set(as_text) <= set(labels):
+            return (as_text == labels[1]).to_numpy(dtype=float)
+    uniques = set(pd.unique(values))
+    if uniques <= {0, 1}:
+        return values.astype(float).to_numpy()
+    shown = sorted(str(v) for v in uniques)[:5]
+    expected = f"{list(labels)} or 0/1" if labels else "0/1"
+    raise DataError(f"column '{name}' must hold {expected}, found {shown}")
