@@ -30,12 +30,11 @@ test-all: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 lint: install
-	$(BIN)/ruff check audit reports tests bench
+	$(BIN)/ruff check audit reports app tests bench
 	$(BIN)/mypy audit reports
 
 app: install
-	@if [ -f app/main.py ]; then $(BIN)/streamlit run app/main.py; \
-	else echo "The Streamlit app is not part of this version yet (see the README)."; exit 1; fi
+	$(BIN)/fairpriv app
 
 bench: install
 	$(BIN)/fairpriv bench --models 8 --device cpu --json

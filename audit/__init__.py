@@ -28,7 +28,7 @@ from ._arms import (
 from ._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from ._data import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
 from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
-from ._external import audit_predictions
+from ._external import audit_onnx_model, audit_predictions
 from ._metrics import METRICS, evaluate_predictions
 from ._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from ._models import MLP, GroupDropout
@@ -96,6 +96,7 @@ __all__ = [
     "__version__",
     "arm_from_dict",
     "attack_metrics",
+    "audit_onnx_model",
     "audit_predictions",
     "correct_guess_p_value",
     "dp_group_cost",

@@ -26,7 +26,7 @@ from ._privacy import NO_GUARANTEE
 from ._readers import DEFAULT_NA_VALUES
 from ._result import AuditResult, normalise_frames, normalise_mia
 
-__all__ = ["audit_predictions"]
+__all__ = ["audit_onnx_model", "audit_predictions"]
 
 ARM = "model"
 KIND = "external"
@@ -158,3 +158,87 @@ def _binary_column(col: pd.Series, name: str, labels: tuple[str, str] | None) ->
     shown = sorted(str(v) for v in uniques)[:5]
     expected = f"{list(labels)} or 0/1" if labels else "0/1"
     raise DataError(f"column '{name}' must hold {expected}, found {shown}")
+
+
+def audit_onnx_model(
+    model: str | Path | bytes,
+    data: str | Path | pd.DataFrame,
+    *,
+    target: str,
+    sensitive: str | Sequence[str],
+    member: str | None = None,
+    input_columns: Sequence[str] | None = None,
+    positive_label: str | None = None,
+    n_bootstrap: int = 1000,
+    mia_bootstrap: int = 200,
+    na_values: Sequence[str] = DEFAULT_NA_VALUES,
+) -> AuditResult:
+    """Audit an ONNX binary classifier on a labelled dataset (run with onnxruntime).
+
+    The model receives one float32 matrix: ``input_columns`` (default: every column but
+    the target, sensitive and membership columns), in that order, as numbers. Its
+    positive-class probability is the second column of a two-column output, or a
+    one-column output in [0, 1] (a logit outside [0, 1] goes through a sigmoid). The
+    file is only parsed as ONNX: nothing is unpickled or executed outside onnxruntime.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - optional dependency
+        raise DataError("auditing ONNX models needs onnxruntime: pip install onnxruntime") from None
+    from ._readers import clean_frame, read_table
+
+    frame = data.copy() if isinstance(data, pd.DataFrame) else read_table(Path(data), na_values=na_values)
+    frame = clean_frame(frame, na_values=na_values)
+    sens = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+    skip = {target, *sens, *([member] if member else [])}
+    cols = list(input_columns) if input_columns is not None else [c for c in frame.columns if c not in skip]
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"input column(s) {missing} not found; columns: {', '.join(map(str, frame.columns))}")
+    non_numeric = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise DataError(
+            f"ONNX model inputs must be numeric, but {non_numeric} are not; encode them as the model "
+            "expects, or choose the columns with input_columns=...")
+    X = frame[cols].to_numpy(dtype=np.float32)
+    if np.isnan(X).any():
+        raise DataError("input columns contain missing values; the model needs complete rows")
+    raw = model if isinstance(model, bytes) else Path(model).read_bytes()
+    try:
+        session = ort.InferenceSession(raw, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise DataError(f"not a loadable ONNX model: {exc}") from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise DataError(f"the model has {len(inputs)} inputs; fairpriv feeds one float matrix")
+    width = inputs[0].shape[-1] if inputs[0].shape else None
+    if isinstance(width, int) and width != X.shape[1]:
+        raise DataError(f"the model expects {width} input columns but {X.shape[1]} were given ({cols})")
+    try:
+        outputs = session.run(None, {inputs[0].name: X})
+    except Exception as exc:
+        raise DataError(f"running the ONNX model failed: {exc}") from None
+    prob = _probability(outputs)
+    preds = frame[[target, *sens, *([member] if member else [])]].copy()
+    preds["__score"] = prob
+    preds["__pred"] = (prob >= 0.5).astype(int)
+    return audit_predictions(preds, sensitive=sens, y_true=target, y_pred="__pred", y_score="__score",
+                             member=member, positive_label=positive_label, n_bootstrap=n_bootstrap,
+                             mia_bootstrap=mia_bootstrap, name="onnx model")
+
+
+def _probability(outputs: Sequence[Any]) -> np.ndarray:
+    for out in outputs:
+        arr = np.asarray(out, dtype=float) if not isinstance(out, list) else None
+        if arr is None or arr.ndim == 0:
+            continue
+        if arr.ndim == 2 and arr.shape[1] == 2:
+            return arr[:, 1]
+        if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1):
+            values = arr.reshape(-1)
+            if np.all((values >= 0) & (values <= 1)) and not np.all(np.isin(values, (0, 1))):
+                return values
+            if not np.all(np.isin(values, (0, 1))):
+                return 1.0 / (1.0 + np.exp(-values))
+    raise DataError("could not find a probability output: expected (n, 2) probabilities or one "
+                    "score per row")

@@ -306,10 +306,32 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
         click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)} (shown on page 1).", err=True)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8501, show_default=True)
+def app(host: str, port: int) -> None:
+    """Launch the Streamlit app (upload data, audit, download the report)."""
+    import subprocess
+    from importlib.resources import files
+
+    main_py = Path(str(files("fairpriv_app").joinpath("main.py")))
+    if not main_py.exists():
+        raise ConfigError(f"the app files are missing ({main_py}); reinstall fairpriv")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), "--server.address", host,
+           "--server.port", str(port), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false"]
+    click.echo(f"fairpriv app on http://{host}:{port}")
+    raise SystemExit(subprocess.call(cmd))
+
+
 @main.command("audit-model")
-@click.option("--predictions", required=True, type=click.Path(dir_okay=False),
+@click.option("--predictions", default=None, type=click.Path(dir_okay=False),
               help="CSV/Parquet with one row per person: y_true, y_pred, optional y_score, "
                    "group column(s), optional member.")
+@click.option("--onnx", "onnx_model", default=None, type=click.Path(dir_okay=False),
+              help="Instead of --predictions: an ONNX classifier, run on --data.")
+@click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
+              help="With --onnx: the labelled dataset (its target column is --y-true).")
 @click.option("--sensitive", multiple=True, required=True, help="Sensitive column (repeatable).")
 @click.option("--y-true", default="y_true", show_default=True)
 @click.option("--y-pred", default="y_pred", show_default=True)
@@ -321,12 +343,22 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
 def audit_model(**opts: Any) -> None:
     """Audit a model trained elsewhere from its predictions (no training)."""
-    from ._external import audit_predictions
+    from ._external import audit_onnx_model, audit_predictions
 
-    result = audit_predictions(
-        opts["predictions"], sensitive=list(opts["sensitive"]), y_true=opts["y_true"],
-        y_pred=opts["y_pred"], y_score=opts["y_score"], member=opts["member"],
-        positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"])
+    if opts["onnx_model"] is not None:
+        if opts["data_path"] is None or opts["predictions"] is not None:
+            raise ConfigError("--onnx needs --data (and no --predictions)")
+        result = audit_onnx_model(
+            opts["onnx_model"], opts["data_path"], target=opts["y_true"],
+            sensitive=list(opts["sensitive"]), member=opts["member"],
+            positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"])
+    elif opts["predictions"] is not None:
+        result = audit_predictions(
+            opts["predictions"], sensitive=list(opts["sensitive"]), y_true=opts["y_true"],
+            y_pred=opts["y_pred"], y_score=opts["y_score"], member=opts["member"],
+            positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"])
+    else:
+        raise ConfigError("give --predictions FILE, or --onnx MODEL with --data FILE")
     out = Path(opts["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     result.to_json(out / "results.json")

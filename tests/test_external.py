@@ -91,3 +91,61 @@ def test_cli_audit_model_writes_results_and_reports(tmp_path: Path) -> None:
     assert data["arms"][0]["kind"] == "external" and data["arms"][0]["privacy"]["epsilon"] is None
     assert (tmp_path / "o" / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert AuditResult.from_json(tmp_path / "o" / "results.json").to_dict() == data
+
+
+def _onnx_logistic(path: Path, w: list[float], b: float, prob_output: bool = True) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["z0"]), helper.make_node("Add", ["z0", "B"], ["z"])]
+    out = "z"
+    if prob_output:
+        nodes.append(helper.make_node("Sigmoid", ["z"], ["prob"]))
+        out = "prob"
+    graph = helper.make_graph(
+        nodes, "logistic",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, len(w)])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, 1])],
+        initializer=[helper.make_tensor("W", TensorProto.FLOAT, [len(w), 1], w),
+                     helper.make_tensor("B", TensorProto.FLOAT, [1], [b])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("prob_output", [True, False])
+def test_onnx_model_is_run_and_audited(tmp_path: Path, prob_output: bool) -> None:
+    pytest.importorskip("onnxruntime")
+    from audit import audit_onnx_model
+
+    rng = np.random.default_rng(0)
+    n = 800
+    X = rng.normal(size=(n, 2))
+    y = (X[:, 0] - X[:, 1] + rng.normal(0, 0.5, n) > 0).astype(int)
+    data = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "grp": rng.choice(["p", "q"], n), "label": y,
+                         "member": rng.integers(0, 2, n)})
+    _onnx_logistic(tmp_path / "m.onnx", [2.0, -2.0], 0.0, prob_output)
+    res = audit_onnx_model(tmp_path / "m.onnx", data, target="label", sensitive="grp", member="member",
+                           n_bootstrap=50)
+    prob = 1 / (1 + np.exp(-(2 * X[:, 0] - 2 * X[:, 1])))
+    rows = (data["member"] == 0).to_numpy()
+    expected = float(np.mean((prob[rows] >= 0.5) != y[rows]))
+    err = res.aggregate("overall")
+    assert err[err["metric"] == "error_rate"]["value"].iloc[0] == pytest.approx(expected)
+    assert not res.mia.empty
+
+
+def test_onnx_bad_inputs(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from audit import audit_onnx_model
+
+    data = pd.DataFrame({"a": [0.1, 0.2] * 50, "c": ["x", "y"] * 50, "grp": ["p", "q"] * 50,
+                         "label": [0, 1] * 50})
+    _onnx_logistic(tmp_path / "m.onnx", [1.0], 0.0)
+    with pytest.raises(DataError, match=r"must be numeric, but \['c'\]"):
+        audit_onnx_model(tmp_path / "m.onnx", data, target="label", sensitive="grp")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="not a loadable ONNX model"):
+        audit_onnx_model(tmp_path / "junk.onnx", data.drop(columns="c"), target="label", sensitive="grp")
+    with pytest.raises(DataError, match="expects 1 input columns but 2"):
+        audit_onnx_model(tmp_path / "m.onnx", data.assign(c=1.0), target="label", sensitive="grp")

@@ -1,0 +1,87 @@
+"""Shared helpers of the fairpriv app: session state, upload limits, cached calls.
+
+Every computation is an ``audit``/``reports`` call; this module only moves data
+between widgets and those calls. Uploads are parsed from memory (or a temporary
+directory removed at once); nothing uploaded is ever unpickled or executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from audit import AuditConfig, AuditResult, FairprivError, load_dataset, run_audit
+from audit._readers import read_table
+
+MAX_UPLOAD_MB = float(os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200"))
+MAX_ROWS = int(os.environ.get("FAIRPRIV_MAX_ROWS", "1000000"))
+BUILTINS = ("synthetic", "adult (from a path)")
+
+
+def read_upload(name: str, data: bytes) -> pd.DataFrame:
+    """Parse uploaded bytes as CSV/TSV/Parquet with fairpriv's reader; enforce the limits."""
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise FairprivError(
+            f"'{name}' is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_MB:g} MB "
+            "(set FAIRPRIV_MAX_UPLOAD_MB to change it).")
+    suffix = Path(name).suffix.lower()
+    if suffix in (".pkl", ".pickle", ".joblib", ".npy", ".pt"):
+        raise FairprivError(f"'{name}': pickled files are never loaded; upload CSV or Parquet.")
+    # The reader works on paths: a private temporary directory, removed right away.
+    with tempfile.TemporaryDirectory(prefix="fairpriv-upload-") as tmp:
+        path = Path(tmp) / ("upload" + (suffix if suffix else ".csv"))
+        path.write_bytes(data)
+        frame = read_table(path)
+    if len(frame) > MAX_ROWS:
+        raise FairprivError(f"'{name}' has {len(frame)} rows; the limit is {MAX_ROWS} "
+                            "(set FAIRPRIV_MAX_ROWS to change it).")
+    return frame
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).values.tobytes()).hexdigest()[:16]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_audit(_frame: pd.DataFrame, data_hash: str, load_kwargs_json: str,
+                 config_json: str) -> str:
+    """Run (or reuse) an audit; keyed by the data hash and the JSON of the options.
+
+    Returns the result's JSON so that the cache holds plain text, not live objects.
+    """
+    import json
+
+    kwargs = json.loads(load_kwargs_json)
+    dataset = load_dataset(_frame, **kwargs)
+    config = AuditConfig.from_dict(json.loads(config_json))
+    return run_audit(dataset, config).to_json()
+
+
+def result() -> AuditResult | None:
+    text = st.session_state.get("result_json")
+    return None if text is None else AuditResult.from_json(text)
+
+
+def show_error(exc: BaseException) -> None:
+    """User errors as a message; anything else as a short message, never a traceback."""
+    if isinstance(exc, FairprivError):
+        st.error(str(exc))
+    else:
+        st.error(f"Something went wrong ({type(exc).__name__}: {exc}). Check the inputs and try again.")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")
+
+
+def state(key: str, default: Any = None) -> Any:
+    return st.session_state.get(key, default)

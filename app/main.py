@@ -1,0 +1,23 @@
+"""fairpriv app: audit a dataset (or a model's predictions) in the browser.
+
+Run with ``fairpriv app`` or ``streamlit run app/main.py``.
+"""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+st.set_page_config(page_title="fairpriv", layout="wide")
+
+pages = [
+    st.Page("views/data.py", title="1. Data", default=True),
+    st.Page("views/setup.py", title="2. Setup"),
+    st.Page("views/run.py", title="3. Run"),
+    st.Page("views/results.py", title="4. Results"),
+    st.Page("views/report.py", title="5. Report"),
+    st.Page("views/model.py", title="Audit an existing model"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,32 @@
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import result  # noqa: E402
+
+from reports import build_report  # noqa: E402
+from reports._html import render_html_text  # noqa: E402
+from reports._pdf import render_pdf_bytes  # noqa: E402
+
+
+@st.cache_data(show_spinner="Rendering the report...", max_entries=8)
+def report_files(result_json: str) -> tuple[bytes, str]:
+    from audit import AuditResult
+
+    report = build_report(AuditResult.from_json(result_json))
+    return render_pdf_bytes(report)[0], render_html_text(report)
+
+
+st.title("Report")
+res = result()
+if res is None:
+    st.warning("No audit yet: run one on page 3.")
+else:
+    pdf, html = report_files(st.session_state["result_json"])
+    st.download_button("Download PDF report", pdf, "report.pdf", "application/pdf", key="dl_pdf")
+    st.download_button("Download HTML report", html.encode("utf-8"), "report.html", "text/html",
+                       key="dl_html")
+    st.download_button("Download results.json", st.session_state["result_json"].encode("utf-8"),
+                       "results.json", "application/json", key="dl_json")

@@ -1,0 +1,35 @@
+import json
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cached_audit, frame_hash, show_error  # noqa: E402
+
+st.title("Run")
+frame = st.session_state.get("frame")
+load_kwargs = st.session_state.get("load_kwargs")
+config = st.session_state.get("config")
+if frame is None or load_kwargs is None:
+    st.warning("Choose the data first (page 1, then 'Use this data').")
+elif config is None:
+    st.warning("Open Setup (page 2) once to choose the settings.")
+else:
+    st.write(f"{len(frame)} rows; arms: {', '.join(a['name'] for a in config['arms'])}; "
+             f"{len(config['seeds'])} seed(s).")
+    if st.button("Run audit", type="primary", key="run"):
+        # Clicking any widget while this runs (e.g. Cancel) stops the run: Streamlit
+        # interrupts the script at its next update.
+        st.button("Cancel", key="cancel")
+        with st.status("Training and measuring...", expanded=True) as status:
+            try:
+                text = cached_audit(frame, frame_hash(frame), json.dumps(load_kwargs, sort_keys=True),
+                                    json.dumps(config, sort_keys=True, default=str))
+                st.session_state["result_json"] = text
+                status.update(label="Audit finished", state="complete")
+            except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+                status.update(label="Audit failed", state="error")
+                show_error(exc)
+    if st.session_state.get("result_json"):
+        st.success("A finished audit is kept for this session: see Results and Report.")

@@ -1,0 +1,164 @@
+"""The Streamlit app, page by page, with streamlit.testing.v1.AppTest (no browser)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+TIMEOUT = 240
+
+
+def csv(frame: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue().encode()
+
+
+def people(n: int = 800, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "sex": rng.choice(["F", "M"], n),
+                         "label": (x[:, 0] + rng.normal(0, 1, n) > 0).astype(int)})
+
+
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="upload").set_value((name, data, "text/csv")).run()
+    return at
+
+
+def test_data_page_upload_and_choose_columns() -> None:
+    at = upload(app(), "people.csv", csv(people()))
+    assert not at.exception and not at.error
+    at.selectbox(key="target").set_value("label").run()
+    at.multiselect(key="sensitive").set_value(["sex"]).run()
+    at.button(key="use_data").click().run()
+    assert not at.exception
+    assert any("Ready: 800 rows" in s.value for s in at.success)
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("empty.csv", b"", "is empty"),
+    ("garbage.csv", bytes(range(256)) * 8, "looks binary"),
+    ("model.csv", b"\x80\x04K\x01.", "cannot decode"),  # a pickle renamed .csv: parsed as text, never unpickled
+])
+def test_bad_uploads_show_an_error_not_an_exception(name: str, data: bytes, message: str) -> None:
+    at = upload(app(), name, data)
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_non_binary_target_and_one_group_are_errors() -> None:
+    df = people()
+    df["three"] = np.arange(len(df)) % 3
+    df["one"] = "same"
+    at = upload(app(), "p.csv", csv(df))
+    at.selectbox(key="target").set_value("three").run()
+    at.multiselect(key="sensitive").set_value(["sex"]).run()
+    at.button(key="use_data").click().run()
+    assert not at.exception and any("exactly two" in e.value for e in at.error)
+    at.selectbox(key="target").set_value("label").run()
+    at.multiselect(key="sensitive").set_value(["one"]).run()
+    at.button(key="use_data").click().run()
+    assert not at.exception and any("only one group" in e.value for e in at.error)
+
+
+def test_full_flow_run_results_and_downloads() -> None:
+    at = upload(app(), "people.csv", csv(people(1200)))
+    at.selectbox(key="target").set_value("label").run()
+    at.multiselect(key="sensitive").set_value(["sex"]).run()
+    at.button(key="use_data").click().run()
+    at.switch_page("views/setup.py").run()
+    assert not at.exception
+    at.number_input(key="seeds").set_value(1).run()
+    at.number_input(key="epochs").set_value(1).run()
+    at.text_input(key="hidden").set_value("8").run()
+    at.number_input(key="canaries").set_value(100).run()
+    assert any("Settings saved" in s.value for s in at.success)
+    assert any("Estimated run time" in i.value for i in at.info)
+    at.switch_page("views/run.py").run()
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert "result_json" in at.session_state
+    result = json.loads(at.session_state["result_json"])
+    assert [a["kind"] for a in result["arms"]] == ["baseline", "uniform_dropout", "group_dropout", "dp_sgd"]
+    at.switch_page("views/results.py").run()
+    assert not at.exception
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Download by_group.csv", "Download gaps.csv", "Download mia.csv"} <= labels
+    at.switch_page("views/report.py").run()
+    assert not at.exception
+    labels = {b.label for b in at.get("download_button")}
+    assert labels == {"Download PDF report", "Download HTML report", "Download results.json"}
+
+
+def test_report_bytes_come_from_the_renderers() -> None:
+    """The download bytes are built by the function the page calls."""
+    import importlib.util
+
+    from audit import AuditConfig, BaselineArm, PrivacyAuditConfig, TrainingConfig, run_audit
+
+    res = run_audit("synthetic", AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0,
+                                             training=TrainingConfig(epochs=1, hidden=(4,)),
+                                             privacy_audit=PrivacyAuditConfig(canaries=0, mia="none",
+                                                                              mechanism_rows=0)),
+                    n_rows=600)
+    from reports import build_report
+    from reports._html import render_html_text
+    from reports._pdf import render_pdf_bytes
+
+    pdf, _ = render_pdf_bytes(build_report(res))
+    assert pdf[:5] == b"%PDF-"
+    assert "<!DOCTYPE html>" in render_html_text(build_report(res))
+    assert importlib.util.find_spec("streamlit") is not None
+
+
+def test_pages_without_data_guide_the_user() -> None:
+    at = app()
+    for page in ("views/run.py", "views/results.py", "views/report.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert at.warning, page
+
+
+def test_predictions_page() -> None:
+    rng = np.random.default_rng(1)
+    n = 600
+    y = rng.integers(0, 2, n)
+    score = np.clip(0.5 + 0.3 * (y - 0.5) * 2 + rng.normal(0, 0.2, n), 0, 1)
+    df = pd.DataFrame({"y_true": y, "y_pred": (score >= 0.5).astype(int), "y_score": score,
+                       "member": rng.integers(0, 2, n), "grp": rng.choice(["a", "b"], n)})
+    at = app()
+    at.switch_page("views/model.py").run()
+    at.file_uploader(key="pred_upload").set_value(("p.csv", csv(df), "text/csv")).run()
+    at.multiselect(key="m_sensitive").set_value(["grp"]).run()
+    at.button(key="m_run").click().run()
+    assert not at.exception, at.exception
+    assert any("Done" in s.value for s in at.success)
+    result = json.loads(at.session_state["result_json"])
+    assert result["arms"][0]["kind"] == "external"
+
+
+def test_pickle_uploads_are_refused_by_name_too() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(APP).parent))
+    from common import read_upload
+
+    from audit import FairprivError
+
+    with pytest.raises(FairprivError, match="never loaded"):
+        read_upload("model.pkl", b"\x80\x04K\x01.")
