@@ -49,19 +49,27 @@ def frame_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).values.tobytes()).hexdigest()[:16]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_audit(_frame: pd.DataFrame, data_hash: str, load_kwargs_json: str,
-                 config_json: str) -> str:
-    """Run (or reuse) an audit; keyed by the data hash and the JSON of the options.
+@st.cache_resource
+def _result_store() -> dict[str, str]:
+    """Finished audits shared by all sessions: cache key -> results JSON (plain text)."""
+    return {}
 
-    Returns the result's JSON so that the cache holds plain text, not live objects.
+
+def cached_audit(frame: pd.DataFrame, data_hash: str, load_kwargs_json: str, config_json: str,
+                 progress: Any = None) -> str:
+    """Run (or reuse) an audit, keyed by the data hash and the JSON of the options.
+
+    ``progress`` receives audit.ProgressEvent objects while a new audit runs.
     """
     import json
 
-    kwargs = json.loads(load_kwargs_json)
-    dataset = load_dataset(_frame, **kwargs)
-    config = AuditConfig.from_dict(json.loads(config_json))
-    return run_audit(dataset, config).to_json()
+    key = hashlib.sha256(f"{data_hash}|{load_kwargs_json}|{config_json}".encode()).hexdigest()
+    store = _result_store()
+    if key not in store:
+        dataset = load_dataset(frame, **json.loads(load_kwargs_json))
+        config = AuditConfig.from_dict(json.loads(config_json))
+        store[key] = run_audit(dataset, config, progress=progress).to_json()
+    return store[key]
 
 
 def result() -> AuditResult | None:

@@ -311,6 +311,7 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
 @click.option("--port", type=int, default=8501, show_default=True)
 def app(host: str, port: int) -> None:
     """Launch the Streamlit app (upload data, audit, download the report)."""
+    import os
     import subprocess
     from importlib.resources import files
 
@@ -319,7 +320,8 @@ def app(host: str, port: int) -> None:
         raise ConfigError(f"the app files are missing ({main_py}); reinstall fairpriv")
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), "--server.address", host,
            "--server.port", str(port), "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false",
+           "--server.maxUploadSize", os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200")]
     click.echo(f"fairpriv app on http://{host}:{port}")
     raise SystemExit(subprocess.call(cmd))
 

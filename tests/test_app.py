@@ -92,6 +92,7 @@ def test_full_flow_run_results_and_downloads() -> None:
     at.switch_page("views/run.py").run()
     at.button(key="run").click().run()
     assert not at.exception, at.exception
+    assert at.get("progress"), "progress bar missing"
     assert "result_json" in at.session_state
     result = json.loads(at.session_state["result_json"])
     assert [a["kind"] for a in result["arms"]] == ["baseline", "uniform_dropout", "group_dropout", "dp_sgd"]
@@ -162,3 +163,27 @@ def test_pickle_uploads_are_refused_by_name_too() -> None:
 
     with pytest.raises(FairprivError, match="never loaded"):
         read_upload("model.pkl", b"\x80\x04K\x01.")
+
+
+def test_onnx_model_page(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from test_external import _onnx_logistic
+
+    rng = np.random.default_rng(2)
+    n = 500
+    x = rng.normal(size=(n, 2))
+    df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "grp": rng.choice(["p", "q"], n),
+                       "label": (x[:, 0] > 0).astype(int)})
+    _onnx_logistic(tmp_path / "m.onnx", [3.0, 0.0], 0.0)
+    at = app()
+    at.switch_page("views/model.py").run()
+    at.radio(key="m_mode").set_value("ONNX model + labelled data").run()
+    at.file_uploader(key="onnx_upload").set_value(("m.onnx", (tmp_path / "m.onnx").read_bytes(),
+                                                   "application/octet-stream")).run()
+    at.file_uploader(key="onnx_data").set_value(("d.csv", csv(df), "text/csv")).run()
+    at.selectbox(key="o_target").set_value("label").run()
+    at.multiselect(key="o_sensitive").set_value(["grp"]).run()
+    at.multiselect(key="o_inputs").set_value(["a", "b"]).run()
+    at.button(key="o_run").click().run()
+    assert not at.exception, at.exception
+    assert any("Done" in s.value for s in at.success), [e.value for e in at.error]

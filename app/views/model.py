@@ -58,7 +58,8 @@ if up is not None:
         y_pred = pick("Prediction", "y_pred", "m_pred")
         y_score = pick("Score (optional)", "y_score", "m_score", optional=True)
         member = pick("Membership (optional)", "member", "m_member", optional=True)
-        sensitive = st.multiselect("Group column(s)", cols, key="m_sensitive")
+        guess = [c for c in cols if c in ("group", "grp", "sex", "race")][:1]
+        sensitive = st.multiselect("Group column(s)", cols, default=guess, key="m_sensitive")
         positive = st.text_input("Positive label (optional)", key="m_positive")
         if st.button("Audit predictions", type="primary", key="m_run"):
             res = audit_predictions(frame, sensitive=sensitive or [], y_true=y_true or "",

@@ -23,9 +23,23 @@ else:
         # interrupts the script at its next update.
         st.button("Cancel", key="cancel")
         with st.status("Training and measuring...", expanded=True) as status:
+            bar = st.progress(0.0, text="starting")
+            stages = {"solve": "solving group-dropout rates", "train": "training",
+                      "trained": "trained", "metrics": "measuring fairness",
+                      "privacy": "membership inference", "canaries": "one-run canary audit",
+                      "done": "done"}
+
+            def on_progress(event) -> None:  # type: ignore[no-untyped-def]
+                where = f" {event.arm} seed {event.seed}" if event.seed is not None else (
+                    f" {event.arm}" if event.arm else "")
+                fraction = event.done / event.total if event.total else 0.0
+                bar.progress(min(fraction, 1.0), text=f"{stages.get(event.stage, event.stage)}{where}"
+                             f" ({event.done}/{event.total} models)")
+
             try:
                 text = cached_audit(frame, frame_hash(frame), json.dumps(load_kwargs, sort_keys=True),
-                                    json.dumps(config, sort_keys=True, default=str))
+                                    json.dumps(config, sort_keys=True, default=str),
+                                    progress=on_progress)
                 st.session_state["result_json"] = text
                 status.update(label="Audit finished", state="complete")
             except Exception as exc:  # noqa: BLE001 - shown, never a traceback
