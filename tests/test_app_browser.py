@@ -6,7 +6,6 @@ of the results page to test-artifacts/results-page.png.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
