@@ -37,7 +37,7 @@ st.subheader("Privacy audit")
 c9, c10, c11 = st.columns(3)
 mia = c9.selectbox("Membership inference", ["loss", "lira", "none"], key="mia")
 canaries = c10.number_input("Canaries (0 = no one-run audit)", 0, 5000, 1000, step=100, key="canaries")
-canary_kind = c11.selectbox("Canaries", ["flipped", "natural"], key="canary_kind")
+canary_kind = c11.selectbox("Canary labels", ["flipped", "natural"], key="canary_kind")
 
 try:
     arm_objs = []
