@@ -38,7 +38,11 @@ def read_upload(name: str, data: bytes) -> pd.DataFrame:
     with tempfile.TemporaryDirectory(prefix="fairpriv-upload-") as tmp:
         path = Path(tmp) / ("upload" + (suffix if suffix else ".csv"))
         path.write_bytes(data)
-        frame = read_table(path)
+        try:
+            frame = read_table(path)
+        except FairprivError as exc:
+            # Name the user's file, not the temporary copy.
+            raise type(exc)(str(exc).replace(str(path), name)) from None
     if len(frame) > MAX_ROWS:
         raise FairprivError(f"'{name}' has {len(frame)} rows; the limit is {MAX_ROWS} "
                             "(set FAIRPRIV_MAX_ROWS to change it).")

@@ -46,6 +46,7 @@ def audit_predictions(
     ci_level: float = 0.95,
     na_values: Sequence[str] = DEFAULT_NA_VALUES,
     name: str | None = None,
+    min_group_rows: int = 20,
 ) -> AuditResult:
     """Fairness (and, with scores and membership, privacy) audit of given predictions.
 
@@ -101,6 +102,15 @@ def audit_predictions(
     if not evaluate.any():
         raise DataError(f"every row has {member}=1: fairness is measured on rows the model did "
                         "not train on, and there are none")
+    counts = {g: int(np.sum(ds.groups[evaluate] == g)) for g in ds.group_labels}
+    small = {g: n for g, n in counts.items() if n < min_group_rows}
+    if small:
+        where = " non-member" if member is not None else ""
+        raise DataError(
+            f"group(s) with fewer than {min_group_rows}{where} rows to evaluate: "
+            + ", ".join(f"'{g}': {n}" for g, n in small.items())
+            + "; a gap cannot be measured without them. Add rows, choose coarser groups, or "
+              "lower min_group_rows.")
     # Without scores the hard predictions stand in for them: log-loss and AUC then say
     # nothing and are blanked below.
     used = score if score is not None else pred
@@ -134,8 +144,18 @@ def audit_predictions(
     info["inputs"] = {"y_true": y_true, "y_pred": y_pred, "y_score": y_score, "member": member}
     config: dict[str, Any] = {"seeds": [0], "n_bootstrap": n_bootstrap, "ci_level": ci_level,
                               "source": "predictions"}
+    import hashlib
+    import json
+    import platform
+
+    from . import __version__
+
     meta = {"created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-            "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none"}
+            "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none",
+            "config_hash": hashlib.sha256(json.dumps({**config, **info["inputs"]},
+                                                     sort_keys=True).encode()).hexdigest()[:12],
+            "versions": {"fairpriv": __version__, "python": platform.python_version(),
+                         "numpy": np.__version__, "pandas": pd.__version__}}
     return AuditResult(
         config=config, dataset=info,
         arms=pd.DataFrame([{"arm": ARM, "kind": KIND, "params": {}}]),
@@ -229,6 +249,11 @@ def audit_onnx_model(
 
 def _probability(outputs: Sequence[Any]) -> np.ndarray:
     for out in outputs:
+        if isinstance(out, list) and out and isinstance(out[0], dict):
+            # sklearn-onnx's default ZipMap output: one {class: probability} per row
+            keys = sorted(out[0], key=str)
+            if len(keys) == 2:
+                return np.array([float(row[keys[1]]) for row in out])
         arr = np.asarray(out, dtype=float) if not isinstance(out, list) else None
         if arr is None or arr.ndim == 0:
             continue

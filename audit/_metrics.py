@@ -243,6 +243,9 @@ def _gap_rows(
         d_draw = None if dr is None else dr[:, hi_i] - dr[:, lo_i]
         with np.errstate(divide="ignore", invalid="ignore"):
             r_draw = None if dr is None else dr[:, lo_i] / dr[:, hi_i]
+            if r_draw is not None:
+                # a resample whose highest group has a rate of 0 has no ratio
+                r_draw = np.where(np.isfinite(r_draw), r_draw, np.nan)
         signed[m] = (diff, d_draw, labels[hi_i], labels[lo_i])
         for kind, value, bd in (("difference", diff, d_draw), ("ratio", ratio, r_draw)):
             lo, hi = _interval(None if bd is None else bd[:, None], ci_level, 1)

@@ -560,7 +560,8 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating, float)):
-        return float(value)
+        # JSON has no infinity; an infinite statistic is undefined for the reader too
+        return float(value) if math.isfinite(value) else None
     return value
 
 

@@ -322,6 +322,9 @@ def app(host: str, port: int) -> None:
            "--server.port", str(port), "--server.headless", "true",
            "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200")]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: serving on {host}: anyone who can reach it can upload data and read "
+                   "server-side files through the 'adult (from a path)' source.", err=True)
     click.echo(f"fairpriv app on http://{host}:{port}")
     raise SystemExit(subprocess.call(cmd))
 

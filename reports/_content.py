@@ -115,7 +115,8 @@ def _overview(result: AuditResult) -> Section:
     groups = ds.get("groups", {})
     rows = [
         ["Dataset", str(ds.get("name"))],
-        ["Rows", str(ds.get("rows"))],
+        ["Rows", str(ds.get("rows")) + (f" ({ds['evaluated_rows']} evaluated: rows the model did not "
+                                          "train on)" if "evaluated_rows" in ds else "")],
         ["Target (positive class)", f"{ds.get('target')} ({ds.get('positive_label')})"],
         ["Sensitive columns", ", ".join(ds.get("sensitive", []))],
         ["Groups", f"{len(groups)}"],
@@ -161,29 +162,46 @@ def _findings(result: AuditResult, violation: str | None) -> Section:
             cost = _accuracy(result, "baseline") - _accuracy(result, best)
             side = "lower" if cost > 0 else "higher"
             text += f" Its accuracy is {fmt(abs(cost))} {side} than the baseline's."
-        if not bool(g["exceeds_uncertainty"]) if not pd.isna(g["exceeds_uncertainty"]) else True:
+        if pd.isna(g["exceeds_uncertainty"]):
+            text += " No confidence interval was computed, so its uncertainty is unknown."
+        elif not bool(g["exceeds_uncertainty"]):
             text += " This gap is within its uncertainty: it is not evidence of a difference."
         blocks.append(Paragraph(text, "finding"))
     private = [a for a in arms if epsilon_text(result, a) != "no guarantee"]
     others = [a for a in arms if a not in private]
+    kinds = dict(zip(result.arms["arm"], result.arms["kind"], strict=True))
     if private:
         blocks.append(Paragraph(
             "Formal privacy guarantee: " + "; ".join(
                 f"{a} (epsilon {epsilon_text(result, a)})" for a in private) + ".", "finding"))
     if others:
+        why = []
+        if any(kinds.get(a) in ("uniform_dropout", "group_dropout") for a in others):
+            why.append("dropout, however strong, is not differential privacy (section 7)")
+        if any(kinds.get(a) == "external" for a in others):
+            why.append("a model trained elsewhere has no known training mechanism")
         blocks.append(Paragraph(
-            f"No formal privacy guarantee: {', '.join(others)}. Dropout, however strong, is not "
-            "differential privacy (section 7).", "finding"))
+            f"No formal privacy guarantee: {', '.join(others)}"
+            + (f"; {'; '.join(why)}" if why else "") + ".", "finding"))
     mia = result.mia
     if not mia.empty:
         sel = mia[mia["seed"].isna() & (mia["attack"] == "loss") & (mia["metric"] == "auc")
                   & (mia["group"] != "overall") & mia["available"].astype(bool)]
         if not sel.empty:
             top = sel.sort_values("value", kind="stable").iloc[-1]
-            blocks.append(Paragraph(
-                f"Largest per-group privacy risk: membership-inference AUC {fmt(top['value'])} for "
-                f"group {top['group']} under {top['arm']} (0.5 means the attack does no better "
-                "than chance).", "finding"))
+            above = sel[sel["ci_low"] > 0.5]
+            if above.empty:
+                blocks.append(Paragraph(
+                    "Membership inference: no group's attack AUC is above 0.5 (chance) beyond its "
+                    f"uncertainty; the highest is {fmt(top['value'])} for group {top['group']} under "
+                    f"{top['arm']}.", "finding"))
+            else:
+                worst = above.sort_values("value", kind="stable").iloc[-1]
+                blocks.append(Paragraph(
+                    f"Largest per-group privacy risk: membership-inference AUC {fmt(worst['value'])} "
+                    f"(CI {fmt(worst['ci_low'])} to {fmt(worst['ci_high'])}) for group "
+                    f"{worst['group']} under {worst['arm']}; 0.5 means the attack does no better "
+                    "than chance.", "finding"))
     if not result.empirical.empty:
         emp = result.empirical.groupby("arm", sort=False)["epsilon_lower_bound"].max()
         leaking = [f"{a} ({fmt(v, 2)})" for a, v in emp.items() if v > 0]
@@ -196,8 +214,10 @@ def _findings(result: AuditResult, violation: str | None) -> Section:
 
 def _fairness(result: AuditResult, arms: list[str]) -> Section:
     agg = result.aggregate("by_group")
+    evaluated = "the rows evaluated" if "evaluated_rows" in result.dataset else \
+        "the test rows, averaged over training seeds,"
     blocks: list[Block] = [Paragraph(
-        "Per-group metrics on the test rows, averaged over training seeds, with 95% bootstrap "
+        f"Per-group metrics on {evaluated} with 95% bootstrap "
         "confidence intervals (test rows resampled within each group). Error = share of "
         "wrong predictions; FPR/FNR = false positive/negative rate; selection = share "
         "predicted positive.")]
@@ -252,7 +272,8 @@ def _group_dropout(result: AuditResult) -> Section:
             rows.append([str(g), fmt(sol["shares"][g]), fmt(rate), fmt(sol["uniform"]["errors"][g], 4),
                          fmt(sol["solved"]["errors"][g], 4), f"{change:+.4f}",
                          "yes" if g in sol["levelled_down"] else ""])
-        blocks.append(Table(["Group", "Share", "Rate", "Uniform", "Solved", "Change", "Levelled down"],
+        blocks.append(Table(["Group", "Share", "Rate", "Uniform", "Solved", "Change",
+                             "Levelled down (made worse)"],
                             rows, caption=f"Test {sol['metric']} per group, uniform dropout vs solved "
                                           f"rates; gap {fmt(sol['uniform']['gap'], 4)} -> "
                                           f"{fmt(sol['solved']['gap'], 4)}."))
@@ -261,6 +282,10 @@ def _group_dropout(result: AuditResult) -> Section:
                                                            sol["uniform"]["validation"]["gap"],
                                                            sol["budget"]),
                                  "Validation gap along the budget line."))
+        elif sol.get("curve"):
+            blocks.append(Paragraph(f"{len(sol['curve'])} candidate rate vectors were explored; "
+                                    "with more than two groups they are listed in results.json "
+                                    "(no single line to plot).", "note"))
     return Section(SECTION_TITLES[3], blocks)
 
 
@@ -273,7 +298,8 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
         if not result.empirical.empty and arm in set(result.empirical["arm"]):
             e = result.empirical[result.empirical["arm"] == arm]
             bound = fmt(e["epsilon_lower_bound"].max(), 2) + (" VIOLATION" if e["dp_violation"].any() else "")
-        rows.append([arm, epsilon_text(result, arm), fmt(p["delta"], 8) if not pd.isna(p["delta"]) else "-",
+        delta_text = f"{float(p['delta']):.3g}" if not pd.isna(p["delta"]) else "-"
+        rows.append([arm, epsilon_text(result, arm), delta_text,
                      fmt(p["noise_multiplier"], 3) if not pd.isna(p["noise_multiplier"]) else "-",
                      str(p["accountant"] or "-"), bound])
     blocks: list[Block] = [
@@ -298,7 +324,11 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
                     mrows.append([arm, str(attack), str(group), *cells])
         blocks.append(Table(["Arm", "Attack", "Group", "AUC", "Advantage", "TPR @ FPR 1%",
                              "TPR @ FPR 0.1%"], mrows,
-                            caption="Membership inference: training rows vs as many held-out test rows."))
+                            caption="Membership inference: can an attacker tell the rows a model "
+                                    "trained on (members) from others? AUC 0.5 = no better than "
+                                    "chance; advantage = best true-positive minus false-positive "
+                                    "rate; TPR @ FPR = members found while wrongly flagging at most "
+                                    "1% (0.1%) of non-members."))
     if not result.roc.empty:
         blocks.append(Figure(_figures.roc_figure(result.roc, arms),
                              "Loss-threshold attack ROC curves (log axes; first seed)."))
@@ -307,7 +337,7 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
         blocks.append(Paragraph(
             f"One-run audit: {int(first['canaries'])} {first['canary_kind']} canaries, each included "
             f"with probability 1/2; {int(first['k_plus'])} 'in' and {int(first['k_minus'])} 'out' "
-            f"guesses fixed in advance; delta {fmt(first['delta'], 8)}. The bound shown is the "
+            f"guesses fixed in advance; delta {float(first['delta']):.3g}. The bound shown is the "
             f"largest over seeds at {fmt(first['family_confidence'], 2)} confidence for all seeds "
             f"together (each seed at {fmt(first['confidence'], 4)}, Bonferroni).", "note"))
     if not result.dp_cost.empty:
@@ -392,7 +422,7 @@ def _wrapped_json(data: Any, width: int = 120) -> str:
 
     lines = []
     for key in sorted(data):
-        text = f"{key}: {json.dumps(data[key], sort_keys=True, default=str)}"
+        text = f"{key}: {json.dumps(data[key], sort_keys=True, default=str, ensure_ascii=False)}"
         lines.extend(textwrap.wrap(text, width, subsequent_indent="    ") or [text])
     return "\n".join(lines)
 

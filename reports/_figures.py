@@ -43,14 +43,17 @@ def _png(fig: plt.Figure) -> bytes:
 
 
 def _font() -> Any:
-    # Group names may be Chinese etc.: use a CJK-capable font when one is installed.
+    # Group names are data: never read "$...$" in them as maths. They may be Chinese
+    # etc.: use a CJK-capable font when one is installed.
     from matplotlib import font_manager
 
+    params: dict[str, Any] = {"text.parse_math": False}
     names = {f.name for f in font_manager.fontManager.ttflist}
     for cand in ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback"):
         if cand in names:
-            return {"font.family": ["DejaVu Sans", cand]}
-    return {}
+            params["font.family"] = ["DejaVu Sans", cand]
+            break
+    return params
 
 
 def group_error_figure(by_group: pd.DataFrame, arms: Sequence[str], metric: str = "error_rate") -> bytes:

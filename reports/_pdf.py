@@ -59,11 +59,12 @@ STYLES = {
 
 
 def _markup(text: str) -> str:
-    """Escape for ReportLab's mini-HTML; switch to the CJK font for non-Latin text."""
-    safe = escape(text)
-    if any(ord(ch) > 0xFF for ch in text):
-        return f'<font name="{CJK_FONT}">{safe}</font>'
-    return safe
+    """Escape for ReportLab's mini-HTML; only runs of non-Latin characters get the CJK font."""
+    import re
+
+    parts = re.split(r"([^\x00-\xff]+)", text)
+    return "".join(f'<font name="{CJK_FONT}">{escape(p)}</font>' if i % 2 else escape(p)
+                   for i, p in enumerate(parts) if p)
 
 
 def _para(text: str, style: str) -> Paragraph:

@@ -149,3 +149,11 @@ def test_onnx_bad_inputs(tmp_path: Path) -> None:
         audit_onnx_model(tmp_path / "junk.onnx", data.drop(columns="c"), target="label", sensitive="grp")
     with pytest.raises(DataError, match="expects 1 input columns but 2"):
         audit_onnx_model(tmp_path / "m.onnx", data.assign(c=1.0), target="label", sensitive="grp")
+
+
+def test_groups_without_evaluable_rows_are_an_error() -> None:
+    df = predictions(400)
+    df.loc[df["grp"] == "B", "member"] = 1  # every B row was in training
+    with pytest.raises(DataError, match=r"group\(s\) with fewer than 20 non-member rows to evaluate: 'B': 0"):
+        audit_predictions(df, sensitive="grp", y_score="y_score", member="member", positive_label="yes",
+                          n_bootstrap=0)

@@ -205,3 +205,24 @@ def test_cli_report_and_run_write_both_formats(result: AuditResult, tmp_path: Pa
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} == {"results.json", "report.pdf", "report.html"}
+
+
+def test_dollar_signs_and_mixed_scripts_in_group_names(tmp_path: Path) -> None:
+    """'$...$' is text, not maths, and Latin text beside Chinese keeps its font."""
+    names = ["$50k-$100k", "a$\\frac$", "女性 group"]
+    ds = load_dataset(grouped_frame(3, names=names), target="y", sensitive="g")
+    res = run_audit(ds, AuditConfig(arms=(BaselineArm(),), min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    render_pdf(res, tmp_path / "d.pdf")
+    render_html(res, tmp_path / "d.html")
+    text = pdf_text(tmp_path / "d.pdf")
+    assert "$50k-$100k" in text and "女性" in text
+
+
+def test_infinite_ratio_intervals_do_not_break_json(tmp_path: Path) -> None:
+    from audit import GroupDropoutArm
+
+    ds = load_dataset(grouped_frame(2), target="y", sensitive="g")
+    res = run_audit(ds, AuditConfig(arms=(GroupDropoutArm(rates={"group-00": 0.1, "group-01": 0.2}),),
+                                    min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    data = json.loads(res.to_json())  # allow_nan=False inside: would raise on inf
+    assert data["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"] is not None

@@ -31,7 +31,6 @@ except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
     show_error(exc)
 
 if frame is not None:
-    st.session_state["frame"] = frame
     st.caption(f"{len(frame)} rows, {frame.shape[1]} columns")
     st.dataframe(frame.head(20), use_container_width=True)
     columns = list(frame.columns)
@@ -47,6 +46,9 @@ if frame is not None:
         try:
             ds = load_dataset(frame, target=target, sensitive=sensitive or None,
                               positive_label=positive or None)
+            # The frame is committed together with its column choices, so Run never
+            # audits an upload the user has not confirmed.
+            st.session_state["frame"] = frame
             st.session_state["load_kwargs"] = {"target": target, "sensitive": sensitive,
                                                "positive_label": positive or None}
             st.session_state.pop("result_json", None)

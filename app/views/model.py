@@ -50,7 +50,8 @@ if up is not None:
 
         def pick(label: str, default: str, key: str, optional: bool = False) -> str | None:
             options = (["(none)"] if optional else []) + cols
-            index = options.index(default) if default in options else 0
+            index = options.index(default) if default in options else (0 if optional else min(
+                len(options) - 1, {"m_true": 0, "m_pred": 1}.get(key, 0)))
             choice = st.selectbox(label, options, index=index, key=key)
             return None if choice == "(none)" else choice
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import result  # noqa: E402
+from common import result, show_error  # noqa: E402
 
 from reports import build_report  # noqa: E402
 from reports._html import render_html_text  # noqa: E402
@@ -20,13 +20,16 @@ def report_files(result_json: str) -> tuple[bytes, str]:
 
 
 st.title("Report")
-res = result()
-if res is None:
-    st.warning("No audit yet: run one on page 3.")
-else:
-    pdf, html = report_files(st.session_state["result_json"])
-    st.download_button("Download PDF report", pdf, "report.pdf", "application/pdf", key="dl_pdf")
-    st.download_button("Download HTML report", html.encode("utf-8"), "report.html", "text/html",
-                       key="dl_html")
-    st.download_button("Download results.json", st.session_state["result_json"].encode("utf-8"),
-                       "results.json", "application/json", key="dl_json")
+try:
+    res = result()
+    if res is None:
+        st.warning("No audit yet: run one on page 3.")
+    else:
+        pdf, html = report_files(st.session_state["result_json"])
+        st.download_button("Download PDF report", pdf, "report.pdf", "application/pdf", key="dl_pdf")
+        st.download_button("Download HTML report", html.encode("utf-8"), "report.html", "text/html",
+                           key="dl_html")
+        st.download_button("Download results.json", st.session_state["result_json"].encode("utf-8"),
+                           "results.json", "application/json", key="dl_json")
+except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+    show_error(exc)

@@ -10,12 +10,25 @@ from audit import (  # noqa: E402
     ARM_KINDS,
     AuditConfig,
     BaselineArm,
+    ConfigError,  # noqa: E402
     DPSGDArm,
     GroupDropoutArm,
     PrivacyAuditConfig,
     TrainingConfig,
     UniformDropoutArm,
 )
+from audit.cli import parse_hidden  # noqa: E402
+
+
+def _delta(text: str) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(
+            f"delta must be a number such as 1e-6 (or empty for the default), not {text!r}") from None
+
 
 st.title("Setup")
 arms = st.multiselect("Arms", list(ARM_KINDS), default=list(ARM_KINDS), key="arms")
@@ -47,9 +60,8 @@ try:
                          "dp_sgd": DPSGDArm}[kind]())
     config = AuditConfig(
         arms=tuple(arm_objs), seeds=int(seeds), epsilon=float(epsilon),
-        delta=float(delta_text) if delta_text.strip() else None,
-        training=TrainingConfig(hidden=tuple(int(h) for h in hidden.split(",") if h.strip()),
-                                epochs=int(epochs)),
+        delta=_delta(delta_text),
+        training=TrainingConfig(hidden=parse_hidden(hidden), epochs=int(epochs)),
         trainer=trainer, device=device,
         privacy_audit=PrivacyAuditConfig(mia=mia, canaries=int(canaries), canary_kind=canary_kind))
     st.session_state["config"] = config.to_dict()
@@ -62,5 +74,6 @@ try:
         estimate = 1.5 * len(frame) / 10_000 * int(epochs) / 10 * models / 4 + 5
         st.info(f"Estimated run time on a 2-core CPU: about {estimate:.0f} s ({models} models).")
     st.success("Settings saved. Go to Run.")
-except ValueError as exc:
+except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+    st.session_state.pop("config", None)  # Run must not use stale settings
     show_error(exc)
