@@ -50,7 +50,14 @@ def read_upload(name: str, data: bytes) -> pd.DataFrame:
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).values.tobytes()).hexdigest()[:16]
+    """Content hash of a frame: values, index, column names and dtypes."""
+    h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).values.tobytes())
+    h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    return h.hexdigest()[:16]
+
+
+#: Finished audits kept per server process (oldest dropped first).
+MAX_STORED_RESULTS = 32
 
 
 @st.cache_resource
@@ -73,6 +80,8 @@ def cached_audit(frame: pd.DataFrame, data_hash: str, load_kwargs_json: str, con
         dataset = load_dataset(frame, **json.loads(load_kwargs_json))
         config = AuditConfig.from_dict(json.loads(config_json))
         store[key] = run_audit(dataset, config, progress=progress).to_json()
+        while len(store) > MAX_STORED_RESULTS:
+            store.pop(next(iter(store)))
     return store[key]
 
 

@@ -187,3 +187,15 @@ def test_onnx_model_page(tmp_path: Path) -> None:
     at.button(key="o_run").click().run()
     assert not at.exception, at.exception
     assert any("Done" in s.value for s in at.success), [e.value for e in at.error]
+
+
+def test_frame_hash_sees_names_and_dtypes() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(APP).parent))
+    from common import frame_hash
+
+    a = pd.DataFrame({"x": [1, 2], "y": [0, 1]})
+    assert frame_hash(a) == frame_hash(a.copy())
+    assert frame_hash(a) != frame_hash(a.rename(columns={"x": "z"}))
+    assert frame_hash(a) != frame_hash(a.astype({"x": float}))
