@@ -685,7 +685,22 @@ def _solve_exact_many(ev: _ExactEvaluator, space: _BudgetSet, objective: str) ->
                 return float(np.sum((e - e.mean()) ** 2))
             res = optimize.minimize(f, start, method="SLSQP", bounds=bounds, constraints=cons,
                                     options={"ftol": 1e-14, "maxiter": 300})
-            found.append(space.project(res.x))
+            smooth = space.project(res.x)
+            found.append(smooth)
+            # The variance is a smooth stand-in; when exact equality is out of reach its
+            # minimum need not minimise max - min, so polish on the spread itself:
+            # minimise u - l subject to l <= e_g(p) <= u for every group g.
+            e0 = ev.errors(smooth)[0]
+            band = [{"type": "ineq", "fun": (lambda z, j=j: z[-2] - ev.errors(space.project(z[:-2]))[0][j])}
+                    for j in range(k)] + [
+                {"type": "ineq", "fun": (lambda z, j=j: ev.errors(space.project(z[:-2]))[0][j] - z[-1])}
+                for j in range(k)]
+            eq_band = [{"type": "eq", "fun": lambda z: space.shares @ z[:-2] - space.budget}]
+            z0 = np.concatenate([smooth, [e0.max(), e0.min()]])
+            res2 = optimize.minimize(lambda z: float(z[-2] - z[-1]), z0, method="SLSQP",
+                                     bounds=[*bounds, (None, None), (None, None)],
+                                     constraints=eq_band + band, options={"ftol": 1e-12, "maxiter": 300})
+            found.append(space.project(res2.x[:-2]))
         else:
             def f_t(z: np.ndarray) -> float:
                 return float(z[-1])
