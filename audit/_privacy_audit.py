@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from ._arms import Arm, DPSGDArm
 from ._audit_bound import epsilon_lower_bound
@@ -53,6 +52,7 @@ from ._batched import (
 )
 from ._exceptions import ConfigError
 from ._mia import attack_metrics, lira_offline_scores, logit_confidence
+from ._stats import sample_std, t_interval
 from ._training import FitJob, FittedModel, Trainer, TrainingConfig
 
 __all__ = [
@@ -470,25 +470,14 @@ def dp_group_cost(by_group: pd.DataFrame, overall: pd.DataFrame, arms: Sequence[
             cost = (seed_values(by_group, arm.label, group=group)
                     - seed_values(by_group, base, group=group))
             excess = cost - overall_cost
-            c_lo, c_hi = _t_interval(cost.to_numpy(), confidence)
-            e_lo, e_hi = _t_interval(excess.to_numpy(), confidence)
+            c_lo, c_hi = t_interval(cost.to_numpy(), confidence)
+            e_lo, e_hi = t_interval(excess.to_numpy(), confidence)
             rows.append({
                 "arm": arm.label, "group": group, "metric": metric, "baseline": base,
-                "cost": float(cost.mean()), "std": _sd(cost.to_numpy()),
+                "cost": float(cost.mean()), "std": sample_std(cost.to_numpy()),
                 "ci_low": c_lo, "ci_high": c_hi, "overall_cost": float(overall_cost.mean()),
                 "excess": float(excess.mean()), "excess_ci_low": e_lo, "excess_ci_high": e_hi,
                 "flagged": bool(e_lo > 0) if not math.isnan(e_lo) else False,
                 "seeds": int(cost.shape[0]),
             })
     return pd.DataFrame(rows)
-
-
-def _sd(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
-
-
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    if values.size < 2:
-        return math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1)) * _sd(values) / math.sqrt(values.size)
-    return float(values.mean() - half), float(values.mean() + half)

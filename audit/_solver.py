@@ -35,13 +35,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from ._arms import GroupDropoutArm
 from ._data import Dataset, split_dataset
 from ._dropout_theory import fit_dropout_linear
 from ._exceptions import ConfigError, DataError
 from ._preprocess import TabularPreprocessor
+from ._stats import sample_std, t_half_width
 from ._training import FitJob, Trainer, TrainingConfig, get_trainer, resolve_device
 
 __all__ = ["DropoutSolution", "GroupErrors", "solve_group_dropout", "solve_on_arrays"]
@@ -369,7 +370,7 @@ def _heldout_verdict(loss_uniform: np.ndarray, loss_solved: np.ndarray, groups: 
     seeds_ok, seed_text = True, ""
     if seed_diffs is not None and seed_diffs.shape[0] >= 2:
         S = seed_diffs.shape[0]
-        half = float(stats.t.ppf(0.975, S - 1)) * float(np.std(seed_diffs, ddof=1)) / math.sqrt(S)
+        half = t_half_width(seed_diffs, 0.95)
         seeds_ok = float(seed_diffs.mean()) - half > 0
         seed_text = f"; over {S} seeds {seed_diffs.mean():.4g} +- {half:.4g}"
     elif seed_diffs is not None:
@@ -557,9 +558,9 @@ class _EmpiricalEvaluator(_Evaluator):
             gaps = val_e.max(axis=1) - val_e.min(axis=1)
             self.records.append({
                 **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, c, strict=True)},
-                "val_gap": float(gaps.mean()), "val_gap_std": _std(gaps),
+                "val_gap": float(gaps.mean()), "val_gap_std": sample_std(gaps),
                 "val_worst": float(val_e.max(axis=1).mean()),
-                "val_worst_std": _std(val_e.max(axis=1)),
+                "val_worst_std": sample_std(val_e.max(axis=1)),
                 "val_overall": float(np.mean([self._overall(v, self.val) for v in val_e])),
             })
 
@@ -605,8 +606,8 @@ class _EmpiricalEvaluator(_Evaluator):
             val_worst=float(val_e.max(1).mean()), test_worst=float(test_e.max(1).mean()),
             val_overall=float(np.mean([self._overall(v, self.val) for v in val_e])),
             test_overall=float(np.mean([self._overall(v, self.test) for v in test_e])),
-            val_gap_std=_std(vg), test_gap_std=_std(tg),
-            test_std=dict(zip(self.labels, (_std(test_e[:, j]) for j in range(len(self.labels))),
+            val_gap_std=sample_std(vg), test_gap_std=sample_std(tg),
+            test_std=dict(zip(self.labels, (sample_std(test_e[:, j]) for j in range(len(self.labels))),
                               strict=True)),
         )
 
@@ -619,10 +620,6 @@ class _EmpiricalEvaluator(_Evaluator):
         return _heldout_verdict(self.test_row_losses(uniform), self.test_row_losses(best),
                                 self.test[2], self.labels, objective,
                                 seed_diffs=np.asarray(score(u_test) - score(b_test)))
-
-
-def _std(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 # --------------------------------------------------------------------------- search
