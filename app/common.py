@@ -106,3 +106,10 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 def state(key: str, default: Any = None) -> Any:
     return st.session_state.get(key, default)
+
+
+def keep_result(res: AuditResult) -> None:
+    """Store a finished audit for the Results and Report pages and say so."""
+    st.session_state["result_json"] = res.to_json()
+    st.code(res.summary(), language=None)
+    st.success("Done: see Results and Report.")

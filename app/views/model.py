@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import read_upload, show_error  # noqa: E402
+from common import keep_result, read_upload, show_error  # noqa: E402
 
 from audit import audit_predictions  # noqa: E402
 
@@ -35,9 +35,7 @@ if mode == "ONNX model + labelled data":
                 res = audit_onnx_model(model_up.getvalue(), data, target=target, sensitive=sensitive,
                                        member=None if member_col == "(none)" else member_col,
                                        input_columns=inputs or None)
-                st.session_state["result_json"] = res.to_json()
-                st.code(res.summary(), language=None)
-                st.success("Done: see Results and Report.")
+                keep_result(res)
         except Exception as exc:  # noqa: BLE001 - shown, never a traceback
             show_error(exc)
     st.stop()
@@ -66,8 +64,6 @@ if up is not None:
             res = audit_predictions(frame, sensitive=sensitive or [], y_true=y_true or "",
                                     y_pred=y_pred or "", y_score=y_score, member=member,
                                     positive_label=positive or None)
-            st.session_state["result_json"] = res.to_json()
-            st.code(res.summary(), language=None)
-            st.success("Done: see Results and Report.")
+            keep_result(res)
     except Exception as exc:  # noqa: BLE001 - shown, never a traceback
         show_error(exc)
