@@ -1,0 +1,56 @@
+"""Behaviour pinned across refactors: a small audit's results.json, field by field.
+
+``tests/golden/small_audit.json`` was written by ``tests/golden/make_golden.py`` before
+the engine was restructured. A change that alters numbers on purpose regenerates it in
+the same commit and says why in the message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+GOLDEN_DIR = Path(__file__).with_name("golden")
+
+
+def _load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN_DIR / "make_golden.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _differences(expected: Any, actual: Any, path: str = "$") -> list[str]:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = [f"{path}: keys {sorted(set(expected) ^ set(actual))} differ"] if set(expected) != set(
+            actual) else []
+        for key in sorted(set(expected) & set(actual)):
+            out += _differences(expected[key], actual[key], f"{path}.{key}")
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: length {len(expected)} != {len(actual)}"]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for d in _differences(e, a, f"{path}[{i}]")]
+    # Exact equality, floats included: the audit is deterministic on CPU for fixed seeds.
+    return [] if expected == actual and type(expected) is type(actual) else [
+        f"{path}: {expected!r} != {actual!r}"]
+
+
+def test_small_audit_matches_the_golden_file() -> None:
+    generator = _load_generator()
+    expected = json.loads(generator.GOLDEN.read_text())
+    actual = json.loads(json.dumps(generator.golden_result(), sort_keys=True))
+    diffs = _differences(expected, actual)
+    assert not diffs, f"{len(diffs)} fields differ from the golden file, e.g.:\n" + "\n".join(diffs[:15])
+
+
+def test_the_comparison_sees_a_changed_number() -> None:
+    golden = {"arms": [{"metrics": {"error": 0.125, "label": "a"}}]}
+    changed = {"arms": [{"metrics": {"error": 0.1250000001, "label": "a"}}]}
+    assert _differences(golden, golden) == []
+    assert _differences(golden, changed) == ["$.arms[0].metrics.error: 0.125 != 0.1250000001"]
+    assert _differences({"a": 1}, {"a": 1.0})  # a type change counts too
