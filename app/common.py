@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import AuditConfig, AuditResult, FairprivError, load_dataset, run_audit
-from audit._readers import read_table
+from audit.data._readers import read_table
 
 MAX_UPLOAD_MB = float(os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200"))
 MAX_ROWS = int(os.environ.get("FAIRPRIV_MAX_ROWS", "1000000"))

@@ -14,7 +14,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from ._arms import (
+from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
+from .arms._arms import (
     ARM_KINDS,
     Arm,
     BaselineArm,
@@ -25,15 +26,12 @@ from ._arms import (
     available_arms,
     register_arm,
 )
-from ._audit_bound import correct_guess_p_value, epsilon_lower_bound
-from ._data import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
-from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
-from ._external import audit_onnx_model, audit_predictions
-from ._metrics import METRICS, evaluate_predictions
-from ._mia import MIA_METRICS, attack_metrics, lira_offline_scores
-from ._models import MLP, GroupDropout
-from ._preprocess import TabularPreprocessor
-from ._privacy import (
+from .data._datasets import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
+from .data._preprocess import TabularPreprocessor
+from .fairness._metrics import METRICS, evaluate_predictions
+from .pipeline._external import audit_onnx_model, audit_predictions
+from .pipeline._runner import AuditConfig, ProgressEvent, run_audit
+from .privacy._accounting import (
     ACCOUNTANTS,
     GUARANTEE_ASSUMPTIONS,
     NO_GUARANTEE,
@@ -43,11 +41,13 @@ from ._privacy import (
     default_delta,
     noise_multiplier_for_epsilon,
 )
-from ._privacy_audit import PrivacyAuditConfig, dp_group_cost, dropout_noise_curve
-from ._result import SCHEMA_VERSION, AuditResult
-from ._runner import AuditConfig, ProgressEvent, run_audit
-from ._solver import DropoutSolution, GroupErrors, solve_group_dropout
-from ._training import (
+from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
+from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
+from .privacy._privacy_audit import PrivacyAuditConfig, dp_group_cost, dropout_noise_curve
+from .result._result import SCHEMA_VERSION, AuditResult
+from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
+from .training._models import MLP, GroupDropout
+from .training._training import (
     FittedModel,
     ReferenceTrainer,
     Trainer,

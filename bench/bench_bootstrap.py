@@ -1,4 +1,4 @@
-"""Benchmark ``audit._bootstrap.bootstrap_group_metrics`` against fairlearn's bootstrap.
+"""Benchmark ``audit.fairness._bootstrap.bootstrap_group_metrics`` against fairlearn's bootstrap.
 
 Usage::
 
@@ -32,11 +32,11 @@ TARGET_CONFIG = {"rows": 50_000, "groups": 10, "resamples": 1000, "seeds": 1}
 
 
 def _load_bootstrap_module() -> ModuleType:
-    """Import ``audit._bootstrap`` from this checkout, without installing it."""
+    """Import ``audit.fairness._bootstrap`` from this checkout, without installing it."""
     root = str(Path(__file__).resolve().parents[1])
     if root not in sys.path:
         sys.path.insert(0, root)
-    return importlib.import_module("audit._bootstrap")
+    return importlib.import_module("audit.fairness._bootstrap")
 
 
 def make_data(
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours_s = best_of(ours, args.repeats)
     print(
-        f"audit._bootstrap: {args.resamples} resamples x {len(bs.METRICS)} metrics "
+        f"audit.fairness._bootstrap: {args.resamples} resamples x {len(bs.METRICS)} metrics "
         f"x {args.groups} groups (+pooled) x {args.seeds} seed(s): "
         f"{ours_s:.3f} s (best of {args.repeats})"
     )

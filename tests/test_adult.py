@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fairpriv_cli.main import main
 
 from audit import AuditConfig, BaselineArm, DPSGDArm, TrainingConfig, load_dataset, run_audit
-from audit.cli import main
 
 pytestmark = pytest.mark.adult
 

@@ -22,7 +22,7 @@ from audit import (
     available_arms,
     register_arm,
 )
-from audit._arms import MAX_DROPOUT
+from audit.arms._arms import MAX_DROPOUT
 
 GROUPS = np.array(["Female", "Male", "Male", "Female", "Male"])
 LABELS = ("Female", "Male")

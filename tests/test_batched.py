@@ -21,7 +21,8 @@ from audit import (
     load_dataset,
     run_audit,
 )
-from audit._batched import (
+from audit.privacy._accounting import quiet_opacus
+from audit.training._batched import (
     BatchedModelSpec,
     BatchedTrainer,
     BatchStats,
@@ -34,7 +35,6 @@ from audit._batched import (
     _StackedOptimizer,
     train_mlp_batch,
 )
-from audit._privacy import quiet_opacus
 
 D, HIDDEN = 6, (5, 4)
 
@@ -375,8 +375,7 @@ def test_bench_command_prints_json(tmp_path) -> None:
     import json
 
     from click.testing import CliRunner
-
-    from audit.cli import main
+    from fairpriv_cli.main import main
 
     res = CliRunner().invoke(main, ["bench", "--models", "2", "--hidden", "16", "--rows", "1500",
                                     "--data", str(tmp_path / "absent.data"), "--json"],

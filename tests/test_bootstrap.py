@@ -1,4 +1,4 @@
-"""Tests for the vectorised group-stratified bootstrap in ``audit._bootstrap``."""
+"""Tests for the vectorised group-stratified bootstrap in ``audit.fairness._bootstrap``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score, zero_one_loss
 
-from audit._bootstrap import (
+from audit.fairness._bootstrap import (
     METRICS,
     BootstrapDraws,
     _build_plan,
@@ -374,7 +374,7 @@ def test_group_gaps_known_values() -> None:
 
 
 def test_module_imports_only_numpy() -> None:
-    path = Path(__file__).resolve().parents[1] / "audit" / "_bootstrap.py"
+    path = Path(__file__).resolve().parents[1] / "audit" / "fairness" / "_bootstrap.py"
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('bs', {str(path)!r})\n"

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from fairpriv_cli.main import main, parse_dp_dropout, parse_group_rates
 
 from audit import ConfigError
-from audit.cli import main, parse_dp_dropout, parse_group_rates
 
 FAST = ["--epochs", "1", "--hidden", "8", "--bootstrap", "20", "--quiet"]
 

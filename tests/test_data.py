@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit import ConfigError, DataError, _data, load_dataset, make_synthetic, split_dataset
+from audit import ConfigError, DataError, load_dataset, make_synthetic, split_dataset
+from audit.data import _datasets
 
 
 def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -173,7 +174,7 @@ def test_synthetic_regression_task() -> None:
 
 
 def test_adult_offline_without_path_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_data, "_online", lambda host, timeout=2.0: False)
+    monkeypatch.setattr(_datasets, "_online", lambda host, timeout=2.0: False)
 
     def no_fetch(*a: object, **k: object) -> None:
         raise AssertionError("must not try to download")

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from fairpriv_cli.main import main
 
 from audit import AuditResult, DataError, audit_predictions
-from audit.cli import main
 
 
 def predictions(n: int = 2000, seed: int = 0, leak: float = 0.0) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from audit import DataError, DataFileError
-from audit._readers import clean_frame, read_table
+from audit.data._readers import clean_frame, read_table
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

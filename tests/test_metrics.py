@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from audit import METRICS, evaluate_predictions
-from audit._metrics import GAP_ONLY_METRICS, fairlearn_metric_frame
+from audit.fairness._metrics import GAP_ONLY_METRICS, fairlearn_metric_frame
 
 
 def toy(n: int = 4000, seed: int = 0, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Tests for membership-inference metrics and offline LiRA in ``audit._mia``."""
+"""Tests for membership-inference metrics and offline LiRA in ``audit.privacy._mia``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from audit._mia import (
+from audit.privacy._mia import (
     COLUMNS,
     MIA_METRICS,
     _build_plan,

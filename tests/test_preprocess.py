@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from audit import TabularPreprocessor
-from audit._preprocess import MAX_CATEGORIES, MISSING_CATEGORY
+from audit.data._preprocess import MAX_CATEGORIES, MISSING_CATEGORY
 
 
 def _standardise(values: np.ndarray, fitted: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from fairpriv_cli.main import main
 
 from audit import (
     AuditConfig,
@@ -23,9 +24,8 @@ from audit import (
     load_dataset,
     run_audit,
 )
-from audit._batched import BatchedTrainer
-from audit._privacy import PrivacyLedger
-from audit._privacy_audit import (
+from audit.privacy._accounting import PrivacyLedger
+from audit.privacy._privacy_audit import (
     CanaryPlan,
     canary_plan,
     dp_group_cost,
@@ -33,8 +33,8 @@ from audit._privacy_audit import (
     run_canary_audit,
     score_canaries,
 )
-from audit._training import FitJob, FittedModel
-from audit.cli import main
+from audit.training._batched import BatchedTrainer
+from audit.training._training import FitJob, FittedModel
 
 SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from fairpriv_cli.main import main
 from pypdf import PdfReader
 
 from audit import (
@@ -26,7 +27,6 @@ from audit import (
     load_dataset,
     run_audit,
 )
-from audit.cli import main
 from reports import SECTION_TITLES, build_report, render_html, render_pdf
 from reports._content import fmt
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from fairpriv_cli.main import main
 
 from audit import (
     AuditConfig,
@@ -23,10 +24,9 @@ from audit import (
     run_audit,
     solve_group_dropout,
 )
-from audit._dropout_theory import expected_dropout_loss, fit_dropout_linear
-from audit._solver import solve_on_arrays
-from audit._training import get_trainer
-from audit.cli import main
+from audit.solver._dropout_theory import expected_dropout_loss, fit_dropout_linear
+from audit.solver._solver import solve_on_arrays
+from audit.training._training import get_trainer
 
 
 def regression_data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,7 +261,7 @@ def test_no_improvement_claimed_when_groups_are_alike(seed: int) -> None:
 
 
 def test_levelled_down_flagged_with_one_seed_too() -> None:
-    from audit._solver import _levelled_down
+    from audit.solver._solver import _levelled_down
 
     rng = np.random.default_rng(0)
     groups = np.repeat(["A", "B"], 400)

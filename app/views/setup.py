@@ -5,6 +5,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import show_error  # noqa: E402
+from fairpriv_cli.main import parse_hidden  # noqa: E402
 
 from audit import (  # noqa: E402
     ARM_KINDS,
@@ -17,7 +18,6 @@ from audit import (  # noqa: E402
     TrainingConfig,
     UniformDropoutArm,
 )
-from audit.cli import parse_hidden  # noqa: E402
 
 
 def _delta(text: str) -> float | None:

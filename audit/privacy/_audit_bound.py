@@ -56,7 +56,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import special
 
-from ._exceptions import ConfigError
+from .._exceptions import ConfigError
 
 __all__ = ["correct_guess_p_value", "epsilon_lower_bound"]
 

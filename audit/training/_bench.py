@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arms import BaselineArm, DPSGDArm
+from ..arms._arms import BaselineArm, DPSGDArm
+from ..data._datasets import load_dataset, split_dataset
+from ..data._preprocess import TabularPreprocessor
+from ..privacy._accounting import noise_multiplier_for_epsilon
 from ._batched import BatchedTrainer, _peak_rss_mb
-from ._data import load_dataset, split_dataset
-from ._preprocess import TabularPreprocessor
-from ._privacy import noise_multiplier_for_epsilon
 from ._training import FitJob, ReferenceTrainer, TrainingConfig, resolve_device
 
 __all__ = ["BenchResult", "run_trainer_benchmark"]

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _batched  # noqa: F401  (registers the "batched" trainer)
-from ._arms import (
+from .._exceptions import ConfigError
+from ..arms._arms import (
     DEFAULT_DROPOUT,
     Arm,
     BaselineArm,
@@ -25,12 +25,11 @@ from ._arms import (
     UniformDropoutArm,
     arm_from_dict,
 )
-from ._data import Dataset, load_dataset, split_dataset
-from ._exceptions import ConfigError
-from ._metrics import evaluate_predictions
-from ._preprocess import TabularPreprocessor
-from ._privacy import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
-from ._privacy_audit import (
+from ..data._datasets import Dataset, load_dataset, split_dataset
+from ..data._preprocess import TabularPreprocessor
+from ..fairness._metrics import evaluate_predictions
+from ..privacy._accounting import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
+from ..privacy._privacy_audit import (
     PrivacyAuditConfig,
     dp_group_cost,
     dropout_noise_curve,
@@ -39,9 +38,10 @@ from ._privacy_audit import (
     run_membership_inference,
     shadow_jobs,
 )
-from ._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
-from ._solver import solve_on_arrays
-from ._training import FitJob, TrainingConfig, get_trainer, resolve_device
+from ..result._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
+from ..solver._solver import solve_on_arrays
+from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
+from ..training._training import FitJob, TrainingConfig, get_trainer, resolve_device
 
 __all__ = ["AuditConfig", "ProgressEvent", "run_audit"]
 
@@ -549,7 +549,7 @@ def _meta(config: AuditConfig, device: str, elapsed: float) -> dict[str, Any]:
     import sklearn
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._exceptions import DataError, DataFileError
+from .._exceptions import DataError, DataFileError
 
 __all__ = ["DEFAULT_NA_VALUES", "clean_frame", "read_table"]
 

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._arms import Arm, DPSGDArm
-from ._exceptions import ConfigError, TrainingError
+from .._exceptions import ConfigError, TrainingError
+from ..arms._arms import Arm, DPSGDArm
+from ..privacy._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._models import MLP
-from ._privacy import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 
 __all__ = [
     "FitJob",
@@ -406,7 +406,7 @@ def _finish_ledger(pending: _PendingLedger, delta: float) -> PrivacyLedger:
     eps = float(accountant.get_epsilon(delta=delta))
     if not math.isfinite(eps):
         raise TrainingError(f"the accountant returned a non-finite epsilon ({eps})")
-    from ._privacy import GUARANTEE_ASSUMPTIONS
+    from ..privacy._accounting import GUARANTEE_ASSUMPTIONS
 
     return PrivacyLedger(
         mechanism="dp_sgd", epsilon=eps, delta=delta, noise_multiplier=pending.noise_multiplier,

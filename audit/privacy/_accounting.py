@@ -18,7 +18,7 @@ from typing import Any
 
 from opacus.accountants.utils import get_noise_multiplier
 
-from ._exceptions import ConfigError, TrainingError
+from .._exceptions import ConfigError, TrainingError
 
 __all__ = [
     "ACCOUNTANTS",

@@ -40,9 +40,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._arms import Arm, DPSGDArm
-from ._audit_bound import epsilon_lower_bound
-from ._batched import (
+from .._exceptions import ConfigError
+from .._stats import sample_std, t_interval
+from ..arms._arms import Arm, DPSGDArm
+from ..training._batched import (
     BatchedTrainer,
     _dropout_masks,
     _Generators,
@@ -50,10 +51,9 @@ from ._batched import (
     _mlp_forward,
     _row_loss,
 )
-from ._exceptions import ConfigError
+from ..training._training import FitJob, FittedModel, Trainer, TrainingConfig
+from ._audit_bound import epsilon_lower_bound
 from ._mia import attack_metrics, lira_offline_scores, logit_confidence
-from ._stats import sample_std, t_interval
-from ._training import FitJob, FittedModel, Trainer, TrainingConfig
 
 __all__ = [
     "MIA_ATTACKS",

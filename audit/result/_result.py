@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._exceptions import DataFileError
-from ._metrics import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
-from ._mia import MIA_METRICS
+from .._exceptions import DataFileError
+from ..fairness._metrics import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
+from ..privacy._mia import MIA_METRICS
 
 __all__ = ["SCHEMA_VERSION", "AuditResult"]
 

@@ -13,19 +13,19 @@ from typing import Any
 
 import click
 
-from ._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
-from ._data import BUILTIN_DATASETS, load_dataset
-from ._exceptions import ConfigError, FairprivError
-from ._privacy import (
+from audit._exceptions import ConfigError, FairprivError
+from audit.arms._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
+from audit.data._datasets import BUILTIN_DATASETS, load_dataset
+from audit.data._readers import DEFAULT_NA_VALUES
+from audit.pipeline._runner import AuditConfig, run_audit
+from audit.privacy._accounting import (
     ACCOUNTANTS,
     GUARANTEE_ACCOUNTANTS,
     compute_epsilon,
     noise_multiplier_for_epsilon,
 )
-from ._privacy_audit import PrivacyAuditConfig
-from ._readers import DEFAULT_NA_VALUES
-from ._runner import AuditConfig, run_audit
-from ._training import TrainingConfig, available_trainers
+from audit.privacy._privacy_audit import PrivacyAuditConfig
+from audit.training._training import TrainingConfig, available_trainers
 
 __all__ = ["main"]
 
@@ -295,7 +295,7 @@ def _write_reports(result: Any, pdf: Path | None, html: Path | None) -> None:
 @click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="HTML report path.")
 def report(results: str, pdf: str | None, html: str | None) -> None:
     """Render RESULTS (a results.json) to PDF and/or HTML (default: both, beside it)."""
-    from ._result import AuditResult
+    from audit.result._result import AuditResult
 
     result = AuditResult.from_json(Path(results))
     if pdf is None and html is None:
@@ -348,7 +348,7 @@ def app(host: str, port: int) -> None:
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
 def audit_model(**opts: Any) -> None:
     """Audit a model trained elsewhere from its predictions (no training)."""
-    from ._external import audit_onnx_model, audit_predictions
+    from audit.pipeline._external import audit_onnx_model, audit_predictions
 
     if opts["onnx_model"] is not None:
         if opts["data_path"] is None or opts["predictions"] is not None:
@@ -385,7 +385,7 @@ def audit_bound(canaries: int, guesses: int, correct: int, delta: float, confide
     """One-run audit (Steinke, Nasr, Jagielski 2023): epsilon lower bound from guess counts."""
     import json
 
-    from ._audit_bound import epsilon_lower_bound
+    from audit.privacy._audit_bound import epsilon_lower_bound
 
     bound = epsilon_lower_bound(canaries=canaries, guesses=guesses, correct=correct, delta=delta,
                                 confidence=confidence)
@@ -425,7 +425,7 @@ def solve_dropout(**opts: Any) -> None:
     """Choose group dropout rates that equalise group error under one budget."""
     import json
 
-    from ._solver import solve_group_dropout
+    from audit.solver._solver import solve_group_dropout
 
     dataset = load_dataset(
         opts["dataset"], target=opts["target"], sensitive=list(opts["sensitive"]) or None,
@@ -433,7 +433,7 @@ def solve_dropout(**opts: Any) -> None:
     )
     groups = None
     if opts["small_groups"] == "merge":
-        from ._data import split_dataset
+        from audit.data._datasets import split_dataset
 
         groups = split_dataset(dataset, small_groups="merge").groups
     solution = solve_group_dropout(
@@ -463,7 +463,7 @@ def bench(models: int, device: str, epochs: int, hidden: str, batch_size: int,
     """Time K models trained one by one with Opacus against the batched trainer."""
     import json
 
-    from ._bench import run_trainer_benchmark
+    from audit.training._bench import run_trainer_benchmark
 
     if models < 1:
         raise ConfigError(f"--models must be at least 1, not {models}")

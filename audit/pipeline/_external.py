@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._data import load_dataset
-from ._exceptions import DataError
-from ._metrics import evaluate_predictions
-from ._mia import attack_metrics
-from ._privacy import NO_GUARANTEE
-from ._readers import DEFAULT_NA_VALUES
-from ._result import AuditResult, normalise_frames, normalise_mia
+from .._exceptions import DataError
+from ..data._datasets import load_dataset
+from ..data._readers import DEFAULT_NA_VALUES
+from ..fairness._metrics import evaluate_predictions
+from ..privacy._accounting import NO_GUARANTEE
+from ..privacy._mia import attack_metrics
+from ..result._result import AuditResult, normalise_frames, normalise_mia
 
 __all__ = ["audit_onnx_model", "audit_predictions"]
 
@@ -148,7 +148,7 @@ def audit_predictions(
     import json
     import platform
 
-    from . import __version__
+    from .. import __version__
 
     meta = {"created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none",
@@ -205,7 +205,7 @@ def audit_onnx_model(
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - optional dependency
         raise DataError("auditing ONNX models needs onnxruntime: pip install onnxruntime") from None
-    from ._readers import clean_frame, read_table
+    from ..data._readers import clean_frame, read_table
 
     frame = data.copy() if isinstance(data, pd.DataFrame) else read_table(Path(data), na_values=na_values)
     frame = clean_frame(frame, na_values=na_values)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ._exceptions import ConfigError, DataError
+from .._exceptions import ConfigError, DataError
 from ._readers import DEFAULT_NA_VALUES, clean_frame, read_table
 
 __all__ = [

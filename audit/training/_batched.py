@@ -41,10 +41,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._arms import DPSGDArm
-from ._exceptions import ConfigError, TrainingError
+from .._exceptions import ConfigError, TrainingError
+from ..arms._arms import DPSGDArm
+from ..privacy._accounting import (
+    GUARANTEE_ASSUMPTIONS,
+    PrivacyLedger,
+    compute_epsilon,
+    noise_multiplier_for_epsilon,
+)
 from ._models import MLP
-from ._privacy import GUARANTEE_ASSUMPTIONS, PrivacyLedger, compute_epsilon, noise_multiplier_for_epsilon
 from ._training import (
     FitJob,
     FittedModel,

@@ -37,13 +37,13 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from ._arms import GroupDropoutArm
-from ._data import Dataset, split_dataset
+from .._exceptions import ConfigError, DataError
+from .._stats import sample_std, t_half_width
+from ..arms._arms import GroupDropoutArm
+from ..data._datasets import Dataset, split_dataset
+from ..data._preprocess import TabularPreprocessor
+from ..training._training import FitJob, Trainer, TrainingConfig, get_trainer, resolve_device
 from ._dropout_theory import fit_dropout_linear
-from ._exceptions import ConfigError, DataError
-from ._preprocess import TabularPreprocessor
-from ._stats import sample_std, t_half_width
-from ._training import FitJob, Trainer, TrainingConfig, get_trainer, resolve_device
 
 __all__ = ["DropoutSolution", "GroupErrors", "solve_group_dropout", "solve_on_arrays"]
 

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ._exceptions import ConfigError
-from ._privacy import GUARANTEE_ACCOUNTANTS
+from .._exceptions import ConfigError
+from ..privacy._accounting import GUARANTEE_ACCOUNTANTS
 
 __all__ = [
     "ARM_KINDS",

@@ -1,0 +1,3 @@
+"""Measure, fairness: per-group metrics, gaps and their intervals.
+
+Public names are re-exported from :mod:`audit`."""

@@ -1,0 +1,3 @@
+"""The audit pipeline: prepare -> plan -> train -> measure -> assemble.
+
+Public names are re-exported from :mod:`audit`."""

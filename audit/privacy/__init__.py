@@ -1,0 +1,3 @@
+"""Measure, privacy: accountants, membership inference, the canary audit and the mechanism curve.
+
+Public names are re-exported from :mod:`audit`."""
