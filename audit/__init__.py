@@ -46,8 +46,10 @@ from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from .privacy._privacy_audit import PrivacyAuditConfig, dp_group_cost, dropout_noise_curve
 from .result._result import SCHEMA_VERSION, AuditResult
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
+from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
 from .training._models import MLP, GroupDropout
 from .training._training import (
+    FitJob,
     FittedModel,
     ReferenceTrainer,
     Trainer,
@@ -69,6 +71,11 @@ __all__ = [
     "NO_GUARANTEE",
     "SCHEMA_VERSION",
     "Arm",
+    "BatchStats",
+    "BatchedModelSpec",
+    "BatchedTrainer",
+    "FitJob",
+    "train_mlp_batch",
     "AuditConfig",
     "AuditResult",
     "BaselineArm",
