@@ -42,22 +42,17 @@ from .privacy._accounting import (
     noise_multiplier_for_epsilon,
 )
 from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
+from .privacy._config import PrivacyAuditConfig
+from .privacy._dp_cost import dp_group_cost
+from .privacy._mechanism import dropout_noise_curve
 from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
-from .privacy._privacy_audit import PrivacyAuditConfig, dp_group_cost, dropout_noise_curve
 from .result._result import SCHEMA_VERSION, AuditResult
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
+from .training._config import TrainingConfig
 from .training._models import MLP, GroupDropout
-from .training._training import (
-    FitJob,
-    FittedModel,
-    ReferenceTrainer,
-    Trainer,
-    TrainingConfig,
-    available_trainers,
-    get_trainer,
-    register_trainer,
-)
+from .training._reference import ReferenceTrainer
+from .training._trainer import FitJob, FittedModel, Trainer, available_trainers, get_trainer, register_trainer
 
 __all__ = [
     "ACCOUNTANTS",

@@ -24,8 +24,9 @@ from audit.privacy._accounting import (
     compute_epsilon,
     noise_multiplier_for_epsilon,
 )
-from audit.privacy._privacy_audit import PrivacyAuditConfig
-from audit.training._training import TrainingConfig, available_trainers
+from audit.privacy._config import PrivacyAuditConfig
+from audit.training._config import TrainingConfig
+from audit.training._trainer import available_trainers
 
 __all__ = ["main"]
 

@@ -22,18 +22,15 @@ from audit import (
     run_audit,
 )
 from audit.privacy._accounting import quiet_opacus
-from audit.training._batched import (
-    BatchedModelSpec,
-    BatchedTrainer,
-    BatchStats,
-    _clipped_sum,
-    _dropout_masks,
-    _Generators,
-    _mean_grad,
-    _noisy_mean,
-    _RowLoss,
-    _StackedOptimizer,
-    train_mlp_batch,
+from audit.training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
+from audit.training._stacked_mlp import (
+    RowLoss,
+    StackedOptimizer,
+    StreamGenerators,
+    clipped_sum,
+    dropout_masks,
+    mean_grad,
+    noisy_mean,
 )
 
 D, HIDDEN = 6, (5, 4)
@@ -59,7 +56,7 @@ def stacked(ms: list[nn.Module]) -> dict[str, torch.Tensor]:
     return {n: torch.stack([dict(m.named_parameters())[n].detach().clone() for m in ms]) for n in names}
 
 
-bce = _RowLoss("classification")
+bce = RowLoss("classification")
 
 
 @pytest.mark.parametrize("mode", ["ghost", "vmap"])
@@ -77,10 +74,10 @@ def test_one_dp_step_matches_opacus(mode: str) -> None:
     idx = torch.stack([torch.cat([r, r.new_zeros(width - len(r))]) for r in rows])
     valid = torch.stack([(torch.arange(width) < len(r)).double() for r in rows])
     base = models([0])[0]
-    summed = _clipped_sum(mode, base, params, X, y, idx, valid, None,
+    summed = clipped_sum(mode, base, params, X, y, idx, valid, None,
                           torch.tensor([clip, clip], dtype=torch.float64), bce)
     grads = {k: v / expected for k, v in summed.items()}
-    opt = _StackedOptimizer(params, torch.tensor([lr, lr], dtype=torch.float64), "sgd")
+    opt = StackedOptimizer(params, torch.tensor([lr, lr], dtype=torch.float64), "sgd")
     opt.step(grads)
 
     clipped_any = False
@@ -110,8 +107,8 @@ def test_ghost_and_vmap_clipped_sums_agree() -> None:
     valid[1, 12:] = 0
     base = models([4])[0]
     clip = torch.tensor([0.5, 1.0, 100.0], dtype=torch.float64)
-    a = _clipped_sum("ghost", base, params, X, y, idx, valid, None, clip, bce)
-    b = _clipped_sum("vmap", base, params, X, y, idx, valid, None, clip, bce)
+    a = clipped_sum("ghost", base, params, X, y, idx, valid, None, clip, bce)
+    b = clipped_sum("vmap", base, params, X, y, idx, valid, None, clip, bce)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-10, atol=1e-12)
 
@@ -121,12 +118,12 @@ def test_non_private_step_matches_plain_torch_adam() -> None:
     refs = models([10, 11])
     params = stacked(refs)
     base = models([10])[0]
-    opt = _StackedOptimizer(params, torch.tensor([0.01, 0.02], dtype=torch.float64), "adam")
+    opt = StackedOptimizer(params, torch.tensor([0.01, 0.02], dtype=torch.float64), "adam")
     batches = [torch.arange(0, 20), torch.arange(10, 30)]
     ref_opts = [torch.optim.Adam(m.parameters(), lr=lr) for m, lr in zip(refs, (0.01, 0.02), strict=True)]
     for step in range(3):  # several steps exercise Adam's bias correction and moments
         idx = torch.stack([(b + step) % 50 for b in batches])
-        grads = _mean_grad(base, params, X, y, idx, torch.ones(2, 20, dtype=torch.float64),
+        grads = mean_grad(base, params, X, y, idx, torch.ones(2, 20, dtype=torch.float64),
                            None, bce, "ghost", denominator=20)
         opt.step(grads)
         for model, o, i in zip(refs, ref_opts, idx, strict=True):
@@ -140,12 +137,12 @@ def test_non_private_step_matches_plain_torch_adam() -> None:
 
 
 def test_dropout_masks_follow_each_rows_group_rate() -> None:
-    gens = [_Generators(s, "arm", torch.device("cpu")) for s in (0, 1)]
+    gens = [StreamGenerators(s, "arm", torch.device("cpu")) for s in (0, 1)]
     rows = 2000
     group = torch.arange(rows) % 2  # alternate rows between groups with rates 0.2 and 0.6
     rate = torch.where(group == 0, 0.2, 0.6).double()
     keep = torch.stack([1 - rate, 1 - rate])
-    (mult,) = _dropout_masks(gens, keep, [rows, rows], [50])
+    (mult,) = dropout_masks(gens, keep, [rows, rows], [50])
     kept = mult > 0
     # survivors are scaled by 1 / keep (inverted dropout)
     torch.testing.assert_close(mult[kept], (1 / keep[..., None].expand_as(mult))[kept])
@@ -159,12 +156,12 @@ def test_dropout_masks_follow_each_rows_group_rate() -> None:
 
 
 def test_noise_has_std_sigma_times_clip() -> None:
-    gens = [_Generators(s, "arm", torch.device("cpu")) for s in (0, 1)]
+    gens = [StreamGenerators(s, "arm", torch.device("cpu")) for s in (0, 1)]
     summed = {"w": torch.zeros(2, 200, 100, dtype=torch.float64)}
     sigma = torch.tensor([0.5, 2.0], dtype=torch.float64)
     clip = torch.tensor([1.0, 3.0], dtype=torch.float64)
     expected = torch.tensor([10.0, 20.0], dtype=torch.float64)
-    out = _noisy_mean(summed, gens, sigma, clip, expected)["w"]
+    out = noisy_mean(summed, gens, sigma, clip, expected)["w"]
     for k in range(2):
         noise = out[k] * expected[k]
         target = float(sigma[k] * clip[k])
@@ -219,14 +216,14 @@ def test_same_seed_same_model_regardless_of_batch_company(private: bool) -> None
 
 
 def test_two_arms_with_one_seed_draw_independent_batches_and_noise() -> None:
-    a, b = _Generators(0, "dp eps=1", torch.device("cpu")), _Generators(0, "dp eps=8", torch.device("cpu"))
+    a, b = StreamGenerators(0, "dp eps=1", torch.device("cpu")), StreamGenerators(0, "dp eps=8", torch.device("cpu"))
     assert not torch.equal(a.poisson(1000, 0.5), b.poisson(1000, 0.5))
     assert not torch.equal(a.normal(torch.Size([100]), torch.float64, torch.device("cpu")),
                            b.normal(torch.Size([100]), torch.float64, torch.device("cpu")))
     # and no stream coincides with the next seed's initialisation stream
     torch.manual_seed(1)
     init_next = torch.rand(50)
-    c = _Generators(0, "dp", torch.device("cpu"))
+    c = StreamGenerators(0, "dp", torch.device("cpu"))
     assert not torch.equal(torch.rand(50, generator=c.sampling), init_next)
 
 
@@ -244,7 +241,7 @@ def test_full_dp_step_matches_opacus_on_the_same_poisson_draw() -> None:
     state = train_mlp_batch(X, y, [spec], hidden=HIDDEN, epochs=1, batch_size=n, optimizer="sgd",
                             stats=stats)[0]
     assert stats.steps == 1
-    rows = torch.nonzero(_Generators(7, "dp", torch.device("cpu")).poisson(n, q)).flatten()
+    rows = torch.nonzero(StreamGenerators(7, "dp", torch.device("cpu")).poisson(n, q)).flatten()
     assert stats.draw_sizes == [len(rows)] and len(rows) != int(n * q)
     (model,) = models([7])
     gsm = GradSampleModule(model, loss_reduction="mean")

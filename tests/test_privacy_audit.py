@@ -25,16 +25,11 @@ from audit import (
     run_audit,
 )
 from audit.privacy._accounting import PrivacyLedger
-from audit.privacy._privacy_audit import (
-    CanaryPlan,
-    canary_plan,
-    dp_group_cost,
-    dropout_noise_curve,
-    run_canary_audit,
-    score_canaries,
-)
+from audit.privacy._canaries import CanaryPlan, canary_plan, run_canary_audit, score_canaries
+from audit.privacy._dp_cost import dp_group_cost
+from audit.privacy._mechanism import dropout_noise_curve
 from audit.training._batched import BatchedTrainer
-from audit.training._training import FitJob, FittedModel
+from audit.training._trainer import FitJob, FittedModel
 
 SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
 

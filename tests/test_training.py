@@ -32,7 +32,7 @@ from audit import (
     load_dataset,
     split_dataset,
 )
-from audit.training._training import resolve_device
+from audit.training._config import resolve_device
 
 CPU = torch.device("cpu")
 SMALL = TrainingConfig(hidden=(8,), epochs=3, batch_size=64, lr=0.01)

@@ -29,19 +29,16 @@ from ..data._datasets import Dataset, load_dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
 from ..fairness._metrics import evaluate_predictions
 from ..privacy._accounting import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
-from ..privacy._privacy_audit import (
-    PrivacyAuditConfig,
-    dp_group_cost,
-    dropout_noise_curve,
-    membership_sample,
-    run_canary_audit,
-    run_membership_inference,
-    shadow_jobs,
-)
+from ..privacy._canaries import run_canary_audit
+from ..privacy._config import PrivacyAuditConfig
+from ..privacy._dp_cost import dp_group_cost
+from ..privacy._mechanism import dropout_noise_curve
+from ..privacy._membership import membership_sample, run_membership_inference, shadow_jobs
 from ..result._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
 from ..solver._solver import solve_on_arrays
 from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
-from ..training._training import FitJob, TrainingConfig, get_trainer, resolve_device
+from ..training._config import TrainingConfig, resolve_device
+from ..training._trainer import FitJob, get_trainer
 
 __all__ = ["AuditConfig", "ProgressEvent", "run_audit"]
 

@@ -42,7 +42,8 @@ from .._stats import sample_std, t_half_width
 from ..arms._arms import GroupDropoutArm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
-from ..training._training import FitJob, Trainer, TrainingConfig, get_trainer, resolve_device
+from ..training._config import TrainingConfig, resolve_device
+from ..training._trainer import FitJob, Trainer, get_trainer
 from ._dropout_theory import fit_dropout_linear
 
 __all__ = ["DropoutSolution", "GroupErrors", "solve_group_dropout", "solve_on_arrays"]
@@ -553,7 +554,7 @@ class _EmpiricalEvaluator(_Evaluator):
             test_pred = [m.predict(self.test[0]) for m in fitted]
             test_e = np.stack([self._group_errors(p, self.test) for p in test_pred])
             self._results[self._key(c)] = (val_e, test_e)
-            self._test_rows[self._key(c)] = np.mean([self._row_loss(p, self.test[1])
+            self._test_rows[self._key(c)] = np.mean([self.row_loss(p, self.test[1])
                                                      for p in test_pred], axis=0)
             gaps = val_e.max(axis=1) - val_e.min(axis=1)
             self.records.append({
@@ -567,14 +568,14 @@ class _EmpiricalEvaluator(_Evaluator):
     def _key(self, p: np.ndarray) -> tuple[float, ...]:
         return tuple(float(x) for x in np.round(p, 12))
 
-    def _row_loss(self, pred: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    def row_loss(self, pred: np.ndarray, ys: np.ndarray) -> np.ndarray:
         if self.task == "classification":
             return ((pred >= 0.5) != (ys > 0.5)).astype(float)
         return (pred - ys) ** 2
 
     def _group_errors(self, pred: np.ndarray, split: Split) -> np.ndarray:
         _, ys, gs = split
-        loss = self._row_loss(pred, ys)
+        loss = self.row_loss(pred, ys)
         return np.array([loss[gs == lab].mean() for lab in self.labels], dtype=float)
 
     def test_row_losses(self, p: np.ndarray) -> np.ndarray:

@@ -39,7 +39,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._exceptions import ConfigError, TrainingError
 from ..arms._arms import DPSGDArm
@@ -49,25 +48,26 @@ from ..privacy._accounting import (
     compute_epsilon,
     noise_multiplier_for_epsilon,
 )
+from ._config import TrainingConfig
 from ._models import MLP
-from ._training import (
-    FitJob,
-    FittedModel,
-    Trainer,
-    TrainingConfig,
-    check_jobs,
-    register_trainer,
-    stream_seed,
+from ._stacked_mlp import (
+    PerSampleMode,
+    StackedOptimizer,
+    StreamGenerators,
+    chunk_masks,
+    clipped_sum,
+    default_padded_width,
+    dropout_masks,
+    mean_grad,
+    noisy_mean,
+    peak_rss_mb,
+    row_bytes,
+    row_loss,
 )
+from ._trainer import FitJob, FittedModel, Trainer, check_jobs, register_trainer
 
 __all__ = ["BatchedModelSpec", "BatchedTrainer", "BatchStats", "train_mlp_batch"]
 
-PerSampleMode = Literal["ghost", "vmap"]
-#: Opacus' clipping factor uses this to avoid dividing by a zero norm.
-_CLIP_EPS = 1e-6
-_ADAM_BETAS = (0.9, 0.999)
-_ADAM_EPS = 1e-8
-_SGD_MOMENTUM = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +185,7 @@ def train_mlp_batch(
               for name in names}
     base = templates[0]
 
-    gens = [_Generators(spec.seed, spec.stream, device) for spec in specs]
+    gens = [StreamGenerators(spec.seed, spec.stream, device) for spec in specs]
     rates = torch.stack([torch.as_tensor(s.rates, dtype=dtype, device=device) for s in specs])
     dropout = bool((rates > 0).any())
     if dropout and per_sample == "vmap":
@@ -194,10 +194,10 @@ def train_mlp_batch(
             "model's own seeded stream); use per_sample='ghost' with the built-in MLP")
     widths = [m.in_features for m in base.modules() if isinstance(m, nn.Linear)]
     lr = torch.tensor([s.lr for s in specs], dtype=dtype, device=device)
-    opt = _StackedOptimizer(params, lr, optimizer)
+    opt = StackedOptimizer(params, lr, optimizer)
     steps_per_epoch = math.ceil(n / min(batch_size, n))
     layer_widths = [d, *hidden, 1]
-    loss_fn = _row_loss(task)
+    loss_fn = row_loss(task)
 
     def step_masks(idx: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor] | None:
         # Each model draws masks for its own rows of this step only, in one call per
@@ -206,7 +206,7 @@ def train_mlp_batch(
         if not dropout:
             return None
         keep = 1.0 - torch.gather(rates, 1, idx)
-        return _dropout_masks(gens, keep, counts.tolist(), widths)
+        return dropout_masks(gens, keep, counts.tolist(), widths)
 
     if is_private:
         clip = torch.tensor([float(s.max_grad_norm or 0.0) for s in specs], dtype=dtype, device=device)
@@ -218,8 +218,8 @@ def train_mlp_batch(
                                 dtype=dtype, device=device)
         if dp_steps_per_epoch is not None:
             steps_per_epoch = dp_steps_per_epoch
-        width = padded_batch or _default_padded_width(n, float(q.max()))
-        row_cost = _row_bytes(per_sample, K, layer_widths, params, dtype)
+        width = padded_batch or default_padded_width(n, float(q.max()))
+        row_cost = row_bytes(per_sample, K, layer_widths, params, dtype)
         chunk_rows = max(1, min(width, int(memory_budget_mb * 2**20 // row_cost)))
         stats.min_draw = n
         for _ in range(epochs):
@@ -240,16 +240,16 @@ def train_mlp_batch(
                     stop = min(start + chunk_rows, longest)
                     valid = (torch.arange(start, stop, device=device)[None, :]
                              < counts.to(device)[:, None]).to(dtype)
-                    part = _clipped_sum(per_sample, base, params, X, y, order[:, start:stop], valid,
-                                        _chunk(masks, start, stop), clip, loss_fn)
+                    part = clipped_sum(per_sample, base, params, X, y, order[:, start:stop], valid,
+                                        chunk_masks(masks, start, stop), clip, loss_fn)
                     for key in summed:
                         summed[key] += part[key]
                     stats.chunks += 1
-                opt.step(_noisy_mean(summed, gens, sigma, clip, expected))
+                opt.step(noisy_mean(summed, gens, sigma, clip, expected))
                 stats.steps += 1
     else:
         bsz = min(batch_size, n)
-        row_cost = _row_bytes("ghost", K, layer_widths, params, dtype)
+        row_cost = row_bytes("ghost", K, layer_widths, params, dtype)
         chunk_rows = max(1, min(bsz, int(memory_budget_mb * 2**20 // row_cost)))
         for _ in range(epochs):
             perms = torch.stack([g.permutation(n) for g in gens]).to(device)
@@ -261,8 +261,8 @@ def train_mlp_batch(
                     stop = min(start + chunk_rows, batch.shape[1])
                     idx = batch[:, start:stop]
                     valid = torch.ones(idx.shape, dtype=dtype, device=device)
-                    part = _mean_grad(base, params, X, y, idx, valid,
-                                      _chunk(masks, start, stop), loss_fn, per_sample,
+                    part = mean_grad(base, params, X, y, idx, valid,
+                                      chunk_masks(masks, start, stop), loss_fn, per_sample,
                                       denominator=batch.shape[1])
                     for key in grads:
                         grads[key] += part[key]
@@ -272,281 +272,44 @@ def train_mlp_batch(
     if device.type == "cuda":
         stats.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
-        stats.peak_memory_mb = _peak_rss_mb()
+        stats.peak_memory_mb = peak_rss_mb()
     return [{name: params[name][k].detach().clone() for name in names} for k in range(K)]
 
 
 # --------------------------------------------------------------------------- randomness
 
 
-class _Generators:
-    """Per-model random streams (:func:`audit._training.stream_seed`), independent of
-    the other models in the batch and of other arms trained with the same seed."""
-
-    def __init__(self, seed: int, stream: str, device: torch.device) -> None:
-        self.device = device
-        self.sampling = torch.Generator(device="cpu").manual_seed(stream_seed(seed, stream, "sampling"))
-        self.noise = torch.Generator(device=device).manual_seed(stream_seed(seed, stream, "noise"))
-        self.dropout = torch.Generator(device=device).manual_seed(stream_seed(seed, stream, "dropout"))
-
-    def poisson(self, n: int, q: float) -> torch.Tensor:
-        return torch.rand(n, generator=self.sampling) < q
-
-    def permutation(self, n: int) -> torch.Tensor:
-        return torch.randperm(n, generator=self.sampling)
-
-    def normal(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        return torch.normal(0.0, 1.0, size=tuple(shape), generator=self.noise, dtype=dtype,
-                            device=device)
-
-    def keep_mask(self, keep: torch.Tensor, width: int) -> torch.Tensor:
-        """Bernoulli(keep_i) mask of shape (rows, width)."""
-        u = torch.rand((keep.shape[0], width), generator=self.dropout, dtype=keep.dtype,
-                       device=keep.device)
-        return (u < keep[:, None]).to(keep.dtype)
 
 
 # --------------------------------------------------------------------------- per-row work
 
 
-class _RowLoss:
-    """Per-row loss and its derivative w.r.t. the model output."""
-
-    def __init__(self, task: str) -> None:
-        self.classification = task == "classification"
-
-    def __call__(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.classification:
-            return F.binary_cross_entropy_with_logits(out, target, reduction="none")
-        return (out - target) ** 2
-
-    def grad(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.classification:
-            return torch.sigmoid(out) - target
-        return 2.0 * (out - target)
 
 
-def _row_loss(task: str) -> _RowLoss:
-    return _RowLoss(task)
 
 
-def _dropout_masks(
-    gens: Sequence[_Generators], keep: torch.Tensor, counts: Sequence[int], widths: Sequence[int]
-) -> list[torch.Tensor]:
-    """Inverted-dropout multipliers (mask / keep) per layer input, shape (K, rows, width).
-
-    Model k draws masks for its first ``counts[k]`` rows only; padding rows get 1.
-    """
-    out = []
-    safe_keep = keep.clamp_min(1e-12)
-    for width in widths:
-        mult = torch.ones((*keep.shape, width), dtype=keep.dtype, device=keep.device)
-        for k, g in enumerate(gens):
-            c = int(counts[k])
-            if c:
-                mult[k, :c] = g.keep_mask(keep[k, :c], width) / safe_keep[k, :c, None]
-        out.append(mult)
-    return out
 
 
-def _chunk(masks: list[torch.Tensor] | None, start: int, stop: int) -> list[torch.Tensor] | None:
-    return None if masks is None else [m[:, start:stop] for m in masks]
 
 
-def _mlp_forward(
-    params: dict[str, torch.Tensor], x: torch.Tensor, masks: list[torch.Tensor] | None,
-    n_hidden: int,
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Stacked MLP forward: returns output (K, rows), layer inputs and pre-activations."""
-    inputs, pre = [], []
-    h = x if masks is None else x * masks[0]
-    for layer in range(n_hidden + 1):
-        if layer < n_hidden:
-            weight, bias = params[f"hidden.{layer}.weight"], params[f"hidden.{layer}.bias"]
-        else:
-            weight, bias = params["output.weight"], params["output.bias"]
-        inputs.append(h)
-        z = torch.baddbmm(bias[:, None, :], h, weight.transpose(1, 2))
-        pre.append(z)
-        if layer < n_hidden:
-            h = torch.relu(z)
-            if masks is not None:
-                h = h * masks[layer + 1]
-    return pre[-1].squeeze(-1), inputs, pre
 
 
-def _clipped_sum(
-    mode: PerSampleMode, base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor,
-    y: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
-    clip: torch.Tensor, loss_fn: _RowLoss,
-) -> dict[str, torch.Tensor]:
-    """Sum over valid rows of the per-row gradients, each clipped to its model's norm."""
-    xb, yb = X[idx], y[idx]
-    if mode == "ghost":
-        n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
-        with torch.no_grad():
-            out, inputs, pre = _mlp_forward(params, xb, masks, n_hidden)
-            deltas = _mlp_backward(params, out, yb, valid, pre, masks, n_hidden, loss_fn)
-        norm2 = torch.zeros_like(valid)
-        for a, delta in zip(inputs, deltas, strict=True):
-            norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
-        factor = (clip[:, None] / (norm2.sqrt() + _CLIP_EPS)).clamp(max=1.0) * valid
-        summed: dict[str, torch.Tensor] = {}
-        for layer, (a, delta) in enumerate(zip(inputs, deltas, strict=True)):
-            prefix = f"hidden.{layer}" if layer < n_hidden else "output"
-            weighted = delta * factor[..., None]
-            summed[f"{prefix}.weight"] = torch.bmm(weighted.transpose(1, 2), a)
-            summed[f"{prefix}.bias"] = weighted.sum(dim=1)
-        return summed
-    if masks is not None:
-        raise ConfigError("per_sample='vmap' does not support dropout")
-    per_row = _per_row_grads(base, params, xb, yb, loss_fn)
-    norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
-    factor = (clip[:, None] / (norm2.sqrt() + _CLIP_EPS)).clamp(max=1.0) * valid
-    return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in per_row.items()}
 
 
-def _mlp_backward(
-    params: dict[str, torch.Tensor], out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
-    pre: list[torch.Tensor], masks: list[torch.Tensor] | None, n_hidden: int,
-    loss_fn: _RowLoss,
-) -> list[torch.Tensor]:
-    """Per-row gradients of each row's loss w.r.t. every layer's pre-activation.
-
-    Written out for the MLP (one batched matmul per layer) instead of autograd, which
-    would also build and walk the graph of the parameters.
-    """
-    delta = (loss_fn.grad(out, target) * valid).unsqueeze(-1)
-    deltas = [delta]
-    for layer in range(n_hidden - 1, -1, -1):
-        nxt = params["output.weight"] if layer == n_hidden - 1 else params[f"hidden.{layer + 1}.weight"]
-        grad_in = torch.bmm(delta, nxt)  # d loss / d (input of the next layer)
-        if masks is not None:
-            grad_in = grad_in * masks[layer + 1]
-        delta = grad_in * (pre[layer] > 0).to(grad_in.dtype)
-        deltas.append(delta)
-    return deltas[::-1]
 
 
-def _noisy_mean(
-    summed: dict[str, torch.Tensor], gens: Sequence[_Generators], sigma: torch.Tensor,
-    clip: torch.Tensor, expected: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """DP-SGD's privatised gradient: (clipped sum + N(0, (sigma C)^2)) / expected batch size."""
-    out = {}
-    for key, value in summed.items():
-        noise = torch.stack([g.normal(value.shape[1:], value.dtype, value.device) for g in gens])
-        scale = (sigma * clip).reshape(-1, *([1] * (value.dim() - 1)))
-        out[key] = (value + noise * scale) / expected.reshape(scale.shape)
-    return out
 
 
-def _per_row_grads(
-    base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
-    loss_fn: _RowLoss,
-) -> dict[str, torch.Tensor]:
-    """Per-row gradients with torch.func: shape (K, rows, *param_shape) per parameter.
-
-    The module runs in evaluation mode (no dropout: this path serves modules without
-    the built-in per-row dropout).
-    """
-    from torch.func import functional_call, grad, vmap
-
-    base.eval()
-
-    def one_row(p: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        out = functional_call(base, p, (x[None],))
-        return loss_fn(out.reshape(1), target.reshape(1)).sum()
-
-    per_model = vmap(grad(one_row), in_dims=(None, 0, 0))
-    result: dict[str, torch.Tensor] = vmap(per_model, in_dims=(0, 0, 0))(params, xb, yb)
-    return result
 
 
-def _mean_grad(
-    base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
-    idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
-    loss_fn: _RowLoss, mode: PerSampleMode, denominator: int,
-) -> dict[str, torch.Tensor]:
-    """Gradient of each model's mean loss over its batch (this chunk's share)."""
-    xb, yb = X[idx], y[idx]
-    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    if mode == "ghost":
-        n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
-        out, _, _ = _mlp_forward(leaves, xb, masks, n_hidden)
-    else:
-        from torch.func import functional_call, vmap
-
-        if masks is not None:
-            raise ConfigError("per_sample='vmap' does not support dropout")
-        base.eval()
-
-        def one_model(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-            return functional_call(base, p, (x,))
-
-        out = vmap(one_model)(leaves, xb)
-    loss = (loss_fn(out, yb) * valid).sum() / denominator
-    grads = torch.autograd.grad(loss, list(leaves.values()))
-    return dict(zip(leaves.keys(), grads, strict=True))
 
 
-class _StackedOptimizer:
-    """Adam / SGD-momentum on stacked parameters with a learning rate per model.
-
-    Written out to match ``torch.optim.Adam`` (default betas, eps, no weight decay)
-    and ``torch.optim.SGD(momentum=0.9)`` update for update.
-    """
-
-    def __init__(self, params: dict[str, torch.Tensor], lr: torch.Tensor, kind: str) -> None:
-        if kind not in ("adam", "sgd"):
-            raise ConfigError(f"optimizer must be 'adam' or 'sgd', not {kind!r}")
-        self.params, self.lr, self.kind, self.t = params, lr, kind, 0
-        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
-        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
-
-    def step(self, grads: dict[str, torch.Tensor]) -> None:
-        self.t += 1
-        for key, p in self.params.items():
-            g = grads[key]
-            lr = self.lr.reshape(-1, *([1] * (p.dim() - 1)))
-            if self.kind == "sgd":
-                m = self.m[key]
-                if self.t == 1:
-                    m.copy_(g)
-                else:
-                    m.mul_(_SGD_MOMENTUM).add_(g)
-                p.sub_(lr * m)
-                continue
-            b1, b2 = _ADAM_BETAS
-            m, v = self.m[key], self.v[key]
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            bias1 = 1 - b1 ** self.t
-            bias2_sqrt = math.sqrt(1 - b2 ** self.t)
-            denom = (v.sqrt() / bias2_sqrt).add_(_ADAM_EPS)
-            p.sub_((lr / bias1) * m / denom)
 
 
-def _default_padded_width(n: int, q: float) -> int:
-    mean = n * q
-    return max(1, min(n, int(math.ceil(mean + 6.0 * math.sqrt(max(mean, 1.0))))))
 
 
-def _row_bytes(mode: str, K: int, widths: Sequence[int], params: dict[str, torch.Tensor],
-               dtype: torch.dtype) -> int:
-    item = torch.tensor([], dtype=dtype).element_size()
-    if mode == "vmap":
-        per_row = sum(int(np.prod(v.shape[1:])) for v in params.values())
-    else:
-        # inputs, masks, pre-activations and their gradients per layer
-        per_row = 4 * sum(widths)
-    return max(1, K * per_row * item)
 
 
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # --------------------------------------------------------------------------- trainer

@@ -22,8 +22,11 @@ from ..arms._arms import BaselineArm, DPSGDArm
 from ..data._datasets import load_dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
 from ..privacy._accounting import noise_multiplier_for_epsilon
-from ._batched import BatchedTrainer, _peak_rss_mb
-from ._training import FitJob, ReferenceTrainer, TrainingConfig, resolve_device
+from ._batched import BatchedTrainer
+from ._config import TrainingConfig, resolve_device
+from ._reference import ReferenceTrainer
+from ._stacked_mlp import peak_rss_mb
+from ._trainer import FitJob
 
 __all__ = ["BenchResult", "run_trainer_benchmark"]
 
@@ -114,7 +117,7 @@ def run_trainer_benchmark(
     batched.fit_many(jobs(DPSGDArm(), warm)[:2], X=X[:warm], y=y[:warm], config=small, device=dev)
 
     timings: dict[str, float] = {}
-    rss_before = _peak_rss_mb()
+    rss_before = peak_rss_mb()
     # Batched DP first, so that the process's peak RSS right after it reflects the
     # batched trainer (plus interpreter, torch and data), not Opacus' per-row gradients.
     for label, arm in (("dp", DPSGDArm()), ("plain", BaselineArm())):
@@ -125,7 +128,7 @@ def run_trainer_benchmark(
             _sync(dev)
             timings[f"{label}_{trainer_name}"] = time.perf_counter() - start
             if label == "dp" and trainer_name == "batched":
-                rss_after_batched = _peak_rss_mb()
+                rss_after_batched = peak_rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         batched.fit_many(jobs(DPSGDArm()), X=X, y=y, config=config, device=dev)

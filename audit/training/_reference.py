@@ -1,17 +1,12 @@
-"""Trainers: turn an arm, a training matrix and a seed into a fitted model.
-
-``reference`` trains one model at a time with plain PyTorch, and with Opacus'
-``PrivacyEngine`` for DP-SGD (Poisson sampling, per-row clipping, Gaussian
-noise, accountant). It accepts any ``nn.Module`` factory and is the ground truth
-other trainers are tested against. Trainers are registered by name.
+"""The ``reference`` trainer: one model at a time with plain PyTorch, and Opacus'
+``PrivacyEngine`` for DP-SGD (Poisson sampling, per-row clipping, Gaussian noise,
+accountant). It accepts any ``nn.Module`` factory and is the ground truth other
+trainers are tested against.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -23,122 +18,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from .._exceptions import ConfigError, TrainingError
 from ..arms._arms import Arm, DPSGDArm
 from ..privacy._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
+from ._config import TrainingConfig, stream_seed
 from ._models import MLP
-
-__all__ = [
-    "FitJob",
-    "FittedModel",
-    "ReferenceTrainer",
-    "Trainer",
-    "TrainingConfig",
-    "available_trainers",
-    "get_trainer",
-    "register_trainer",
-    "resolve_device",
-    "stream_seed",
-]
-
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainingConfig:
-    """Hyperparameters shared by every arm of an audit.
-
-    Attributes
-    ----------
-    hidden
-        Hidden layer widths of the MLP; ``()`` is a linear/logistic model.
-    epochs
-        Passes over the training rows (for DP-SGD: ``epochs / q`` Poisson steps).
-    batch_size
-        Mini-batch size (for DP-SGD the *expected* batch size).
-    lr
-        Learning rate.
-    optimizer
-        ``"adam"`` or ``"sgd"`` (momentum 0.9).
-    """
-
-    hidden: tuple[int, ...] = (64,)
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 0.005
-    optimizer: str = "adam"
-
-    def __post_init__(self) -> None:
-        if any(not _is_int(h) for h in self.hidden):
-            raise ConfigError(f"hidden layer widths must be positive integers, not {self.hidden}")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden layer widths must be positive, not {self.hidden}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-            object.__setattr__(self, name, int(value))
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, not {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, not {self.optimizer!r}")
-
-
-_STREAMS = {"sampling": 1, "noise": 2, "dropout": 3}
-
-
-def stream_seed(seed: int, key: str, purpose: str) -> int:
-    """Seed of an independent random stream for (training seed, arm, purpose).
-
-    Streams for Poisson sampling, DP noise and dropout masks are derived with
-    ``numpy.random.SeedSequence`` from the training seed, the arm's name and the
-    purpose, so two arms trained with the same seed (e.g. two epsilons) never share
-    draws or noise, and no stream coincides with another seed's initialisation.
-    Initialisation itself uses ``torch.manual_seed(seed)`` so that every arm of a
-    seed starts from the same weights.
-    """
-    entropy = [int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8")), _STREAMS[purpose], 0x5EED]
-    return int(np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32).astype(np.uint64)
-               @ np.array([1, 2**32], dtype=np.uint64)) & 0x7FFFFFFFFFFFFFFF
-
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use 'cpu' or 'auto'")
-        return torch.device("cuda")
-    raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {device!r}")
-
-
-@dataclass(eq=False)
-class FittedModel:
-    """A trained model and its privacy ledger."""
-
-    model: nn.Module
-    ledger: PrivacyLedger
-    device: torch.device
-    task: str = "classification"
-
-    def predict(self, X: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
-        """Probability of the positive class (classification) or the prediction (regression)."""
-        self.model.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(X[start:start + batch_size], dtype=torch.float32,
-                                     device=self.device)
-                pred = self.model(xb)
-                if self.task == "classification":
-                    pred = torch.sigmoid(pred)
-                out.append(pred.double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+from ._trainer import FittedModel, ModelFactory, Trainer, register_trainer
 
 
 class _RowBatchDataset(TensorDataset):
@@ -156,101 +38,6 @@ class _RowBatchDataset(TensorDataset):
 
 def _identity_collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
-
-
-ModelFactory = Callable[[int, Sequence[int]], nn.Module]
-
-_TRAINERS: dict[str, type[Trainer]] = {}
-
-
-def register_trainer(cls: type[Trainer]) -> type[Trainer]:
-    """Class decorator adding a trainer to the registry under ``cls.name``."""
-    _TRAINERS[cls.name] = cls
-    return cls
-
-
-def available_trainers() -> tuple[str, ...]:
-    return tuple(_TRAINERS)
-
-
-def get_trainer(name: str) -> Trainer:
-    """Instantiate a registered trainer by name."""
-    if name not in _TRAINERS:
-        raise ConfigError(f"unknown trainer {name!r}; valid: {list(_TRAINERS)}")
-    return _TRAINERS[name]()
-
-
-@dataclass(frozen=True, eq=False)
-class FitJob:
-    """One model to train: an arm, its per-row dropout rates, a seed and its DP budget."""
-
-    arm: Arm
-    rates: np.ndarray
-    seed: int
-    epsilon: float | None = None
-    delta: float | None = None
-
-
-def check_jobs(jobs: Sequence[FitJob], X: np.ndarray, y: np.ndarray) -> None:
-    """Every job's rates must give one dropout rate per training row."""
-    if X.shape[0] != y.shape[0]:
-        raise ConfigError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-    for job in jobs:
-        if np.shape(job.rates) != (X.shape[0],):
-            raise ConfigError(
-                f"arm '{job.arm.label}': {np.shape(job.rates)} dropout rates for {X.shape[0]} "
-                "training rows; give one rate per row"
-            )
-
-
-class Trainer(ABC):
-    """Base class of trainers.
-
-    ``fit`` trains one model; ``fit_many`` trains a list of jobs on the same rows and
-    is what the audit runner calls, so that trainers able to train several models at
-    once (``batched``) can do so. The default ``fit_many`` calls ``fit`` in turn.
-    """
-
-    name: ClassVar[str] = ""
-
-    def fit_many(
-        self,
-        jobs: Sequence[FitJob],
-        *,
-        X: np.ndarray,
-        y: np.ndarray,
-        config: TrainingConfig,
-        device: torch.device,
-        task: Literal["classification", "regression"] = "classification",
-        on_fitted: Callable[[int], None] | None = None,
-    ) -> list[FittedModel]:
-        """Train every job; ``on_fitted(i)`` is called when job ``i`` is done."""
-        check_jobs(jobs, X, y)
-        out = []
-        for i, job in enumerate(jobs):
-            out.append(self.fit(arm=job.arm, X=X, y=y, rates=job.rates, seed=job.seed,
-                                config=config, device=device, epsilon=job.epsilon,
-                                delta=job.delta, task=task))
-            if on_fitted is not None:
-                on_fitted(i)
-        return out
-
-    @abstractmethod
-    def fit(
-        self,
-        *,
-        arm: Arm,
-        X: np.ndarray,
-        y: np.ndarray,
-        rates: np.ndarray,
-        seed: int,
-        config: TrainingConfig,
-        device: torch.device,
-        epsilon: float | None,
-        delta: float | None,
-        task: Literal["classification", "regression"] = "classification",
-    ) -> FittedModel:
-        """Train one model of ``arm`` on the rows ``X, y`` with per-row dropout ``rates``."""
 
 
 @register_trainer
@@ -413,3 +200,4 @@ def _finish_ledger(pending: _PendingLedger, delta: float) -> PrivacyLedger:
         sample_rate=pending.sample_rate, steps=pending.steps, accountant=pending.arm.accountant,
         max_grad_norm=float(pending.arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS,
     )
+

@@ -1,0 +1,173 @@
+"""Membership inference on trained models: loss-threshold and LiRA offline attacks,
+per group, with ROC points for log-axis plots.
+
+Members are training rows, non-members an equal number of test rows, which no model
+trained on and no model selection looked at. Loss-threshold attack (Yeom et al. 2018):
+score = -loss on the true label. LiRA offline (Carlini et al. 2022): shadow models
+trained with the arm's own mechanism on random halves of the member/non-member pool
+give, per row, a Gaussian of OUT confidences.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..arms._arms import Arm
+from ..training._trainer import FitJob, FittedModel
+from ._config import PrivacyAuditConfig
+from ._mia import attack_metrics, lira_offline_scores, logit_confidence
+
+
+def row_losses(model: FittedModel, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row loss on the given labels (log-loss for classification)."""
+    pred = model.predict(X)
+    if model.task == "classification":
+        p = np.clip(pred, 1e-12, 1 - 1e-12)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return (pred - y) ** 2
+
+
+def _true_label_prob(model: FittedModel, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    p = model.predict(X)
+    return np.where(y > 0.5, p, 1 - p)
+
+
+@dataclass(frozen=True)
+class MembershipSample:
+    """Which training rows are members and which test rows non-members in the attack."""
+
+    members: np.ndarray  # positions into the training rows
+    nonmembers: np.ndarray  # positions into the test rows
+
+
+def membership_sample(n_train: int, n_test: int, seed: int) -> MembershipSample:
+    """Equal numbers of members and non-members (the smaller split's size)."""
+    n = min(n_train, n_test)
+    rng = np.random.default_rng([seed, 0x4D1A])
+    return MembershipSample(np.sort(rng.choice(n_train, n, replace=False)),
+                            np.sort(rng.choice(n_test, n, replace=False)))
+
+
+def run_membership_inference(
+    models: Mapping[tuple[str, int], FittedModel],
+    *,
+    kinds: Mapping[str, str],
+    X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
+    X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray,
+    config: PrivacyAuditConfig,
+    shadow_models: Mapping[tuple[str, int], Sequence[tuple[FittedModel, np.ndarray]]] | None = None,
+    roc_out: list[pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Attack metrics for every (arm, seed) model: a tidy frame with ``attack`` column.
+
+    ``shadow_models[(arm, seed)]`` lists (shadow model, in-mask over the pool) pairs for
+    LiRA, where the pool is the members followed by the non-members of the sample.
+    ROC points of the first seed's attacks are appended to ``roc_out`` when given.
+    """
+    frames = []
+    for (arm, seed), model in models.items():
+        sample = membership_sample(len(y_train), len(y_test), seed)
+        Xm, ym, gm = X_train[sample.members], y_train[sample.members], g_train[sample.members]
+        Xn, yn, gn = X_test[sample.nonmembers], y_test[sample.nonmembers], g_test[sample.nonmembers]
+        attacks: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            "loss": (-row_losses(model, Xm, ym), -row_losses(model, Xn, yn)),
+        }
+        if shadow_models is not None and (arm, seed) in shadow_models:
+            Xp, yp = np.concatenate([Xm, Xn]), np.concatenate([ym, yn])
+            target = logit_confidence(_true_label_prob(model, Xp, yp))
+            shadow_conf = []
+            for shadow, inside in shadow_models[(arm, seed)]:
+                conf = logit_confidence(_true_label_prob(shadow, Xp, yp))
+                shadow_conf.append(np.where(inside, np.nan, conf))
+            with warnings.catch_warnings():
+                # Rows that no shadow left out get NaN; they are dropped just below.
+                warnings.filterwarnings("ignore", message=".*no OUT shadow.*")
+                scores = lira_offline_scores(target, np.stack(shadow_conf))
+            attacks["lira"] = (scores[: len(ym)], scores[len(ym):])
+        for attack, (s_mem, s_non) in attacks.items():
+            keep_m, keep_n = ~np.isnan(s_mem), ~np.isnan(s_non)
+            if roc_out is not None and seed == min(s for _, s in models):
+                roc_out.append(roc_points(s_mem[keep_m], s_non[keep_n]).assign(
+                    arm=arm, kind=kinds[arm], seed=seed, attack=attack))
+            df = attack_metrics(s_mem[keep_m], s_non[keep_n], gm[keep_m], gn[keep_n],
+                                n_bootstrap=config.mia_bootstrap, seed=seed)
+            # The advantage is a maximum over thresholds: its bootstrap percentile
+            # interval is biased upwards and excludes 0 even without any leakage, so no
+            # interval is reported for it.
+            adv = df["metric"] == "advantage"
+            df.loc[adv, ["ci_low", "ci_high"]] = np.nan
+            frames.append(df.assign(arm=arm, kind=kinds[arm], seed=seed, attack=attack))
+    if not frames:
+        return pd.DataFrame()
+    per_seed = pd.concat(frames, ignore_index=True)
+    return pd.concat([per_seed, _aggregate_mia(per_seed)], ignore_index=True)
+
+
+#: False-positive rates at which ROC curves are stored (log-spaced, for log-axis plots).
+ROC_FPRS = np.unique(np.concatenate([np.logspace(-4, 0, 41), [0.001, 0.01, 0.1]]))
+
+
+def roc_points(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> pd.DataFrame:
+    """Empirical ROC on a log-spaced FPR grid: for each f, the TPR of the threshold that
+    flags at most ``floor(f n0)`` non-members (strictly above the next non-member score)."""
+    neg = np.sort(np.asarray(nonmember_scores, dtype=float))[::-1]
+    pos = np.sort(np.asarray(member_scores, dtype=float))
+    n0 = neg.shape[0]
+    rows = []
+    for f in ROC_FPRS:
+        k = int(math.floor(f * n0 + 1e-9))
+        if k >= n0:
+            tpr = 1.0
+        else:
+            threshold = neg[k]
+            tpr = float(pos.shape[0] - np.searchsorted(pos, threshold, side="right")) / pos.shape[0]
+        rows.append({"fpr": float(f), "tpr": tpr, "resolvable": bool(f * n0 >= 1)})
+    return pd.DataFrame(rows)
+
+
+def _aggregate_mia(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds; the CI is the envelope of the per-seed CIs."""
+    rows = []
+    for key, grp in per_seed.groupby(["arm", "kind", "attack", "group", "metric"], sort=False):
+        values = grp["value"].to_numpy(dtype=float)
+        avail = grp["available"].to_numpy(dtype=bool)
+        ok = values[avail]
+        rows.append({
+            "arm": key[0], "kind": key[1], "attack": key[2], "group": key[3], "metric": key[4],
+            "seed": pd.NA,
+            "value": float(ok.mean()) if ok.size else math.nan,
+            "std": float(ok.std(ddof=1)) if ok.size > 1 else math.nan,
+            "ci_low": float(grp["ci_low"].min()) if ok.size else math.nan,  # pandas skips NaN
+            "ci_high": float(grp["ci_high"].max()) if ok.size else math.nan,
+            "n_members": int(grp["n_members"].iloc[0]),
+            "n_nonmembers": int(grp["n_nonmembers"].iloc[0]),
+            "available": bool(avail.all()),
+            "reason": "" if avail.all() else str(grp.loc[~grp["available"], "reason"].iloc[0]),
+        })
+    return pd.DataFrame(rows)
+
+
+def shadow_jobs(
+    arms: Sequence[Arm], seeds: Sequence[int], n_pool: int, shadows: int,
+    rates_for: Callable[[Arm, np.ndarray], np.ndarray], pool_groups: np.ndarray,
+    epsilon_for: Callable[[Arm], float | None], delta_for: Callable[[Arm], float | None],
+) -> tuple[list[FitJob], list[np.ndarray]]:
+    """LiRA shadows: each trained on a random half of the pool with the arm's mechanism."""
+    jobs, halves = [], []
+    for arm in arms:
+        for seed in seeds:
+            rng = np.random.default_rng([seed, 0x5AD0, shadows])
+            for s in range(shadows):
+                inside = rng.random(n_pool) < 0.5
+                halves.append(inside)
+                jobs.append(FitJob(arm=arm, rates=rates_for(arm, pool_groups[inside]),
+                                   seed=10_000 + 100 * seed + s, epsilon=epsilon_for(arm),
+                                   delta=delta_for(arm)))
+    return jobs, halves
+

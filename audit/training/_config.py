@@ -1,0 +1,91 @@
+"""Training hyperparameters shared by every arm, devices, and the seeds of random streams."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._exceptions import ConfigError
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """Hyperparameters shared by every arm of an audit.
+
+    Attributes
+    ----------
+    hidden
+        Hidden layer widths of the MLP; ``()`` is a linear/logistic model.
+    epochs
+        Passes over the training rows (for DP-SGD: ``epochs / q`` Poisson steps).
+    batch_size
+        Mini-batch size (for DP-SGD the *expected* batch size).
+    lr
+        Learning rate.
+    optimizer
+        ``"adam"`` or ``"sgd"`` (momentum 0.9).
+    """
+
+    hidden: tuple[int, ...] = (64,)
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.005
+    optimizer: str = "adam"
+
+    def __post_init__(self) -> None:
+        if any(not _is_int(h) for h in self.hidden):
+            raise ConfigError(f"hidden layer widths must be positive integers, not {self.hidden}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden layer widths must be positive, not {self.hidden}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, not {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, not {self.optimizer!r}")
+
+
+_STREAMS = {"sampling": 1, "noise": 2, "dropout": 3}
+
+
+def stream_seed(seed: int, key: str, purpose: str) -> int:
+    """Seed of an independent random stream for (training seed, arm, purpose).
+
+    Streams for Poisson sampling, DP noise and dropout masks are derived with
+    ``numpy.random.SeedSequence`` from the training seed, the arm's name and the
+    purpose, so two arms trained with the same seed (e.g. two epsilons) never share
+    draws or noise, and no stream coincides with another seed's initialisation.
+    Initialisation itself uses ``torch.manual_seed(seed)`` so that every arm of a
+    seed starts from the same weights.
+    """
+    entropy = [int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8")), _STREAMS[purpose], 0x5EED]
+    return int(np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32).astype(np.uint64)
+               @ np.array([1, 2**32], dtype=np.uint64)) & 0x7FFFFFFFFFFFFFFF
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use 'cpu' or 'auto'")
+        return torch.device("cuda")
+    raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {device!r}")
+
