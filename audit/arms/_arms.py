@@ -18,6 +18,13 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from .._exceptions import ConfigError
+from ..defaults import (
+    DEFAULT_ACCOUNTANT,
+    DEFAULT_DROPOUT,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_OBJECTIVE,
+    MAX_DROPOUT,
+)
 from ..privacy._accounting import GUARANTEE_ACCOUNTANTS
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "GroupDropoutArm",
     "UniformDropoutArm",
     "arm_from_dict",
+    "make_arm",
     "available_arms",
     "register_arm",
 ]
@@ -35,10 +43,6 @@ __all__ = [
 _REGISTRY: dict[str, type[Arm]] = {}
 A = TypeVar("A", bound="type[Arm]")
 
-#: Dropout rates must leave something to keep.
-MAX_DROPOUT = 0.95
-#: Default uniform rate, and group-dropout budget when no uniform arm sets one.
-DEFAULT_DROPOUT = 0.5
 
 
 def register_arm(cls: A) -> A:
@@ -53,6 +57,20 @@ def register_arm(cls: A) -> A:
 def available_arms() -> tuple[str, ...]:
     """Registered arm kinds, in registration order."""
     return tuple(_REGISTRY)
+
+
+def make_arm(kind: str, **params: Any) -> Arm:
+    """Build a registered arm by its kind: ``make_arm("uniform_dropout", p=0.3)``.
+
+    Every front end builds arms through this one call, so an arm added with
+    :func:`register_arm` is available everywhere.
+
+    Examples
+    --------
+    >>> make_arm("dp_sgd", epsilon=2.0).epsilon
+    2.0
+    """
+    return arm_from_dict({"kind": kind, **params})
 
 
 def arm_from_dict(data: Mapping[str, Any]) -> Arm:
@@ -209,7 +227,7 @@ class GroupDropoutArm(Arm):
     kind: ClassVar[str] = "group_dropout"
     rates: Mapping[str, float] | str = "auto"
     budget: float | None = None
-    objective: str = "equalize"
+    objective: str = DEFAULT_OBJECTIVE
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -273,8 +291,8 @@ class DPSGDArm(Arm):
     private: ClassVar[bool] = True
     epsilon: float | None = None
     delta: float | None = None
-    max_grad_norm: float = 1.0
-    accountant: str = "prv"
+    max_grad_norm: float = DEFAULT_MAX_GRAD_NORM
+    accountant: str = DEFAULT_ACCOUNTANT
     dropout: float | Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:

@@ -19,6 +19,13 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import ConfigError, DataError
+from ..defaults import (
+    DEFAULT_MIN_GROUP_ROWS,
+    DEFAULT_MISSING_TARGET,
+    DEFAULT_SPLIT_SEED,
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VAL_FRACTION,
+)
 from ._readers import DEFAULT_NA_VALUES, clean_frame, read_table
 
 __all__ = [
@@ -155,7 +162,7 @@ def load_dataset(
     include_sensitive: bool = False,
     na_values: Sequence[str] = DEFAULT_NA_VALUES,
     encoding: str | None = None,
-    missing_target: MissingPolicy = "drop",
+    missing_target: MissingPolicy = DEFAULT_MISSING_TARGET,
     path: str | Path | None = None,
     n_rows: int | None = None,
     seed: int = 0,
@@ -354,10 +361,10 @@ def load_dataset(
 def split_dataset(
     dataset: Dataset,
     *,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    min_group_rows: int = 20,
+    seed: int = DEFAULT_SPLIT_SEED,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    min_group_rows: int = DEFAULT_MIN_GROUP_ROWS,
     small_groups: SmallGroupPolicy = "error",
 ) -> Splits:
     """Split rows into train/validation/test, stratified by group x label.

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import DataError, DataFileError
+from ..defaults import DEFAULT_NA_VALUES
 
 __all__ = ["DEFAULT_NA_VALUES", "clean_frame", "read_table"]
 
 #: Cell values read as missing unless the caller passes others.
-DEFAULT_NA_VALUES: tuple[str, ...] = ("?", "", "NA")
 
 _CANDIDATE_DELIMITERS = ",;\t|"
 _SNIFF_LINES = 50

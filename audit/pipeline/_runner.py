@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,194 +14,37 @@ import pandas as pd
 
 from .._exceptions import ConfigError
 from ..arms._arms import (
-    DEFAULT_DROPOUT,
     Arm,
-    BaselineArm,
     DPSGDArm,
     GroupDropoutArm,
     UniformDropoutArm,
-    arm_from_dict,
 )
 from ..data._datasets import Dataset, load_dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
+from ..defaults import DEFAULT_DROPOUT, MAX_SOLVER_RATE
 from ..fairness._metrics import evaluate_predictions
 from ..privacy._accounting import NO_GUARANTEE, NOT_COVERED, PrivacyLedger, default_delta
 from ..privacy._canaries import run_canary_audit
-from ..privacy._config import PrivacyAuditConfig
 from ..privacy._dp_cost import dp_group_cost
 from ..privacy._mechanism import dropout_noise_curve
 from ..privacy._membership import membership_sample, run_membership_inference, shadow_jobs
 from ..result._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
 from ..solver._solver import solve_on_arrays
 from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
-from ..training._config import TrainingConfig, resolve_device
+from ..training._config import resolve_device
 from ..training._trainer import FitJob, get_trainer
+from ._config import AuditConfig, ProgressCallback, ProgressEvent
 
-__all__ = ["AuditConfig", "ProgressEvent", "run_audit"]
-
-SMALL_GROUP_POLICIES = ("error", "merge")
-#: Largest rate the solver may give a group inside an audit.
-MAX_SOLVER_RATE = 0.9
+__all__ = ["run_audit"]
 
 
-def _default_arms() -> tuple[Arm, ...]:
-    return (BaselineArm(), UniformDropoutArm(), GroupDropoutArm(), DPSGDArm())
 
 
-@dataclass(frozen=True, kw_only=True)
-class AuditConfig:
-    """What to train and how to measure it. Validated at construction.
-
-    Attributes
-    ----------
-    arms
-        The arms to compare (default: baseline, uniform dropout p=0.5, group dropout
-        with solved rates at the same budget, DP-SGD).
-    seeds
-        Training seeds: a count (``3`` -> seeds 0, 1, 2) or explicit seeds.
-    epsilon
-        Target epsilon of DP arms that do not set their own.
-    delta
-        Target delta of DP arms; ``None`` -> ``min(1e-5, 1 / (10 n_train))``.
-    training
-        Shared training hyperparameters (architecture, epochs, batch, optimiser).
-    trainer
-        ``"auto"`` (default: ``"batched"``, which trains every model of the audit
-        together, whenever all arms use the built-in MLP -- all four arm kinds do),
-        ``"batched"`` or ``"reference"`` (one model at a time through Opacus).
-    device
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    split_seed, val_fraction, test_fraction
-        The train/validation/test split (stratified by group x label); the same
-        for every arm and seed.
-    min_group_rows, small_groups
-        Every group needs ``min_group_rows`` rows in every split; smaller groups
-        raise an error or are merged into ``"other"``.
-    n_bootstrap, ci_level, bootstrap_seed
-        Bootstrap over test rows for the confidence intervals.
-    threshold
-        Decision threshold on the predicted probability.
-    privacy_audit
-        Membership inference, the one-run canary audit and the dropout-noise curve.
-    """
-
-    arms: tuple[Arm, ...] = field(default_factory=_default_arms)
-    seeds: int | tuple[int, ...] = 3
-    epsilon: float = 3.0
-    delta: float | None = None
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    trainer: str = "auto"
-    device: str = "auto"
-    split_seed: int = 0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    min_group_rows: int = 20
-    small_groups: str = "error"
-    n_bootstrap: int = 1000
-    ci_level: float = 0.95
-    bootstrap_seed: int = 0
-    threshold: float = 0.5
-    privacy_audit: PrivacyAuditConfig = field(default_factory=PrivacyAuditConfig)
-
-    def __post_init__(self) -> None:
-        arms = tuple(self.arms)
-        if not arms:
-            raise ConfigError("an audit needs at least one arm")
-        for arm in arms:
-            if not isinstance(arm, Arm):
-                raise ConfigError(f"arms must be Arm instances (e.g. BaselineArm()), not {arm!r}")
-        labels = [a.label for a in arms]
-        duplicates = sorted({x for x in labels if labels.count(x) > 1})
-        if duplicates:
-            raise ConfigError(f"arm names must be unique; repeated: {duplicates}. Give each a name=.")
-        object.__setattr__(self, "arms", arms)
-        if isinstance(self.seeds, (int, np.integer)):
-            if self.seeds < 1:
-                raise ConfigError(f"seeds must be at least 1, not {self.seeds}")
-            object.__setattr__(self, "seeds", tuple(range(int(self.seeds))))
-        else:
-            seeds = tuple(int(s) for s in self.seeds)
-            if not seeds or len(set(seeds)) != len(seeds):
-                raise ConfigError(f"seeds must be distinct and non-empty, not {self.seeds}")
-            object.__setattr__(self, "seeds", seeds)
-        if not self.epsilon > 0:
-            raise ConfigError(f"epsilon must be positive, not {self.epsilon}")
-        if self.delta is not None and not 0 < self.delta < 1:
-            raise ConfigError(f"delta must be in (0, 1), not {self.delta}")
-        if self.small_groups not in SMALL_GROUP_POLICIES:
-            raise ConfigError(
-                f"small_groups must be one of {list(SMALL_GROUP_POLICIES)}, not {self.small_groups!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {self.device!r}")
-        if self.trainer != "auto":
-            get_trainer(self.trainer)  # raises on unknown names
-        if self.n_bootstrap < 0:
-            raise ConfigError(f"n_bootstrap must be >= 0, not {self.n_bootstrap}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must be in (0, 1), not {self.ci_level}")
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"threshold must be in [0, 1], not {self.threshold}")
-
-    @property
-    def seed_list(self) -> tuple[int, ...]:
-        return self.seeds if isinstance(self.seeds, tuple) else tuple(range(self.seeds))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; :meth:`from_dict` inverts it."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "arms":
-                out["arms"] = [a.to_dict() for a in value]
-            elif f.name == "training":
-                out["training"] = {k: list(v) if isinstance(v, tuple) else v
-                                   for k, v in asdict(value).items()}
-            elif f.name == "seeds":
-                out["seeds"] = list(value)
-            elif f.name == "privacy_audit":
-                out["privacy_audit"] = value.to_dict()
-            else:
-                out[f.name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AuditConfig:
-        data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown audit option(s) {unknown}; valid: {sorted(known)}")
-        if "arms" in data:
-            data["arms"] = tuple(arm_from_dict(a) for a in data["arms"])
-        if "training" in data and isinstance(data["training"], Mapping):
-            data["training"] = TrainingConfig(**data["training"])
-        if "privacy_audit" in data and isinstance(data["privacy_audit"], Mapping):
-            data["privacy_audit"] = PrivacyAuditConfig(**data["privacy_audit"])
-        if "seeds" in data and isinstance(data["seeds"], list):
-            data["seeds"] = tuple(data["seeds"])
-        return cls(**data)
-
-    def config_hash(self) -> str:
-        """Short stable hash of the configuration (for caching and report covers)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Reported to a progress callback before and after each (arm, seed) model."""
-
-    # "solve" (group-dropout rates), "train", "trained", "metrics", "privacy" (membership
-    # inference), "canaries" (one-run audit), "done"
-    stage: str
-    arm: str | None
-    seed: int | None
-    done: int
-    total: int
-    elapsed_s: float
 
 
-ProgressCallback = Callable[[ProgressEvent], None]
+
 
 
 def run_audit(

@@ -19,6 +19,7 @@ from typing import Any
 from opacus.accountants.utils import get_noise_multiplier
 
 from .._exceptions import ConfigError, TrainingError
+from ..defaults import ACCOUNTANT_CHOICES, GUARANTEE_ACCOUNTANT_CHOICES
 
 __all__ = [
     "ACCOUNTANTS",
@@ -34,9 +35,9 @@ __all__ = [
 
 #: Accountants :func:`compute_epsilon` knows. ``gdp`` (Gaussian DP, a central-limit
 #: approximation) can *under*-report epsilon, so it is offered for comparison only.
-ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp", "gdp")
+ACCOUNTANTS: tuple[str, ...] = ACCOUNTANT_CHOICES
 #: Accountants whose epsilon is a valid upper bound, the only ones a DP arm may report.
-GUARANTEE_ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp")
+GUARANTEE_ACCOUNTANTS: tuple[str, ...] = GUARANTEE_ACCOUNTANT_CHOICES
 
 NO_GUARANTEE = "no guarantee"
 GUARANTEE_ASSUMPTIONS = (

@@ -6,11 +6,25 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._exceptions import ConfigError
+from ..defaults import (
+    CANARY_KIND_CHOICES,
+    DEFAULT_CANARIES,
+    DEFAULT_CANARY_KIND,
+    DEFAULT_CANARY_ROWS,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_GUESS_FRACTION,
+    DEFAULT_MECHANISM_MASKS,
+    DEFAULT_MECHANISM_ROWS,
+    DEFAULT_MIA,
+    DEFAULT_MIA_BOOTSTRAP,
+    DEFAULT_SHADOWS,
+    MIA_CHOICES,
+)
 
-MIA_ATTACKS = ("loss", "lira", "none")
+MIA_ATTACKS = MIA_CHOICES
 
 
-CANARY_KINDS = ("flipped", "natural")
+CANARY_KINDS = CANARY_KIND_CHOICES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,16 +59,16 @@ class PrivacyAuditConfig:
         Training rows and dropout masks used for the dropout-noise curve.
     """
 
-    mia: str = "loss"
-    shadows: int = 16
-    mia_bootstrap: int = 200
-    canaries: int = 1000
-    canary_kind: str = "flipped"
-    canary_rows: str = "isolated"
-    guess_fraction: float = 0.2
-    confidence: float = 0.95
-    mechanism_rows: int = 200
-    mechanism_masks: int = 64
+    mia: str = DEFAULT_MIA
+    shadows: int = DEFAULT_SHADOWS
+    mia_bootstrap: int = DEFAULT_MIA_BOOTSTRAP
+    canaries: int = DEFAULT_CANARIES
+    canary_kind: str = DEFAULT_CANARY_KIND
+    canary_rows: str = DEFAULT_CANARY_ROWS
+    guess_fraction: float = DEFAULT_GUESS_FRACTION
+    confidence: float = DEFAULT_CONFIDENCE
+    mechanism_rows: int = DEFAULT_MECHANISM_ROWS
+    mechanism_masks: int = DEFAULT_MECHANISM_MASKS
 
     def __post_init__(self) -> None:
         if self.mia not in MIA_ATTACKS:

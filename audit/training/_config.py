@@ -10,8 +10,16 @@ import numpy as np
 import torch
 
 from .._exceptions import ConfigError
+from ..defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_HIDDEN,
+    DEFAULT_LR,
+    DEFAULT_OPTIMIZER,
+    OPTIMIZER_CHOICES,
+)
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = OPTIMIZER_CHOICES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,11 +40,11 @@ class TrainingConfig:
         ``"adam"`` or ``"sgd"`` (momentum 0.9).
     """
 
-    hidden: tuple[int, ...] = (64,)
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 0.005
-    optimizer: str = "adam"
+    hidden: tuple[int, ...] = DEFAULT_HIDDEN
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    optimizer: str = DEFAULT_OPTIMIZER
 
     def __post_init__(self) -> None:
         if any(not _is_int(h) for h in self.hidden):

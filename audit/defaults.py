@@ -1,0 +1,119 @@
+"""Every default and every set of valid choices of fairpriv, in one place.
+
+The configuration dataclasses (:class:`audit.AuditConfig`, :class:`audit.TrainingConfig`,
+:class:`audit.PrivacyAuditConfig`, the arms), the CLI's options and the app's widgets
+all read these names, so a default changes here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ACCOUNTANT_CHOICES",
+    "CANARY_KIND_CHOICES",
+    "CANARY_ROWS_CHOICES",
+    "DEFAULT_ACCOUNTANT",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CANARIES",
+    "DEFAULT_CANARY_KIND",
+    "DEFAULT_CANARY_ROWS",
+    "DEFAULT_CI_LEVEL",
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_DEVICE",
+    "DEFAULT_DROPOUT",
+    "DEFAULT_EPOCHS",
+    "DEFAULT_EPSILON",
+    "DEFAULT_GUESS_FRACTION",
+    "DEFAULT_HIDDEN",
+    "DEFAULT_LR",
+    "DEFAULT_MAX_GRAD_NORM",
+    "DEFAULT_MECHANISM_MASKS",
+    "DEFAULT_MECHANISM_ROWS",
+    "DEFAULT_MIA",
+    "DEFAULT_MIA_BOOTSTRAP",
+    "DEFAULT_MIN_GROUP_ROWS",
+    "DEFAULT_MISSING_TARGET",
+    "DEFAULT_NA_VALUES",
+    "DEFAULT_N_BOOTSTRAP",
+    "DEFAULT_OBJECTIVE",
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_SEEDS",
+    "DEFAULT_SHADOWS",
+    "DEFAULT_SMALL_GROUPS",
+    "DEFAULT_SPLIT_SEED",
+    "DEFAULT_TEST_FRACTION",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_TRAINER",
+    "DEFAULT_VAL_FRACTION",
+    "DEVICE_CHOICES",
+    "GUARANTEE_ACCOUNTANT_CHOICES",
+    "MAX_DROPOUT",
+    "MAX_SOLVER_RATE",
+    "MIA_CHOICES",
+    "MISSING_TARGET_CHOICES",
+    "OBJECTIVE_CHOICES",
+    "OPTIMIZER_CHOICES",
+    "SMALL_GROUPS_CHOICES",
+]
+
+# --- arms
+#: Uniform dropout rate, and the group-dropout budget when no uniform arm sets one.
+DEFAULT_DROPOUT = 0.5
+#: Dropout rates must leave something to keep.
+MAX_DROPOUT = 0.95
+#: Largest rate the group-dropout solver may give a group inside an audit.
+MAX_SOLVER_RATE = 0.9
+DEFAULT_OBJECTIVE = "equalize"
+OBJECTIVE_CHOICES: tuple[str, ...] = ("equalize", "minimax")
+DEFAULT_EPSILON = 3.0
+DEFAULT_MAX_GRAD_NORM = 1.0
+DEFAULT_ACCOUNTANT = "prv"
+#: Accountants :func:`audit.compute_epsilon` knows. ``gdp`` (a central-limit
+#: approximation) can under-report epsilon, so it is never used for a guarantee.
+ACCOUNTANT_CHOICES: tuple[str, ...] = ("prv", "rdp", "gdp")
+GUARANTEE_ACCOUNTANT_CHOICES: tuple[str, ...] = ("prv", "rdp")
+
+# --- data
+DEFAULT_NA_VALUES: tuple[str, ...] = ("?", "", "NA")
+DEFAULT_MISSING_TARGET: Final = "drop"
+MISSING_TARGET_CHOICES: tuple[str, ...] = ("drop", "error")
+DEFAULT_SPLIT_SEED = 0
+DEFAULT_VAL_FRACTION = 0.2
+DEFAULT_TEST_FRACTION = 0.2
+DEFAULT_MIN_GROUP_ROWS = 20
+DEFAULT_SMALL_GROUPS = "error"
+SMALL_GROUPS_CHOICES: tuple[str, ...] = ("error", "merge")
+
+# --- training
+DEFAULT_SEEDS = 3
+DEFAULT_HIDDEN: tuple[int, ...] = (64,)
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_LR = 0.005
+DEFAULT_OPTIMIZER = "adam"
+OPTIMIZER_CHOICES: tuple[str, ...] = ("adam", "sgd")
+#: ``"auto"`` picks the batched trainer for the built-in MLP.
+DEFAULT_TRAINER = "auto"
+DEFAULT_DEVICE = "auto"
+DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+# --- fairness measurement
+DEFAULT_N_BOOTSTRAP = 1000
+DEFAULT_CI_LEVEL = 0.95
+DEFAULT_THRESHOLD = 0.5
+
+# --- privacy audit
+DEFAULT_MIA = "loss"
+MIA_CHOICES: tuple[str, ...] = ("loss", "lira", "none")
+DEFAULT_SHADOWS = 16
+DEFAULT_MIA_BOOTSTRAP = 200
+DEFAULT_CANARIES = 1000
+DEFAULT_CANARY_KIND = "flipped"
+CANARY_KIND_CHOICES: tuple[str, ...] = ("flipped", "natural")
+DEFAULT_CANARY_ROWS = "isolated"
+CANARY_ROWS_CHOICES: tuple[str, ...] = ("isolated", "random")
+DEFAULT_GUESS_FRACTION = 0.2
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MECHANISM_ROWS = 200
+DEFAULT_MECHANISM_MASKS = 64

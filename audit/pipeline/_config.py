@@ -1,0 +1,203 @@
+"""What an audit trains and measures (:class:`AuditConfig`), and the progress events it reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import ConfigError
+from ..arms._arms import (
+    ARM_KINDS,
+    Arm,
+    arm_from_dict,
+    make_arm,
+)
+from ..defaults import (
+    DEFAULT_CI_LEVEL,
+    DEFAULT_DEVICE,
+    DEFAULT_EPSILON,
+    DEFAULT_MIN_GROUP_ROWS,
+    DEFAULT_N_BOOTSTRAP,
+    DEFAULT_SEEDS,
+    DEFAULT_SMALL_GROUPS,
+    DEFAULT_SPLIT_SEED,
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TRAINER,
+    DEFAULT_VAL_FRACTION,
+    SMALL_GROUPS_CHOICES,
+)
+from ..privacy._config import PrivacyAuditConfig
+from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
+from ..training._config import TrainingConfig
+from ..training._trainer import get_trainer
+
+__all__ = ["AuditConfig", "ProgressCallback", "ProgressEvent"]
+
+SMALL_GROUP_POLICIES = SMALL_GROUPS_CHOICES
+
+
+def _default_arms() -> tuple[Arm, ...]:
+    return tuple(make_arm(kind) for kind in ARM_KINDS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditConfig:
+    """What to train and how to measure it. Validated at construction.
+
+    Attributes
+    ----------
+    arms
+        The arms to compare (default: baseline, uniform dropout p=0.5, group dropout
+        with solved rates at the same budget, DP-SGD).
+    seeds
+        Training seeds: a count (``3`` -> seeds 0, 1, 2) or explicit seeds.
+    epsilon
+        Target epsilon of DP arms that do not set their own.
+    delta
+        Target delta of DP arms; ``None`` -> ``min(1e-5, 1 / (10 n_train))``.
+    training
+        Shared training hyperparameters (architecture, epochs, batch, optimiser).
+    trainer
+        ``"auto"`` (default: ``"batched"``, which trains every model of the audit
+        together, whenever all arms use the built-in MLP -- all four arm kinds do),
+        ``"batched"`` or ``"reference"`` (one model at a time through Opacus).
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    split_seed, val_fraction, test_fraction
+        The train/validation/test split (stratified by group x label); the same
+        for every arm and seed.
+    min_group_rows, small_groups
+        Every group needs ``min_group_rows`` rows in every split; smaller groups
+        raise an error or are merged into ``"other"``.
+    n_bootstrap, ci_level, bootstrap_seed
+        Bootstrap over test rows for the confidence intervals.
+    threshold
+        Decision threshold on the predicted probability.
+    privacy_audit
+        Membership inference, the one-run canary audit and the dropout-noise curve.
+    """
+
+    arms: tuple[Arm, ...] = field(default_factory=_default_arms)
+    seeds: int | tuple[int, ...] = DEFAULT_SEEDS
+    epsilon: float = DEFAULT_EPSILON
+    delta: float | None = None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    trainer: str = DEFAULT_TRAINER
+    device: str = DEFAULT_DEVICE
+    split_seed: int = DEFAULT_SPLIT_SEED
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    min_group_rows: int = DEFAULT_MIN_GROUP_ROWS
+    small_groups: str = DEFAULT_SMALL_GROUPS
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP
+    ci_level: float = DEFAULT_CI_LEVEL
+    bootstrap_seed: int = 0
+    threshold: float = DEFAULT_THRESHOLD
+    privacy_audit: PrivacyAuditConfig = field(default_factory=PrivacyAuditConfig)
+
+    def __post_init__(self) -> None:
+        arms = tuple(self.arms)
+        if not arms:
+            raise ConfigError("an audit needs at least one arm")
+        for arm in arms:
+            if not isinstance(arm, Arm):
+                raise ConfigError(f"arms must be Arm instances (e.g. BaselineArm()), not {arm!r}")
+        labels = [a.label for a in arms]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ConfigError(f"arm names must be unique; repeated: {duplicates}. Give each a name=.")
+        object.__setattr__(self, "arms", arms)
+        if isinstance(self.seeds, (int, np.integer)):
+            if self.seeds < 1:
+                raise ConfigError(f"seeds must be at least 1, not {self.seeds}")
+            object.__setattr__(self, "seeds", tuple(range(int(self.seeds))))
+        else:
+            seeds = tuple(int(s) for s in self.seeds)
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ConfigError(f"seeds must be distinct and non-empty, not {self.seeds}")
+            object.__setattr__(self, "seeds", seeds)
+        if not self.epsilon > 0:
+            raise ConfigError(f"epsilon must be positive, not {self.epsilon}")
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise ConfigError(f"delta must be in (0, 1), not {self.delta}")
+        if self.small_groups not in SMALL_GROUP_POLICIES:
+            raise ConfigError(
+                f"small_groups must be one of {list(SMALL_GROUP_POLICIES)}, not {self.small_groups!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {self.device!r}")
+        if self.trainer != "auto":
+            get_trainer(self.trainer)  # raises on unknown names
+        if self.n_bootstrap < 0:
+            raise ConfigError(f"n_bootstrap must be >= 0, not {self.n_bootstrap}")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"ci_level must be in (0, 1), not {self.ci_level}")
+        if not 0 <= self.threshold <= 1:
+            raise ConfigError(f"threshold must be in [0, 1], not {self.threshold}")
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds if isinstance(self.seeds, tuple) else tuple(range(self.seeds))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; :meth:`from_dict` inverts it."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "arms":
+                out["arms"] = [a.to_dict() for a in value]
+            elif f.name == "training":
+                out["training"] = {k: list(v) if isinstance(v, tuple) else v
+                                   for k, v in asdict(value).items()}
+            elif f.name == "seeds":
+                out["seeds"] = list(value)
+            elif f.name == "privacy_audit":
+                out["privacy_audit"] = value.to_dict()
+            else:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditConfig:
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown audit option(s) {unknown}; valid: {sorted(known)}")
+        if "arms" in data:
+            data["arms"] = tuple(arm_from_dict(a) for a in data["arms"])
+        if "training" in data and isinstance(data["training"], Mapping):
+            data["training"] = TrainingConfig(**data["training"])
+        if "privacy_audit" in data and isinstance(data["privacy_audit"], Mapping):
+            data["privacy_audit"] = PrivacyAuditConfig(**data["privacy_audit"])
+        if "seeds" in data and isinstance(data["seeds"], list):
+            data["seeds"] = tuple(data["seeds"])
+        return cls(**data)
+
+    def config_hash(self) -> str:
+        """Short stable hash of the configuration (for caching and report covers)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Reported to a progress callback before and after each (arm, seed) model."""
+
+    # "solve" (group-dropout rates), "train", "trained", "metrics", "privacy" (membership
+    # inference), "canaries" (one-run audit), "done"
+    stage: str
+    arm: str | None
+    seed: int | None
+    done: int
+    total: int
+    elapsed_s: float
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
