@@ -33,7 +33,7 @@ from .data._preprocess import TabularPreprocessor
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._external import audit_onnx_model, audit_predictions
-from .pipeline._runner import run_audit
+from .pipeline._run import run_audit
 from .privacy._accounting import (
     ACCOUNTANTS,
     GUARANTEE_ASSUMPTIONS,
@@ -53,9 +53,18 @@ from .result._result import SCHEMA_VERSION, AuditResult
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
 from .training._config import TrainingConfig
+from .training._executor import Executor, LocalExecutor, available_executors, get_executor, register_executor
 from .training._models import MLP, GroupDropout
 from .training._reference import ReferenceTrainer
-from .training._trainer import FitJob, FittedModel, Trainer, available_trainers, get_trainer, register_trainer
+from .training._trainer import (
+    FitJob,
+    FittedModel,
+    Trainer,
+    TrainingRows,
+    available_trainers,
+    get_trainer,
+    register_trainer,
+)
 
 # Grouped by stage of the audit (DESIGN section 4), in the order data flows.
 __all__ = [
@@ -100,10 +109,16 @@ __all__ = [
     "ReferenceTrainer",
     "Trainer",
     "TrainingConfig",
+    "TrainingRows",
     "available_trainers",
     "get_trainer",
     "register_trainer",
     "train_mlp_batch",
+    "Executor",
+    "LocalExecutor",
+    "available_executors",
+    "get_executor",
+    "register_executor",
     # measure: fairness
     "METRICS",
     "evaluate_predictions",

@@ -7,14 +7,15 @@ says how to fix it. The tree::
     ├── DataError (ValueError)         the data cannot be audited as given
     │   └── DataFileError              a file cannot be read (empty, encoding, format)
     ├── ConfigError (ValueError)       an option or hyperparameter is invalid
-    └── TrainingError (RuntimeError)   training failed (e.g. the privacy budget is unreachable)
+    ├── TrainingError (RuntimeError)   training failed (e.g. the privacy budget is unreachable)
+    └── InternalError (RuntimeError)   a broken invariant: a bug in fairpriv, please report it
 
 Catch ``FairprivError`` in front ends to show the message without a traceback.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "DataFileError", "FairprivError", "TrainingError"]
+__all__ = ["ConfigError", "DataError", "DataFileError", "FairprivError", "InternalError", "TrainingError"]
 
 
 class FairprivError(Exception):
@@ -35,3 +36,7 @@ class ConfigError(FairprivError, ValueError):
 
 class TrainingError(FairprivError, RuntimeError):
     """Training failed for a reason the user can act on."""
+
+
+class InternalError(FairprivError, RuntimeError):
+    """A broken invariant inside fairpriv: a bug, never the user's input."""

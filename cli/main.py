@@ -13,12 +13,12 @@ from typing import Any
 
 import click
 
+from audit import run_audit
 from audit._exceptions import ConfigError, FairprivError
 from audit.arms._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
 from audit.data._datasets import BUILTIN_DATASETS, load_dataset
 from audit.data._readers import DEFAULT_NA_VALUES
 from audit.pipeline._config import AuditConfig
-from audit.pipeline._runner import run_audit
 from audit.privacy._accounting import (
     ACCOUNTANTS,
     GUARANTEE_ACCOUNTANTS,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fit_helpers import fit_one
 from torch import nn
 
 from audit import (
@@ -347,7 +348,7 @@ def test_trainer_fit_single_job_and_stats() -> None:
     X = pre.transform(ds.features.iloc[sp.train])
     trainer = BatchedTrainer()
     arm = DPSGDArm()
-    fitted = trainer.fit(arm=arm, X=X, y=ds.y[sp.train], rates=np.zeros(X.shape[0], np.float32),
+    fitted = fit_one(trainer, arm=arm, X=X, y=ds.y[sp.train], rates=np.zeros(X.shape[0], np.float32),
                          seed=0, config=TrainingConfig(epochs=2), device=torch.device("cpu"),
                          epsilon=2.0, delta=1e-5)
     assert 0 < fitted.ledger.epsilon <= 2.0

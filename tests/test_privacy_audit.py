@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from fairpriv_cli.main import main
+from fit_helpers import fit_one
 
 from audit import (
     AuditConfig,
@@ -18,14 +18,15 @@ from audit import (
     BaselineArm,
     ConfigError,
     DPSGDArm,
+    LocalExecutor,
     PrivacyAuditConfig,
+    PrivacyLedger,
     TrainingConfig,
     UniformDropoutArm,
     load_dataset,
     run_audit,
 )
-from audit.privacy._accounting import PrivacyLedger
-from audit.privacy._canaries import CanaryPlan, canary_plan, run_canary_audit, score_canaries
+from audit.privacy._canaries import CanaryPlan, canary_plan, score_canaries
 from audit.privacy._dp_cost import dp_group_cost
 from audit.privacy._mechanism import dropout_noise_curve
 from audit.training._batched import BatchedTrainer
@@ -99,32 +100,29 @@ class _LyingTrainer(BatchedTrainer):
     """Trains without any noise but claims a tiny epsilon: the audit must catch it."""
 
     def fit_many(self, jobs, **kw):  # type: ignore[no-untyped-def, override]
-        plain = [FitJob(arm=BaselineArm(name=j.arm.label), rates=j.rates, seed=j.seed) for j in jobs]
+        plain = [FitJob(arm=BaselineArm(name=j.arm.label), data=j.data, rates=j.rates, seed=j.seed, purpose=j.purpose)
+                 for j in jobs]
         models = super().fit_many(plain, **kw)
         lie = PrivacyLedger(mechanism="dp_sgd", epsilon=0.01, delta=1e-5, noise_multiplier=50.0,
                             sample_rate=0.01, steps=10, accountant="prv", max_grad_norm=1.0)
         return [FittedModel(model=m.model, ledger=lie, device=m.device, task=m.task) for m in models]
 
 
-def test_dp_violation_is_flagged_and_shown_first() -> None:
-    ds = load_dataset("adult", path=Path(__file__).resolve().parents[2] / "shared/data/adult.data") \
-        if (Path(__file__).resolve().parents[2] / "shared/data/adult.data").exists() \
-        else load_dataset("synthetic", n_rows=6000)
-    from audit import TabularPreprocessor, split_dataset
-
-    sp = split_dataset(ds)
-    pre = TabularPreprocessor().fit(ds.features.iloc[sp.train])
-    X_tr, X_te = pre.transform(ds.features.iloc[sp.train]), pre.transform(ds.features.iloc[sp.test])
-    cfg = PrivacyAuditConfig(canaries=1000)
-    emp = run_canary_audit(
-        arms=[DPSGDArm()], seeds=[0], trainer=_LyingTrainer(), training=TrainingConfig(epochs=10),
-        device=torch.device("cpu"), task="classification", X_train=X_tr, y_train=ds.y[sp.train],
-        g_train=sp.groups[sp.train], X_test=X_te, y_test=ds.y[sp.test], g_test=sp.groups[sp.test],
-        rates_for=lambda arm, g: np.zeros(len(g), np.float32), epsilon_for=lambda arm: 0.01,
-        delta=lambda arm: 1e-5, config=cfg)
-    row = emp.iloc[0]
+def test_dp_violation_is_flagged_and_shown_first(adult_path: Path) -> None:
+    # The lying trainer goes in through the executor, as any trainer would: the audit
+    # must flag it from the canary run alone, and say so before anything else. Adult's
+    # isolated rows are memorised by a non-private MLP; the synthetic data's are not.
+    ds = load_dataset("adult", path=adult_path)
+    cfg = AuditConfig(arms=(DPSGDArm(epsilon=0.01),), seeds=1, n_bootstrap=0,
+                      training=TrainingConfig(epochs=10),
+                      privacy_audit=PrivacyAuditConfig(mia="none", canaries=1000))
+    result = run_audit(ds, cfg, executor=LocalExecutor(_LyingTrainer()))
+    row = result.empirical.iloc[0]
     # A non-private model memorises some flipped canaries: the bound exceeds the claimed 0.01.
     assert row["epsilon_lower_bound"] > 0.01 and row["dp_violation"]
+    assert result.dp_violations == ["dp_sgd"]
+    assert result.summary().startswith("!!! DP VIOLATION")
+    assert json.loads(result.to_json())["dp_violation"] is True
 
 
 def test_violation_banner_in_summary_and_json(result: AuditResult) -> None:
@@ -181,7 +179,7 @@ def test_dropout_noise_zero_without_dropout() -> None:
     sp = split_dataset(ds)
     pre = TabularPreprocessor().fit(ds.features.iloc[sp.train])
     X = pre.transform(ds.features.iloc[sp.train])
-    model = trainer.fit(arm=BaselineArm(), X=X, y=ds.y[sp.train], rates=np.zeros(len(X), np.float32),
+    model = fit_one(trainer, arm=BaselineArm(), X=X, y=ds.y[sp.train], rates=np.zeros(len(X), np.float32),
                         seed=0, config=TrainingConfig(epochs=1, hidden=(8,)),
                         device=torch.device("cpu"), epsilon=None, delta=None)
     curve = dropout_noise_curve(model, X[:10], ds.y[sp.train][:10], np.zeros(10), masks=8, seed=0)

@@ -135,12 +135,14 @@ def test_progress_callback(dataset) -> None:
     run_audit(dataset, small_config(arms=(BaselineArm(),), seeds=2, n_bootstrap=0),
               progress=events.append)
     stages = [e.stage for e in events]
-    # The batched trainer trains both seeds together: both start, then both finish.
-    assert stages == ["train", "train", "trained", "trained", "metrics", "privacy", "canaries", "done"]
+    # Every model is counted: two seeds, then a canary run per seed. The batched trainer
+    # trains the seeds together (both start, then both finish), then each canary run.
+    assert stages == ["train"] * 4 + ["trained", "trained", "canary", "canary",
+                                      "metrics", "privacy", "canaries", "done"]
     assert [(e.arm, e.seed) for e in events if e.stage == "trained"] == [("baseline", 0), ("baseline", 1)]
-    assert [e.done for e in events if e.stage == "trained"] == [1, 2]
-    assert events[-1].done == 2
-    assert all(e.total == 2 for e in events)
+    assert [e.done for e in events if e.stage in ("trained", "canary")] == [1, 2, 3, 4]
+    assert events[-1].done == 4
+    assert all(e.total == 4 for e in events)
 
 
 def test_wrong_group_rates_fail_before_training(dataset) -> None:

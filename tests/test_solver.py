@@ -18,6 +18,7 @@ from audit import (
     ConfigError,
     DataError,
     GroupDropoutArm,
+    LocalExecutor,
     TrainingConfig,
     UniformDropoutArm,
     load_dataset,
@@ -25,8 +26,7 @@ from audit import (
     solve_group_dropout,
 )
 from audit.solver._dropout_theory import expected_dropout_loss, fit_dropout_linear
-from audit.solver._solver import solve_on_arrays
-from audit.training._trainer import get_trainer
+from audit.solver._solver import SolverProblem, solve_on_arrays
 
 
 def regression_data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,9 +112,10 @@ def _arrays(k: int = 2, n: int = 3000, seed: int = 0, zero_var_group: str | None
 
 def solve(train, val, test, **kw):
     base = dict(budget=0.3, model="linear", objective="equalize", p_max=0.9, task="regression",
-                seeds=[0], training=TrainingConfig(), trainer=get_trainer("reference"))
+                seeds=(0,), training=TrainingConfig())
     base.update(kw)
-    return solve_on_arrays(train=train, val=val, test=test, **base)
+    executor = LocalExecutor(base.pop("trainer", "reference"))
+    return solve_on_arrays(SolverProblem(train=train, val=val, test=test, **base), executor=executor)
 
 
 @pytest.mark.parametrize("k", [2, 3])

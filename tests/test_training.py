@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from fit_helpers import fit_one
 from torch import nn
 
 from audit import (
@@ -63,7 +64,7 @@ def data() -> Data:
 def _fit(arm: Arm, data: Data, *, seed: int = 0, config: TrainingConfig = SMALL,
          trainer: ReferenceTrainer | None = None, device: torch.device = CPU) -> FittedModel:
     private = isinstance(arm, DPSGDArm)
-    return (trainer or ReferenceTrainer()).fit(
+    return fit_one(trainer or ReferenceTrainer(),
         arm=arm, X=data.X, y=data.y, rates=arm.row_dropout_rates(data.groups, data.labels),
         seed=seed, config=config, device=device,
         epsilon=EPSILON if private else None, delta=DELTA if private else None,
@@ -117,7 +118,7 @@ def test_training_learns_separable_problem() -> None:
 
     X, y = sample(400)
     X_test, y_test = sample(2000)
-    fitted = ReferenceTrainer().fit(
+    fitted = fit_one(ReferenceTrainer(),
         arm=BaselineArm(), X=X, y=y, rates=np.zeros(400, dtype=np.float32), seed=0,
         config=TrainingConfig(hidden=(), epochs=30, batch_size=32, lr=0.05), device=CPU,
         epsilon=None, delta=None,
@@ -204,7 +205,7 @@ def test_empty_poisson_batches_are_handled() -> None:
         models.append(_RecordingMLP(d, hidden))
         return models[-1]
 
-    fitted = ReferenceTrainer(factory).fit(
+    fitted = fit_one(ReferenceTrainer(factory),
         arm=DPSGDArm(accountant="rdp"), X=X, y=y, rates=np.zeros(3, dtype=np.float32), seed=0,
         config=TrainingConfig(hidden=(4,), epochs=10, batch_size=1), device=CPU,
         epsilon=5.0, delta=DELTA,
@@ -223,8 +224,8 @@ def test_rates_are_used_in_training(data: Data) -> None:
     n = data.X.shape[0]
     common: dict[str, Any] = {"arm": arm, "X": data.X, "y": data.y, "seed": 0, "config": SMALL,
                               "device": CPU, "epsilon": None, "delta": None}
-    without = ReferenceTrainer().fit(rates=np.zeros(n, dtype=np.float32), **common)
-    with_dropout = ReferenceTrainer().fit(rates=np.full(n, 0.5, dtype=np.float32), **common)
+    without = fit_one(ReferenceTrainer(), rates=np.zeros(n, dtype=np.float32), **common)
+    with_dropout = fit_one(ReferenceTrainer(), rates=np.full(n, 0.5, dtype=np.float32), **common)
     assert not np.array_equal(without.predict(data.X_test), with_dropout.predict(data.X_test))
 
 
@@ -235,7 +236,7 @@ def test_predictions_are_probabilities_and_regression_is_not_squashed(data: Data
     assert _fit(BaselineArm(), data).predict(data.X_test[:0]).shape == (0,)
 
     y = 10.0 + 5.0 * data.X[:, 0]  # a target far outside [0, 1]
-    fitted = ReferenceTrainer().fit(
+    fitted = fit_one(ReferenceTrainer(),
         arm=BaselineArm(), X=data.X, y=y, rates=np.zeros_like(y, dtype=np.float32), seed=0,
         config=TrainingConfig(hidden=(8,), epochs=20, batch_size=64, lr=0.02), device=CPU,
         epsilon=None, delta=None, task="regression",
@@ -246,11 +247,11 @@ def test_predictions_are_probabilities_and_regression_is_not_squashed(data: Data
 
 def test_no_rows_and_missing_budget_errors(data: Data) -> None:
     with pytest.raises(ConfigError, match="no training rows"):
-        ReferenceTrainer().fit(arm=BaselineArm(), X=data.X[:0], y=data.y[:0],
+        fit_one(ReferenceTrainer(), arm=BaselineArm(), X=data.X[:0], y=data.y[:0],
                                rates=np.zeros(0, dtype=np.float32), seed=0, config=SMALL,
                                device=CPU, epsilon=None, delta=None)
     with pytest.raises(ConfigError, match="dp_sgd needs a target epsilon and delta"):
-        ReferenceTrainer().fit(arm=DPSGDArm(), X=data.X, y=data.y,
+        fit_one(ReferenceTrainer(), arm=DPSGDArm(), X=data.X, y=data.y,
                                rates=np.zeros(data.X.shape[0], dtype=np.float32), seed=0,
                                config=SMALL, device=CPU, epsilon=None, delta=DELTA)
 
@@ -367,7 +368,7 @@ def test_reference_dp_takes_the_steps_it_accounts_for() -> None:
     X = rng.normal(size=(n, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.float32)
     assert int(1 / (1 / 93)) == 92  # the rounding this test is about
-    fitted = ReferenceTrainer().fit(arm=DPSGDArm(), X=X, y=y, rates=np.zeros(n, np.float32), seed=0,
+    fitted = fit_one(ReferenceTrainer(), arm=DPSGDArm(), X=X, y=y, rates=np.zeros(n, np.float32), seed=0,
                                     config=TrainingConfig(epochs=1, hidden=(4,)),
                                     device=torch.device("cpu"), epsilon=3.0, delta=1e-5)
     assert fitted.ledger.steps == 93

@@ -14,18 +14,16 @@ bound above a DP arm's accountant epsilon means the DP implementation is wrong:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .._exceptions import ConfigError
 from ..arms._arms import Arm
-from ..training._batched import BatchedTrainer
-from ..training._config import TrainingConfig
-from ..training._trainer import FitJob, FittedModel, Trainer
+from ..training._trainer import FittedModel, TrainingRows
 from ._audit_bound import epsilon_lower_bound
 from ._config import PrivacyAuditConfig
 from ._membership import row_losses
@@ -85,54 +83,60 @@ def score_canaries(model: FittedModel, X: np.ndarray, labels: np.ndarray, plan: 
     return plan.k_plus + plan.k_minus, correct
 
 
-def run_canary_audit(
-    *,
-    arms: Sequence[Arm], seeds: Sequence[int], trainer: Trainer, training: TrainingConfig,
-    device: torch.device, task: str,
+@dataclass(frozen=True, eq=False)
+class CanaryRun:
+    """One seed's canary run, fixed before any training: which canaries go in, the rows
+    the run trains on (training rows, then the included canaries) and their groups.
+
+    The DP mechanism of the run (q, steps, noise) is fixed by ``n_train + m`` through
+    ``rows.accounting_rows``, known before the coins are tossed: were it derived from the
+    realised training-set size, adding one canary could change the mechanism, and the
+    accountant's (epsilon, delta) would not cover it.
+    """
+
+    seed: int
+    plan: CanaryPlan
+    rows: TrainingRows
+    groups: np.ndarray
+
+
+def plan_canary_runs(
     X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
     X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray,
-    rates_for: Callable[[Arm, np.ndarray], np.ndarray],
-    epsilon_for: Callable[[Arm], float | None], delta: Callable[[Arm], float],
-    config: PrivacyAuditConfig,
-) -> pd.DataFrame:
-    """One canary run per (arm, seed); one row each with the lower bound and violation flag."""
-    rows = []
+    *, seeds: Sequence[int], config: PrivacyAuditConfig,
+) -> list[CanaryRun]:
+    """The canary run of every seed: canaries, coins and training rows."""
     iso = isolation(X_test, X_train) if config.canary_rows == "isolated" else None
-    plans = {seed: canary_plan(y_test, config, seed, iso) for seed in seeds}  # before any training
+    runs = []
+    for seed in seeds:
+        plan = canary_plan(y_test, config, seed, iso)
+        inc = plan.rows[plan.included]
+        rows = TrainingRows(np.concatenate([X_train, X_test[inc]]),
+                            np.concatenate([y_train, plan.labels[plan.included]]),
+                            name=f"canary run, seed {seed}",
+                            accounting_rows=len(y_train) + len(plan.rows))
+        runs.append(CanaryRun(seed, plan, rows, np.concatenate([g_train, g_test[inc]])))
+    return runs
+
+
+def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.ndarray, *,
+                     delta: float, n_seeds: int, config: PrivacyAuditConfig) -> dict[str, Any]:
+    """The lower bound and violation flag of one arm's model from one canary run."""
+    plan = run.plan
     # The bound reported for an arm is the largest over seeds: each seed is audited at
     # 1 - (1 - confidence) / S so that the maximum holds at ``confidence`` (Bonferroni).
-    per_seed_confidence = 1.0 - (1.0 - config.confidence) / len(seeds)
-    # q, steps and the noise are fixed by n_train + m, known before the coins are tossed:
-    # were they derived from the realised training-set size, adding one canary could
-    # change the mechanism, and the accountant's (epsilon, delta) would not cover it.
-    # The batched trainer can fix the mechanism by a row count (the reference trainer
-    # derives it from its data loader), so canary runs use it whatever the audit's trainer.
-    canary_trainer = trainer if isinstance(trainer, BatchedTrainer) else BatchedTrainer()
-    for seed in seeds:
-        plan = plans[seed]
-        inc = plan.rows[plan.included]
-        X = np.concatenate([X_train, X_test[inc]])
-        y = np.concatenate([y_train, plan.labels[plan.included]])
-        g = np.concatenate([g_train, g_test[inc]])
-        jobs = [FitJob(arm=arm, rates=rates_for(arm, g), seed=seed, epsilon=epsilon_for(arm),
-                       delta=delta(arm)) for arm in arms]
-        models = canary_trainer.fit_many(jobs, X=X, y=y, config=training, device=device,
-                                         task=task,  # type: ignore[arg-type]
-                                         accounting_rows=len(y_train) + len(plan.rows))
-        for arm, model in zip(arms, models, strict=True):
-            guesses, correct = score_canaries(model, X_test[plan.rows], plan.labels, plan)
-            bound = epsilon_lower_bound(canaries=len(plan.rows), guesses=guesses, correct=correct,
-                                        delta=delta(arm), confidence=per_seed_confidence)
-            run_eps = model.ledger.epsilon
-            rows.append({
-                "arm": arm.label, "kind": arm.kind, "seed": seed, "canaries": len(plan.rows),
-                "canary_kind": config.canary_kind, "included": int(plan.included.sum()),
-                "k_plus": plan.k_plus, "k_minus": plan.k_minus, "guesses": guesses,
-                "correct": correct, "delta": delta(arm), "confidence": per_seed_confidence,
-                "family_confidence": config.confidence,
-                "epsilon_lower_bound": bound,
-                "run_epsilon": math.nan if run_eps is None else float(run_eps),
-                "dp_violation": bool(arm.private and run_eps is not None and bound > run_eps),
-            })
-    return pd.DataFrame(rows)
-
+    per_seed_confidence = 1.0 - (1.0 - config.confidence) / n_seeds
+    guesses, correct = score_canaries(model, X_test[plan.rows], plan.labels, plan)
+    bound = epsilon_lower_bound(canaries=len(plan.rows), guesses=guesses, correct=correct,
+                                delta=delta, confidence=per_seed_confidence)
+    run_eps = model.ledger.epsilon
+    return {
+        "arm": arm.label, "kind": arm.kind, "seed": run.seed, "canaries": len(plan.rows),
+        "canary_kind": config.canary_kind, "included": int(plan.included.sum()),
+        "k_plus": plan.k_plus, "k_minus": plan.k_minus, "guesses": guesses,
+        "correct": correct, "delta": delta, "confidence": per_seed_confidence,
+        "family_confidence": config.confidence,
+        "epsilon_lower_bound": bound,
+        "run_epsilon": math.nan if run_eps is None else float(run_eps),
+        "dp_violation": bool(arm.private and run_eps is not None and bound > run_eps),
+    }

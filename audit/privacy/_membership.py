@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..arms._arms import Arm
-from ..training._trainer import FitJob, FittedModel
+from ..training._trainer import FittedModel, TrainingRows
 from ._config import PrivacyAuditConfig
 from ._mia import attack_metrics, lira_offline_scores, logit_confidence
 
@@ -153,21 +152,34 @@ def _aggregate_mia(per_seed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def shadow_jobs(
-    arms: Sequence[Arm], seeds: Sequence[int], n_pool: int, shadows: int,
-    rates_for: Callable[[Arm, np.ndarray], np.ndarray], pool_groups: np.ndarray,
-    epsilon_for: Callable[[Arm], float | None], delta_for: Callable[[Arm], float | None],
-) -> tuple[list[FitJob], list[np.ndarray]]:
-    """LiRA shadows: each trained on a random half of the pool with the arm's mechanism."""
-    jobs, halves = [], []
-    for arm in arms:
-        for seed in seeds:
-            rng = np.random.default_rng([seed, 0x5AD0, shadows])
-            for s in range(shadows):
-                inside = rng.random(n_pool) < 0.5
-                halves.append(inside)
-                jobs.append(FitJob(arm=arm, rates=rates_for(arm, pool_groups[inside]),
-                                   seed=10_000 + 100 * seed + s, epsilon=epsilon_for(arm),
-                                   delta=delta_for(arm)))
-    return jobs, halves
+@dataclass(frozen=True, eq=False)
+class ShadowPool:
+    """LiRA's pool for one seed (that seed's members, then its non-members) and the
+    random halves the shadow models train on, drawn before any training."""
 
+    seed: int
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    halves: list[np.ndarray]
+
+    def rows(self, half: int, arm: str) -> TrainingRows:
+        """The rows of one shadow model (each shadow is trained on its own)."""
+        inside = self.halves[half]
+        return TrainingRows(self.X[inside], self.y[inside], name=f"shadow {half} of {arm}, seed {self.seed}")
+
+    def shadow_seed(self, half: int) -> int:
+        return 10_000 + 100 * self.seed + half
+
+
+def plan_shadow_pool(X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
+                     X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray, *,
+                     seed: int, shadows: int) -> ShadowPool:
+    """The pool of ``membership_sample(seed)`` and ``shadows`` random halves of it."""
+    sample = membership_sample(len(y_train), len(y_test), seed)
+    X = np.concatenate([X_train[sample.members], X_test[sample.nonmembers]])
+    y = np.concatenate([y_train[sample.members], y_test[sample.nonmembers]])
+    groups = np.concatenate([g_train[sample.members], g_test[sample.nonmembers]])
+    rng = np.random.default_rng([seed, 0x5AD0, shadows])
+    halves = [rng.random(len(y)) < 0.5 for _ in range(shadows)]
+    return ShadowPool(seed, X, y, groups, halves)

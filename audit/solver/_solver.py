@@ -37,16 +37,24 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from .._exceptions import ConfigError, DataError
+from .._exceptions import ConfigError, DataError, InternalError
 from .._stats import sample_std, t_half_width
 from ..arms._arms import GroupDropoutArm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
 from ..training._config import TrainingConfig, resolve_device
-from ..training._trainer import FitJob, Trainer, get_trainer
+from ..training._executor import Executor, LocalExecutor
+from ..training._trainer import FitJob, FittedModel, TrainingRows
 from ._dropout_theory import fit_dropout_linear
 
-__all__ = ["DropoutSolution", "GroupErrors", "solve_group_dropout", "solve_on_arrays"]
+__all__ = [
+    "DropoutSolution",
+    "GroupDropoutSearch",
+    "GroupErrors",
+    "SolverProblem",
+    "solve_group_dropout",
+    "solve_on_arrays",
+]
 
 Objective = Literal["equalize", "minimax"]
 SolverModel = Literal["linear", "mlp"]
@@ -244,89 +252,149 @@ def solve_group_dropout(
         return pre.transform(dataset.features.iloc[idx]), dataset.y[idx], splits.groups[idx]
 
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
-    return solve_on_arrays(
+    problem = SolverProblem(
         train=part(splits.train), val=part(splits.val), test=part(splits.test),
         budget=budget, model=model, objective=objective, p_max=p_max, task=dataset.task,
-        seeds=seed_list, training=training or TrainingConfig(),
-        trainer=get_trainer(trainer), device=device, n_candidates=n_candidates,
+        seeds=seed_list, training=training or TrainingConfig(), n_candidates=n_candidates,
     )
+    return solve_on_arrays(problem, executor=LocalExecutor(trainer), device=device)
 
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def solve_on_arrays(
-    *,
-    train: Split,
-    val: Split,
-    test: Split | None,
-    budget: float,
-    model: SolverModel,
-    objective: Objective,
-    p_max: float,
-    task: str,
-    seeds: Sequence[int],
-    training: TrainingConfig,
-    trainer: Trainer,
-    device: str = "auto",
-    n_candidates: int = 9,
-) -> DropoutSolution:
-    """The solver on already encoded ``(X, y, groups)`` splits (used by ``run_audit``).
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SolverProblem:
+    """Encoded splits and options of one group-dropout solve; validated at construction.
 
     Without ``test`` the validation rows stand in for it in the reported errors.
     """
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, not {objective!r}")
-    if model not in ("linear", "mlp"):
-        raise ConfigError(f"model must be 'linear' or 'mlp', not {model!r}")
-    if not 0 < p_max < 1:
-        raise ConfigError(f"p_max must be in (0, 1), not {p_max}")
-    if not 0 <= budget <= p_max:
-        raise ConfigError(
-            f"budget must be in [0, p_max={p_max}] (the mean rate over training rows), not {budget}")
-    if not seeds:
-        raise ConfigError("seeds must not be empty")
-    X_tr, y_tr, g_tr = train
-    labels = tuple(str(g) for g in np.unique(g_tr))
-    if len(labels) < 2:
-        raise DataError("group dropout needs at least two groups in the training rows")
-    checked = [("validation", val)] + ([("test", test)] if test is not None else [])
-    for name, (_, _, g) in checked:
-        missing = [lab for lab in labels if not np.any(g == lab)]
-        if missing:
-            raise DataError(
-                f"group(s) {missing} have no rows in the {name} data, so their error cannot be "
-                "measured; use a larger split, or merge small groups (small_groups='merge')."
-            )
-    shares_arr = np.array([np.mean(g_tr == lab) for lab in labels])
-    shares = {lab: float(s) for lab, s in zip(labels, shares_arr, strict=True)}
-    exact = model == "linear" and task == "regression"
-    space = _BudgetSet(shares_arr, budget, p_max)
-    uniform = np.full(len(labels), budget)
-    evaluator: _ExactEvaluator | _EmpiricalEvaluator
-    if exact:
-        evaluator = _ExactEvaluator(train, val, test or val, labels)
-        best = _solve_exact(evaluator, space, objective)
-    else:
-        hidden = () if model == "linear" else training.hidden
-        cfg = TrainingConfig(hidden=hidden, epochs=training.epochs, batch_size=training.batch_size,
-                             lr=training.lr, optimizer=training.optimizer)
-        evaluator = _EmpiricalEvaluator(train, val, test or val, labels, cfg, trainer,
-                                        resolve_device(device), list(seeds), task)
-        best = _solve_empirical(evaluator, space, objective, n_candidates)
+
+    train: Split
+    val: Split
+    test: Split | None
+    budget: float
+    model: SolverModel
+    objective: Objective
+    p_max: float
+    task: str
+    seeds: tuple[int, ...]
+    training: TrainingConfig
+    n_candidates: int = 9
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, not {self.objective!r}")
+        if self.model not in ("linear", "mlp"):
+            raise ConfigError(f"model must be 'linear' or 'mlp', not {self.model!r}")
+        if not 0 < self.p_max < 1:
+            raise ConfigError(f"p_max must be in (0, 1), not {self.p_max}")
+        if not 0 <= self.budget <= self.p_max:
+            raise ConfigError(
+                f"budget must be in [0, p_max={self.p_max}] (the mean rate over training rows), "
+                f"not {self.budget}")
+        if not self.seeds:
+            raise ConfigError("seeds must not be empty")
+        if len(self.labels) < 2:
+            raise DataError("group dropout needs at least two groups in the training rows")
+        checked = [("validation", self.val)] + ([("test", self.test)] if self.test is not None else [])
+        for name, (_, _, g) in checked:
+            missing = [lab for lab in self.labels if not np.any(g == lab)]
+            if missing:
+                raise DataError(
+                    f"group(s) {missing} have no rows in the {name} data, so their error cannot be "
+                    "measured; use a larger split, or merge small groups (small_groups='merge')."
+                )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(str(g) for g in np.unique(self.train[2]))
+
+    @property
+    def shares(self) -> np.ndarray:
+        return np.array([np.mean(self.train[2] == lab) for lab in self.labels])
+
+    @property
+    def exact(self) -> bool:
+        """Linear regression has the closed form; everything else is trained."""
+        return self.model == "linear" and self.task == "regression"
+
+    @property
+    def report_split(self) -> Split:
+        return self.test if self.test is not None else self.val
+
+    def space(self) -> _BudgetSet:
+        return _BudgetSet(self.shares, self.budget, self.p_max)
+
+    def empirical_training(self) -> TrainingConfig:
+        """The empirical route's models: a logistic model for ``"linear"``, else the MLP."""
+        cfg = self.training
+        hidden = () if self.model == "linear" else cfg.hidden
+        return TrainingConfig(hidden=hidden, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                              optimizer=cfg.optimizer)
+
+
+class GroupDropoutSearch:
+    """The empirical route as a plan and a conclusion, so that its candidates can be
+    trained by the same executor, and in the same call, as the rest of an audit.
+
+    ``jobs()`` lists every candidate x seed to train (candidates fixed in advance);
+    ``conclude(models)`` takes the fitted models in the same order and returns the
+    :class:`DropoutSolution`.
+    """
+
+    def __init__(self, problem: SolverProblem) -> None:
+        if problem.exact:
+            raise ConfigError("the exact (linear regression) route trains nothing; use solve_on_arrays")
+        self.problem = problem
+        self.space = problem.space()
+        self.evaluator = _EmpiricalEvaluator(
+            problem.train, problem.val, problem.report_split, problem.labels,
+            problem.empirical_training(), list(problem.seeds), problem.task)
+        self.candidates = _empirical_candidates(self.space, problem.n_candidates)
+
+    def jobs(self) -> list[FitJob]:
+        return self.evaluator.jobs_for(self.candidates)
+
+    def conclude(self, models: Sequence[FittedModel]) -> DropoutSolution:
+        self.evaluator.record(self.candidates, models)
+        best = _select_empirical(self.evaluator, self.candidates, self.problem.objective)
+        return _solution(self.problem, self.evaluator, best)
+
+
+def solve_on_arrays(
+    problem: SolverProblem, *, executor: Executor | None = None, device: str = "auto",
+) -> DropoutSolution:
+    """Solve ``problem``: the exact route in closed form, the empirical route by training
+    its candidates through ``executor`` (default: in-process, batched trainer)."""
+    if problem.exact:
+        evaluator = _ExactEvaluator(problem.train, problem.val, problem.report_split, problem.labels)
+        return _solution(problem, evaluator, _solve_exact(evaluator, problem.space(), problem.objective))
+    search = GroupDropoutSearch(problem)
+    runner = executor if executor is not None else LocalExecutor()
+    models = runner.run(search.jobs(), config=search.evaluator.config, device=resolve_device(device),
+                        task=problem.task)  # type: ignore[arg-type]
+    return search.conclude(models)
+
+
+def _solution(problem: SolverProblem, evaluator: _ExactEvaluator | _EmpiricalEvaluator,
+              best: np.ndarray) -> DropoutSolution:
+    labels, shares = problem.labels, problem.shares
+    uniform = np.full(len(labels), problem.budget)
     uni_err, sol_err = evaluator.report(uniform), evaluator.report(best)
-    improved, verdict = evaluator.verdict(uniform, best, objective)
-    change = {g: sol_err.test[g] - uni_err.test[g] for g in labels}
+    improved, verdict = evaluator.verdict(uniform, best, problem.objective)
     levelled = _levelled_down(evaluator.test_row_losses(uniform), evaluator.test_row_losses(best),
-                              (test or val)[2], labels)
-    rates = {g: float(p) for g, p in zip(labels, best, strict=True)}
+                              problem.report_split[2], labels)
     return DropoutSolution(
-        model=model, route="exact" if exact else "empirical", objective=objective,
-        metric="mse" if task == "regression" else "error_rate", budget=float(budget),
-        p_max=float(p_max), rates=rates, shares=shares,
-        budget_check=float(shares_arr @ best), uniform=uni_err, solved=sol_err,
-        error_change=change, levelled_down=levelled, improved=improved, verdict=verdict,
-        curve=evaluator.curve(), seeds=[] if exact else list(seeds),
+        model=problem.model, route="exact" if problem.exact else "empirical",
+        objective=problem.objective, metric="mse" if problem.task == "regression" else "error_rate",
+        budget=float(problem.budget), p_max=float(problem.p_max),
+        rates={g: float(p) for g, p in zip(labels, best, strict=True)},
+        shares={lab: float(s) for lab, s in zip(labels, shares, strict=True)},
+        budget_check=float(shares @ best), uniform=uni_err, solved=sol_err,
+        error_change={g: sol_err.test[g] - uni_err.test[g] for g in labels},
+        levelled_down=levelled, improved=improved, verdict=verdict,
+        curve=evaluator.curve(), seeds=[] if problem.exact else list(problem.seeds),
     )
 
 
@@ -519,51 +587,76 @@ class _ExactEvaluator(_Evaluator):
 
 
 class _EmpiricalEvaluator(_Evaluator):
-    """Trains every candidate over several seeds; errors averaged over seeds."""
+    """Trains every candidate over several seeds; errors averaged over seeds.
+
+    Candidates are trained through an executor (``evaluate``), or planned as jobs
+    (``jobs_for``) that the caller trains with the rest of an audit and hands back
+    (``record``).
+    """
 
     def __init__(self, train: Split, val: Split, test: Split, labels: tuple[str, ...],
-                 config: TrainingConfig, trainer: Trainer, device: Any, seeds: list[int],
-                 task: str) -> None:
+                 config: TrainingConfig, seeds: list[int], task: str,
+                 executor: Executor | None = None, device: Any = None) -> None:
         self.train, self.val, self.test, self.labels = train, val, test, labels
-        self.config, self.trainer, self.device, self.seeds, self.task = (
-            config, trainer, device, seeds, task)
+        self.config, self.seeds, self.task = config, seeds, task
+        self.executor, self.device = executor, device
+        self.rows = TrainingRows(train[0], train[1], name="solver train")
         self.records = []
         # key -> (val errors (S, G), test errors (S, G))
         self._results: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray]] = {}
         # key -> per test row loss, averaged over seeds
         self._test_rows: dict[tuple[float, ...], np.ndarray] = {}
 
-    def evaluate(self, candidates: Sequence[np.ndarray]) -> None:
-        """Train all new candidates x seeds in one ``fit_many`` call."""
+    def _new(self, candidates: Sequence[np.ndarray]) -> list[np.ndarray]:
         todo = [c for c in candidates if self._key(c) not in self._results]
-        todo = list({self._key(c): c for c in todo}.values())
-        if not todo:
-            return
-        X, y, g = self.train
+        return list({self._key(c): c for c in todo}.values())
+
+    def jobs_for(self, candidates: Sequence[np.ndarray]) -> list[FitJob]:
+        """One job per new candidate and seed, candidate-major."""
+        g = self.train[2]
         jobs = []
-        for c in todo:
+        for c in self._new(candidates):
             arm = GroupDropoutArm(rates={lab: float(r) for lab, r in zip(self.labels, c, strict=True)})
             rates = arm.row_dropout_rates(g, self.labels)
-            jobs += [FitJob(arm=arm, rates=rates, seed=s) for s in self.seeds]
-        models = self.trainer.fit_many(jobs, X=X, y=y, config=self.config, device=self.device,
-                                       task=self.task)  # type: ignore[arg-type]
+            jobs += [FitJob(arm=arm, data=self.rows, rates=rates, seed=s, purpose="solver")
+                     for s in self.seeds]
+        return jobs
+
+    def evaluate(self, candidates: Sequence[np.ndarray]) -> None:
+        """Train all new candidates x seeds in one executor call and record them."""
+        todo = self._new(candidates)
+        if not todo:
+            return
+        if self.executor is None:
+            raise InternalError(f"solver candidate(s) {todo} were never planned or trained")
+        models = self.executor.run(self.jobs_for(todo), config=self.config, device=self.device,
+                                   task=self.task)  # type: ignore[arg-type]
+        self.record(todo, models)
+
+    def record(self, candidates: Sequence[np.ndarray], models: Sequence[FittedModel]) -> None:
+        """Errors of the fitted models of ``jobs_for(candidates)``, in the same order."""
+        todo = self._new(candidates)
         S = len(self.seeds)
+        if len(models) != len(todo) * S:
+            raise InternalError(f"{len(models)} fitted models for {len(todo)} candidates x {S} seeds")
         for i, c in enumerate(todo):
-            fitted = models[i * S:(i + 1) * S]
-            val_e = np.stack([self._group_errors(m.predict(self.val[0]), self.val) for m in fitted])
-            test_pred = [m.predict(self.test[0]) for m in fitted]
-            test_e = np.stack([self._group_errors(p, self.test) for p in test_pred])
-            self._results[self._key(c)] = (val_e, test_e)
-            self._test_rows[self._key(c)] = np.mean([self.row_loss(p, self.test[1])
-                                                     for p in test_pred], axis=0)
-            gaps = val_e.max(axis=1) - val_e.min(axis=1)
-            self.records.append({
-                **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, c, strict=True)},
-                "val_gap": float(gaps.mean()), "val_gap_std": sample_std(gaps),
-                "val_worst": float(val_e.max(axis=1).mean()),
-                "val_worst_std": sample_std(val_e.max(axis=1)),
-                "val_overall": float(np.mean([self._overall(v, self.val) for v in val_e])),
-            })
+            self._record_one(c, models[i * S:(i + 1) * S])
+
+    def _record_one(self, c: np.ndarray, fitted: Sequence[FittedModel]) -> None:
+        val_e = np.stack([self._group_errors(m.predict(self.val[0]), self.val) for m in fitted])
+        test_pred = [m.predict(self.test[0]) for m in fitted]
+        test_e = np.stack([self._group_errors(p, self.test) for p in test_pred])
+        self._results[self._key(c)] = (val_e, test_e)
+        self._test_rows[self._key(c)] = np.mean([self.row_loss(p, self.test[1])
+                                                 for p in test_pred], axis=0)
+        gaps = val_e.max(axis=1) - val_e.min(axis=1)
+        self.records.append({
+            **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, c, strict=True)},
+            "val_gap": float(gaps.mean()), "val_gap_std": sample_std(gaps),
+            "val_worst": float(val_e.max(axis=1).mean()),
+            "val_worst_std": sample_std(val_e.max(axis=1)),
+            "val_overall": float(np.mean([self._overall(v, self.val) for v in val_e])),
+        })
 
     def _key(self, p: np.ndarray) -> tuple[float, ...]:
         return tuple(float(x) for x in np.round(p, 12))
@@ -721,13 +814,12 @@ def _pick(ev: _ExactEvaluator, points: Sequence[np.ndarray], objective: str) -> 
     return min(near, key=lambda p: ev.report(p).val_overall)
 
 
-def _solve_empirical(ev: _EmpiricalEvaluator, space: _BudgetSet, objective: str,
-                     n_candidates: int) -> np.ndarray:
+def _empirical_candidates(space: _BudgetSet, n_candidates: int) -> list[np.ndarray]:
+    """Uniform dropout first, then candidates spread over the budget set (fixed in advance)."""
     k = space.shares.shape[0]
     uniform = np.full(k, space.budget)
     if space.budget == 0:
-        ev.evaluate([uniform])
-        return uniform
+        return [uniform]
     if k == 2:
         lo, hi = space.first_group_range()
         cands = [space.from_first(t) for t in np.linspace(lo, hi, max(n_candidates, 2))]
@@ -736,8 +828,13 @@ def _solve_empirical(ev: _EmpiricalEvaluator, space: _BudgetSet, objective: str,
         dirs = [np.eye(k)[g] + 0.25 for g in range(k)] + [1.25 - np.eye(k)[g] for g in range(k)]
         dirs += list(rng.dirichlet(np.ones(k), size=max(0, n_candidates - 2 * k)))
         cands = [space.along(d) for d in dirs]
-    cands = [uniform, *cands]
-    ev.evaluate(cands)
+    return [uniform, *cands]
+
+
+def _select_empirical(ev: _EmpiricalEvaluator, cands: Sequence[np.ndarray], objective: str) -> np.ndarray:
+    """The best mean validation objective; within one standard error, the lowest overall error."""
+    if len(cands) == 1:
+        return cands[0]
     means = [(c, float(ev.objective_per_seed(c, objective).mean())) for c in cands]
     best_c, best_v = min(means, key=lambda t: t[1])
     per_seed = ev.objective_per_seed(best_c, objective)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ from ._stacked_mlp import (
     row_bytes,
     row_loss,
 )
-from ._trainer import FitJob, FittedModel, Trainer, check_jobs, register_trainer
+from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, register_trainer
 
 __all__ = ["BatchedModelSpec", "BatchedTrainer", "BatchStats", "train_mlp_batch"]
 
@@ -325,6 +325,7 @@ class BatchedTrainer(Trainer):
     """
 
     name: ClassVar[str] = "batched"
+    fixes_mechanism_by_row_count: ClassVar[bool] = True
 
     def __init__(self, *, per_sample: PerSampleMode = "ghost", padded_batch: int | None = None,
                  memory_budget_mb: float = 512.0) -> None:
@@ -333,95 +334,105 @@ class BatchedTrainer(Trainer):
         self.memory_budget_mb = memory_budget_mb
         self.last_stats: list[BatchStats] = []
 
-    def fit(self, *, arm: Any, X: np.ndarray, y: np.ndarray, rates: np.ndarray, seed: int,
-            config: TrainingConfig, device: torch.device, epsilon: float | None,
-            delta: float | None,
-            task: Literal["classification", "regression"] = "classification") -> FittedModel:
-        job = FitJob(arm=arm, rates=rates, seed=seed, epsilon=epsilon, delta=delta)
-        return self.fit_many([job], X=X, y=y, config=config, device=device, task=task)[0]
+    def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
+            task: Task = "classification") -> FittedModel:
+        return self.fit_many([job], config=config, device=device, task=task)[0]
 
     def fit_many(
         self,
         jobs: Sequence[FitJob],
         *,
-        X: np.ndarray,
-        y: np.ndarray,
         config: TrainingConfig,
         device: torch.device,
-        task: Literal["classification", "regression"] = "classification",
+        task: Task = "classification",
         on_fitted: Callable[[int], None] | None = None,
-        accounting_rows: int | None = None,
     ) -> list[FittedModel]:
         """Train every job; see :meth:`Trainer.fit_many`.
 
-        ``accounting_rows`` fixes the DP mechanism (sampling rate, steps, noise and the
-        expected batch size) by that many rows instead of ``len(X)``: the canary audit
-        uses it so that the mechanism does not depend on how many canaries were drawn in.
+        DP jobs whose rows set ``accounting_rows`` get a mechanism (sampling rate, steps,
+        noise and the expected batch size) fixed by that many rows instead of ``len(X)``.
         """
-        n = X.shape[0]
-        if n == 0:
-            raise ConfigError("no training rows")
-        check_jobs(jobs, X, y)
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
-        yt = torch.as_tensor(y, dtype=torch.float32, device=device)
-        n_acc = accounting_rows if accounting_rows is not None else n
-        steps_per_epoch = math.ceil(n_acc / min(config.batch_size, n_acc))
-        sample_rate = 1.0 / steps_per_epoch
-        steps = config.epochs * steps_per_epoch
-        results: list[FittedModel | None] = [None] * len(jobs)
-        self.last_stats = []
+        data = check_shared_rows(jobs)
         for job in jobs:
             if job.arm.private and not isinstance(job.arm, DPSGDArm):
                 raise ConfigError(
                     f"the batched trainer does not know how to train private arm kind "
                     f"{job.arm.kind!r}; only dp_sgd")
+        Xt = torch.as_tensor(data.X, dtype=torch.float32, device=device)
+        yt = torch.as_tensor(data.y, dtype=torch.float32, device=device)
+        mechanism = _DPMechanism.for_rows(data.accounting_rows or data.n, config)
+        results: list[FittedModel | None] = [None] * len(jobs)
+        self.last_stats = []
         for private in (False, True):
             members = [i for i, j in enumerate(jobs) if j.arm.private == private]
             if not members:
                 continue
-            specs, ledgers = [], []
-            for i in members:
-                job = jobs[i]
-                if private:
-                    arm = job.arm
-                    assert isinstance(arm, DPSGDArm)
-                    if job.epsilon is None or job.delta is None:
-                        raise ConfigError("dp_sgd needs a target epsilon and delta")
-                    sigma = noise_multiplier_for_epsilon(
-                        target_epsilon=job.epsilon, sample_rate=sample_rate, steps=steps,
-                        delta=job.delta, accountant=arm.accountant)
-                    specs.append(BatchedModelSpec(
-                        seed=job.seed, rates=job.rates, lr=config.lr, stream=arm.label,
-                        max_grad_norm=float(arm.max_grad_norm), noise_multiplier=sigma,
-                        sample_rate=sample_rate))
-                    eps = compute_epsilon(sample_rate=sample_rate, noise_multiplier=sigma,
-                                          steps=steps, delta=job.delta, accountant=arm.accountant)
-                    ledgers.append(PrivacyLedger(
-                        mechanism="dp_sgd", epsilon=eps, delta=job.delta, noise_multiplier=sigma,
-                        sample_rate=sample_rate, steps=steps, accountant=arm.accountant,
-                        max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS))
-                else:
-                    specs.append(BatchedModelSpec(seed=job.seed, rates=job.rates, lr=config.lr,
-                                                  stream=job.arm.label))
-                    ledgers.append(PrivacyLedger(mechanism=job.arm.kind))
-            stats = BatchStats()
-            states = train_mlp_batch(
-                Xt, yt, specs, hidden=config.hidden, epochs=config.epochs,
-                batch_size=config.batch_size, optimizer=config.optimizer, task=task,
-                per_sample=self.per_sample, padded_batch=self.padded_batch,
-                memory_budget_mb=self.memory_budget_mb, stats=stats,
-                dp_steps_per_epoch=steps_per_epoch if private else None,
-                dp_expected_rows=n_acc if private else None)
-            self.last_stats.append(stats)
-            expected_steps = steps if private else config.epochs * math.ceil(n / min(config.batch_size, n))
-            if stats.steps != expected_steps:
-                raise TrainingError(
-                    f"the batched trainer took {stats.steps} steps but accounted for {expected_steps}; "
-                    "no epsilon can be reported for this run")
-            for i, state, ledger in zip(members, states, ledgers, strict=True):
-                model = MLP(X.shape[1], hidden=config.hidden).to(device)
+            pairs = [mechanism.spec_and_ledger(jobs[i], config) if private else
+                     (BatchedModelSpec(seed=jobs[i].seed, rates=jobs[i].rates, lr=config.lr,
+                                       stream=jobs[i].arm.label), PrivacyLedger(mechanism=jobs[i].arm.kind))
+                     for i in members]
+            states = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism, private)
+            for i, state, (_, ledger) in zip(members, states, pairs, strict=True):
+                model = MLP(data.X.shape[1], hidden=config.hidden).to(device)
                 model.load_state_dict(state)
                 results[i] = FittedModel(model=model, ledger=ledger, device=device, task=task)
                 if on_fitted is not None:
                     on_fitted(i)
         return [r for r in results if r is not None]
+
+    def _train_group(self, X: torch.Tensor, y: torch.Tensor, specs: list[BatchedModelSpec],
+                     config: TrainingConfig, task: Task, mechanism: _DPMechanism,
+                     private: bool) -> list[dict[str, torch.Tensor]]:
+        """One call of :func:`train_mlp_batch` for jobs that are all private or all not."""
+        stats = BatchStats()
+        states = train_mlp_batch(
+            X, y, specs, hidden=config.hidden, epochs=config.epochs,
+            batch_size=config.batch_size, optimizer=config.optimizer, task=task,
+            per_sample=self.per_sample, padded_batch=self.padded_batch,
+            memory_budget_mb=self.memory_budget_mb, stats=stats,
+            dp_steps_per_epoch=mechanism.steps_per_epoch if private else None,
+            dp_expected_rows=mechanism.rows if private else None)
+        self.last_stats.append(stats)
+        n = X.shape[0]
+        plain_steps = config.epochs * math.ceil(n / min(config.batch_size, n))
+        expected_steps = mechanism.steps if private else plain_steps
+        if stats.steps != expected_steps:
+            raise TrainingError(
+                f"the batched trainer took {stats.steps} steps but accounted for {expected_steps}; "
+                "no epsilon can be reported for this run")
+        return states
+
+
+@dataclass(frozen=True)
+class _DPMechanism:
+    """Poisson sampling rate and steps of DP-SGD, fixed by a row count and the config."""
+
+    rows: int
+    steps_per_epoch: int
+    sample_rate: float
+    steps: int
+
+    @classmethod
+    def for_rows(cls, rows: int, config: TrainingConfig) -> _DPMechanism:
+        steps_per_epoch = math.ceil(rows / min(config.batch_size, rows))
+        return cls(rows, steps_per_epoch, 1.0 / steps_per_epoch, config.epochs * steps_per_epoch)
+
+    def spec_and_ledger(self, job: FitJob, config: TrainingConfig) -> tuple[BatchedModelSpec, PrivacyLedger]:
+        """The noise multiplier calibrated for the job's budget, and the ledger it earns."""
+        arm = job.arm
+        assert isinstance(arm, DPSGDArm)
+        if job.epsilon is None or job.delta is None:
+            raise ConfigError("dp_sgd needs a target epsilon and delta")
+        sigma = noise_multiplier_for_epsilon(
+            target_epsilon=job.epsilon, sample_rate=self.sample_rate, steps=self.steps,
+            delta=job.delta, accountant=arm.accountant)
+        spec = BatchedModelSpec(
+            seed=job.seed, rates=job.rates, lr=config.lr, stream=arm.label,
+            max_grad_norm=float(arm.max_grad_norm), noise_multiplier=sigma, sample_rate=self.sample_rate)
+        eps = compute_epsilon(sample_rate=self.sample_rate, noise_multiplier=sigma, steps=self.steps,
+                              delta=job.delta, accountant=arm.accountant)
+        ledger = PrivacyLedger(
+            mechanism="dp_sgd", epsilon=eps, delta=job.delta, noise_multiplier=sigma,
+            sample_rate=self.sample_rate, steps=self.steps, accountant=arm.accountant,
+            max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS)
+        return spec, ledger

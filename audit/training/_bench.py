@@ -26,7 +26,7 @@ from ._batched import BatchedTrainer
 from ._config import TrainingConfig, resolve_device
 from ._reference import ReferenceTrainer
 from ._stacked_mlp import peak_rss_mb
-from ._trainer import FitJob
+from ._trainer import FitJob, TrainingRows
 
 __all__ = ["BenchResult", "run_trainer_benchmark"]
 
@@ -104,17 +104,20 @@ def run_trainer_benchmark(
     noise_multiplier_for_epsilon(target_epsilon=epsilon, sample_rate=1 / steps_per_epoch,
                                  steps=epochs * steps_per_epoch, delta=delta, accountant="prv")
 
-    def jobs(arm: Any, rows: int | None = None) -> list[FitJob]:
+    full = TrainingRows(X, y, name="benchmark")
+    warm = min(2048, X.shape[0])
+    warm_rows = TrainingRows(X[:warm], y[:warm], name="warm-up")
+
+    def jobs(arm: Any, data: TrainingRows = full) -> list[FitJob]:
         eps = epsilon if isinstance(arm, DPSGDArm) else None
-        r = rates if rows is None else rates[:rows]
-        return [FitJob(arm=arm, rates=r, seed=s, epsilon=eps, delta=delta) for s in range(models)]
+        return [FitJob(arm=arm, data=data, rates=rates[:data.n], seed=s, epsilon=eps, delta=delta)
+                for s in range(models)]
 
     reference, batched = ReferenceTrainer(), BatchedTrainer()
     # Warm-up (allocator, kernels, Opacus import) outside the timed region.
     small = TrainingConfig(hidden=hidden, epochs=1, batch_size=batch_size)
-    warm = min(2048, X.shape[0])
-    reference.fit_many(jobs(DPSGDArm(), warm)[:1], X=X[:warm], y=y[:warm], config=small, device=dev)
-    batched.fit_many(jobs(DPSGDArm(), warm)[:2], X=X[:warm], y=y[:warm], config=small, device=dev)
+    reference.fit_many(jobs(DPSGDArm(), warm_rows)[:1], config=small, device=dev)
+    batched.fit_many(jobs(DPSGDArm(), warm_rows)[:2], config=small, device=dev)
 
     timings: dict[str, float] = {}
     rss_before = peak_rss_mb()
@@ -124,14 +127,14 @@ def run_trainer_benchmark(
         for trainer_name, trainer in (("batched", batched), ("reference", reference)):
             _sync(dev)
             start = time.perf_counter()
-            trainer.fit_many(jobs(arm), X=X, y=y, config=config, device=dev)
+            trainer.fit_many(jobs(arm), config=config, device=dev)
             _sync(dev)
             timings[f"{label}_{trainer_name}"] = time.perf_counter() - start
             if label == "dp" and trainer_name == "batched":
                 rss_after_batched = peak_rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-        batched.fit_many(jobs(DPSGDArm()), X=X, y=y, config=config, device=dev)
+        batched.fit_many(jobs(DPSGDArm()), config=config, device=dev)
         peak, kind = torch.cuda.max_memory_allocated(dev) / 2**20, "CUDA max allocated, batched DP"
         device_name = torch.cuda.get_device_name(dev)
     else:

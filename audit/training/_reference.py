@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .._exceptions import ConfigError, TrainingError
-from ..arms._arms import Arm, DPSGDArm
+from ..arms._arms import DPSGDArm
 from ..privacy._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
 from ._models import MLP
-from ._trainer import FittedModel, ModelFactory, Trainer, register_trainer
+from ._trainer import FitJob, FittedModel, ModelFactory, Task, Trainer, register_trainer
 
 
 class _RowBatchDataset(TensorDataset):
@@ -56,61 +55,56 @@ class ReferenceTrainer(Trainer):
     def __init__(self, model_factory: ModelFactory | None = None) -> None:
         self.model_factory: ModelFactory = model_factory or (lambda d, h: MLP(d, hidden=h))
 
-    def fit(
-        self,
-        *,
-        arm: Arm,
-        X: np.ndarray,
-        y: np.ndarray,
-        rates: np.ndarray,
-        seed: int,
-        config: TrainingConfig,
-        device: torch.device,
-        epsilon: float | None,
-        delta: float | None,
-        task: Literal["classification", "regression"] = "classification",
-    ) -> FittedModel:
-        n = X.shape[0]
+    def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
+            task: Task = "classification") -> FittedModel:
+        arm, n = job.arm, job.data.n
         if n == 0:
             raise ConfigError("no training rows")
+        if arm.private and not isinstance(arm, DPSGDArm):
+            raise ConfigError(
+                f"the reference trainer does not know how to train private arm kind {arm.kind!r}")
         # fork_rng keeps the caller's global RNG untouched while making every
-        # draw here (init, shuffling, dropout masks) a function of `seed`.
+        # draw here (init, shuffling, dropout masks) a function of the job's seed.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            model = self.model_factory(X.shape[1], config.hidden).to(device)
+            torch.manual_seed(job.seed)
+            model = self.model_factory(job.data.X.shape[1], config.hidden).to(device)
             optimizer = _make_optimizer(model, config)
-            data = _RowBatchDataset(
-                torch.as_tensor(X, dtype=torch.float32, device=device),
-                torch.as_tensor(y, dtype=torch.float32, device=device),
-                torch.as_tensor(rates, dtype=torch.float32, device=device),
-            )
-            loader_gen = torch.Generator(device="cpu").manual_seed(
-                stream_seed(seed, arm.label, "sampling"))
-            loader = DataLoader(data, batch_size=min(config.batch_size, n), shuffle=True,
-                                generator=loader_gen,
-                                collate_fn=_identity_collate)  # type: ignore[arg-type]
+            loader = _shuffled_loader(job, config, device)
             loss_fn: nn.Module = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
-            if arm.private and not isinstance(arm, DPSGDArm):
-                raise ConfigError(
-                    f"the reference trainer does not know how to train private arm kind {arm.kind!r}")
             if isinstance(arm, DPSGDArm):
-                if epsilon is None or delta is None:
-                    raise ConfigError("dp_sgd needs a target epsilon and delta")
-                with quiet_opacus():
-                    pending, model_dp, optimizer, loader = _make_private(
-                        arm, model, optimizer, loader, config, epsilon, delta, seed, device
-                    )
-                    _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs)
-                    ledger = _finish_ledger(pending, delta)
-                # Drop Opacus' hooks and per-sample attributes: the fitted model is a
-                # plain module again, the one GradSampleModule wrapped.
-                model_dp.cleanup()  # type: ignore[operator]
-                trained: nn.Module = model
+                ledger = _train_private(arm, job, model, optimizer, loader, loss_fn, config, device)
             else:
                 _run_epochs(model, optimizer, loader, loss_fn, config.epochs)
                 ledger = PrivacyLedger(mechanism=arm.kind)
-                trained = model
-        return FittedModel(model=trained, ledger=ledger, device=device, task=task)
+        return FittedModel(model=model, ledger=ledger, device=device, task=task)
+
+
+def _shuffled_loader(job: FitJob, config: TrainingConfig, device: torch.device) -> DataLoader:
+    data = _RowBatchDataset(
+        torch.as_tensor(job.data.X, dtype=torch.float32, device=device),
+        torch.as_tensor(job.data.y, dtype=torch.float32, device=device),
+        torch.as_tensor(job.rates, dtype=torch.float32, device=device),
+    )
+    generator = torch.Generator(device="cpu").manual_seed(stream_seed(job.seed, job.arm.label, "sampling"))
+    return DataLoader(data, batch_size=min(config.batch_size, job.data.n), shuffle=True,
+                      generator=generator, collate_fn=_identity_collate)  # type: ignore[arg-type]
+
+
+def _train_private(arm: DPSGDArm, job: FitJob, model: nn.Module, optimizer: torch.optim.Optimizer,
+                   loader: DataLoader, loss_fn: nn.Module, config: TrainingConfig,
+                   device: torch.device) -> PrivacyLedger:
+    """DP-SGD through Opacus; ``model`` is left a plain module with the trained weights."""
+    if job.epsilon is None or job.delta is None:
+        raise ConfigError("dp_sgd needs a target epsilon and delta")
+    with quiet_opacus():
+        pending, model_dp, optimizer, loader = _make_private(
+            arm, model, optimizer, loader, config, job.epsilon, job.delta, job.seed, device)
+        _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs)
+        ledger = _finish_ledger(pending, job.delta)
+    # Drop Opacus' hooks and per-sample attributes: the module GradSampleModule
+    # wrapped is a plain module again.
+    model_dp.cleanup()  # type: ignore[operator]
+    return ledger
 
 
 def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:

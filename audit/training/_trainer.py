@@ -23,16 +23,16 @@ from ..privacy._accounting import PrivacyLedger
 from ._config import TrainingConfig
 
 __all__ = [
+    "JOB_PURPOSES",
     "FitJob",
     "FittedModel",
-
     "Trainer",
-    "TrainingConfig",
+    "TrainingRows",
     "available_trainers",
     "get_trainer",
     "register_trainer",
-
 ]
+
 
 @dataclass(eq=False)
 class FittedModel:
@@ -76,72 +76,130 @@ def get_trainer(name: str) -> Trainer:
     return _TRAINERS[name]()
 
 @dataclass(frozen=True, eq=False)
+class TrainingRows:
+    """The rows one or more jobs train on: encoded features ``X`` and targets ``y``.
+
+    Jobs that share one ``TrainingRows`` object may be trained together (the batched
+    trainer stacks them); the object's identity, not its contents, decides that.
+
+    Attributes
+    ----------
+    X, y
+        Encoded features ``(n, d)`` and targets ``(n,)``.
+    name
+        What the rows are, for messages and progress (``"train"``, ``"canaries seed 0"``).
+    accounting_rows
+        For DP jobs: fix the mechanism (sampling rate, steps, noise and the expected
+        batch size) by this many rows instead of ``len(X)``. The canary audit needs it so
+        that the mechanism does not depend on how many canaries the coins let in. Only
+        trainers with ``fixes_mechanism_by_row_count`` honour it.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str = "train"
+    accounting_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.X.shape[0] != self.y.shape[0]:
+            raise ConfigError(f"{self.name}: X has {self.X.shape[0]} rows but y has {self.y.shape[0]}")
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+
+#: Why a model is trained; progress is reported per purpose.
+JOB_PURPOSES = ("solver", "arm", "canary", "shadow")
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class FitJob:
-    """One model to train: an arm, its per-row dropout rates, a seed and its DP budget."""
+    """One model to train.
+
+    Attributes
+    ----------
+    arm
+        The mechanism (dropout rates, DP-SGD or not).
+    data
+        The rows it trains on.
+    rates
+        Dropout rate of every row of ``data``.
+    seed
+        Initialisation and random streams.
+    epsilon, delta
+        DP budget (DP arms only).
+    purpose
+        ``"arm"`` (a model the audit reports), ``"solver"`` (a group-dropout candidate),
+        ``"canary"`` (a one-run audit run) or ``"shadow"`` (a LiRA shadow/reference model).
+    """
 
     arm: Arm
+    data: TrainingRows
     rates: np.ndarray
     seed: int
     epsilon: float | None = None
     delta: float | None = None
+    purpose: str = "arm"
 
-def check_jobs(jobs: Sequence[FitJob], X: np.ndarray, y: np.ndarray) -> None:
-    """Every job's rates must give one dropout rate per training row."""
-    if X.shape[0] != y.shape[0]:
-        raise ConfigError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-    for job in jobs:
-        if np.shape(job.rates) != (X.shape[0],):
+    def __post_init__(self) -> None:
+        if np.shape(self.rates) != (self.data.n,):
             raise ConfigError(
-                f"arm '{job.arm.label}': {np.shape(job.rates)} dropout rates for {X.shape[0]} "
-                "training rows; give one rate per row"
+                f"arm '{self.arm.label}': {np.shape(self.rates)} dropout rates for {self.data.n} "
+                f"rows of '{self.data.name}'; give one rate per row"
             )
+        if self.purpose not in JOB_PURPOSES:
+            raise ConfigError(f"job purpose must be one of {list(JOB_PURPOSES)}, not {self.purpose!r}")
+
+
+def check_shared_rows(jobs: Sequence[FitJob]) -> TrainingRows:
+    """The one ``TrainingRows`` every job of a ``fit_many`` call trains on."""
+    if not jobs:
+        raise ConfigError("no jobs to train")
+    data = jobs[0].data
+    if any(job.data is not data for job in jobs):
+        raise ConfigError("fit_many trains jobs on the same rows; group jobs by their data first")
+    if data.n == 0:
+        raise ConfigError("no training rows")
+    return data
+
+
+Task = Literal["classification", "regression"]
+
 
 class Trainer(ABC):
     """Base class of trainers.
 
-    ``fit`` trains one model; ``fit_many`` trains a list of jobs on the same rows and
-    is what the audit runner calls, so that trainers able to train several models at
-    once (``batched``) can do so. The default ``fit_many`` calls ``fit`` in turn.
+    ``fit`` trains one job; ``fit_many`` trains jobs that share their rows, so that
+    trainers able to train several models at once (``batched``) can do so. The default
+    ``fit_many`` calls ``fit`` in turn. Audits do not call trainers directly: an
+    executor (:mod:`audit.training._executor`) groups an audit's jobs by their rows and
+    hands each group to a trainer.
     """
 
     name: ClassVar[str] = ""
+    #: Whether the trainer honours ``TrainingRows.accounting_rows``.
+    fixes_mechanism_by_row_count: ClassVar[bool] = False
 
     def fit_many(
         self,
         jobs: Sequence[FitJob],
         *,
-        X: np.ndarray,
-        y: np.ndarray,
         config: TrainingConfig,
         device: torch.device,
-        task: Literal["classification", "regression"] = "classification",
+        task: Task = "classification",
         on_fitted: Callable[[int], None] | None = None,
     ) -> list[FittedModel]:
         """Train every job; ``on_fitted(i)`` is called when job ``i`` is done."""
-        check_jobs(jobs, X, y)
+        check_shared_rows(jobs)
         out = []
         for i, job in enumerate(jobs):
-            out.append(self.fit(arm=job.arm, X=X, y=y, rates=job.rates, seed=job.seed,
-                                config=config, device=device, epsilon=job.epsilon,
-                                delta=job.delta, task=task))
+            out.append(self.fit(job, config=config, device=device, task=task))
             if on_fitted is not None:
                 on_fitted(i)
         return out
 
     @abstractmethod
-    def fit(
-        self,
-        *,
-        arm: Arm,
-        X: np.ndarray,
-        y: np.ndarray,
-        rates: np.ndarray,
-        seed: int,
-        config: TrainingConfig,
-        device: torch.device,
-        epsilon: float | None,
-        delta: float | None,
-        task: Literal["classification", "regression"] = "classification",
-    ) -> FittedModel:
-        """Train one model of ``arm`` on the rows ``X, y`` with per-row dropout ``rates``."""
-
+    def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
+            task: Task = "classification") -> FittedModel:
+        """Train one model of ``job.arm`` on ``job.data`` with per-row dropout ``job.rates``."""

@@ -1,0 +1,159 @@
+"""Measure: fairness, privacy ledgers, membership inference, the canary audit, the
+dropout-noise curve and DP's per-group cost, from the audit's fitted models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._exceptions import InternalError
+from ..arms._arms import Arm
+from ..fairness._metrics import evaluate_predictions
+from ..privacy._accounting import NO_GUARANTEE, PrivacyLedger
+from ..privacy._canaries import score_canary_run
+from ..privacy._mechanism import dropout_noise_curve
+from ..privacy._membership import run_membership_inference
+from ._config import AuditConfig
+from ._plan import AuditPlan, TrainedModels
+from ._prepare import PreparedData
+from ._progress import Progress
+
+__all__ = ["Measurements", "measure"]
+
+MECHANISM_CURVE_COLUMNS = ["arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std"]
+
+
+@dataclass(eq=False)
+class Measurements:
+    """Raw frames of every measurement, before the result normalises them."""
+
+    by_group: pd.DataFrame
+    overall: pd.DataFrame
+    gaps: pd.DataFrame
+    privacy_rows: list[dict[str, Any]]
+    mia: pd.DataFrame = field(default_factory=pd.DataFrame)
+    roc: list[pd.DataFrame] = field(default_factory=list)
+    empirical: pd.DataFrame = field(default_factory=pd.DataFrame)
+    mechanism: pd.DataFrame = field(default_factory=pd.DataFrame)
+    mechanism_reference: dict[str, Any] = field(default_factory=dict)
+
+
+def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
+            progress: Progress) -> Measurements:
+    """Every measurement of the audit, in the order the result presents them."""
+    config = plan.config
+    out = _fairness_and_ledgers(prepared, plan, trained, progress)
+    if config.privacy_audit.mia != "none":
+        progress.stage("privacy")
+        out.mia = run_membership_inference(
+            trained.arms, kinds={arm.label: arm.kind for arm in plan.arms},
+            X_train=prepared.train.X, y_train=prepared.train.y, g_train=prepared.train.groups,
+            X_test=prepared.test.X, y_test=prepared.test.y, g_test=prepared.test.groups,
+            config=config.privacy_audit,
+            shadow_models={(label, plan.seeds[0]): models for label, models in trained.shadows.items()}
+            if trained.shadows else None,
+            roc_out=out.roc)
+    if plan.canary_runs:
+        progress.stage("canaries")
+        out.empirical = _canary_audit(prepared, plan, trained)
+    out.mechanism, out.mechanism_reference = _mechanism(prepared, plan, trained, out.privacy_rows)
+    return out
+
+
+def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
+                          progress: Progress) -> Measurements:
+    config = plan.config
+    frames: dict[str, list[pd.DataFrame]] = {"by_group": [], "overall": [], "gaps": []}
+    privacy_rows: list[dict[str, Any]] = []
+    test = prepared.test
+    for arm in plan.arms:
+        models = [trained.arms[(arm.label, seed)] for seed in plan.seeds]
+        scores = np.stack([m.predict(test.X) for m in models])
+        progress.stage("metrics", arm=arm.label)
+        by_group, overall, gaps = evaluate_predictions(
+            test.y, scores, test.groups, seeds=plan.seeds, threshold=config.threshold,
+            n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
+            bootstrap_seed=config.bootstrap_seed,
+        )
+        for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
+            frames[key].append(df.assign(arm=arm.label, kind=arm.kind))
+        privacy_rows.extend(privacy_rows_of(arm, plan.seeds, [m.ledger for m in models]))
+    return Measurements(
+        by_group=pd.concat(frames["by_group"], ignore_index=True),
+        overall=pd.concat(frames["overall"], ignore_index=True),
+        gaps=pd.concat(frames["gaps"], ignore_index=True),
+        privacy_rows=privacy_rows,
+    )
+
+
+def privacy_rows_of(arm: Arm, seeds: Sequence[int], ledgers: Sequence[PrivacyLedger]) -> list[dict[str, Any]]:
+    """One privacy row per seed and one aggregate row (the weakest claim over seeds)."""
+    rows = []
+    for seed, ledger in zip(seeds, ledgers, strict=True):
+        if not arm.private and ledger.epsilon is not None:
+            raise InternalError(f"non-DP arm '{arm.label}' produced an epsilon")
+        rows.append({"arm": arm.label, "kind": arm.kind, "seed": seed,
+                     **{k: v for k, v in ledger.to_dict().items() if k != "mechanism"}})
+    # With the same q, sigma and steps the seeds' epsilons are identical anyway.
+    worst = max(ledgers, key=lambda ledger: -1.0 if ledger.epsilon is None else ledger.epsilon)
+    agg = {k: v for k, v in worst.to_dict().items() if k != "mechanism"}
+    if not arm.private:
+        agg["guarantee"] = NO_GUARANTEE
+    rows.append({"arm": arm.label, "kind": arm.kind, "seed": None, **agg})
+    return rows
+
+
+def _canary_audit(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels) -> pd.DataFrame:
+    """One row per (arm, seed): the canary run's lower bound and violation flag."""
+    return pd.DataFrame([
+        score_canary_run(run, arm, model, prepared.test.X, delta=plan.budgets.delta[arm.label],
+                         n_seeds=len(plan.canary_runs), config=plan.config.privacy_audit)
+        for run, models in zip(plan.canary_runs, trained.canaries, strict=True)
+        for arm, model in zip(plan.arms, models, strict=True)
+    ])
+
+
+def _mechanism(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
+               privacy_rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Dropout's gradient noise vs gradient norm for each dropout arm, and DP's fixed scale."""
+    config: AuditConfig = plan.config
+    seed, train = plan.seeds[0], prepared.train
+    reference = _dp_noise_reference(privacy_rows, seed, len(train))
+    n_rows = min(config.privacy_audit.mechanism_rows, len(train))
+    if n_rows == 0:
+        return pd.DataFrame(), reference
+    rng = np.random.default_rng([seed, 0x3EC4])
+    rows = np.sort(rng.choice(len(train), n_rows, replace=False))
+    frames = []
+    for arm in plan.arms:
+        rates = plan.row_rates(arm, train.groups)
+        if not np.any(rates > 0):
+            continue
+        curve = dropout_noise_curve(trained.arms[(arm.label, seed)], train.X[rows], train.y[rows],
+                                    rates[rows], masks=config.privacy_audit.mechanism_masks,
+                                    seed=seed, task=prepared.dataset.task)
+        frames.append(curve.assign(arm=arm.label, kind=arm.kind, row=rows, group=train.groups[rows]))
+    if not frames:
+        return pd.DataFrame(), reference
+    return pd.concat(frames, ignore_index=True)[MECHANISM_CURVE_COLUMNS], reference
+
+
+def _dp_noise_reference(privacy_rows: list[dict[str, Any]], seed: int, n_train: int) -> dict[str, Any]:
+    """DP-SGD's noise std on the summed and on the averaged gradient (first DP arm)."""
+    dp = [r for r in privacy_rows if r["seed"] == seed and r.get("epsilon") is not None]
+    if not dp:
+        return {}
+    r = dp[0]
+    return {
+        "arm": r["arm"], "noise_multiplier": r["noise_multiplier"],
+        "max_grad_norm": r["max_grad_norm"], "sample_rate": r["sample_rate"],
+        "train_rows": int(n_train),
+        "noise_std_sum": r["noise_multiplier"] * r["max_grad_norm"],
+        "noise_std_mean": r["noise_multiplier"] * r["max_grad_norm"]
+        / max(1, int(n_train * r["sample_rate"])),
+    }
+

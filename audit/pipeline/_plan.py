@@ -1,0 +1,272 @@
+"""Plan: every model an audit needs, as jobs, before any of them is trained.
+
+Two plans, because group-dropout rates are solved from trained candidates:
+
+1. :func:`plan_solver` -- the group-dropout candidates x seeds of every arm whose rates
+   are ``"auto"`` (empty when there is none);
+2. :func:`plan_audit` -- with those rates solved: arms x seeds, LiRA shadow models and
+   the one-run canary runs, each a :class:`~audit.FitJob` with its rows, rates, seed,
+   epsilon and delta.
+
+Both are checked against the data before anything is trained, so that a wrong group
+name fails in a second, not after the solver's training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._exceptions import ConfigError, InternalError
+from ..arms._arms import Arm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
+from ..defaults import DEFAULT_DROPOUT, MAX_SOLVER_RATE
+from ..privacy._accounting import default_delta
+from ..privacy._canaries import CanaryRun, plan_canary_runs
+from ..privacy._membership import ShadowPool, plan_shadow_pool
+from ..solver._solver import DropoutSolution, GroupDropoutSearch, SolverProblem
+from ..training._trainer import FitJob, FittedModel
+from ._config import AuditConfig
+from ._prepare import PreparedData
+
+__all__ = ["AuditPlan", "SolverPlan", "TrainedModels", "audit_job_count", "plan_audit", "plan_solver"]
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+@dataclass(frozen=True)
+class PrivacyBudgets:
+    """The (epsilon, delta) every arm is trained or audited at.
+
+    Arms without a guarantee are audited at the DP arms' delta (the smallest one when
+    they differ), so their empirical lower bounds compare like with like.
+    """
+
+    epsilon: Mapping[str, float | None]
+    delta: Mapping[str, float]
+    audit_delta: float
+
+    @classmethod
+    def of(cls, config: AuditConfig, n_train: int) -> PrivacyBudgets:
+        audit_delta = config.delta if config.delta is not None else default_delta(n_train)
+        dp_arms = [a for a in config.arms if isinstance(a, DPSGDArm)]
+        dp_deltas = [float(a.delta) if a.delta is not None else audit_delta for a in dp_arms]
+        shared = min(dp_deltas) if dp_deltas else audit_delta
+        epsilon: dict[str, float | None] = {}
+        delta: dict[str, float] = {}
+        for arm in config.arms:
+            if isinstance(arm, DPSGDArm):
+                epsilon[arm.label] = float(arm.epsilon) if arm.epsilon is not None else float(config.epsilon)
+                delta[arm.label] = float(arm.delta) if arm.delta is not None else audit_delta
+            else:
+                epsilon[arm.label] = None
+                delta[arm.label] = shared
+        return cls(epsilon, delta, audit_delta)
+
+    def check(self, arms: Sequence[Arm], n_train: int) -> None:
+        for arm in arms:
+            if arm.private and self.delta[arm.label] >= 1.0 / n_train:
+                # With delta >= 1/n, "release one random row in the clear" satisfies
+                # (0, delta)-DP: such a guarantee says nothing.
+                raise ConfigError(
+                    f"arm '{arm.label}': delta {self.delta[arm.label]:g} is not below 1/n_train = "
+                    f"{1 / n_train:.3g}; use a smaller delta (default min(1e-5, 1/(10 n_train)) = "
+                    f"{default_delta(n_train):.3g})")
+
+
+# --------------------------------------------------------------------------- solver
+
+
+@dataclass(frozen=True, eq=False)
+class SolverPlan:
+    """The group-dropout searches of an audit, one per arm with ``rates="auto"``."""
+
+    searches: Mapping[str, GroupDropoutSearch]
+
+    def jobs(self) -> list[FitJob]:
+        return [job for search in self.searches.values() for job in search.jobs()]
+
+    def conclude(self, models: Sequence[FittedModel]) -> dict[str, DropoutSolution]:
+        """Each search's solution from its share of the fitted models (in job order)."""
+        out, start = {}, 0
+        for label, search in self.searches.items():
+            count = len(search.jobs())
+            out[label] = search.conclude(models[start:start + count])
+            start += count
+        if start != len(models):
+            raise InternalError(f"{len(models)} fitted models for {start} solver jobs")
+        return out
+
+
+def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
+    """Check every arm against the data, then plan the solver's candidates."""
+    PrivacyBudgets.of(config, prepared.n_train).check(config.arms, prepared.n_train)
+    for arm in config.arms:
+        if not _is_auto(arm):
+            arm.row_dropout_rates(prepared.train.groups, prepared.group_labels)
+    searches = {}
+    for arm in config.arms:
+        if isinstance(arm, GroupDropoutArm) and arm.auto:
+            searches[arm.label] = GroupDropoutSearch(SolverProblem(
+                train=prepared.train.as_tuple(), val=prepared.val.as_tuple(),
+                test=prepared.test.as_tuple(), budget=_group_budget(arm, config),
+                model="linear" if not config.training.hidden else "mlp",
+                objective=arm.objective,  # type: ignore[arg-type]
+                p_max=MAX_SOLVER_RATE, task=prepared.dataset.task, seeds=config.seed_list,
+                training=config.training))
+    return SolverPlan(searches)
+
+
+def _is_auto(arm: Arm) -> bool:
+    return isinstance(arm, GroupDropoutArm) and arm.auto
+
+
+def _group_budget(arm: GroupDropoutArm, config: AuditConfig) -> float:
+    """An auto group-dropout arm spends its own budget, else the uniform arm's rate."""
+    if arm.budget is not None:
+        return float(arm.budget)
+    uniform = [a for a in config.arms if isinstance(a, UniformDropoutArm)]
+    return float(uniform[0].p) if uniform else DEFAULT_DROPOUT
+
+
+def applied_solution(label: str, solution: DropoutSolution) -> tuple[GroupDropoutArm, dict[str, Any]]:
+    """The arm as trained, and the solver's record for the result.
+
+    Rates that did not beat uniform dropout on held-out rows are noise: the arm then
+    trains with the uniform rate at its budget, and the result says so.
+    """
+    record = solution.to_dict()
+    applied = solution.rates if solution.improved else {g: float(solution.budget) for g in solution.rates}
+    record["applied_rates"] = applied
+    if not solution.improved:
+        record["verdict"] += " The arm uses the uniform rate at its budget."
+    return GroupDropoutArm(name=label, rates=applied), record
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@dataclass(frozen=True, eq=False)
+class AuditPlan:
+    """Every model of the audit proper, once group rates are known.
+
+    Attributes
+    ----------
+    arms
+        The arms as trained: an auto group-dropout arm replaced by its applied rates.
+    budgets
+        Epsilon and delta per arm.
+    solutions
+        The solver's record per auto arm (``DropoutSolution.to_dict()`` plus the rates
+        applied).
+    arm_jobs
+        Arms x seeds on the training rows, arm-major.
+    shadow_pool, shadow_jobs
+        LiRA's pool and shadow models (per arm, first seed), when LiRA is on.
+    canary_runs, canary_jobs
+        One canary run per seed, each training every arm (seed-major).
+    """
+
+    config: AuditConfig
+    arms: tuple[Arm, ...]
+    budgets: PrivacyBudgets
+    solutions: Mapping[str, dict[str, Any]]
+    group_labels: tuple[str, ...]
+    arm_jobs: tuple[FitJob, ...]
+    shadow_pool: ShadowPool | None
+    shadow_jobs: tuple[FitJob, ...]
+    canary_runs: tuple[CanaryRun, ...]
+    canary_jobs: tuple[FitJob, ...]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.config.seed_list
+
+    def jobs(self) -> list[FitJob]:
+        return [*self.arm_jobs, *self.shadow_jobs, *self.canary_jobs]
+
+    def row_rates(self, arm: Arm, groups: np.ndarray) -> np.ndarray:
+        """Dropout rate of any rows under ``arm`` as trained."""
+        return arm.row_dropout_rates(groups, self.group_labels)
+
+    def split(self, models: Sequence[FittedModel]) -> TrainedModels:
+        """The fitted models of :meth:`jobs`, in job order, sorted by what they are for."""
+        n_arm, n_shadow = len(self.arm_jobs), len(self.shadow_jobs)
+        if len(models) != n_arm + n_shadow + len(self.canary_jobs):
+            raise InternalError(f"{len(models)} fitted models for {len(self.jobs())} planned jobs")
+        seeds, arms = self.seeds, self.arms
+        by_arm = {(arm.label, seed): models[a * len(seeds) + s]
+                  for a, arm in enumerate(arms) for s, seed in enumerate(seeds)}
+        shadows: dict[str, list[tuple[FittedModel, np.ndarray]]] = {}
+        if self.shadow_pool is not None:
+            per_arm = len(self.shadow_pool.halves)
+            for a, arm in enumerate(arms):
+                block = models[n_arm + a * per_arm:n_arm + (a + 1) * per_arm]
+                shadows[arm.label] = list(zip(block, self.shadow_pool.halves, strict=True))
+        canary_models = models[n_arm + n_shadow:]
+        canaries = [list(canary_models[r * len(arms):(r + 1) * len(arms)])
+                    for r in range(len(self.canary_runs))]
+        return TrainedModels(by_arm, shadows, canaries)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModels:
+    """The audit's fitted models: per (arm, seed), LiRA shadows per arm, canary runs."""
+
+    arms: Mapping[tuple[str, int], FittedModel]
+    shadows: Mapping[str, list[tuple[FittedModel, np.ndarray]]]
+    canaries: list[list[FittedModel]]
+
+
+def audit_job_count(config: AuditConfig) -> int:
+    """How many models :func:`plan_audit` will plan, known before the solver runs."""
+    per_arm = len(config.seed_list)
+    if config.privacy_audit.mia == "lira":
+        per_arm += config.privacy_audit.shadows
+    if config.privacy_audit.canaries > 0:
+        per_arm += len(config.seed_list)
+    return len(config.arms) * per_arm
+
+
+def plan_audit(prepared: PreparedData, config: AuditConfig,
+               solutions: Mapping[str, DropoutSolution]) -> AuditPlan:
+    """Plan arms x seeds, shadows and canary runs with the solved group rates applied."""
+    budgets = PrivacyBudgets.of(config, prepared.n_train)
+    arms: list[Arm] = []
+    records: dict[str, dict[str, Any]] = {}
+    for arm in config.arms:
+        if arm.label in solutions:
+            trained, records[arm.label] = applied_solution(arm.label, solutions[arm.label])
+            arms.append(trained)
+        else:
+            arms.append(arm)
+    labels = prepared.group_labels
+    train = prepared.train
+
+    def job(arm: Arm, data: Any, groups: np.ndarray, seed: int, purpose: str) -> FitJob:
+        return FitJob(arm=arm, data=data, rates=arm.row_dropout_rates(groups, labels), seed=seed,
+                      epsilon=budgets.epsilon[arm.label], delta=budgets.delta[arm.label], purpose=purpose)
+
+    seeds = config.seed_list
+    arm_jobs = [job(arm, prepared.train_rows, train.groups, seed, "arm") for arm in arms for seed in seeds]
+    audit_cfg = config.privacy_audit
+    pool = None
+    shadow_jobs: list[FitJob] = []
+    if audit_cfg.mia == "lira":
+        pool = plan_shadow_pool(*train.as_tuple(), *prepared.test.as_tuple(), seed=seeds[0],
+                                shadows=audit_cfg.shadows)
+        shadow_jobs = [job(arm, pool.rows(s, arm.label), pool.groups[half], pool.shadow_seed(s), "shadow")
+                       for arm in arms for s, half in enumerate(pool.halves)]
+    runs: list[CanaryRun] = []
+    if audit_cfg.canaries > 0:
+        runs = plan_canary_runs(*train.as_tuple(), *prepared.test.as_tuple(), seeds=seeds,
+                                config=audit_cfg)
+    canary_jobs = [job(arm, run.rows, run.groups, run.seed, "canary") for run in runs for arm in arms]
+    return AuditPlan(
+        config=config, arms=tuple(arms), budgets=budgets, solutions=records, group_labels=labels,
+        arm_jobs=tuple(arm_jobs), shadow_pool=pool, shadow_jobs=tuple(shadow_jobs),
+        canary_runs=tuple(runs), canary_jobs=tuple(canary_jobs),
+    )
