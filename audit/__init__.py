@@ -44,7 +44,8 @@ from .privacy._accounting import (
 from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from .privacy._privacy_audit import PrivacyAuditConfig, dp_group_cost, dropout_noise_curve
-from .result._result import SCHEMA_VERSION, AuditResult
+from .result._container import AuditResult
+from .result._schema import SCHEMA_VERSION
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
 from .training._models import MLP, GroupDropout

@@ -38,7 +38,15 @@ from ..privacy._privacy_audit import (
     run_membership_inference,
     shadow_jobs,
 )
-from ..result._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
+from ..result._container import AuditResult
+from ..result._schema import (
+    ARMS_COLUMNS,
+    MECHANISM_COLUMNS,
+    ROC_COLUMNS,
+    normalise_empirical,
+    normalise_frames,
+    normalise_mia,
+)
 from ..solver._solver import solve_on_arrays
 from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
 from ..training._training import FitJob, TrainingConfig, get_trainer, resolve_device
@@ -414,7 +422,7 @@ def run_audit(
     )
     arms_df = pd.DataFrame(
         [{"arm": a.label, "kind": a.kind, "params": a.params()} for a in config.arms],
-        columns=["arm", "kind", "params"],
+        columns=list(ARMS_COLUMNS),
     )
     dataset_info = dataset.describe()
     dataset_info["splits"] = {
@@ -500,8 +508,7 @@ def _mechanism(
         frames.append(curve.assign(arm=arm.label, kind=arm.kind, row=rows, group=g_train[rows]))
     if not frames:
         return pd.DataFrame(), reference
-    cols = ["arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std"]
-    return pd.concat(frames, ignore_index=True)[cols], reference
+    return pd.concat(frames, ignore_index=True)[list(MECHANISM_COLUMNS)], reference
 
 
 def _group_budget(arm: GroupDropoutArm, config: AuditConfig) -> float:
