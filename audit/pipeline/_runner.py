@@ -438,7 +438,7 @@ def run_audit(
     meta["trainer"] = trainer.name
     done = total
     emit("done", None, None)
-    dp_cost = dp_group_cost(by_group_df, overall_df, config.arms)
+    dp_cost = dp_group_cost(by_group_df, overall_df, config.arms, confidence=config.ci_level)
     return AuditResult(
         config=config_dict, dataset=dataset_info, arms=arms_df, by_group=by_group_df,
         overall=overall_df, gaps=gaps_df, privacy=privacy_df, meta=meta, solutions=solutions,
