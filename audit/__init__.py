@@ -49,7 +49,8 @@ from .privacy._config import PrivacyAuditConfig
 from .privacy._dp_cost import dp_group_cost
 from .privacy._mechanism import dropout_noise_curve
 from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
-from .result._result import SCHEMA_VERSION, AuditResult
+from .result._container import AuditResult
+from .result._schema import SCHEMA_VERSION
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
 from .training._config import TrainingConfig

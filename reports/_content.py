@@ -15,6 +15,7 @@ import pandas as pd
 from audit import GUARANTEE_ASSUMPTIONS, NOT_COVERED, AuditResult
 
 from . import _figures
+from ._figures import level_text
 
 __all__ = ["Figure", "Paragraph", "Report", "Section", "Table", "build_report", "fmt"]
 
@@ -156,7 +157,8 @@ def _findings(result: AuditResult, violation: str | None) -> Section:
         best = min(valid, key=lambda a: float(valid[a]["value"]))
         g = valid[best]
         text = (f"Smallest error gap between groups: {best}, {fmt(g['value'])} "
-                f"(95% CI {fmt(g['ci_low'])} to {fmt(g['ci_high'])}; highest error in "
+                f"({level_text(result.ci_level)} CI {fmt(g['ci_low'])} to {fmt(g['ci_high'])}; "
+                "highest error in "
                 f"{g['max_group']}, lowest in {g['min_group']}).")
         if "baseline" in arms and best != "baseline":
             cost = _accuracy(result, "baseline") - _accuracy(result, best)
@@ -207,17 +209,19 @@ def _findings(result: AuditResult, violation: str | None) -> Section:
         leaking = [f"{a} ({fmt(v, 2)})" for a, v in emp.items() if v > 0]
         if leaking:
             blocks.append(Paragraph(
-                "Measurable leakage (empirical epsilon lower bound above 0, 95% confidence): "
+                "Measurable leakage (empirical epsilon lower bound above 0, "
+                f"{level_text(result.confidence)} confidence): "
                 + ", ".join(leaking) + ".", "finding"))
     return Section(SECTION_TITLES[1], blocks)
 
 
 def _fairness(result: AuditResult, arms: list[str]) -> Section:
     agg = result.aggregate("by_group")
+    ci = level_text(result.ci_level)
     evaluated = "the rows evaluated" if "evaluated_rows" in result.dataset else \
         "the test rows, averaged over training seeds,"
     blocks: list[Block] = [Paragraph(
-        f"Per-group metrics on {evaluated} with 95% bootstrap "
+        f"Per-group metrics on {evaluated} with {ci} bootstrap "
         "confidence intervals (test rows resampled within each group). Error = share of "
         "wrong predictions; FPR/FNR = false positive/negative rate; selection = share "
         "predicted positive.")]
@@ -234,8 +238,8 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
                 cells.append(_ci(r) if not pd.isna(r["value"]) else fmt(r["value"], reason=reason))
             rows.append([arm, str(group), str(int(g.loc["error_rate", "n"])), *cells])
     blocks.append(Table(header, rows, caption="Error, FPR, FNR and selection rate by arm and group."))
-    blocks.append(Figure(_figures.group_error_figure(agg, arms),
-                         "Error rate by group for each arm (markers), with 95% CIs."))
+    blocks.append(Figure(_figures.group_error_figure(agg, arms, ci_level=result.ci_level),
+                         f"Error rate by group for each arm (markers), with {ci} CIs."))
     gaps = result.aggregate("gaps")
     grows = []
     for arm in arms:
@@ -248,7 +252,7 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
                 "yes" if bool(r["exceeds_uncertainty"]) else "no (within noise)")
             grows.append([arm, metric.replace("_", " "), _ci(r), f"{r['max_group']} / {r['min_group']}",
                           within])
-    blocks.append(Table(["Arm", "Gap", "Difference [95% CI]", "Highest / lowest group",
+    blocks.append(Table(["Arm", "Gap", f"Difference [{ci} CI]", "Highest / lowest group",
                          "Exceeds uncertainty"], grows,
                         caption="Gaps between groups (max - min); equalized odds = larger of FPR and "
                                 "FNR gaps; demographic parity = selection-rate gap."))
@@ -307,7 +311,8 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
                   "epsilon; every other arm has no guarantee."),
         Table(["Arm", "Epsilon", "Delta", "Noise multiplier", "Accountant", "Empirical lower bound"],
               rows, caption="Epsilon from the accountant after training; lower bound from the one-run "
-                            "canary audit (largest over seeds, 95% confidence)."),
+                            f"canary audit (largest over seeds, {level_text(result.confidence)} "
+                            "confidence)."),
     ]
     mia = result.mia
     if not mia.empty:
@@ -338,14 +343,14 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
             f"One-run audit: {int(first['canaries'])} {first['canary_kind']} canaries, each included "
             f"with probability 1/2; {int(first['k_plus'])} 'in' and {int(first['k_minus'])} 'out' "
             f"guesses fixed in advance; delta {float(first['delta']):.3g}. The bound shown is the "
-            f"largest over seeds at {fmt(first['family_confidence'], 2)} confidence for all seeds "
-            f"together (each seed at {fmt(first['confidence'], 4)}, Bonferroni).", "note"))
+            f"largest over seeds at {level_text(result.confidence)} confidence for all seeds "
+            f"together (each seed at {level_text(first['confidence'])}, Bonferroni).", "note"))
     if not result.dp_cost.empty:
         crow = [[r["arm"], str(r["group"]), _ci(pd.Series({"value": r["cost"], "ci_low": r["ci_low"],
                                                             "ci_high": r["ci_high"]})),
                  fmt(r["excess"]), "yes" if r["flagged"] else ""]
                 for _, r in result.dp_cost.iterrows()]
-        blocks.append(Table(["DP arm", "Group", "Error cost vs baseline [95% CI]",
+        blocks.append(Table(["DP arm", "Group", f"Error cost vs baseline [{level_text(result.ci_level)} CI]",
                              "Excess over overall cost", "Flagged"], crow,
                             caption="DP's per-group cost, paired by seed."))
     return Section(SECTION_TITLES[4], blocks)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["ArmStyle", "arm_styles"]
+__all__ = ["ArmStyle", "arm_styles", "level_text"]
 
 _COLORS = ["#1b4f9c", "#d1495b", "#2e8b57", "#e69f00", "#6a3d9a", "#555555", "#00a6b4", "#a0522d"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -27,6 +27,11 @@ _LINES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0,
 class ArmStyle:
     def __init__(self, color: str, marker: str, line: object) -> None:
         self.color, self.marker, self.line = color, marker, line
+
+
+def level_text(level: float) -> str:
+    """A confidence level as a percentage: 0.95 -> '95%', 0.995 -> '99.5%'."""
+    return f"{100 * float(level):g}%"
 
 
 def arm_styles(arms: Sequence[str]) -> dict[str, ArmStyle]:
@@ -56,8 +61,13 @@ def _font() -> Any:
     return params
 
 
-def group_error_figure(by_group: pd.DataFrame, arms: Sequence[str], metric: str = "error_rate") -> bytes:
-    """Dot plot: one row per group, one marker per arm, horizontal 95% CI bars."""
+def group_error_figure(by_group: pd.DataFrame, arms: Sequence[str], metric: str = "error_rate", *,
+                       ci_level: float = 0.95) -> bytes:
+    """Dot plot: one row per group, one marker per arm, horizontal CI bars.
+
+    ``ci_level`` is the level of the intervals in ``by_group`` (``AuditResult.ci_level``),
+    named in the axis label.
+    """
     styles = arm_styles(arms)
     groups = sorted(by_group["group"].unique())
     height = min(11.0, 1.2 + 0.32 * len(groups) * max(1, len(arms)) ** 0.5)
@@ -76,7 +86,8 @@ def group_error_figure(by_group: pd.DataFrame, arms: Sequence[str], metric: str 
                         linestyle="none")
         ax.set_yticks(np.arange(len(groups)), [_short(g) for g in groups])
         ax.invert_yaxis()
-        ax.set_xlabel(f"{metric.replace('_', ' ')} on test rows (mean over seeds, 95% CI)")
+        ax.set_xlabel(f"{metric.replace('_', ' ')} on test rows (mean over seeds, "
+                      f"{level_text(ci_level)} CI)")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         return _png(fig)

@@ -9,7 +9,6 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from audit.privacy._mia import (
-    COLUMNS,
     MIA_METRICS,
     _build_plan,
     _resample_metrics,
@@ -17,6 +16,7 @@ from audit.privacy._mia import (
     lira_offline_scores,
     logit_confidence,
 )
+from audit.result._schema import ATTACK_METRICS_COLUMNS
 
 ATOL = 1e-12
 
@@ -53,7 +53,7 @@ def test_schema_group_and_metric_order() -> None:
     df = attack_metrics(s1, s0, g1, g0, n_bootstrap=20)
     assert (
         tuple(df.columns)
-        == COLUMNS
+        == ATTACK_METRICS_COLUMNS
         == (
             "group",
             "metric",

@@ -26,6 +26,7 @@ from ..defaults import (
     MAX_DROPOUT,
 )
 from ..privacy._accounting import GUARANTEE_ACCOUNTANTS
+from ..result._schema import json_safe
 
 __all__ = [
     "ARM_KINDS",
@@ -163,19 +164,11 @@ class Arm:
     def params(self) -> dict[str, Any]:
         """The arm's defining hyperparameters, JSON-ready."""
         return {
-            f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "name"
+            f.name: json_safe(getattr(self, f.name)) for f in fields(self) if f.name != "name"
         }
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.label, "params": self.params()}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @register_arm

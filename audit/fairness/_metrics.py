@@ -31,27 +31,15 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import log_loss, roc_auc_score
 
-from ._bootstrap import METRICS, bootstrap_group_metrics, percentile_interval
+from ..result._schema import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
+from ._bootstrap import bootstrap_group_metrics, percentile_interval
 
 __all__ = [
-    "BY_GROUP_COLUMNS",
-    "GAPS_COLUMNS",
     "GAP_ONLY_METRICS",
     "METRICS",
-    "OVERALL_COLUMNS",
     "evaluate_predictions",
     "fairlearn_metric_frame",
 ]
-
-#: Gap-only summaries built from the per-group metrics.
-GAP_ONLY_METRICS: tuple[str, ...] = ("equalized_odds", "demographic_parity")
-
-BY_GROUP_COLUMNS = ("seed", "group", "metric", "value", "std", "ci_low", "ci_high", "n")
-OVERALL_COLUMNS = ("seed", "metric", "value", "std", "ci_low", "ci_high", "n")
-GAPS_COLUMNS = (
-    "seed", "metric", "gap", "value", "std", "ci_low", "ci_high",
-    "max_group", "min_group", "exceeds_uncertainty",
-)  # fmt: skip
 
 
 def _nan_if_single_class(fn: Callable[..., float]) -> Callable[..., float]:

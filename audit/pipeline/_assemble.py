@@ -11,7 +11,14 @@ import pandas as pd
 
 from ..privacy._accounting import NOT_COVERED
 from ..privacy._dp_cost import dp_group_cost
-from ..result._result import ROC_COLUMNS, AuditResult, normalise_empirical, normalise_frames, normalise_mia
+from ..result._container import AuditResult
+from ..result._schema import (
+    ARMS_COLUMNS,
+    ROC_COLUMNS,
+    normalise_empirical,
+    normalise_frames,
+    normalise_mia,
+)
 from ._measure import Measurements
 from ._plan import AuditPlan
 from ._prepare import PreparedData
@@ -26,7 +33,7 @@ def assemble(prepared: PreparedData, plan: AuditPlan, measured: Measurements, *,
     by_group, overall, gaps, privacy = normalise_frames(
         measured.by_group, measured.overall, measured.gaps, pd.DataFrame(measured.privacy_rows), order)
     arms = pd.DataFrame([{"arm": a.label, "kind": a.kind, "params": a.params()} for a in config.arms],
-                        columns=["arm", "kind", "params"])
+                        columns=list(ARMS_COLUMNS))
     meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config_hash": config.config_hash(),
@@ -44,7 +51,7 @@ def assemble(prepared: PreparedData, plan: AuditPlan, measured: Measurements, *,
         mia=normalise_mia(measured.mia, order),
         empirical=normalise_empirical(measured.empirical, order),
         mechanism=measured.mechanism, mechanism_reference=measured.mechanism_reference,
-        dp_cost=dp_group_cost(by_group, overall, config.arms),
+        dp_cost=dp_group_cost(by_group, overall, config.arms, confidence=config.ci_level),
         roc=(pd.concat(measured.roc, ignore_index=True)[list(ROC_COLUMNS)] if measured.roc
              else pd.DataFrame()),
     )

@@ -24,7 +24,8 @@ from ..data._readers import DEFAULT_NA_VALUES
 from ..fairness._metrics import evaluate_predictions
 from ..privacy._accounting import NO_GUARANTEE
 from ..privacy._mia import attack_metrics
-from ..result._result import AuditResult, normalise_frames, normalise_mia
+from ..result._container import AuditResult
+from ..result._schema import normalise_frames, normalise_mia
 
 __all__ = ["audit_onnx_model", "audit_predictions"]
 

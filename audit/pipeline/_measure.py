@@ -17,6 +17,7 @@ from ..privacy._accounting import NO_GUARANTEE, PrivacyLedger
 from ..privacy._canaries import score_canary_run
 from ..privacy._mechanism import dropout_noise_curve
 from ..privacy._membership import run_membership_inference
+from ..result._schema import MECHANISM_COLUMNS
 from ._config import AuditConfig
 from ._plan import AuditPlan, TrainedModels
 from ._prepare import PreparedData
@@ -24,7 +25,6 @@ from ._progress import Progress
 
 __all__ = ["Measurements", "measure"]
 
-MECHANISM_CURVE_COLUMNS = ["arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std"]
 
 
 @dataclass(eq=False)
@@ -139,7 +139,7 @@ def _mechanism(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
         frames.append(curve.assign(arm=arm.label, kind=arm.kind, row=rows, group=train.groups[rows]))
     if not frames:
         return pd.DataFrame(), reference
-    return pd.concat(frames, ignore_index=True)[MECHANISM_CURVE_COLUMNS], reference
+    return pd.concat(frames, ignore_index=True)[list(MECHANISM_COLUMNS)], reference
 
 
 def _dp_noise_reference(privacy_rows: list[dict[str, Any]], seed: int, n_train: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..data._datasets import Dataset
-from ..result._result import AuditResult
+from ..result._container import AuditResult
 from ..training._config import resolve_device
 from ..training._executor import Executor, LocalExecutor
 from ..training._trainer import FitJob, FittedModel

@@ -87,14 +87,14 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
+from ..result._schema import ATTACK_METRICS_COLUMNS, MIA_METRICS
+
 __all__ = [
     "MIA_METRICS",
     "attack_metrics",
     "lira_offline_scores",
     "logit_confidence",
 ]
-
-MIA_METRICS: tuple[str, ...] = ("auc", "advantage", "tpr_at_fpr_1pct", "tpr_at_fpr_0.1pct")
 
 # TPR-at-FPR metrics: metric -> (the FPR bound as text, 1 / f).  Using the
 # integer 1 / f keeps ``k = floor(f * n0) = n0 // (1 / f)`` exact (0.001 * 1000
@@ -117,18 +117,6 @@ _TINY_STD_RATIO = 1e-3
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-COLUMNS: tuple[str, ...] = (
-    "group",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n_members",
-    "n_nonmembers",
-    "available",
-    "reason",
-)
 
 
 # --------------------------------------------------------------------------
@@ -496,7 +484,7 @@ def attack_metrics(
                     lo, hi = (float(q) for q in np.percentile(store[metric], [alpha, 100.0 - alpha]))
             rows.append((label, metric, value, lo, hi, n1, n0, not reason, reason))
 
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df = pd.DataFrame(rows, columns=list(ATTACK_METRICS_COLUMNS))
     return df.astype(
         {
             "value": np.float64,

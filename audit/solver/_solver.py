@@ -42,6 +42,7 @@ from .._stats import sample_std, t_half_width
 from ..arms._arms import GroupDropoutArm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
+from ..result._schema import json_safe
 from ..training._config import TrainingConfig, resolve_device
 from ..training._executor import Executor, LocalExecutor
 from ..training._trainer import FitJob, FittedModel, TrainingRows
@@ -142,7 +143,7 @@ class DropoutSolution:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN, e.g. a standard deviation over one seed, becomes ``None``)."""
         curve = self.curve.to_dict(orient="records")
-        return _json_safe({
+        return json_safe({
             "model": self.model, "route": self.route, "objective": self.objective,
             "metric": self.metric, "budget": self.budget, "p_max": self.p_max,
             "rates": self.rates, "shares": self.shares, "budget_check": self.budget_check,
@@ -167,20 +168,6 @@ class DropoutSolution:
         lines.append(f"gap: uniform {self.uniform.test_gap:.4f} -> solved {self.solved.test_gap:.4f}")
         lines.append(self.verdict)
         return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 # --------------------------------------------------------------------------- public API

@@ -1,0 +1,133 @@
+"""Text and HTML views of an :class:`audit.AuditResult`: ``summary()`` and the notebook repr."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from ._schema import is_missing
+
+if TYPE_CHECKING:
+    from ._container import AuditResult
+
+__all__ = ["level_text", "result_html", "result_summary"]
+
+
+def level_text(level: float) -> str:
+    """A confidence level as a percentage: 0.95 -> '95%', 0.995 -> '99.5%'."""
+    return f"{100 * float(level):g}%"
+
+
+def result_summary(result: AuditResult) -> str:
+    """Plain-text comparison of the arms: epsilon, accuracy, group errors and the gap."""
+    groups = sorted(result.aggregate("by_group")["group"].unique())
+    header = ["arm", "epsilon", "accuracy", *[f"error[{g}]" for g in groups],
+              f"error gap [{level_text(result.ci_level)} CI]", "", "MIA AUC", "eps lower bound"]
+    rows = [_summary_row(result, arm, groups) for arm in result.arm_names]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths).rstrip())
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
+    if result.dp_violations:
+        lines.insert(0, "!!! DP VIOLATION: the empirical epsilon lower bound exceeds the "
+                     f"accountant's epsilon for {', '.join(result.dp_violations)}; the DP "
+                     "implementation or its accounting is wrong. !!!")
+    return "\n".join([*lines, "", *_summary_notes(result)])
+
+
+def _summary_row(result: AuditResult, arm: str, groups: list[str]) -> list[str]:
+    """One arm's cells of the summary table, in header order."""
+    by_group = result.aggregate("by_group")
+    overall = result.aggregate("overall")
+    gaps = result.aggregate("gaps")
+    privacy = result.aggregate("privacy")
+    eps = privacy.loc[privacy["arm"] == arm, "epsilon"]
+    eps_text = _fmt(eps.iloc[0], 2) if len(eps) and not is_missing(eps.iloc[0]) else "none"
+    err = overall[(overall["arm"] == arm) & (overall["metric"] == "error_rate")]
+    acc = "n/a" if err.empty else _fmt(1 - err["value"].iloc[0], 3)
+    cells = []
+    for g in groups:
+        r = by_group[(by_group["arm"] == arm) & (by_group["group"] == g)
+                     & (by_group["metric"] == "error_rate")]
+        cells.append("n/a" if r.empty else _fmt(r["value"].iloc[0], 3))
+    gap = gaps[(gaps["arm"] == arm) & (gaps["metric"] == "error_rate")
+               & (gaps["gap"] == "difference")]
+    if gap.empty:
+        gap_text, flag = "n/a", ""
+    else:
+        g0 = gap.iloc[0]
+        gap_text = f"{_fmt(g0['value'], 3)} [{_fmt(g0['ci_low'], 3)}, {_fmt(g0['ci_high'], 3)}]"
+        exceeds = g0["exceeds_uncertainty"]
+        flag = "" if (not is_missing(exceeds) and bool(exceeds)) else "within noise"
+    return [arm, eps_text, acc, *cells, gap_text, flag, _mia_text(result, arm),
+            _bound_text(result, arm)]
+
+
+def _summary_notes(result: AuditResult) -> list[str]:
+    """The lines under the summary table saying what its numbers are."""
+    ds = result.dataset
+    merged = ds.get("splits", {}).get("merged_groups", [])
+    notes = [
+        f"dataset: {ds.get('name')} ({ds.get('rows')} rows; groups "
+        + ", ".join(f"{k}: {v}" for k, v in ds.get("groups", {}).items()) + ")"
+        + (f"; merged into one group for the audit: {', '.join(merged)}" if merged else ""),
+        f"positive class: {ds.get('positive_label')!r}; errors on the test split, "
+        f"mean over {len(result.config.get('seeds', []))} seed(s); CI: bootstrap over test rows.",
+        "epsilon 'none' = no formal privacy guarantee (dropout is not differential privacy).",
+    ]
+    if not result.mia.empty:
+        notes.append("MIA AUC: loss-threshold membership inference, training rows vs as many "
+                     "test rows (0.5 = no leakage).")
+    if not result.empirical.empty:
+        e = result.empirical.iloc[0]
+        notes.append(
+            f"eps lower bound: one-run canary audit ({int(e['canaries'])} {e['canary_kind']} "
+            f"canaries, {int(e['guesses'])} guesses, delta {float(e['delta']):.2g}); the "
+            f"largest over seeds, {level_text(result.confidence)} confidence for "
+            "all seeds together (Bonferroni).")
+    return notes
+
+
+def _mia_text(result: AuditResult, arm: str) -> str:
+    mia = result.mia
+    if mia.empty:
+        return ""
+    sel = mia[(mia["arm"] == arm) & mia["seed"].isna() & (mia["attack"] == "loss")
+              & (mia["group"] == "overall") & (mia["metric"] == "auc")]
+    return "n/a" if sel.empty else _fmt(sel["value"].iloc[0], 3)
+
+
+def _bound_text(result: AuditResult, arm: str) -> str:
+    if result.empirical.empty:
+        return ""
+    sel = result.empirical[result.empirical["arm"] == arm]
+    if sel.empty:
+        return "n/a"
+    text = _fmt(sel["epsilon_lower_bound"].max(), 2)
+    return text + (" VIOLATION" if sel["dp_violation"].any() else "")
+
+
+def result_html(result: AuditResult) -> str:
+    """The notebook (``_repr_html_``) view: error rate per group and the privacy table."""
+    table = result.error_table().round(4)
+    privacy = result.aggregate("privacy")[["arm", "kind", "epsilon", "delta", "guarantee"]]
+    privacy = privacy.assign(epsilon=privacy["epsilon"].map(
+        lambda e: "no guarantee" if is_missing(e) else f"{e:.3g}"))
+    banner = ""
+    if result.dp_violations:
+        banner = ("<p style='color:#b00;font-weight:bold'>DP VIOLATION: the empirical "
+                  "epsilon lower bound exceeds the accountant's epsilon for "
+                  + html.escape(", ".join(result.dp_violations)) + ".</p>")
+    return (
+        banner
+        + f"<h4>fairpriv audit: {html.escape(str(result.dataset.get('name')))}</h4>"
+        "<p>Error rate per group (test split, mean over seeds)</p>"
+        + table.to_html()
+        + "<p>Privacy</p>"
+        + privacy.to_html(index=False)
+    )
+
+
+def _fmt(value: Any, digits: int) -> str:
+    return "n/a" if is_missing(value) else f"{float(value):.{digits}f}"
