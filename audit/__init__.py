@@ -30,6 +30,7 @@ from .arms._arms import (
 )
 from .data._datasets import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
 from .data._preprocess import TabularPreprocessor
+from .data._readers import read_table
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._external import audit_onnx_model, audit_predictions
@@ -52,7 +53,7 @@ from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from .result._result import SCHEMA_VERSION, AuditResult
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
-from .training._config import TrainingConfig
+from .training._config import TrainingConfig, parse_hidden_layers
 from .training._models import MLP, GroupDropout
 from .training._reference import ReferenceTrainer
 from .training._trainer import FitJob, FittedModel, Trainer, available_trainers, get_trainer, register_trainer
@@ -74,6 +75,7 @@ __all__ = [
     "TabularPreprocessor",
     "load_dataset",
     "make_synthetic",
+    "read_table",
     "split_dataset",
     # plan: arms and the group-dropout solver
     "ARM_KINDS",
@@ -102,6 +104,7 @@ __all__ = [
     "TrainingConfig",
     "available_trainers",
     "get_trainer",
+    "parse_hidden_layers",
     "register_trainer",
     "train_mlp_batch",
     # measure: fairness
