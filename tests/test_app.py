@@ -117,9 +117,7 @@ def test_report_bytes_come_from_the_renderers() -> None:
                                              privacy_audit=PrivacyAuditConfig(canaries=0, mia="none",
                                                                               mechanism_rows=0)),
                     n_rows=600)
-    from reports import build_report
-    from reports._html import render_html_text
-    from reports._pdf import render_pdf_bytes
+    from reports import build_report, render_html_text, render_pdf_bytes
 
     pdf, _ = render_pdf_bytes(build_report(res))
     assert pdf[:5] == b"%PDF-"
@@ -154,10 +152,7 @@ def test_predictions_page() -> None:
 
 
 def test_pickle_uploads_are_refused_by_name_too() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    from common import read_upload
+    from fairpriv_app.common import read_upload
 
     from audit import FairprivError
 
@@ -190,10 +185,7 @@ def test_onnx_model_page(tmp_path: Path) -> None:
 
 
 def test_frame_hash_sees_names_and_dtypes() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    from common import frame_hash
+    from fairpriv_app.common import frame_hash
 
     a = pd.DataFrame({"x": [1, 2], "y": [0, 1]})
     assert frame_hash(a) == frame_hash(a.copy())

@@ -1,22 +1,17 @@
-import sys
-from pathlib import Path
-
 import streamlit as st
+from fairpriv_app.common import show_error
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import show_error  # noqa: E402
-from fairpriv_cli.main import parse_hidden  # noqa: E402
-
-from audit import (  # noqa: E402
+from audit import (
     ARM_KINDS,
     AuditConfig,
     BaselineArm,
-    ConfigError,  # noqa: E402
+    ConfigError,
     DPSGDArm,
     GroupDropoutArm,
     PrivacyAuditConfig,
     TrainingConfig,
     UniformDropoutArm,
+    parse_hidden_layers,
 )
 
 
@@ -61,7 +56,7 @@ try:
     config = AuditConfig(
         arms=tuple(arm_objs), seeds=int(seeds), epsilon=float(epsilon),
         delta=_delta(delta_text),
-        training=TrainingConfig(hidden=parse_hidden(hidden), epochs=int(epochs)),
+        training=TrainingConfig(hidden=parse_hidden_layers(hidden), epochs=int(epochs)),
         trainer=trainer, device=device,
         privacy_audit=PrivacyAuditConfig(mia=mia, canaries=int(canaries), canary_kind=canary_kind))
     st.session_state["config"] = config.to_dict()
