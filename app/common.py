@@ -17,8 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from audit import AuditConfig, AuditResult, FairprivError, load_dataset, run_audit
-from audit.data._readers import read_table
+from audit import AuditConfig, AuditResult, FairprivError, load_dataset, read_table, run_audit
 
 MAX_UPLOAD_MB = float(os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200"))
 MAX_ROWS = int(os.environ.get("FAIRPRIV_MAX_ROWS", "1000000"))

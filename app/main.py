@@ -1,14 +1,12 @@
 """fairpriv app: audit a dataset (or a model's predictions) in the browser.
 
-Run with ``fairpriv app`` or ``streamlit run app/main.py``.
+Run with ``fairpriv app`` or ``streamlit run app/main.py``. The pages (``views/``) are run
+as scripts by Streamlit; they import their shared helpers from the package this folder
+is installed as, ``fairpriv_app.common`` (an editable install maps it to this folder),
+never through ``sys.path``.
 """
 
-import sys
-from pathlib import Path
-
 import streamlit as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 st.set_page_config(page_title="fairpriv", layout="wide")
 

@@ -30,6 +30,7 @@ from .arms._arms import (
 )
 from .data._datasets import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
 from .data._preprocess import TabularPreprocessor
+from .data._readers import read_table
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._external import audit_onnx_model, audit_predictions
@@ -53,7 +54,7 @@ from .result._container import AuditResult
 from .result._schema import SCHEMA_VERSION
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
-from .training._config import TrainingConfig
+from .training._config import TrainingConfig, parse_hidden_layers
 from .training._executor import Executor, LocalExecutor, available_executors, get_executor, register_executor
 from .training._models import MLP, GroupDropout
 from .training._reference import ReferenceTrainer
@@ -84,6 +85,7 @@ __all__ = [
     "TabularPreprocessor",
     "load_dataset",
     "make_synthetic",
+    "read_table",
     "split_dataset",
     # plan: arms and the group-dropout solver
     "ARM_KINDS",
@@ -113,6 +115,7 @@ __all__ = [
     "TrainingRows",
     "available_trainers",
     "get_trainer",
+    "parse_hidden_layers",
     "register_trainer",
     "train_mlp_batch",
     "Executor",

@@ -297,7 +297,7 @@ def _write_reports(result: Any, pdf: Path | None, html: Path | None) -> None:
 @click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="HTML report path.")
 def report(results: str, pdf: str | None, html: str | None) -> None:
     """Render RESULTS (a results.json) to PDF and/or HTML (default: both, beside it)."""
-    from audit.result._container import AuditResult
+    from audit import AuditResult
 
     result = AuditResult.from_json(Path(results))
     if pdf is None and html is None:

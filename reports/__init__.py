@@ -6,7 +6,10 @@ Depends on :mod:`audit`, never the reverse::
     render_pdf(result, "report.pdf"); render_html(result, "report.html")
 
 Renderers are registered by format (``RENDERERS``) and only lay out what
-:func:`build_report` produced, so both formats show the same numbers.
+:func:`build_report` produced, so both formats show the same numbers. Front ends
+that show a report piece by piece (the app) use the same public names: the figure
+functions (PNG bytes), :func:`tradeoff_points`, and the in-memory renderers
+:func:`render_pdf_bytes` and :func:`render_html_text`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,43 @@ from pathlib import Path
 
 from audit import AuditResult
 
-from ._content import SECTION_TITLES, Report, build_report
-from ._html import write_html
-from ._pdf import write_pdf
+from ._content import SECTION_TITLES, Report, build_report, tradeoff_points
+from ._figures import (
+    ArmStyle,
+    arm_styles,
+    gap_curve_figure,
+    group_error_figure,
+    mechanism_figure,
+    roc_figure,
+    tradeoff_figure,
+)
+from ._html import render_html_text, write_html
+from ._pdf import render_pdf_bytes, write_pdf
 
-__all__ = ["RENDERERS", "SECTION_TITLES", "Report", "build_report", "render_html", "render_pdf"]
+# Grouped by what they do: content, rendering, figures.
+__all__ = [
+    # content model: every number and sentence of a report
+    "SECTION_TITLES",
+    "Report",
+    "build_report",
+    "tradeoff_points",
+    # renderers: a Report (or an AuditResult) to PDF / HTML
+    "RENDERERS",
+    "render_html",
+    "render_html_text",
+    "render_pdf",
+    "render_pdf_bytes",
+    "write_html",
+    "write_pdf",
+    # figures: PNG bytes, one fixed style per arm
+    "ArmStyle",
+    "arm_styles",
+    "gap_curve_figure",
+    "group_error_figure",
+    "mechanism_figure",
+    "roc_figure",
+    "tradeoff_figure",
+]
 
 #: format -> writer(report, path); returns the page count for paged formats.
 RENDERERS: dict[str, Callable[[Report, str | Path], int | None]] = {

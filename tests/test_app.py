@@ -106,6 +106,45 @@ def test_full_flow_run_results_and_downloads() -> None:
     assert labels == {"Download PDF report", "Download HTML report", "Download results.json"}
 
 
+def test_setup_starts_on_the_engine_defaults() -> None:
+    """Every Setup widget starts on audit.defaults; the saved config equals the engine's."""
+    from audit import ARM_KINDS, AuditConfig, defaults
+
+    at = app()
+    at.switch_page("views/setup.py").run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="arms").value == list(ARM_KINDS)
+    assert at.slider(key="p").value == defaults.DEFAULT_DROPOUT
+    assert at.number_input(key="epsilon").value == defaults.DEFAULT_EPSILON
+    assert at.number_input(key="seeds").value == defaults.DEFAULT_SEEDS
+    assert at.number_input(key="epochs").value == defaults.DEFAULT_EPOCHS
+    assert at.number_input(key="canaries").value == defaults.DEFAULT_CANARIES
+    assert at.selectbox(key="trainer").value == defaults.DEFAULT_TRAINER
+    assert at.selectbox(key="device").value == defaults.DEFAULT_DEVICE
+    assert at.selectbox(key="mia").value == defaults.DEFAULT_MIA
+    assert list(at.selectbox(key="mia").options) == list(defaults.MIA_CHOICES)
+    assert at.selectbox(key="canary_kind").value == defaults.DEFAULT_CANARY_KIND
+    assert list(at.selectbox(key="canary_kind").options) == list(defaults.CANARY_KIND_CHOICES)
+    saved = AuditConfig.from_dict(at.session_state["config"])
+    engine = AuditConfig()
+    for name in ("seeds", "epsilon", "delta", "training", "trainer", "device", "privacy_audit"):
+        assert getattr(saved, name) == getattr(engine, name), name
+    assert [a.kind for a in saved.arms] == [a.kind for a in engine.arms]
+    assert saved.arms[1].p == defaults.DEFAULT_DROPOUT  # type: ignore[attr-defined]
+    assert saved.arms[2].budget == defaults.DEFAULT_DROPOUT  # type: ignore[attr-defined]
+
+
+def test_setup_rejects_bad_hidden_layers_with_the_engine_message() -> None:
+    at = app()
+    at.switch_page("views/setup.py").run()
+    at.text_input(key="hidden").set_value("64;32").run()
+    assert not at.exception
+    assert any("hidden" in e.value and "'64;32'" in e.value for e in at.error), [e.value for e in at.error]
+    assert "config" not in at.session_state
+    at.text_input(key="hidden").set_value("").run()  # empty: a linear model
+    assert not at.error and at.session_state["config"]["training"]["hidden"] == []
+
+
 def test_report_bytes_come_from_the_renderers() -> None:
     """The download bytes are built by the function the page calls."""
     import importlib.util
@@ -117,9 +156,7 @@ def test_report_bytes_come_from_the_renderers() -> None:
                                              privacy_audit=PrivacyAuditConfig(canaries=0, mia="none",
                                                                               mechanism_rows=0)),
                     n_rows=600)
-    from reports import build_report
-    from reports._html import render_html_text
-    from reports._pdf import render_pdf_bytes
+    from reports import build_report, render_html_text, render_pdf_bytes
 
     pdf, _ = render_pdf_bytes(build_report(res))
     assert pdf[:5] == b"%PDF-"
@@ -154,10 +191,7 @@ def test_predictions_page() -> None:
 
 
 def test_pickle_uploads_are_refused_by_name_too() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    from common import read_upload
+    from fairpriv_app.common import read_upload
 
     from audit import FairprivError
 
@@ -190,10 +224,7 @@ def test_onnx_model_page(tmp_path: Path) -> None:
 
 
 def test_frame_hash_sees_names_and_dtypes() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    from common import frame_hash
+    from fairpriv_app.common import frame_hash
 
     a = pd.DataFrame({"x": [1, 2], "y": [0, 1]})
     assert frame_hash(a) == frame_hash(a.copy())

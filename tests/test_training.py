@@ -31,6 +31,7 @@ from audit import (
     compute_epsilon,
     get_trainer,
     load_dataset,
+    parse_hidden_layers,
     split_dataset,
 )
 from audit.training._config import resolve_device
@@ -281,6 +282,22 @@ def test_training_config_rejects_fractional_counts(field_name: str) -> None:
 def test_training_config_normalises_hidden() -> None:
     assert TrainingConfig(hidden=[16, 4]).hidden == (16, 4)  # type: ignore[arg-type]
     assert TrainingConfig(hidden=()).hidden == ()
+
+
+@pytest.mark.parametrize(("text", "widths"), [
+    ("64", (64,)), ("64,32", (64, 32)), (" 64 , 32 ", (64, 32)), ("", ()), ("   ", ()),
+])
+def test_parse_hidden_layers(text: str, widths: tuple[int, ...]) -> None:
+    assert parse_hidden_layers(text) == widths
+    assert TrainingConfig(hidden=parse_hidden_layers(text)).hidden == widths
+
+
+@pytest.mark.parametrize("text", ["64;32", "a", "64,,32", "64,", "-1", "6.4", "0", "64,0", "+8", "1_0"])
+def test_parse_hidden_layers_rejects_bad_text(text: str) -> None:
+    with pytest.raises(ConfigError, match="hidden") as info:
+        parse_hidden_layers(text)
+    assert repr(text) in str(info.value)
+    assert "--" not in str(info.value)  # an engine message: no command-line flags
 
 
 def test_resolve_device_cpu_and_auto() -> None:

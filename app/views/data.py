@@ -1,12 +1,7 @@
-import sys
-from pathlib import Path
-
 import streamlit as st
+from fairpriv_app.common import BUILTINS, read_upload, show_error
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import BUILTINS, read_upload, show_error  # noqa: E402
-
-from audit import load_dataset, make_synthetic  # noqa: E402
+from audit import load_dataset, make_synthetic
 
 st.title("Data")
 st.write("Bring a table with a binary target and one or more sensitive columns, or use a "

@@ -1,12 +1,7 @@
-import sys
-from pathlib import Path
-
 import streamlit as st
+from fairpriv_app.common import keep_result, read_upload, show_error
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import keep_result, read_upload, show_error  # noqa: E402
-
-from audit import audit_predictions  # noqa: E402
+from audit import audit_predictions
 
 st.title("Audit an existing model")
 st.write("Upload one row per person with the true label, the model's prediction, optionally its "

@@ -1,20 +1,12 @@
-import sys
-from pathlib import Path
-
 import streamlit as st
+from fairpriv_app.common import result, show_error
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import result, show_error  # noqa: E402
-
-from reports import build_report  # noqa: E402
-from reports._html import render_html_text  # noqa: E402
-from reports._pdf import render_pdf_bytes  # noqa: E402
+from audit import AuditResult
+from reports import build_report, render_html_text, render_pdf_bytes
 
 
 @st.cache_data(show_spinner="Rendering the report...", max_entries=8)
 def report_files(result_json: str) -> tuple[bytes, str]:
-    from audit import AuditResult
-
     report = build_report(AuditResult.from_json(result_json))
     return render_pdf_bytes(report)[0], render_html_text(report)
 

@@ -1,13 +1,14 @@
-import sys
-from pathlib import Path
-
 import streamlit as st
+from fairpriv_app.common import csv_bytes, result, show_error
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import csv_bytes, result, show_error  # noqa: E402
-
-from reports import _figures  # noqa: E402
-from reports._content import tradeoff_points  # noqa: E402
+from reports import (
+    gap_curve_figure,
+    group_error_figure,
+    mechanism_figure,
+    roc_figure,
+    tradeoff_figure,
+    tradeoff_points,
+)
 
 st.title("Results")
 try:
@@ -21,7 +22,7 @@ try:
         st.code(res.summary(), language=None)
         arms = res.arm_names
         st.subheader("Error by group")
-        st.image(_figures.group_error_figure(res.aggregate("by_group"), arms))
+        st.image(group_error_figure(res.aggregate("by_group"), arms))
         for name in ("by_group", "overall", "gaps", "privacy"):
             frame = getattr(res, name)
             with st.expander(f"Table: {name}"):
@@ -29,21 +30,21 @@ try:
                 st.download_button(f"Download {name}.csv", csv_bytes(frame), f"{name}.csv", "text/csv",
                                    key=f"dl_{name}")
         st.subheader("Trade-offs")
-        st.image(_figures.tradeoff_figure(tradeoff_points(res), arms))
+        st.image(tradeoff_figure(tradeoff_points(res), arms))
         if not res.mia.empty:
             st.subheader("Membership inference by group")
             st.dataframe(res.mia[res.mia["seed"].isna()], use_container_width=True)
             st.download_button("Download mia.csv", csv_bytes(res.mia), "mia.csv", "text/csv", key="dl_mia")
         if not res.roc.empty:
-            st.image(_figures.roc_figure(res.roc, arms))
+            st.image(roc_figure(res.roc, arms))
         if not res.mechanism.empty:
             st.subheader("Why dropout is not differential privacy")
-            st.image(_figures.mechanism_figure(res.mechanism, res.mechanism_reference, arms))
+            st.image(mechanism_figure(res.mechanism, res.mechanism_reference, arms))
         for arm, sol in res.solutions.items():
             st.subheader(f"Group-specific dropout ({arm})")
             st.write(sol["verdict"])
             if len(sol["rates"]) == 2 and sol.get("curve"):
-                st.image(_figures.gap_curve_figure(sol["curve"], sol["rates"],
-                                                   sol["uniform"]["validation"]["gap"], sol["budget"]))
+                st.image(gap_curve_figure(sol["curve"], sol["rates"],
+                                          sol["uniform"]["validation"]["gap"], sol["budget"]))
 except Exception as exc:  # noqa: BLE001 - shown, never a traceback
     show_error(exc)

@@ -1,11 +1,7 @@
 import json
-import sys
-from pathlib import Path
 
 import streamlit as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import cached_audit, frame_hash, show_error  # noqa: E402
+from fairpriv_app.common import cached_audit, frame_hash, show_error
 
 st.title("Run")
 frame = st.session_state.get("frame")

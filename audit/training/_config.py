@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,41 @@ from ..defaults import (
 )
 
 OPTIMIZERS = OPTIMIZER_CHOICES
+
+_WIDTH = re.compile(r"[0-9]+")
+
+
+def parse_hidden_layers(text: str) -> tuple[int, ...]:
+    """Hidden layer widths from text: ``"64,32"`` -> ``(64, 32)``; empty -> ``()``, a linear model.
+
+    The text form of :attr:`TrainingConfig.hidden` that front ends take from their users.
+    Spaces around the widths are ignored; anything but comma-separated positive
+    integers is a :class:`audit.ConfigError` that names ``hidden`` and the text.
+
+    Examples
+    --------
+    >>> parse_hidden_layers("64, 32")
+    (64, 32)
+    >>> parse_hidden_layers("")
+    ()
+    >>> parse_hidden_layers("64;32")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    audit._exceptions.ConfigError: hidden must be comma-separated positive integers ..., not '64;32'
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"hidden must be text such as '64,32', not {text!r}")
+    if not text.strip():
+        return ()
+    pieces = [piece.strip() for piece in text.split(",")]
+    if not all(_WIDTH.fullmatch(piece) for piece in pieces):
+        raise ConfigError(
+            "hidden must be comma-separated positive integers (e.g. '64,32'; empty for a linear "
+            f"model), not {text!r}")
+    widths = tuple(int(piece) for piece in pieces)
+    if any(w < 1 for w in widths):
+        raise ConfigError(f"hidden layer widths must be positive, not {text!r}")
+    return widths
 
 
 @dataclass(frozen=True, kw_only=True)
