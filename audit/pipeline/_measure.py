@@ -51,9 +51,7 @@ def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
         progress.stage("privacy")
         out.mia = run_membership_inference(
             trained.arms, kinds={arm.label: arm.kind for arm in plan.arms},
-            X_train=prepared.train.X, y_train=prepared.train.y, g_train=prepared.train.groups,
-            X_test=prepared.test.X, y_test=prepared.test.y, g_test=prepared.test.groups,
-            config=config.privacy_audit,
+            train=prepared.train, test=prepared.test, config=config.privacy_audit,
             shadow_models={(label, plan.seeds[0]): models for label, models in trained.shadows.items()}
             if trained.shadows else None,
             roc_out=out.roc)

@@ -256,14 +256,12 @@ def plan_audit(prepared: PreparedData, config: AuditConfig,
     pool = None
     shadow_jobs: list[FitJob] = []
     if audit_cfg.mia == "lira":
-        pool = plan_shadow_pool(*train.as_tuple(), *prepared.test.as_tuple(), seed=seeds[0],
-                                shadows=audit_cfg.shadows)
+        pool = plan_shadow_pool(train, prepared.test, seed=seeds[0], shadows=audit_cfg.shadows)
         shadow_jobs = [job(arm, pool.rows(s, arm.label), pool.groups[half], pool.shadow_seed(s), "shadow")
                        for arm in arms for s, half in enumerate(pool.halves)]
     runs: list[CanaryRun] = []
     if audit_cfg.canaries > 0:
-        runs = plan_canary_runs(*train.as_tuple(), *prepared.test.as_tuple(), seeds=seeds,
-                                config=audit_cfg)
+        runs = plan_canary_runs(train, prepared.test, seeds=seeds, config=audit_cfg)
     canary_jobs = [job(arm, run.rows, run.groups, run.seed, "canary") for run in runs for arm in arms]
     return AuditPlan(
         config=config, arms=tuple(arms), budgets=budgets, solutions=records, group_labels=labels,

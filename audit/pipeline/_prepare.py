@@ -11,26 +11,12 @@ import pandas as pd
 
 from .._exceptions import ConfigError
 from ..data._datasets import Dataset, Splits, load_dataset, split_dataset
+from ..data._encoded import EncodedSplit
 from ..data._preprocess import TabularPreprocessor
 from ..training._trainer import TrainingRows
 from ._config import AuditConfig
 
 __all__ = ["EncodedSplit", "PreparedData", "prepare"]
-
-
-@dataclass(frozen=True, eq=False)
-class EncodedSplit:
-    """One split's encoded features, targets and sensitive-group labels."""
-
-    X: np.ndarray
-    y: np.ndarray
-    groups: np.ndarray
-
-    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.X, self.y, self.groups
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
 
 
 @dataclass(frozen=True, eq=False)

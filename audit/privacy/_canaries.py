@@ -23,6 +23,7 @@ import torch
 
 from .._exceptions import ConfigError
 from ..arms._arms import Arm
+from ..data._encoded import EncodedSplit
 from ..training._trainer import FittedModel, TrainingRows
 from ._audit_bound import epsilon_lower_bound
 from ._config import PrivacyAuditConfig
@@ -100,22 +101,19 @@ class CanaryRun:
     groups: np.ndarray
 
 
-def plan_canary_runs(
-    X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
-    X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray,
-    *, seeds: Sequence[int], config: PrivacyAuditConfig,
-) -> list[CanaryRun]:
-    """The canary run of every seed: canaries, coins and training rows."""
-    iso = isolation(X_test, X_train) if config.canary_rows == "isolated" else None
+def plan_canary_runs(train: EncodedSplit, test: EncodedSplit, *, seeds: Sequence[int],
+                     config: PrivacyAuditConfig) -> list[CanaryRun]:
+    """The canary run of every seed: canaries (test rows), coins and training rows."""
+    iso = isolation(test.X, train.X) if config.canary_rows == "isolated" else None
     runs = []
     for seed in seeds:
-        plan = canary_plan(y_test, config, seed, iso)
+        plan = canary_plan(test.y, config, seed, iso)
         inc = plan.rows[plan.included]
-        rows = TrainingRows(np.concatenate([X_train, X_test[inc]]),
-                            np.concatenate([y_train, plan.labels[plan.included]]),
+        rows = TrainingRows(np.concatenate([train.X, test.X[inc]]),
+                            np.concatenate([train.y, plan.labels[plan.included]]),
                             name=f"canary run, seed {seed}",
-                            accounting_rows=len(y_train) + len(plan.rows))
-        runs.append(CanaryRun(seed, plan, rows, np.concatenate([g_train, g_test[inc]])))
+                            accounting_rows=len(train) + len(plan.rows))
+        runs.append(CanaryRun(seed, plan, rows, np.concatenate([train.groups, test.groups[inc]])))
     return runs
 
 

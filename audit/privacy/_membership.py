@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data._encoded import EncodedSplit
 from ..training._trainer import FittedModel, TrainingRows
 from ._config import PrivacyAuditConfig
 from ._mia import attack_metrics, lira_offline_scores, logit_confidence
@@ -57,8 +58,8 @@ def run_membership_inference(
     models: Mapping[tuple[str, int], FittedModel],
     *,
     kinds: Mapping[str, str],
-    X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
-    X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray,
+    train: EncodedSplit,
+    test: EncodedSplit,
     config: PrivacyAuditConfig,
     shadow_models: Mapping[tuple[str, int], Sequence[tuple[FittedModel, np.ndarray]]] | None = None,
     roc_out: list[pd.DataFrame] | None = None,
@@ -71,9 +72,9 @@ def run_membership_inference(
     """
     frames = []
     for (arm, seed), model in models.items():
-        sample = membership_sample(len(y_train), len(y_test), seed)
-        Xm, ym, gm = X_train[sample.members], y_train[sample.members], g_train[sample.members]
-        Xn, yn, gn = X_test[sample.nonmembers], y_test[sample.nonmembers], g_test[sample.nonmembers]
+        sample = membership_sample(len(train), len(test), seed)
+        Xm, ym, gm = train.take(sample.members).as_tuple()
+        Xn, yn, gn = test.take(sample.nonmembers).as_tuple()
         attacks: dict[str, tuple[np.ndarray, np.ndarray]] = {
             "loss": (-row_losses(model, Xm, ym), -row_losses(model, Xn, yn)),
         }
@@ -172,14 +173,13 @@ class ShadowPool:
         return 10_000 + 100 * self.seed + half
 
 
-def plan_shadow_pool(X_train: np.ndarray, y_train: np.ndarray, g_train: np.ndarray,
-                     X_test: np.ndarray, y_test: np.ndarray, g_test: np.ndarray, *,
-                     seed: int, shadows: int) -> ShadowPool:
+def plan_shadow_pool(train: EncodedSplit, test: EncodedSplit, *, seed: int, shadows: int) -> ShadowPool:
     """The pool of ``membership_sample(seed)`` and ``shadows`` random halves of it."""
-    sample = membership_sample(len(y_train), len(y_test), seed)
-    X = np.concatenate([X_train[sample.members], X_test[sample.nonmembers]])
-    y = np.concatenate([y_train[sample.members], y_test[sample.nonmembers]])
-    groups = np.concatenate([g_train[sample.members], g_test[sample.nonmembers]])
+    sample = membership_sample(len(train), len(test), seed)
+    members, nonmembers = train.take(sample.members), test.take(sample.nonmembers)
+    X = np.concatenate([members.X, nonmembers.X])
+    y = np.concatenate([members.y, nonmembers.y])
+    groups = np.concatenate([members.groups, nonmembers.groups])
     rng = np.random.default_rng([seed, 0x5AD0, shadows])
     halves = [rng.random(len(y)) < 0.5 for _ in range(shadows)]
     return ShadowPool(seed, X, y, groups, halves)
