@@ -53,7 +53,14 @@ from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from .result._container import AuditResult
 from .result._schema import SCHEMA_VERSION
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
-from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
+from .training._batched import (
+    BatchedModelSpec,
+    BatchedTrainer,
+    BatchEngine,
+    BatchStats,
+    DPRowCount,
+    train_mlp_batch,
+)
 from .training._config import TrainingConfig, parse_hidden_layers
 from .training._executor import Executor, LocalExecutor, available_executors, get_executor, register_executor
 from .training._models import MLP, GroupDropout
@@ -103,7 +110,9 @@ __all__ = [
     "solve_group_dropout",
     # train
     "MLP",
+    "BatchEngine",
     "BatchStats",
+    "DPRowCount",
     "BatchedModelSpec",
     "BatchedTrainer",
     "FitJob",

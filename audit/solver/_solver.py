@@ -335,9 +335,7 @@ class GroupDropoutSearch:
             raise ConfigError("the exact (linear regression) route trains nothing; use solve_on_arrays")
         self.problem = problem
         self.space = problem.space()
-        self.evaluator = _EmpiricalEvaluator(
-            problem.train, problem.val, problem.report_split, problem.labels,
-            problem.empirical_training(), list(problem.seeds), problem.task)
+        self.evaluator = _EmpiricalEvaluator(problem)
         self.candidates = _empirical_candidates(self.space, problem.n_candidates)
 
     def jobs(self) -> list[FitJob]:
@@ -581,13 +579,13 @@ class _EmpiricalEvaluator(_Evaluator):
     (``record``).
     """
 
-    def __init__(self, train: Split, val: Split, test: Split, labels: tuple[str, ...],
-                 config: TrainingConfig, seeds: list[int], task: str,
-                 executor: Executor | None = None, device: Any = None) -> None:
-        self.train, self.val, self.test, self.labels = train, val, test, labels
-        self.config, self.seeds, self.task = config, seeds, task
+    def __init__(self, problem: SolverProblem, executor: Executor | None = None,
+                 device: Any = None) -> None:
+        self.train, self.val, self.test = problem.train, problem.val, problem.report_split
+        self.labels, self.seeds, self.task = problem.labels, list(problem.seeds), problem.task
+        self.config = problem.empirical_training()
         self.executor, self.device = executor, device
-        self.rows = TrainingRows(train[0], train[1], name="solver train")
+        self.rows = TrainingRows(self.train[0], self.train[1], name="solver train")
         self.records = []
         # key -> (val errors (S, G), test errors (S, G))
         self._results: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray]] = {}

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -52,6 +52,8 @@ from ._config import TrainingConfig
 from ._models import MLP
 from ._stacked_mlp import (
     PerSampleMode,
+    RowChunk,
+    StackedModels,
     StackedOptimizer,
     StreamGenerators,
     chunk_masks,
@@ -66,7 +68,7 @@ from ._stacked_mlp import (
 )
 from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, register_trainer
 
-__all__ = ["BatchedModelSpec", "BatchedTrainer", "BatchStats", "train_mlp_batch"]
+__all__ = ["BatchEngine", "BatchedModelSpec", "BatchedTrainer", "BatchStats", "DPRowCount", "train_mlp_batch"]
 
 
 
@@ -115,23 +117,55 @@ class BatchStats:
     draw_sizes: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BatchEngine:
+    """How a batch is computed (never what is trained).
+
+    Attributes
+    ----------
+    per_sample
+        ``"ghost"`` (MLP only: per-row norms from layer inputs and output gradients) or
+        ``"vmap"`` (``torch.func`` per-row gradients of any module from ``model_factory``).
+    padded_batch
+        Width of the padded Poisson draw; larger draws are processed in chunks.
+        Default: the expected batch plus six standard deviations.
+    memory_budget_mb
+        Bound on the per-chunk working set; rows are chunked to stay under it.
+    model_factory
+        Builds one model from (input width, hidden widths); default :class:`MLP`.
+    """
+
+    per_sample: PerSampleMode = "ghost"
+    padded_batch: int | None = None
+    memory_budget_mb: float = 512.0
+    model_factory: Callable[[int, Sequence[int]], nn.Module] | None = None
+
+    def __post_init__(self) -> None:
+        if self.per_sample not in ("ghost", "vmap"):
+            raise ConfigError(f"per_sample must be 'ghost' or 'vmap', not {self.per_sample!r}")
+        if self.per_sample == "ghost" and self.model_factory is not None:
+            raise ConfigError("per_sample='ghost' needs the built-in MLP; use 'vmap' for other modules")
+
+
+@dataclass(frozen=True)
+class DPRowCount:
+    """The row count that fixes DP-SGD's mechanism: steps per epoch and the expected
+    batch size ``int(q * rows)`` (by default both follow from ``len(X)``)."""
+
+    steps_per_epoch: int
+    rows: int
+
+
 def train_mlp_batch(
     X: torch.Tensor,
     y: torch.Tensor,
     specs: Sequence[BatchedModelSpec],
     *,
-    hidden: Sequence[int],
-    epochs: int,
-    batch_size: int,
-    optimizer: str = "adam",
-    task: Literal["classification", "regression"] = "classification",
-    per_sample: PerSampleMode = "ghost",
-    padded_batch: int | None = None,
-    memory_budget_mb: float = 512.0,
-    model_factory: Callable[[int, Sequence[int]], nn.Module] | None = None,
+    config: TrainingConfig,
+    task: Task = "classification",
+    engine: BatchEngine | None = None,
     stats: BatchStats | None = None,
-    dp_steps_per_epoch: int | None = None,
-    dp_expected_rows: int | None = None,
+    dp_rows: DPRowCount | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Train K models on the same rows; return each model's ``state_dict``.
 
@@ -140,140 +174,158 @@ def train_mlp_batch(
     X, y
         Training rows and targets on the target device (float32 or float64).
     specs
-        One spec per model; either all private or all non-private.
-    hidden, epochs, batch_size, optimizer, task
-        Shared by every model (as in :class:`TrainingConfig`).
-    per_sample
-        ``"ghost"`` (MLP only) or ``"vmap"`` (any module from ``model_factory``).
-    padded_batch
-        Width of the padded Poisson draw; larger draws are processed in chunks.
-        Default: the expected batch plus six standard deviations.
-    memory_budget_mb
-        Bound on the per-chunk working set; rows are chunked to stay under it.
-    model_factory
-        Builds one model from (input width, hidden widths); default :class:`MLP`.
-    dp_steps_per_epoch, dp_expected_rows
-        For DP: steps per epoch and the row count behind the expected batch size
-        ``int(q * rows)``; by default derived from ``len(X)`` and ``batch_size``.
+        One spec per model (seed, rates, learning rate, DP parameters); either all
+        private or all non-private. ``config.lr`` is not used: each spec has its own.
+    config
+        Architecture, epochs, batch size and optimiser, shared by every model.
+    engine
+        How the batch is computed (:class:`BatchEngine`).
+    stats
+        Filled with what the run measured.
+    dp_rows
+        For DP: fix the mechanism by this row count instead of ``len(X)``.
     """
     if not specs:
         return []
     private = {s.private for s in specs}
     if len(private) != 1:
         raise ConfigError("a batch must be all private or all non-private models")
-    is_private = private.pop()
-    if per_sample not in ("ghost", "vmap"):
-        raise ConfigError(f"per_sample must be 'ghost' or 'vmap', not {per_sample!r}")
-    factory = model_factory or (lambda d, h: MLP(d, hidden=h))
-    n, d = X.shape
-    device, dtype = X.device, X.dtype
-    K = len(specs)
-    if per_sample == "ghost" and model_factory is not None:
-        raise ConfigError("per_sample='ghost' needs the built-in MLP; use 'vmap' for other modules")
-    stats = stats if stats is not None else BatchStats()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    run = _StackedRun(X, y, specs, config, task, engine or BatchEngine(),
+                      stats if stats is not None else BatchStats())
+    if private.pop():
+        run.train_private(dp_rows)
+    else:
+        run.train_plain()
+    return run.states()
 
-    # Initialise exactly as the reference trainer: manual_seed(seed), then build.
-    templates = []
-    for spec in specs:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(spec.seed)
-            templates.append(factory(d, tuple(hidden)).to(device=device, dtype=dtype))
-    names = [name for name, _ in templates[0].named_parameters()]
-    params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in templates])
-              for name in names}
-    base = templates[0]
 
-    gens = [StreamGenerators(spec.seed, spec.stream, device) for spec in specs]
-    rates = torch.stack([torch.as_tensor(s.rates, dtype=dtype, device=device) for s in specs])
-    dropout = bool((rates > 0).any())
-    if dropout and per_sample == "vmap":
-        raise ConfigError(
-            "per_sample='vmap' does not support dropout (its masks would not come from each "
-            "model's own seeded stream); use per_sample='ghost' with the built-in MLP")
-    widths = [m.in_features for m in base.modules() if isinstance(m, nn.Linear)]
-    lr = torch.tensor([s.lr for s in specs], dtype=dtype, device=device)
-    opt = StackedOptimizer(params, lr, optimizer)
-    steps_per_epoch = math.ceil(n / min(batch_size, n))
-    layer_widths = [d, *hidden, 1]
-    loss_fn = row_loss(task)
+class _StackedRun:
+    """One call of :func:`train_mlp_batch`: the stacked models and their streams."""
 
-    def step_masks(idx: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor] | None:
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, specs: Sequence[BatchedModelSpec],
+                 config: TrainingConfig, task: Task, engine: BatchEngine, stats: BatchStats) -> None:
+        self.X, self.y, self.specs, self.config, self.engine, self.stats = X, y, specs, config, engine, stats
+        self.device, self.dtype = X.device, X.dtype
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        factory = engine.model_factory or (lambda d, h: MLP(d, hidden=h))
+        # Initialise exactly as the reference trainer: manual_seed(seed), then build.
+        templates = []
+        for spec in specs:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(spec.seed)
+                templates.append(factory(X.shape[1], tuple(config.hidden)).to(device=self.device,
+                                                                               dtype=self.dtype))
+        self.names = [name for name, _ in templates[0].named_parameters()]
+        self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in templates])
+                       for name in self.names}
+        self.base = templates[0]
+        self.gens = [StreamGenerators(spec.seed, spec.stream, self.device) for spec in specs]
+        self.rates = torch.stack([torch.as_tensor(s.rates, dtype=self.dtype, device=self.device)
+                                  for s in specs])
+        self.dropout = bool((self.rates > 0).any())
+        if self.dropout and engine.per_sample == "vmap":
+            raise ConfigError(
+                "per_sample='vmap' does not support dropout (its masks would not come from each "
+                "model's own seeded stream); use per_sample='ghost' with the built-in MLP")
+        self.widths = [m.in_features for m in self.base.modules() if isinstance(m, nn.Linear)]
+        lr = torch.tensor([s.lr for s in specs], dtype=self.dtype, device=self.device)
+        self.opt = StackedOptimizer(self.params, lr, config.optimizer)
+        self.loss_fn = row_loss(task)
+        self.layer_widths = [X.shape[1], *config.hidden, 1]
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    def _vector(self, values: Sequence[float], dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype or self.dtype, device=self.device if dtype is None else None)
+
+    def _chunk_rows(self, mode: str, width: int) -> int:
+        row_cost = row_bytes(mode, len(self.specs), self.layer_widths, self.params, self.dtype)
+        return max(1, min(width, int(self.engine.memory_budget_mb * 2**20 // row_cost)))
+
+    def _step_masks(self, idx: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor] | None:
         # Each model draws masks for its own rows of this step only, in one call per
         # layer, so its stream never depends on the other models, the padding width
         # or the memory-driven chunking.
-        if not dropout:
+        if not self.dropout:
             return None
-        keep = 1.0 - torch.gather(rates, 1, idx)
-        return dropout_masks(gens, keep, counts.tolist(), widths)
+        keep = 1.0 - torch.gather(self.rates, 1, idx)
+        return dropout_masks(self.gens, keep, counts.tolist(), self.widths)
 
-    if is_private:
-        clip = torch.tensor([float(s.max_grad_norm or 0.0) for s in specs], dtype=dtype, device=device)
-        sigma = torch.tensor([float(s.noise_multiplier or 0.0) for s in specs], dtype=dtype,
-                             device=device)
-        q = torch.tensor([float(s.sample_rate or 0.0) for s in specs], dtype=torch.float64)
-        n_expected = dp_expected_rows if dp_expected_rows is not None else n
-        expected = torch.tensor([max(1, int(n_expected * float(s.sample_rate or 0.0))) for s in specs],
-                                dtype=dtype, device=device)
-        if dp_steps_per_epoch is not None:
-            steps_per_epoch = dp_steps_per_epoch
-        width = padded_batch or default_padded_width(n, float(q.max()))
-        row_cost = row_bytes(per_sample, K, layer_widths, params, dtype)
-        chunk_rows = max(1, min(width, int(memory_budget_mb * 2**20 // row_cost)))
+    def _chunk(self, idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
+               start: int, stop: int) -> RowChunk:
+        return RowChunk(self.X[idx], self.y[idx], valid, chunk_masks(masks, start, stop))
+
+    def train_private(self, dp_rows: DPRowCount | None) -> None:
+        specs, n, stats = self.specs, self.n, self.stats
+        models = StackedModels(self.base, self.params, self.engine.per_sample, self.loss_fn)
+        clip = self._vector([float(s.max_grad_norm or 0.0) for s in specs])
+        sigma = self._vector([float(s.noise_multiplier or 0.0) for s in specs])
+        q = self._vector([float(s.sample_rate or 0.0) for s in specs], torch.float64)
+        n_expected = dp_rows.rows if dp_rows is not None else n
+        expected = self._vector([max(1, int(n_expected * float(s.sample_rate or 0.0))) for s in specs])
+        steps_per_epoch = dp_rows.steps_per_epoch if dp_rows is not None else self._plain_steps()
+        width = self.engine.padded_batch or default_padded_width(n, float(q.max()))
+        chunk_rows = self._chunk_rows(self.engine.per_sample, width)
         stats.min_draw = n
-        for _ in range(epochs):
-            for _ in range(steps_per_epoch):
-                draws = torch.stack([g.poisson(n, float(q[k])) for k, g in enumerate(gens)])
-                counts = draws.sum(dim=1)
-                stats.draw_sizes.extend(int(c) for c in counts)
-                stats.max_draw = max(stats.max_draw, int(counts.max()))
-                stats.min_draw = min(stats.min_draw, int(counts.min()))
-                # Selected rows first, in row order; each model's draw then fills
-                # columns [0, count_k) of the index matrix, the rest is padding.
-                longest = int(counts.max())
-                order = torch.argsort((~draws).to(torch.int8), dim=1, stable=True)[:, :longest]
-                order = order.to(device)
-                masks = step_masks(order, counts)
-                summed = {k: torch.zeros_like(v) for k, v in params.items()}
-                for start in range(0, longest, chunk_rows):
-                    stop = min(start + chunk_rows, longest)
-                    valid = (torch.arange(start, stop, device=device)[None, :]
-                             < counts.to(device)[:, None]).to(dtype)
-                    part = clipped_sum(per_sample, base, params, X, y, order[:, start:stop], valid,
-                                        chunk_masks(masks, start, stop), clip, loss_fn)
-                    for key in summed:
-                        summed[key] += part[key]
-                    stats.chunks += 1
-                opt.step(noisy_mean(summed, gens, sigma, clip, expected))
-                stats.steps += 1
-    else:
-        bsz = min(batch_size, n)
-        row_cost = row_bytes("ghost", K, layer_widths, params, dtype)
-        chunk_rows = max(1, min(bsz, int(memory_budget_mb * 2**20 // row_cost)))
-        for _ in range(epochs):
-            perms = torch.stack([g.permutation(n) for g in gens]).to(device)
-            for s in range(steps_per_epoch):
+        for _ in range(self.config.epochs * steps_per_epoch):
+            draws = torch.stack([g.poisson(n, float(q[k])) for k, g in enumerate(self.gens)])
+            counts = draws.sum(dim=1)
+            stats.draw_sizes.extend(int(c) for c in counts)
+            stats.max_draw = max(stats.max_draw, int(counts.max()))
+            stats.min_draw = min(stats.min_draw, int(counts.min()))
+            # Selected rows first, in row order; each model's draw then fills
+            # columns [0, count_k) of the index matrix, the rest is padding.
+            longest = int(counts.max())
+            order = torch.argsort((~draws).to(torch.int8), dim=1, stable=True)[:, :longest].to(self.device)
+            masks = self._step_masks(order, counts)
+            summed = {k: torch.zeros_like(v) for k, v in self.params.items()}
+            for start in range(0, longest, chunk_rows):
+                stop = min(start + chunk_rows, longest)
+                valid = (torch.arange(start, stop, device=self.device)[None, :]
+                         < counts.to(self.device)[:, None]).to(self.dtype)
+                part = clipped_sum(models, self._chunk(order[:, start:stop], valid, masks, start, stop), clip)
+                for key in summed:
+                    summed[key] += part[key]
+                stats.chunks += 1
+            self.opt.step(noisy_mean(summed, self.gens, sigma, clip, expected))
+            stats.steps += 1
+
+    def _plain_steps(self) -> int:
+        return math.ceil(self.n / min(self.config.batch_size, self.n))
+
+    def train_plain(self) -> None:
+        n, stats, K = self.n, self.stats, len(self.specs)
+        models = StackedModels(self.base, self.params, self.engine.per_sample, self.loss_fn)
+        bsz = min(self.config.batch_size, n)
+        chunk_rows = self._chunk_rows("ghost", bsz)
+        for _ in range(self.config.epochs):
+            perms = torch.stack([g.permutation(n) for g in self.gens]).to(self.device)
+            for s in range(self._plain_steps()):
                 batch = perms[:, s * bsz:(s + 1) * bsz]
-                masks = step_masks(batch, torch.full((K,), batch.shape[1]))
-                grads = {k: torch.zeros_like(v) for k, v in params.items()}
+                masks = self._step_masks(batch, torch.full((K,), batch.shape[1]))
+                grads = {k: torch.zeros_like(v) for k, v in self.params.items()}
                 for start in range(0, batch.shape[1], chunk_rows):
                     stop = min(start + chunk_rows, batch.shape[1])
                     idx = batch[:, start:stop]
-                    valid = torch.ones(idx.shape, dtype=dtype, device=device)
-                    part = mean_grad(base, params, X, y, idx, valid,
-                                      chunk_masks(masks, start, stop), loss_fn, per_sample,
-                                      denominator=batch.shape[1])
+                    valid = torch.ones(idx.shape, dtype=self.dtype, device=self.device)
+                    part = mean_grad(models, self._chunk(idx, valid, masks, start, stop),
+                                     denominator=batch.shape[1])
                     for key in grads:
                         grads[key] += part[key]
                     stats.chunks += 1
-                opt.step(grads)
+                self.opt.step(grads)
                 stats.steps += 1
-    if device.type == "cuda":
-        stats.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        stats.peak_memory_mb = peak_rss_mb()
-    return [{name: params[name][k].detach().clone() for name in names} for k in range(K)]
+
+    def states(self) -> list[dict[str, torch.Tensor]]:
+        if self.device.type == "cuda":
+            self.stats.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self.stats.peak_memory_mb = peak_rss_mb()
+        return [{name: self.params[name][k].detach().clone() for name in self.names}
+                for k in range(len(self.specs))]
 
 
 # --------------------------------------------------------------------------- randomness
@@ -385,13 +437,11 @@ class BatchedTrainer(Trainer):
                      private: bool) -> list[dict[str, torch.Tensor]]:
         """One call of :func:`train_mlp_batch` for jobs that are all private or all not."""
         stats = BatchStats()
+        engine = BatchEngine(per_sample=self.per_sample, padded_batch=self.padded_batch,
+                             memory_budget_mb=self.memory_budget_mb)
         states = train_mlp_batch(
-            X, y, specs, hidden=config.hidden, epochs=config.epochs,
-            batch_size=config.batch_size, optimizer=config.optimizer, task=task,
-            per_sample=self.per_sample, padded_batch=self.padded_batch,
-            memory_budget_mb=self.memory_budget_mb, stats=stats,
-            dp_steps_per_epoch=mechanism.steps_per_epoch if private else None,
-            dp_expected_rows=mechanism.rows if private else None)
+            X, y, specs, config=config, task=task, engine=engine, stats=stats,
+            dp_rows=DPRowCount(mechanism.steps_per_epoch, mechanism.rows) if private else None)
         self.last_stats.append(stats)
         n = X.shape[0]
         plain_steps = config.epochs * math.ceil(n / min(config.batch_size, n))

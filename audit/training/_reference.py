@@ -97,8 +97,7 @@ def _train_private(arm: DPSGDArm, job: FitJob, model: nn.Module, optimizer: torc
     if job.epsilon is None or job.delta is None:
         raise ConfigError("dp_sgd needs a target epsilon and delta")
     with quiet_opacus():
-        pending, model_dp, optimizer, loader = _make_private(
-            arm, model, optimizer, loader, config, job.epsilon, job.delta, job.seed, device)
+        pending, model_dp, optimizer, loader = _make_private(job, model, optimizer, loader, config, device)
         _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs)
         ledger = _finish_ledger(pending, job.delta)
     # Drop Opacus' hooks and per-sample attributes: the module GradSampleModule
@@ -139,10 +138,13 @@ class _PendingLedger:
 
 
 def _make_private(
-    arm: DPSGDArm, model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
-    config: TrainingConfig, epsilon: float, delta: float, seed: int, device: torch.device,
+    job: FitJob, model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+    config: TrainingConfig, device: torch.device,
 ) -> tuple[_PendingLedger, nn.Module, torch.optim.Optimizer, DataLoader]:
     from opacus import PrivacyEngine
+
+    arm, epsilon, delta, seed = job.arm, job.epsilon, job.delta, job.seed
+    assert isinstance(arm, DPSGDArm) and epsilon is not None and delta is not None
 
     # Opacus samples each row with q = 1 / len(loader) and takes len(loader) steps
     # per epoch; the noise multiplier is calibrated for exactly those numbers.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -130,18 +131,41 @@ def mlp_forward(
     return pre[-1].squeeze(-1), inputs, pre
 
 
-def clipped_sum(
-    mode: PerSampleMode, base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor,
-    y: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
-    clip: torch.Tensor, loss_fn: RowLoss,
-) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True, eq=False)
+class StackedModels:
+    """K models as one: a template module, stacked parameters ``(K, ...)`` per name, how
+    per-row gradients are taken (``"ghost"`` for the MLP, ``"vmap"`` for any module) and
+    the per-row loss."""
+
+    base: nn.Module
+    params: dict[str, torch.Tensor]
+    mode: PerSampleMode
+    loss: RowLoss
+
+    @property
+    def n_hidden(self) -> int:
+        return sum(1 for name in self.params if name.startswith("hidden.") and name.endswith(".weight"))
+
+
+@dataclass(frozen=True, eq=False)
+class RowChunk:
+    """The rows of one chunk of a step, per model: inputs ``(K, rows, d)``, targets
+    ``(K, rows)``, validity (0 on padding) and the per-layer dropout multipliers."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    valid: torch.Tensor
+    masks: list[torch.Tensor] | None = None
+
+
+def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor) -> dict[str, torch.Tensor]:
     """Sum over valid rows of the per-row gradients, each clipped to its model's norm."""
-    xb, yb = X[idx], y[idx]
-    if mode == "ghost":
-        n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
+    params, valid, masks = models.params, chunk.valid, chunk.masks
+    if models.mode == "ghost":
+        n_hidden = models.n_hidden
         with torch.no_grad():
-            out, inputs, pre = mlp_forward(params, xb, masks, n_hidden)
-            deltas = mlp_backward(params, out, yb, valid, pre, masks, n_hidden, loss_fn)
+            out, inputs, pre = mlp_forward(params, chunk.x, masks, n_hidden)
+            deltas = mlp_backward(params, out, chunk.y, valid, pre, masks, n_hidden, models.loss)
         norm2 = torch.zeros_like(valid)
         for a, delta in zip(inputs, deltas, strict=True):
             norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
@@ -155,7 +179,7 @@ def clipped_sum(
         return summed
     if masks is not None:
         raise ConfigError("per_sample='vmap' does not support dropout")
-    per_row = per_row_grads(base, params, xb, yb, loss_fn)
+    per_row = per_row_grads(models.base, params, chunk.x, chunk.y, models.loss)
     norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
     factor = (clip[:, None] / (norm2.sqrt() + CLIP_EPS)).clamp(max=1.0) * valid
     return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in per_row.items()}
@@ -218,29 +242,24 @@ def per_row_grads(
     return result
 
 
-def mean_grad(
-    base: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
-    idx: torch.Tensor, valid: torch.Tensor, masks: list[torch.Tensor] | None,
-    loss_fn: RowLoss, mode: PerSampleMode, denominator: int,
-) -> dict[str, torch.Tensor]:
+def mean_grad(models: StackedModels, chunk: RowChunk, denominator: int) -> dict[str, torch.Tensor]:
     """Gradient of each model's mean loss over its batch (this chunk's share)."""
-    xb, yb = X[idx], y[idx]
-    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    if mode == "ghost":
-        n_hidden = sum(1 for name in params if name.startswith("hidden.") and name.endswith(".weight"))
-        out, _, _ = mlp_forward(leaves, xb, masks, n_hidden)
+    leaves = {k: v.detach().requires_grad_(True) for k, v in models.params.items()}
+    if models.mode == "ghost":
+        out, _, _ = mlp_forward(leaves, chunk.x, chunk.masks, models.n_hidden)
     else:
         from torch.func import functional_call, vmap
 
-        if masks is not None:
+        if chunk.masks is not None:
             raise ConfigError("per_sample='vmap' does not support dropout")
+        base = models.base
         base.eval()
 
         def one_model(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(base, p, (x,))
 
-        out = vmap(one_model)(leaves, xb)
-    loss = (loss_fn(out, yb) * valid).sum() / denominator
+        out = vmap(one_model)(leaves, chunk.x)
+    loss = (models.loss(out, chunk.y) * chunk.valid).sum() / denominator
     grads = torch.autograd.grad(loss, list(leaves.values()))
     return dict(zip(leaves.keys(), grads, strict=True))
 
