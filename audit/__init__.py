@@ -33,7 +33,7 @@ from .data._preprocess import TabularPreprocessor
 from .data._readers import read_table
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
-from .pipeline._external import audit_onnx_model, audit_predictions
+from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
 from .pipeline._run import run_audit
 from .privacy._accounting import (
     ACCOUNTANTS,
@@ -155,6 +155,7 @@ __all__ = [
     # pipeline
     "AuditConfig",
     "ProgressEvent",
+    "PredictionAuditOptions",
     "audit_onnx_model",
     "audit_predictions",
     "run_audit",

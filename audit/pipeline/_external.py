@@ -10,45 +10,82 @@ training mechanism, so it never carries an epsilon ("no guarantee").
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._exceptions import DataError
-from ..data._datasets import load_dataset
-from ..data._readers import DEFAULT_NA_VALUES
+from .._exceptions import ConfigError, DataError
+from ..data._datasets import Dataset, load_dataset
+from ..defaults import (
+    DEFAULT_CI_LEVEL,
+    DEFAULT_MIA_BOOTSTRAP,
+    DEFAULT_MIN_GROUP_ROWS,
+    DEFAULT_N_BOOTSTRAP,
+    DEFAULT_NA_VALUES,
+)
 from ..fairness._metrics import evaluate_predictions
 from ..privacy._accounting import NO_GUARANTEE
 from ..privacy._mia import attack_metrics
 from ..result._container import AuditResult
 from ..result._schema import normalise_frames, normalise_mia
+from ._assemble import library_versions
 
-__all__ = ["audit_onnx_model", "audit_predictions"]
+__all__ = ["PredictionAuditOptions", "audit_onnx_model", "audit_predictions"]
 
 ARM = "model"
 KIND = "external"
 
 
-def audit_predictions(
-    source: str | Path | pd.DataFrame,
-    *,
-    sensitive: str | Sequence[str],
-    y_true: str = "y_true",
-    y_pred: str = "y_pred",
-    y_score: str | None = None,
-    member: str | None = None,
-    positive_label: str | None = None,
-    n_bootstrap: int = 1000,
-    mia_bootstrap: int = 200,
-    ci_level: float = 0.95,
-    na_values: Sequence[str] = DEFAULT_NA_VALUES,
-    name: str | None = None,
-    min_group_rows: int = 20,
-) -> AuditResult:
+@dataclass(frozen=True, kw_only=True)
+class PredictionAuditOptions:
+    """Options of :func:`audit_predictions`, validated in one place.
+
+    Attributes
+    ----------
+    y_true, y_pred, y_score
+        Columns of the true label, the predicted label (same two values as the true
+        label, or 0/1) and, optionally, the score of the positive class in [0, 1].
+    member
+        Optional column, 1 when the row was in the model's training data, 0 otherwise.
+    positive_label
+        Which label value is positive (default as in :func:`load_dataset`).
+    n_bootstrap, mia_bootstrap, ci_level
+        Bootstrap resamples of the fairness metrics and of the attack metrics, and the
+        level of the fairness intervals.
+    na_values, name, min_group_rows
+        Missing-value markers, the name shown in reports, the smallest group evaluated.
+    """
+
+    y_true: str = "y_true"
+    y_pred: str = "y_pred"
+    y_score: str | None = None
+    member: str | None = None
+    positive_label: str | None = None
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP
+    mia_bootstrap: int = DEFAULT_MIA_BOOTSTRAP
+    ci_level: float = DEFAULT_CI_LEVEL
+    na_values: Sequence[str] = DEFAULT_NA_VALUES
+    name: str | None = None
+    min_group_rows: int = DEFAULT_MIN_GROUP_ROWS
+
+    @classmethod
+    def from_keywords(cls, owner: str, options: dict[str, Any]) -> PredictionAuditOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"{owner}: unknown option(s) {unknown}; valid: {sorted(known)}")
+        return cls(**options)
+
+
+def audit_predictions(source: str | Path | pd.DataFrame, *, sensitive: str | Sequence[str],
+                      **options: Any) -> AuditResult:
     """Fairness (and, with scores and membership, privacy) audit of given predictions.
 
     Parameters
@@ -57,13 +94,10 @@ def audit_predictions(
         A CSV/Parquet path or a DataFrame with one row per person.
     sensitive
         Sensitive column(s); several give intersectional groups.
-    y_true, y_pred, y_score
-        Columns of the true label, the predicted label (same two values as the true
-        label, or 0/1) and, optionally, the score of the positive class in [0, 1].
-    member
-        Optional column, 1 when the row was in the model's training data, 0 otherwise.
-    positive_label
-        Which label value is positive (default as in :func:`load_dataset`).
+    **options
+        The fields of :class:`PredictionAuditOptions`: ``y_true``, ``y_pred``,
+        ``y_score``, ``member``, ``positive_label``, ``n_bootstrap``, ``mia_bootstrap``,
+        ``ci_level``, ``na_values``, ``name``, ``min_group_rows``.
 
     Returns
     -------
@@ -81,44 +115,88 @@ def audit_predictions(
     [{'F': 0.24, 'M': 0.26}]
     """
     started = time.perf_counter()
-    ds = load_dataset(source, target=y_true, sensitive=sensitive, positive_label=positive_label,
-                      na_values=na_values, missing_target="error", name=name or "predictions")
+    opts = PredictionAuditOptions.from_keywords("audit_predictions", options)
+    data = _read_predictions(source, sensitive, opts)
+    bg, ov, gp, pv = _fairness(data, opts)
+    mia = _membership(data, opts)
+    info = data.dataset.describe()
+    info["evaluated_rows"] = int(data.evaluate.sum())
+    info["inputs"] = {"y_true": opts.y_true, "y_pred": opts.y_pred, "y_score": opts.y_score,
+                      "member": opts.member}
+    config: dict[str, Any] = {"seeds": [0], "n_bootstrap": opts.n_bootstrap, "ci_level": opts.ci_level,
+                              "source": "predictions"}
+    digest = hashlib.sha256(json.dumps({**config, **info["inputs"]}, sort_keys=True).encode())
+    meta = {"created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none",
+            "config_hash": digest.hexdigest()[:12], "versions": library_versions()}
+    return AuditResult(
+        config=config, dataset=info,
+        arms=pd.DataFrame([{"arm": ARM, "kind": KIND, "params": {}}]),
+        by_group=bg, overall=ov, gaps=gp, privacy=pv, meta=meta, mia=mia,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Predictions:
+    """The checked inputs: labels and groups, hard predictions, scores, membership."""
+
+    dataset: Dataset
+    pred: np.ndarray
+    score: np.ndarray | None
+    is_member: np.ndarray | None
+    evaluate: np.ndarray  # rows the fairness metrics use: the non-members, or every row
+
+
+def _read_predictions(source: str | Path | pd.DataFrame, sensitive: str | Sequence[str],
+                      opts: PredictionAuditOptions) -> _Predictions:
+    ds = load_dataset(source, target=opts.y_true, sensitive=sensitive, positive_label=opts.positive_label,
+                      na_values=opts.na_values, missing_target="error", name=opts.name or "predictions")
     frame = ds.features
-    for col, role in ((y_pred, "y_pred"), (y_score, "y_score"), (member, "member")):
+    for col, role in ((opts.y_pred, "y_pred"), (opts.y_score, "y_score"), (opts.member, "member")):
         if col is not None and col not in frame.columns:
             raise DataError(f"{role} column '{col}' not found; columns: {', '.join(map(str, frame.columns))}")
-    pred = _binary_column(frame[y_pred], y_pred, ds.label_names)
+    pred = _binary_column(frame[opts.y_pred], opts.y_pred, ds.label_names)
     score = None
-    if y_score is not None:
-        score = pd.to_numeric(frame[y_score], errors="coerce").to_numpy(dtype=float)
+    if opts.y_score is not None:
+        score = pd.to_numeric(frame[opts.y_score], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(score) | (score < 0) | (score > 1)
         if bad.any():
             rows = (np.flatnonzero(bad)[:5] + 1).tolist()
-            raise DataError(f"score column '{y_score}' needs probabilities in [0, 1]; "
+            raise DataError(f"score column '{opts.y_score}' needs probabilities in [0, 1]; "
                             f"{int(bad.sum())} value(s) are not (first at data rows {rows}).")
     is_member = None
-    if member is not None:
-        is_member = _binary_column(frame[member], member, None).astype(bool)
+    if opts.member is not None:
+        is_member = _binary_column(frame[opts.member], opts.member, None).astype(bool)
     evaluate = ~is_member if is_member is not None else np.ones(ds.n_rows, dtype=bool)
     if not evaluate.any():
-        raise DataError(f"every row has {member}=1: fairness is measured on rows the model did "
+        raise DataError(f"every row has {opts.member}=1: fairness is measured on rows the model did "
                         "not train on, and there are none")
+    _check_group_sizes(ds, evaluate, opts)
+    return _Predictions(ds, pred, score, is_member, evaluate)
+
+
+def _check_group_sizes(ds: Dataset, evaluate: np.ndarray, opts: PredictionAuditOptions) -> None:
     counts = {g: int(np.sum(ds.groups[evaluate] == g)) for g in ds.group_labels}
-    small = {g: n for g, n in counts.items() if n < min_group_rows}
+    small = {g: n for g, n in counts.items() if n < opts.min_group_rows}
     if small:
-        where = " non-member" if member is not None else ""
+        where = " non-member" if opts.member is not None else ""
         raise DataError(
-            f"group(s) with fewer than {min_group_rows}{where} rows to evaluate: "
+            f"group(s) with fewer than {opts.min_group_rows}{where} rows to evaluate: "
             + ", ".join(f"'{g}': {n}" for g, n in small.items())
             + "; a gap cannot be measured without them. Add rows, choose coarser groups, or "
               "lower min_group_rows.")
+
+
+def _fairness(data: _Predictions, opts: PredictionAuditOptions) -> tuple[pd.DataFrame, ...]:
+    """Per-group metrics, overall, gaps and the (empty) privacy ledger, normalised."""
+    ds, keep = data.dataset, data.evaluate
     # Without scores the hard predictions stand in for them: log-loss and AUC then say
     # nothing and are blanked below.
-    used = score if score is not None else pred
+    used = data.score if data.score is not None else data.pred
     by_group, overall, gaps = evaluate_predictions(
-        ds.y[evaluate], used[evaluate][None, :], ds.groups[evaluate], seeds=[0],
-        n_bootstrap=n_bootstrap, ci_level=ci_level)
-    if score is None:
+        ds.y[keep], used[keep][None, :], ds.groups[keep], seeds=[0],
+        n_bootstrap=opts.n_bootstrap, ci_level=opts.ci_level)
+    if data.score is None:
         for df in (by_group, overall):
             mask = df["metric"].isin(["log_loss", "roc_auc"])
             df.loc[mask, ["value", "std", "ci_low", "ci_high"]] = np.nan
@@ -129,39 +207,22 @@ def audit_predictions(
     bg0, ov0, gp0 = (df.assign(arm=ARM, kind=KIND) for df in (by_group, overall, gaps))
     privacy = pd.DataFrame([{"arm": ARM, "kind": KIND, "seed": s, "epsilon": None, "delta": None,
                              "guarantee": NO_GUARANTEE} for s in (0, None)])
-    bg, ov, gp, pv = normalise_frames(bg0, ov0, gp0, privacy, [ARM])
-    mia = pd.DataFrame()
-    if score is not None and is_member is not None and is_member.any():
-        p_true = np.clip(np.where(ds.y > 0.5, score, 1 - score), 1e-12, 1.0)
-        loss_score = np.log(p_true)  # = -loss: higher means more member-like
-        df = attack_metrics(loss_score[is_member], loss_score[~is_member], ds.groups[is_member],
-                            ds.groups[~is_member], n_bootstrap=mia_bootstrap, seed=0)
-        df.loc[df["metric"] == "advantage", ["ci_low", "ci_high"]] = np.nan
-        per_seed = df.assign(arm=ARM, kind=KIND, seed=0, attack="loss")
-        agg = per_seed.assign(seed=None, std=np.nan)
-        mia = normalise_mia(pd.concat([per_seed, agg], ignore_index=True), [ARM])
-    info = ds.describe()
-    info["evaluated_rows"] = int(evaluate.sum())
-    info["inputs"] = {"y_true": y_true, "y_pred": y_pred, "y_score": y_score, "member": member}
-    config: dict[str, Any] = {"seeds": [0], "n_bootstrap": n_bootstrap, "ci_level": ci_level,
-                              "source": "predictions"}
-    import hashlib
-    import json
-    import platform
+    return normalise_frames(bg0, ov0, gp0, privacy, [ARM])
 
-    from .. import __version__
 
-    meta = {"created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-            "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none",
-            "config_hash": hashlib.sha256(json.dumps({**config, **info["inputs"]},
-                                                     sort_keys=True).encode()).hexdigest()[:12],
-            "versions": {"fairpriv": __version__, "python": platform.python_version(),
-                         "numpy": np.__version__, "pandas": pd.__version__}}
-    return AuditResult(
-        config=config, dataset=info,
-        arms=pd.DataFrame([{"arm": ARM, "kind": KIND, "params": {}}]),
-        by_group=bg, overall=ov, gaps=gp, privacy=pv, meta=meta, mia=mia,
-    )
+def _membership(data: _Predictions, opts: PredictionAuditOptions) -> pd.DataFrame:
+    """Loss-threshold membership inference when scores and membership are both known."""
+    score, is_member, ds = data.score, data.is_member, data.dataset
+    if score is None or is_member is None or not is_member.any():
+        return pd.DataFrame()
+    p_true = np.clip(np.where(ds.y > 0.5, score, 1 - score), 1e-12, 1.0)
+    loss_score = np.log(p_true)  # = -loss: higher means more member-like
+    df = attack_metrics(loss_score[is_member], loss_score[~is_member], ds.groups[is_member],
+                        ds.groups[~is_member], n_bootstrap=opts.mia_bootstrap, seed=0)
+    df.loc[df["metric"] == "advantage", ["ci_low", "ci_high"]] = np.nan
+    per_seed = df.assign(arm=ARM, kind=KIND, seed=0, attack="loss")
+    agg = per_seed.assign(seed=None, std=np.nan)
+    return normalise_mia(pd.concat([per_seed, agg], ignore_index=True), [ARM])
 
 
 def _binary_column(col: pd.Series, name: str, labels: tuple[str, str] | None) -> np.ndarray:
@@ -187,12 +248,8 @@ def audit_onnx_model(
     *,
     target: str,
     sensitive: str | Sequence[str],
-    member: str | None = None,
     input_columns: Sequence[str] | None = None,
-    positive_label: str | None = None,
-    n_bootstrap: int = 1000,
-    mia_bootstrap: int = 200,
-    na_values: Sequence[str] = DEFAULT_NA_VALUES,
+    **options: Any,
 ) -> AuditResult:
     """Audit an ONNX binary classifier on a labelled dataset (run with onnxruntime).
 
@@ -201,7 +258,15 @@ def audit_onnx_model(
     positive-class probability is the second column of a two-column output, or a
     one-column output in [0, 1] (a logit outside [0, 1] goes through a sigmoid). The
     file is only parsed as ONNX: nothing is unpickled or executed outside onnxruntime.
+    ``options`` are those of :func:`audit_predictions` (``member``, ``positive_label``,
+    ``n_bootstrap``, ``mia_bootstrap``, ``ci_level``, ``na_values``, ...) except the
+    prediction columns, which the model provides.
     """
+    taken = sorted({"y_true", "y_pred", "y_score", "name"} & set(options))
+    if taken:
+        raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column")
+    opts = PredictionAuditOptions.from_keywords("audit_onnx_model", options)
+    member, na_values = opts.member, opts.na_values
     try:
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - optional dependency
@@ -243,9 +308,8 @@ def audit_onnx_model(
     preds = frame[[target, *sens, *([member] if member else [])]].copy()
     preds["__score"] = prob
     preds["__pred"] = (prob >= 0.5).astype(int)
-    return audit_predictions(preds, sensitive=sens, y_true=target, y_pred="__pred", y_score="__score",
-                             member=member, positive_label=positive_label, n_bootstrap=n_bootstrap,
-                             mia_bootstrap=mia_bootstrap, name="onnx model")
+    return audit_predictions(preds, sensitive=sens, **{**options, "y_true": target, "y_pred": "__pred",
+                                                       "y_score": "__score", "name": "onnx model"})
 
 
 def _probability(outputs: Sequence[Any]) -> np.ndarray:
