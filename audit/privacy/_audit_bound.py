@@ -205,12 +205,8 @@ def epsilon_lower_bound(
     Returns
     -------
     float
-        The lower bound on epsilon, ``>= 0``.
-
-    Raises
-    ------
-    ConfigError
-        (a ``ValueError``) naming the argument that is out of range or of the wrong type.
+        The lower bound on epsilon, ``>= 0``. Bad arguments raise ``ConfigError`` as
+        :func:`correct_guess_p_value` does.
 
     Examples
     --------

@@ -390,15 +390,9 @@ class BatchedTrainer(Trainer):
             task: Task = "classification") -> FittedModel:
         return self.fit_many([job], config=config, device=device, task=task)[0]
 
-    def fit_many(
-        self,
-        jobs: Sequence[FitJob],
-        *,
-        config: TrainingConfig,
-        device: torch.device,
-        task: Task = "classification",
-        on_fitted: Callable[[int], None] | None = None,
-    ) -> list[FittedModel]:
+    def fit_many(self, jobs: Sequence[FitJob], *, config: TrainingConfig, device: torch.device,
+                 task: Task = "classification",
+                 on_fitted: Callable[[int], None] | None = None) -> list[FittedModel]:
         """Train every job; see :meth:`Trainer.fit_many`.
 
         DP jobs whose rows set ``accounting_rows`` get a mechanism (sampling rate, steps,
