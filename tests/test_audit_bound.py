@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from audit.privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
+from audit import correct_guess_p_value, epsilon_lower_bound
 
 # ---------------------------------------------------------------------------------------------
 # Slow, independent reference, written from the statement

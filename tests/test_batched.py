@@ -14,18 +14,19 @@ from audit import (
     MLP,
     AuditConfig,
     BaselineArm,
+    BatchedModelSpec,
+    BatchedTrainer,
+    BatchStats,
     DPSGDArm,
     GroupDropoutArm,
     TrainingConfig,
     UniformDropoutArm,
     load_dataset,
     run_audit,
+    train_mlp_batch,
 )
 from audit.privacy._accounting import quiet_opacus
 from audit.training._batched import (
-    BatchedModelSpec,
-    BatchedTrainer,
-    BatchStats,
     _clipped_sum,
     _dropout_masks,
     _Generators,
@@ -33,7 +34,6 @@ from audit.training._batched import (
     _noisy_mean,
     _RowLoss,
     _StackedOptimizer,
-    train_mlp_batch,
 )
 
 D, HIDDEN = 6, (5, 4)

@@ -16,25 +16,21 @@ from audit import (
     AuditConfig,
     AuditResult,
     BaselineArm,
+    BatchedTrainer,
     ConfigError,
     DPSGDArm,
+    FitJob,
+    FittedModel,
     PrivacyAuditConfig,
+    PrivacyLedger,
     TrainingConfig,
     UniformDropoutArm,
+    dp_group_cost,
+    dropout_noise_curve,
     load_dataset,
     run_audit,
 )
-from audit.privacy._accounting import PrivacyLedger
-from audit.privacy._privacy_audit import (
-    CanaryPlan,
-    canary_plan,
-    dp_group_cost,
-    dropout_noise_curve,
-    run_canary_audit,
-    score_canaries,
-)
-from audit.training._batched import BatchedTrainer
-from audit.training._training import FitJob, FittedModel
+from audit.privacy._privacy_audit import CanaryPlan, canary_plan, run_canary_audit, score_canaries
 
 SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
 

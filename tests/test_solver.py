@@ -20,13 +20,13 @@ from audit import (
     GroupDropoutArm,
     TrainingConfig,
     UniformDropoutArm,
+    get_trainer,
     load_dataset,
     run_audit,
     solve_group_dropout,
 )
 from audit.solver._dropout_theory import expected_dropout_loss, fit_dropout_linear
 from audit.solver._solver import solve_on_arrays
-from audit.training._training import get_trainer
 
 
 def regression_data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
