@@ -28,7 +28,7 @@ from audit import (
     run_audit,
 )
 from reports import SECTION_TITLES, build_report, render_html, render_pdf
-from reports._content import fmt
+from reports._content import Figure, fmt
 
 POPPLER = shutil.which("pdftoppm") is not None
 needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm) not installed; "
@@ -212,10 +212,27 @@ def test_dollar_signs_and_mixed_scripts_in_group_names(tmp_path: Path) -> None:
     names = ["$50k-$100k", "a$\\frac$", "女性 group"]
     ds = load_dataset(grouped_frame(3, names=names), target="y", sensitive="g")
     res = run_audit(ds, AuditConfig(arms=(BaselineArm(),), min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    # The group-error figure labels its rows with the names; read as maths, "a$\frac$"
+    # would not even render.
+    report = build_report(res)
+    assert any(isinstance(b, Figure) for sec in report.sections for b in sec.blocks)
     render_pdf(res, tmp_path / "d.pdf")
     render_html(res, tmp_path / "d.html")
-    text = pdf_text(tmp_path / "d.pdf")
-    assert "$50k-$100k" in text and "女性" in text
+    pdf_lines = pdf_text(tmp_path / "d.pdf").splitlines()
+    html_doc = html_text(tmp_path / "d.html")[0]
+    for name in names:
+        assert name in pdf_lines  # a table cell holding exactly the name, dollars and all
+        assert name in html_doc
+    # In the PDF the Chinese run is set in the CJK font and the Latin word after it is not.
+    runs: list[tuple[str, str]] = []
+    for page in PdfReader(str(tmp_path / "d.pdf")).pages:
+        page.extract_text(visitor_text=lambda text, cm, tm, font, size: runs.append(
+            (text, str((font or {}).get("/BaseFont", "")))) if text.strip() else None)
+    after = [runs[i + 1] for i, (text, _) in enumerate(runs[:-1]) if text == "女性"]
+    assert after, runs
+    assert all(font == "/STSong-Light" for text, font in runs if "女性" in text)
+    assert all(text.lstrip().startswith("group") and font.startswith("/Helvetica")
+               for text, font in after), after
 
 
 def test_infinite_ratio_intervals_do_not_break_json(tmp_path: Path) -> None:
