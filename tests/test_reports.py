@@ -235,11 +235,27 @@ def test_dollar_signs_and_mixed_scripts_in_group_names(tmp_path: Path) -> None:
                for text, font in after), after
 
 
-def test_infinite_ratio_intervals_do_not_break_json(tmp_path: Path) -> None:
-    from audit import GroupDropoutArm
+def test_infinite_ratio_intervals_do_not_break_json() -> None:
+    from audit import audit_predictions
 
-    ds = load_dataset(grouped_frame(2), target="y", sensitive="g")
-    res = run_audit(ds, AuditConfig(arms=(GroupDropoutArm(rates={"group-00": 0.1, "group-01": 0.2}),),
-                                    min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    # Group a has the higher FNR (1 of 2 positives missed: 0.5) and b the lower (2 of 20:
+    # 0.1). A resample of a's 20 rows that keeps its true positive but not its false negative
+    # (probability 0.95^20 (1 - (18/19)^20) = 0.24; dozens of the 200) has FNR 0 for a, and
+    # b / a is infinite. Predictions are given, so nothing is random but the seeded bootstrap.
+    y_true = [1, 1] + [0] * 18 + [1] * 20 + [0] * 20
+    y_pred = [0, 1] + [0] * 18 + [0, 0] + [1] * 18 + [0] * 20
+    frame = pd.DataFrame({"y_true": y_true, "y_pred": y_pred, "g": ["a"] * 20 + ["b"] * 40})
+    res = audit_predictions(frame, sensitive="g", n_bootstrap=200, min_group_rows=3)
     data = json.loads(res.to_json())  # allow_nan=False inside: would raise on inf
-    assert data["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"] is not None
+    ratio = data["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]
+    assert ratio["value"] == pytest.approx(0.1 / 0.5)
+    assert (ratio["max_group"], ratio["min_group"]) == ("a", "b")
+    for end in ("ci_low", "ci_high"):
+        assert ratio[end] is None or (isinstance(ratio[end], float) and 0 <= ratio[end] < np.inf)
+    # Should an infinite interval end reach the result anyway, JSON writes null, not Infinity.
+    for entry in data["arms"][0]["metrics"]["aggregate"]["gaps"].values():
+        if entry.get("ratio"):
+            entry["ratio"]["ci_high"] = float("inf")
+    back = json.loads(AuditResult.from_dict(data).to_json())
+    assert back["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]["ci_high"] is None
+    assert back["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]["value"] == ratio["value"]
