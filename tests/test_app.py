@@ -145,23 +145,45 @@ def test_setup_rejects_bad_hidden_layers_with_the_engine_message() -> None:
     assert not at.error and at.session_state["config"]["training"]["hidden"] == []
 
 
-def test_report_bytes_come_from_the_renderers() -> None:
-    """The download bytes are built by the function the page calls."""
-    import importlib.util
+def test_report_bytes_come_from_the_renderers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The report page's downloads are exactly what ``reports`` renders for the same result."""
+    from reportlab import rl_config
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     from audit import AuditConfig, BaselineArm, PrivacyAuditConfig, TrainingConfig, run_audit
+    from reports import render_html, render_pdf
 
     res = run_audit("synthetic", AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0,
                                              training=TrainingConfig(epochs=1, hidden=(4,)),
                                              privacy_audit=PrivacyAuditConfig(canaries=0, mia="none",
                                                                               mechanism_rows=0)),
                     n_rows=600)
-    from reports import build_report, render_html_text, render_pdf_bytes
+    # ReportLab stamps each PDF with the time and a random id unless told to be invariant.
+    monkeypatch.setattr(rl_config, "invariant", 1)
+    stored: dict[str, bytes] = {}  # media file id -> the bytes a download button serves
+    store = MemoryMediaFileStorage.load_and_get_id
 
-    pdf, _ = render_pdf_bytes(build_report(res))
-    assert pdf[:5] == b"%PDF-"
-    assert "<!DOCTYPE html>" in render_html_text(build_report(res))
-    assert importlib.util.find_spec("streamlit") is not None
+    def keep(self: MemoryMediaFileStorage, path_or_data: object, mimetype: str, kind: object,
+             filename: str | None = None) -> str:
+        file_id = store(self, path_or_data, mimetype, kind, filename)  # type: ignore[arg-type]
+        assert isinstance(path_or_data, bytes)
+        stored[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["result_json"] = res.to_json()
+    at.run()
+    at.switch_page("views/report.py").run()
+    assert not at.exception and not at.error
+    served = {b.label: stored[b.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+              for b in at.get("download_button")}
+    render_pdf(res, tmp_path / "report.pdf")
+    render_html(res, tmp_path / "report.html")
+    assert served["Download PDF report"][:5] == b"%PDF-"
+    assert served["Download PDF report"] == (tmp_path / "report.pdf").read_bytes()
+    assert served["Download HTML report"] == (tmp_path / "report.html").read_bytes()
+    assert served["Download results.json"] == res.to_json().encode("utf-8")
 
 
 def test_pages_without_data_guide_the_user() -> None:

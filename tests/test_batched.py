@@ -15,15 +15,18 @@ from audit import (
     MLP,
     AuditConfig,
     BaselineArm,
+    BatchedModelSpec,
+    BatchedTrainer,
+    BatchStats,
     DPSGDArm,
     GroupDropoutArm,
     TrainingConfig,
     UniformDropoutArm,
     load_dataset,
     run_audit,
+    train_mlp_batch,
 )
 from audit.privacy._accounting import quiet_opacus
-from audit.training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
 from audit.training._stacked_mlp import (
     RowLoss,
     StackedOptimizer,

@@ -17,8 +17,8 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score, zero_one_loss
 
+from audit import METRICS
 from audit.fairness._bootstrap import (
-    METRICS,
     BootstrapDraws,
     _build_plan,
     _draw_counts,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,6 @@ import pandas as pd
 import pytest
 
 from audit import ConfigError, DataError, load_dataset, make_synthetic, split_dataset
-from audit.data import _datasets
 
 
 def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -174,18 +172,32 @@ def test_synthetic_regression_task() -> None:
 
 
 def test_adult_offline_without_path_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_datasets, "_online", lambda host, timeout=2.0: False)
-
-    def no_fetch(*a: object, **k: object) -> None:
-        raise AssertionError("must not try to download")
+    """Offline, Adult without a path fails after one short connection probe, before any download."""
+    import socket
 
     import fairlearn.datasets
 
-    monkeypatch.setattr(fairlearn.datasets, "fetch_adult", no_fetch)
-    start = time.perf_counter()
-    with pytest.raises(DataError, match=r"offline.*--data-path"):
+    probes: list[tuple[object, object]] = []
+    fetches: list[object] = []
+
+    def unreachable(address: object, timeout: object = None, *args: object, **kwargs: object) -> None:
+        probes.append((address, timeout))
+        raise OSError("network is unreachable")
+
+    def fetch(*args: object, **kwargs: object) -> None:
+        fetches.append(args)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(fairlearn.datasets, "fetch_adult", fetch)
+    with pytest.raises(DataError, match=r"cannot reach OpenML \(offline\?\)\..*--data-path"):
         load_dataset("adult")
-    assert time.perf_counter() - start < 1.0
+    assert fetches == []  # the error comes before any download is tried
+    assert len(probes) == 1
+    address, timeout = probes[0]
+    assert address == ("www.openml.org", 443)
+    # Fails fast: the one probe is bounded (a socket without a timeout can hang for minutes).
+    assert isinstance(timeout, int | float) and 0 < timeout <= 2.0
 
 
 def test_adult_file_without_header(tmp_path: Path, adult_path: Path) -> None:

@@ -8,14 +8,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from audit.privacy._mia import (
-    MIA_METRICS,
-    _build_plan,
-    _resample_metrics,
-    attack_metrics,
-    lira_offline_scores,
-    logit_confidence,
-)
+from audit import MIA_METRICS, attack_metrics, lira_offline_scores
+from audit.privacy._mia import _build_plan, _resample_metrics, logit_confidence
 from audit.result._schema import ATTACK_METRICS_COLUMNS
 
 ATOL = 1e-12

@@ -139,12 +139,20 @@ def test_mlp_layer_widths() -> None:
 @pytest.mark.parametrize("hidden", [(), (4,)])
 def test_empty_batch(train: bool, hidden: tuple[int, ...]) -> None:
     model = MLP(3, hidden=hidden).train(train)
+    empty = torch.zeros(0, 3)
     for rates in (torch.zeros(0), torch.full((0,), 0.5), None):
-        out = model(torch.zeros(0, 3), rates)
-        assert out.shape == (0,)
-    # gradients flow through an empty batch without error
-    loss = model(torch.zeros(0, 3), torch.zeros(0)).sum()
-    loss.backward()
+        out = model(empty, rates)
+        assert out.shape == (0,) and out.dtype == torch.float32
+        dropped = model.dropout(empty, rates)
+        assert dropped.shape == (0, 3)
+    # An empty batch gives every parameter a gradient, and it is exactly zero (no NaN from
+    # dividing by the batch size, no layer left out of the graph).
+    model.zero_grad(set_to_none=True)
+    model(empty, torch.zeros(0)).sum().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.shape == param.shape, name
+        assert torch.equal(param.grad, torch.zeros_like(param)), name
 
 
 def test_single_row_output_shape() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Any
 
@@ -41,8 +42,25 @@ def _opacus_epsilon(accountant: str, sigma: float, q: float, steps: int, delta: 
         return float(acc.get_epsilon(delta=delta))
 
 
-def test_accountants_listed() -> None:
+@pytest.mark.parametrize("accountant", ACCOUNTANTS)
+def test_accountants_listed(accountant: str) -> None:
+    # Every listed accountant computes an epsilon (a listed name Opacus did not know, or one
+    # the wrapper dropped, would raise here) and the search for a noise multiplier accepts it.
     assert ACCOUNTANTS == ("prv", "rdp", "gdp")
+    eps = compute_epsilon(sample_rate=0.02, noise_multiplier=1.0, steps=50, delta=1e-5,
+                          accountant=accountant)
+    assert math.isfinite(eps) and eps > 0
+    assert eps == pytest.approx(_opacus_epsilon(accountant, 1.0, 0.02, 50, 1e-5), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["moments", "PRV", " rdp", ""])
+def test_unlisted_accountant_is_refused(name: str) -> None:
+    message = rf"^accountant must be one of \['prv', 'rdp', 'gdp'\], not {re.escape(repr(name))}$"
+    with pytest.raises(ConfigError, match=message):
+        compute_epsilon(sample_rate=0.02, noise_multiplier=1.0, steps=50, delta=1e-5, accountant=name)
+    with pytest.raises(ConfigError, match=message):
+        noise_multiplier_for_epsilon(target_epsilon=3.0, sample_rate=0.02, steps=50, delta=1e-5,
+                                     accountant=name)
 
 
 @pytest.mark.parametrize("accountant", ["prv", "rdp", "gdp"])
@@ -103,10 +121,30 @@ def test_noise_multiplier_for_epsilon_meets_target(
     assert target - 0.05 < achieved <= target
 
 
-def test_noise_multiplier_for_epsilon_is_cached() -> None:
-    kwargs: dict[str, Any] = {"target_epsilon": 4.0, "sample_rate": 0.05, "steps": 100, "delta": 1e-5,
-              "accountant": "rdp"}
-    assert noise_multiplier_for_epsilon(**kwargs) == noise_multiplier_for_epsilon(**kwargs)
+def test_noise_multiplier_for_epsilon_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit.privacy import _accounting
+
+    calls: list[dict[str, Any]] = []
+    search = _accounting.get_noise_multiplier
+
+    def counting_search(**kwargs: Any) -> float:
+        calls.append(kwargs)
+        return search(**kwargs)
+
+    monkeypatch.setattr(_accounting, "get_noise_multiplier", counting_search)
+    # Values no other test asks for, so the first call cannot already be cached.
+    kwargs: dict[str, Any] = {"target_epsilon": 4.25, "sample_rate": 0.05, "steps": 97, "delta": 1e-5,
+                              "accountant": "rdp"}
+    first = noise_multiplier_for_epsilon(**kwargs)
+    assert len(calls) == 1
+    assert noise_multiplier_for_epsilon(**kwargs) == first
+    # The same question in numpy types is the same cache entry.
+    assert noise_multiplier_for_epsilon(**{**kwargs, "sample_rate": np.float64(0.05),
+                                           "steps": np.int64(97)}) == first
+    assert len(calls) == 1
+    # A different question is computed, not answered from the cache.
+    other = noise_multiplier_for_epsilon(**{**kwargs, "target_epsilon": 4.5})
+    assert len(calls) == 2 and other < first
 
 
 def test_unreachable_budget_raises_training_error() -> None:

@@ -17,21 +17,22 @@ from audit import (
     AuditConfig,
     AuditResult,
     BaselineArm,
+    BatchedTrainer,
     ConfigError,
     DPSGDArm,
+    FitJob,
+    FittedModel,
     LocalExecutor,
     PrivacyAuditConfig,
     PrivacyLedger,
     TrainingConfig,
     UniformDropoutArm,
+    dp_group_cost,
+    dropout_noise_curve,
     load_dataset,
     run_audit,
 )
 from audit.privacy._canaries import CanaryPlan, canary_plan, score_canaries
-from audit.privacy._dp_cost import dp_group_cost
-from audit.privacy._mechanism import dropout_noise_curve
-from audit.training._batched import BatchedTrainer
-from audit.training._trainer import FitJob, FittedModel
 
 SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
 
@@ -106,24 +107,58 @@ class _LyingTrainer(BatchedTrainer):
         models = super().fit_many(plain, **kw)
         lie = PrivacyLedger(mechanism="dp_sgd", epsilon=0.01, delta=1e-5, noise_multiplier=50.0,
                             sample_rate=0.01, steps=10, accountant="prv", max_grad_norm=1.0)
-        return [FittedModel(model=m.model, ledger=lie, device=m.device, task=m.task) for m in models]
+        return [FittedModel(model=m.model, ledger=lie if j.arm.private else m.ledger, device=m.device,
+                            task=m.task) for j, m in zip(jobs, models, strict=True)]
 
 
-def test_dp_violation_is_flagged_and_shown_first(adult_path: Path) -> None:
-    # The lying trainer goes in through the executor, as any trainer would: the audit
-    # must flag it from the canary run alone, and say so before anything else. Adult's
-    # isolated rows are memorised by a non-private MLP; the synthetic data's are not.
-    ds = load_dataset("adult", path=adult_path)
-    cfg = AuditConfig(arms=(DPSGDArm(epsilon=0.01),), seeds=1, n_bootstrap=0,
-                      training=TrainingConfig(epochs=10),
-                      privacy_audit=PrivacyAuditConfig(mia="none", canaries=1000))
-    result = run_audit(ds, cfg, executor=LocalExecutor(_LyingTrainer()))
-    row = result.empirical.iloc[0]
-    # A non-private model memorises some flipped canaries: the bound exceeds the claimed 0.01.
-    assert row["epsilon_lower_bound"] > 0.01 and row["dp_violation"]
-    assert result.dp_violations == ["dp_sgd"]
-    assert result.summary().startswith("!!! DP VIOLATION")
-    assert json.loads(result.to_json())["dp_violation"] is True
+def _memorable_frame(n: int = 2000, d: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Few rows, many noise features: an MLP trained without noise memorises flipped canaries."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    df = pd.DataFrame(x, columns=[f"x{i}" for i in range(d)])
+    df["g"] = rng.choice(["a", "b"], n)
+    df["y"] = (x[:, 0] + rng.normal(0, 1, n) > 0).astype(int)
+    return df
+
+
+def test_dp_violation_is_flagged_and_shown_first(tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    from reports import SECTION_TITLES, render_html, render_pdf
+
+    # The lying trainer goes in through the executor, as any trainer would.
+    cfg = AuditConfig(arms=(BaselineArm(), DPSGDArm(epsilon=0.01)), seeds=1, n_bootstrap=0,
+                      training=TrainingConfig(epochs=20, hidden=(64,)),
+                      privacy_audit=PrivacyAuditConfig(canaries=400, mia="none", mechanism_rows=0))
+    res = run_audit(load_dataset(_memorable_frame(), target="y", sensitive="g"), cfg,
+                    executor=LocalExecutor(_LyingTrainer()))
+
+    # Flagged: the noiseless "dp_sgd" model lets 143 of 160 canary guesses (seed 0) be right,
+    # a lower bound near 1.7, far above the 0.01 it claims; 0.5 leaves room for other
+    # platforms' float rounding. The baseline arm claims nothing, so it violates nothing.
+    emp = res.empirical.set_index("arm")
+    assert emp.loc["dp_sgd", "epsilon_lower_bound"] > 0.5
+    assert emp.loc["dp_sgd", "dp_violation"]
+    assert not emp.loc["baseline", "dp_violation"]
+    assert res.dp_violations == ["dp_sgd"]
+    assert json.loads(res.to_json())["dp_violation"] is True
+
+    # Shown first: the summary's first line, ahead of the table in the notebook view...
+    first_line = res.summary().splitlines()[0]
+    assert first_line.startswith("!!! DP VIOLATION") and "dp_sgd" in first_line
+    notebook = res._repr_html_()
+    assert notebook.startswith("<p") and notebook.index("DP VIOLATION") < notebook.index("<h4>")
+    # ...on the PDF's first page under the title, before the first section...
+    render_pdf(res, tmp_path / "r.pdf")
+    page_one = PdfReader(str(tmp_path / "r.pdf")).pages[0].extract_text()
+    assert "DP VIOLATION" in page_one and "dp_sgd" in page_one
+    assert page_one.index("DP VIOLATION") < page_one.index(SECTION_TITLES[0])
+    # ...and at the top of the HTML report, before the first section.
+    render_html(res, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    banner = page.index('id="dp-violation"')
+    assert banner < page.index("<section>")
+    assert "dp_sgd" in page[banner:page.index("</div>", banner)]
 
 
 def test_violation_banner_in_summary_and_json(result: AuditResult) -> None:

@@ -28,7 +28,7 @@ from audit import (
     run_audit,
 )
 from reports import SECTION_TITLES, build_report, render_html, render_pdf
-from reports._content import fmt
+from reports._content import Figure, fmt
 
 POPPLER = shutil.which("pdftoppm") is not None
 needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm) not installed; "
@@ -156,8 +156,8 @@ def test_chinese_group_names_come_out_as_text(tmp_path: Path) -> None:
     for name in names[:2]:
         assert name in text
         assert name in (tmp_path / "zh.html").read_text(encoding="utf-8")
-    fonts = str(PdfReader(str(tmp_path / "zh.pdf")).pages[0]["/Resources"]["/Font"])
-    assert fonts  # fonts are declared
+    fonts = PdfReader(str(tmp_path / "zh.pdf")).pages[0]["/Resources"]["/Font"]
+    assert "/STSong-Light" in {str(f.get_object()["/BaseFont"]) for f in fonts.values()}
     if shutil.which("pdffonts"):
         listing = subprocess.run(["pdffonts", str(tmp_path / "zh.pdf")], capture_output=True,
                                  text=True, check=True).stdout
@@ -212,17 +212,50 @@ def test_dollar_signs_and_mixed_scripts_in_group_names(tmp_path: Path) -> None:
     names = ["$50k-$100k", "a$\\frac$", "女性 group"]
     ds = load_dataset(grouped_frame(3, names=names), target="y", sensitive="g")
     res = run_audit(ds, AuditConfig(arms=(BaselineArm(),), min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    # The group-error figure labels its rows with the names; read as maths, "a$\frac$"
+    # would not even render.
+    report = build_report(res)
+    assert any(isinstance(b, Figure) for sec in report.sections for b in sec.blocks)
     render_pdf(res, tmp_path / "d.pdf")
     render_html(res, tmp_path / "d.html")
-    text = pdf_text(tmp_path / "d.pdf")
-    assert "$50k-$100k" in text and "女性" in text
+    pdf_lines = pdf_text(tmp_path / "d.pdf").splitlines()
+    html_doc = html_text(tmp_path / "d.html")[0]
+    for name in names:
+        assert name in pdf_lines  # a table cell holding exactly the name, dollars and all
+        assert name in html_doc
+    # In the PDF the Chinese run is set in the CJK font and the Latin word after it is not.
+    runs: list[tuple[str, str]] = []
+    for page in PdfReader(str(tmp_path / "d.pdf")).pages:
+        page.extract_text(visitor_text=lambda text, cm, tm, font, size: runs.append(
+            (text, str((font or {}).get("/BaseFont", "")))) if text.strip() else None)
+    after = [runs[i + 1] for i, (text, _) in enumerate(runs[:-1]) if text == "女性"]
+    assert after, runs
+    assert all(font == "/STSong-Light" for text, font in runs if "女性" in text)
+    assert all(text.lstrip().startswith("group") and font.startswith("/Helvetica")
+               for text, font in after), after
 
 
-def test_infinite_ratio_intervals_do_not_break_json(tmp_path: Path) -> None:
-    from audit import GroupDropoutArm
+def test_infinite_ratio_intervals_do_not_break_json() -> None:
+    from audit import audit_predictions
 
-    ds = load_dataset(grouped_frame(2), target="y", sensitive="g")
-    res = run_audit(ds, AuditConfig(arms=(GroupDropoutArm(rates={"group-00": 0.1, "group-01": 0.2}),),
-                                    min_group_rows=3, **FAST))  # type: ignore[arg-type]
+    # Group a has the higher FNR (1 of 2 positives missed: 0.5) and b the lower (2 of 20:
+    # 0.1). A resample of a's 20 rows that keeps its true positive but not its false negative
+    # (probability 0.95^20 (1 - (18/19)^20) = 0.24; dozens of the 200) has FNR 0 for a, and
+    # b / a is infinite. Predictions are given, so nothing is random but the seeded bootstrap.
+    y_true = [1, 1] + [0] * 18 + [1] * 20 + [0] * 20
+    y_pred = [0, 1] + [0] * 18 + [0, 0] + [1] * 18 + [0] * 20
+    frame = pd.DataFrame({"y_true": y_true, "y_pred": y_pred, "g": ["a"] * 20 + ["b"] * 40})
+    res = audit_predictions(frame, sensitive="g", n_bootstrap=200, min_group_rows=3)
     data = json.loads(res.to_json())  # allow_nan=False inside: would raise on inf
-    assert data["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"] is not None
+    ratio = data["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]
+    assert ratio["value"] == pytest.approx(0.1 / 0.5)
+    assert (ratio["max_group"], ratio["min_group"]) == ("a", "b")
+    for end in ("ci_low", "ci_high"):
+        assert ratio[end] is None or (isinstance(ratio[end], float) and 0 <= ratio[end] < np.inf)
+    # Should an infinite interval end reach the result anyway, JSON writes null, not Infinity.
+    for entry in data["arms"][0]["metrics"]["aggregate"]["gaps"].values():
+        if entry.get("ratio"):
+            entry["ratio"]["ci_high"] = float("inf")
+    back = json.loads(AuditResult.from_dict(data).to_json())
+    assert back["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]["ci_high"] is None
+    assert back["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]["value"] == ratio["value"]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 from fairpriv_cli.main import main
@@ -235,13 +234,42 @@ def test_adult_mlp_solver_completes(adult_path: Path) -> None:
     ds = load_dataset("adult", path=adult_path)
     sol = solve_group_dropout(ds, budget=0.3, model="mlp", seeds=2, n_candidates=3,
                               training=TrainingConfig(epochs=1, hidden=(16,)))
-    assert set(sol.rates) == {"Female", "Male"}
-    assert abs(sol.budget_check - 0.3) < 1e-6
+    groups = {"Female", "Male"}
+    assert (sol.route, sol.model, sol.metric, sol.seeds) == ("empirical", "mlp", "error_rate", [0, 1])
+    # The budget is met: the training shares times the solved rates, recomputed here.
+    assert set(sol.rates) == set(sol.shares) == groups
+    assert sum(sol.shares.values()) == pytest.approx(1.0, abs=1e-12)
+    spent = sum(sol.shares[g] * sol.rates[g] for g in groups)
+    assert abs(spent - 0.3) < 1e-6
+    assert sol.budget_check == pytest.approx(spent, abs=1e-12)
+    assert all(0.0 <= p <= sol.p_max for p in sol.rates.values())
+    assert sol.solved.rates == sol.rates
+    assert sol.uniform.rates == pytest.approx({g: 0.3 for g in groups})
+    # Per-group error rates on both splits, for uniform and solved rates, and what follows.
     for errs in (sol.uniform, sol.solved):
-        assert set(errs.test) == {"Female", "Male"}
-        assert np.isfinite(errs.test_gap) and np.isfinite(errs.test_gap_std)
-    assert sol.verdict
-    assert isinstance(pd.DataFrame(sol.curve), pd.DataFrame)
+        for per_group in (errs.val, errs.test):
+            assert set(per_group) == groups
+            assert all(np.isfinite(e) and 0.0 <= e <= 1.0 for e in per_group.values())
+        assert errs.test_gap == pytest.approx(max(errs.test.values()) - min(errs.test.values()))
+        assert errs.val_gap == pytest.approx(max(errs.val.values()) - min(errs.val.values()))
+        assert errs.test_worst == max(errs.test.values())
+        assert np.isfinite(errs.test_gap_std) and errs.test_gap_std >= 0  # two seeds: defined
+        assert set(errs.test_std) == groups
+    assert sol.error_change == pytest.approx({g: sol.solved.test[g] - sol.uniform.test[g] for g in groups})
+    assert set(sol.levelled_down) <= groups
+    # A verdict sentence that agrees with the improved flag and accounts for the two seeds.
+    assert isinstance(sol.verdict, str)
+    assert sol.verdict.startswith("chosen on validation rows, confirmed on test rows" if sol.improved
+                                  else "no improvement over uniform dropout beyond its uncertainty")
+    assert "over 2 seeds" in sol.verdict
+    # Every explored candidate is on the budget and in range; uniform dropout is among them.
+    rates = sol.curve[["rate[Female]", "rate[Male]"]].to_numpy()
+    assert len(rates) >= 2
+    shares = np.array([sol.shares["Female"], sol.shares["Male"]])
+    np.testing.assert_allclose(rates @ shares, 0.3, atol=1e-6)
+    assert ((rates >= 0) & (rates <= sol.p_max)).all()
+    assert np.isclose(rates, 0.3).all(axis=1).any()
+    assert np.isfinite(sol.curve["val_gap"]).all()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
