@@ -17,6 +17,7 @@ from audit import (
     BaselineArm,
     BatchedModelSpec,
     BatchedTrainer,
+    BatchEngine,
     BatchStats,
     DPSGDArm,
     GroupDropoutArm,
@@ -28,7 +29,9 @@ from audit import (
 )
 from audit.privacy._accounting import quiet_opacus
 from audit.training._stacked_mlp import (
+    RowChunk,
     RowLoss,
+    StackedModels,
     StackedOptimizer,
     StreamGenerators,
     clipped_sum,
@@ -78,8 +81,11 @@ def test_one_dp_step_matches_opacus(mode: str) -> None:
     idx = torch.stack([torch.cat([r, r.new_zeros(width - len(r))]) for r in rows])
     valid = torch.stack([(torch.arange(width) < len(r)).double() for r in rows])
     base = models([0])[0]
-    summed = clipped_sum(mode, base, params, X, y, idx, valid, None,
-                          torch.tensor([clip, clip], dtype=torch.float64), bce)
+    summed = clipped_sum(
+        StackedModels(base, params, mode, bce),
+        RowChunk(X[idx], y[idx], valid),
+        torch.tensor([clip, clip], dtype=torch.float64),
+    )
     grads = {k: v / expected for k, v in summed.items()}
     opt = StackedOptimizer(params, torch.tensor([lr, lr], dtype=torch.float64), "sgd")
     opt.step(grads)
@@ -87,8 +93,12 @@ def test_one_dp_step_matches_opacus(mode: str) -> None:
     clipped_any = False
     for k, (model, r) in enumerate(zip(refs, rows, strict=True)):
         gsm = GradSampleModule(model, loss_reduction="mean")
-        optimizer = DPOptimizer(torch.optim.SGD(gsm.parameters(), lr=lr, momentum=0.9),
-                                noise_multiplier=0.0, max_grad_norm=clip, expected_batch_size=expected)
+        optimizer = DPOptimizer(
+            torch.optim.SGD(gsm.parameters(), lr=lr, momentum=0.9),
+            noise_multiplier=0.0,
+            max_grad_norm=clip,
+            expected_batch_size=expected,
+        )
         optimizer.zero_grad()
         with quiet_opacus():
             loss = nn.functional.binary_cross_entropy_with_logits(gsm(X[r]), y[r])
@@ -111,8 +121,9 @@ def test_ghost_and_vmap_clipped_sums_agree() -> None:
     valid[1, 12:] = 0
     base = models([4])[0]
     clip = torch.tensor([0.5, 1.0, 100.0], dtype=torch.float64)
-    a = clipped_sum("ghost", base, params, X, y, idx, valid, None, clip, bce)
-    b = clipped_sum("vmap", base, params, X, y, idx, valid, None, clip, bce)
+    chunk = RowChunk(X[idx], y[idx], valid)
+    a = clipped_sum(StackedModels(base, params, "ghost", bce), chunk, clip)
+    b = clipped_sum(StackedModels(base, params, "vmap", bce), chunk, clip)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-10, atol=1e-12)
 
@@ -127,8 +138,11 @@ def test_non_private_step_matches_plain_torch_adam() -> None:
     ref_opts = [torch.optim.Adam(m.parameters(), lr=lr) for m, lr in zip(refs, (0.01, 0.02), strict=True)]
     for step in range(3):  # several steps exercise Adam's bias correction and moments
         idx = torch.stack([(b + step) % 50 for b in batches])
-        grads = mean_grad(base, params, X, y, idx, torch.ones(2, 20, dtype=torch.float64),
-                           None, bce, "ghost", denominator=20)
+        grads = mean_grad(
+            StackedModels(base, params, "ghost", bce),
+            RowChunk(X[idx], y[idx], torch.ones(2, 20, dtype=torch.float64)),
+            denominator=20,
+        )
         opt.step(grads)
         for model, o, i in zip(refs, ref_opts, idx, strict=True):
             o.zero_grad()
@@ -175,16 +189,39 @@ def test_noise_has_std_sigma_times_clip() -> None:
 
 
 def _dp_specs(n: int, q: float, seeds=(0, 1)) -> list[BatchedModelSpec]:
-    return [BatchedModelSpec(seed=s, rates=np.zeros(n, dtype=np.float32), lr=0.01, max_grad_norm=1.0,
-                             noise_multiplier=1.0, sample_rate=q) for s in seeds]
+    return [
+        BatchedModelSpec(
+            seed=s,
+            rates=np.zeros(n, dtype=np.float32),
+            lr=0.01,
+            max_grad_norm=1.0,
+            noise_multiplier=1.0,
+            sample_rate=q,
+        )
+        for s in seeds
+    ]
 
 
 def test_oversized_draws_are_chunked_not_truncated() -> None:
     X, y = data(n=120, seed=2)
     specs = _dp_specs(120, 0.25)
     small, wide = BatchStats(), BatchStats()
-    a = train_mlp_batch(X, y, specs, hidden=HIDDEN, epochs=2, batch_size=30, padded_batch=4, stats=small)
-    b = train_mlp_batch(X, y, specs, hidden=HIDDEN, epochs=2, batch_size=30, padded_batch=200, stats=wide)
+    a = train_mlp_batch(
+        X,
+        y,
+        specs,
+        config=TrainingConfig(hidden=HIDDEN, epochs=2, batch_size=30),
+        engine=BatchEngine(padded_batch=4),
+        stats=small,
+    )
+    b = train_mlp_batch(
+        X,
+        y,
+        specs,
+        config=TrainingConfig(hidden=HIDDEN, epochs=2, batch_size=30),
+        engine=BatchEngine(padded_batch=200),
+        stats=wide,
+    )
     assert small.chunks > wide.chunks  # draws of ~30 rows went through in chunks of 4
     assert small.max_draw > 4
     for sa, sb in zip(a, b, strict=True):
@@ -195,7 +232,9 @@ def test_oversized_draws_are_chunked_not_truncated() -> None:
 def test_empty_poisson_draws_take_a_noise_only_step() -> None:
     X, y = data(n=5, seed=1)
     stats = BatchStats()
-    states = train_mlp_batch(X, y, _dp_specs(5, 0.2), hidden=HIDDEN, epochs=6, batch_size=1, stats=stats)
+    states = train_mlp_batch(
+        X, y, _dp_specs(5, 0.2), config=TrainingConfig(hidden=HIDDEN, epochs=6, batch_size=1), stats=stats
+    )
     assert stats.min_draw == 0  # P(empty draw) = 0.8^5 = 0.33 per step, 30 steps
     assert stats.steps == 30  # no step skipped: the accountant counts every one
     assert all(torch.isfinite(v).all() for s in states for v in s.values())
@@ -212,18 +251,28 @@ def test_same_seed_same_model_regardless_of_batch_company(private: bool) -> None
         extra = dict(max_grad_norm=1.0, noise_multiplier=1.0, sample_rate=0.2) if private else {}
         return BatchedModelSpec(seed=seed, rates=rates, lr=0.01, stream="arm", **extra)
 
-    alone = train_mlp_batch(X, y, [spec(3)], hidden=HIDDEN, epochs=1, batch_size=16)[0]
-    together = train_mlp_batch(X, y, [spec(9), spec(3)], hidden=HIDDEN, epochs=1, batch_size=16,
-                               padded_batch=5, memory_budget_mb=1e-3)[1]
+    alone = train_mlp_batch(X, y, [spec(3)], config=TrainingConfig(hidden=HIDDEN, epochs=1, batch_size=16))[0]
+    together = train_mlp_batch(
+        X,
+        y,
+        [spec(9), spec(3)],
+        config=TrainingConfig(hidden=HIDDEN, epochs=1, batch_size=16),
+        engine=BatchEngine(padded_batch=5, memory_budget_mb=1e-3),
+    )[1]
     for key in alone:
         torch.testing.assert_close(alone[key], together[key], rtol=1e-9, atol=1e-12)
 
 
 def test_two_arms_with_one_seed_draw_independent_batches_and_noise() -> None:
-    a, b = StreamGenerators(0, "dp eps=1", torch.device("cpu")), StreamGenerators(0, "dp eps=8", torch.device("cpu"))
+    a, b = (
+        StreamGenerators(0, "dp eps=1", torch.device("cpu")),
+        StreamGenerators(0, "dp eps=8", torch.device("cpu")),
+    )
     assert not torch.equal(a.poisson(1000, 0.5), b.poisson(1000, 0.5))
-    assert not torch.equal(a.normal(torch.Size([100]), torch.float64, torch.device("cpu")),
-                           b.normal(torch.Size([100]), torch.float64, torch.device("cpu")))
+    assert not torch.equal(
+        a.normal(torch.Size([100]), torch.float64, torch.device("cpu")),
+        b.normal(torch.Size([100]), torch.float64, torch.device("cpu")),
+    )
     # and no stream coincides with the next seed's initialisation stream
     torch.manual_seed(1)
     init_next = torch.rand(50)
@@ -239,18 +288,28 @@ def test_full_dp_step_matches_opacus_on_the_same_poisson_draw() -> None:
 
     n, q, lr, clip = 64, 0.25, 0.05, 0.5
     X, y = data(n=n, seed=11)
-    spec = BatchedModelSpec(seed=7, rates=np.zeros(n), lr=lr, stream="dp", max_grad_norm=clip,
-                            noise_multiplier=0.0, sample_rate=q)
+    spec = BatchedModelSpec(
+        seed=7, rates=np.zeros(n), lr=lr, stream="dp", max_grad_norm=clip, noise_multiplier=0.0, sample_rate=q
+    )
     stats = BatchStats()
-    state = train_mlp_batch(X, y, [spec], hidden=HIDDEN, epochs=1, batch_size=n, optimizer="sgd",
-                            stats=stats)[0]
+    state = train_mlp_batch(
+        X,
+        y,
+        [spec],
+        config=TrainingConfig(hidden=HIDDEN, epochs=1, batch_size=n, optimizer="sgd"),
+        stats=stats,
+    )[0]
     assert stats.steps == 1
     rows = torch.nonzero(StreamGenerators(7, "dp", torch.device("cpu")).poisson(n, q)).flatten()
     assert stats.draw_sizes == [len(rows)] and len(rows) != int(n * q)
     (model,) = models([7])
     gsm = GradSampleModule(model, loss_reduction="mean")
-    opt = DPOptimizer(torch.optim.SGD(gsm.parameters(), lr=lr, momentum=0.9), noise_multiplier=0.0,
-                      max_grad_norm=clip, expected_batch_size=int(n * q))
+    opt = DPOptimizer(
+        torch.optim.SGD(gsm.parameters(), lr=lr, momentum=0.9),
+        noise_multiplier=0.0,
+        max_grad_norm=clip,
+        expected_batch_size=int(n * q),
+    )
     with quiet_opacus():
         nn.functional.binary_cross_entropy_with_logits(gsm(X[rows]), y[rows]).backward()
     opt.step()
@@ -262,9 +321,21 @@ def test_noise_end_to_end_has_the_calibrated_scale() -> None:
     """X = 0 and a linear model: every weight update is pure DP noise, sigma C / int(q n)."""
     n, d, lr, sigma, clip = 200, 100, 0.1, 1.3, 0.7
     X, y = torch.zeros(n, d, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
-    specs = [BatchedModelSpec(seed=s, rates=np.zeros(n), lr=lr, stream="dp", max_grad_norm=clip,
-                              noise_multiplier=sigma, sample_rate=0.25) for s in range(16)]
-    before = train_mlp_batch(X, y, specs, hidden=(), epochs=1, batch_size=n, optimizer="sgd")
+    specs = [
+        BatchedModelSpec(
+            seed=s,
+            rates=np.zeros(n),
+            lr=lr,
+            stream="dp",
+            max_grad_norm=clip,
+            noise_multiplier=sigma,
+            sample_rate=0.25,
+        )
+        for s in range(16)
+    ]
+    before = train_mlp_batch(
+        X, y, specs, config=TrainingConfig(hidden=(), epochs=1, batch_size=n, optimizer="sgd")
+    )
     # batch_size=n: one step per epoch (q=1 in the spec is ignored: sample_rate rules).
     deltas = []
     for s, spec in enumerate(specs):
@@ -284,8 +355,13 @@ def test_noise_end_to_end_has_the_calibrated_scale() -> None:
 def test_poisson_draw_sizes_are_binomial() -> None:
     X, y = data(n=400, seed=4)
     stats = BatchStats()
-    train_mlp_batch(X, y, _dp_specs(400, 0.1, seeds=tuple(range(8))), hidden=(3,), epochs=4,
-                    batch_size=40, stats=stats)
+    train_mlp_batch(
+        X,
+        y,
+        _dp_specs(400, 0.1, seeds=tuple(range(8))),
+        config=TrainingConfig(hidden=(3,), epochs=4, batch_size=40),
+        stats=stats,
+    )
     sizes = np.array(stats.draw_sizes)
     assert sizes.shape == (8 * 40,)  # 8 models x 10 steps x 4 epochs
     # Binomial(400, 0.1): mean 40, variance 36. 320 draws: the mean's sd is 0.34 and the
@@ -300,7 +376,13 @@ def test_vmap_path_refuses_dropout() -> None:
     from audit import ConfigError
 
     with pytest.raises(ConfigError, match="vmap' does not support dropout"):
-        train_mlp_batch(X, y, [spec], hidden=HIDDEN, epochs=1, batch_size=5, per_sample="vmap")
+        train_mlp_batch(
+            X,
+            y,
+            [spec],
+            config=TrainingConfig(hidden=HIDDEN, epochs=1, batch_size=5),
+            engine=BatchEngine(per_sample="vmap"),
+        )
 
 
 def test_mixed_batch_refused() -> None:
@@ -309,22 +391,28 @@ def test_mixed_batch_refused() -> None:
     from audit import ConfigError
 
     with pytest.raises(ConfigError, match="all private or all non-private"):
-        train_mlp_batch(X, y, specs, hidden=HIDDEN, epochs=1, batch_size=5)
+        train_mlp_batch(X, y, specs, config=TrainingConfig(hidden=HIDDEN, epochs=1, batch_size=5))
 
 
 def test_batched_and_reference_audits_agree() -> None:
     ds = load_dataset("synthetic", n_rows=4000)
-    arms = (BaselineArm(), UniformDropoutArm(p=0.5),
-            GroupDropoutArm(rates={"majority": 0.6, "minority": 0.1}), DPSGDArm())
+    arms = (
+        BaselineArm(),
+        UniformDropoutArm(p=0.5),
+        GroupDropoutArm(rates={"majority": 0.6, "minority": 0.1}),
+        DPSGDArm(),
+    )
     cfg = dict(arms=arms, seeds=3, n_bootstrap=0, training=TrainingConfig(epochs=5, hidden=(32,)))
     ref = run_audit(ds, AuditConfig(trainer="reference", **cfg))
     bat = run_audit(ds, AuditConfig(trainer="batched", **cfg))
     assert bat.meta["trainer"] == "batched" and ref.meta["trainer"] == "reference"
     p_ref, p_bat = ref.aggregate("privacy"), bat.aggregate("privacy")
     assert p_bat.loc[p_bat["arm"] == "dp_sgd", "epsilon"].iloc[0] == pytest.approx(
-        p_ref.loc[p_ref["arm"] == "dp_sgd", "epsilon"].iloc[0], rel=1e-9)
+        p_ref.loc[p_ref["arm"] == "dp_sgd", "epsilon"].iloc[0], rel=1e-9
+    )
     for col in ("noise_multiplier", "sample_rate", "steps"):
         assert p_bat[col].equals(p_ref[col])
+
     def error(df, arm: str, group: str) -> pd.Series:
         return df[(df["arm"] == arm) & (df["group"] == group) & (df["metric"] == "error_rate")]
 
@@ -351,9 +439,18 @@ def test_trainer_fit_single_job_and_stats() -> None:
     X = pre.transform(ds.features.iloc[sp.train])
     trainer = BatchedTrainer()
     arm = DPSGDArm()
-    fitted = fit_one(trainer, arm=arm, X=X, y=ds.y[sp.train], rates=np.zeros(X.shape[0], np.float32),
-                         seed=0, config=TrainingConfig(epochs=2), device=torch.device("cpu"),
-                         epsilon=2.0, delta=1e-5)
+    fitted = fit_one(
+        trainer,
+        arm=arm,
+        X=X,
+        y=ds.y[sp.train],
+        rates=np.zeros(X.shape[0], np.float32),
+        seed=0,
+        config=TrainingConfig(epochs=2),
+        device=torch.device("cpu"),
+        epsilon=2.0,
+        delta=1e-5,
+    )
     assert 0 < fitted.ledger.epsilon <= 2.0
     probs = fitted.predict(pre.transform(ds.features.iloc[sp.test]))
     assert probs.shape == (sp.test.shape[0],) and np.all((probs >= 0) & (probs <= 1))
@@ -365,8 +462,10 @@ def test_trainer_fit_single_job_and_stats() -> None:
 def test_batched_on_cuda_matches_cpu_mechanics() -> None:
     X, y = data(n=64)
     specs = [BatchedModelSpec(seed=s, rates=np.zeros(64), lr=0.01) for s in (0, 1)]
-    cpu = train_mlp_batch(X, y, specs, hidden=HIDDEN, epochs=2, batch_size=16)
-    gpu = train_mlp_batch(X.cuda(), y.cuda(), specs, hidden=HIDDEN, epochs=2, batch_size=16)
+    cpu = train_mlp_batch(X, y, specs, config=TrainingConfig(hidden=HIDDEN, epochs=2, batch_size=16))
+    gpu = train_mlp_batch(
+        X.cuda(), y.cuda(), specs, config=TrainingConfig(hidden=HIDDEN, epochs=2, batch_size=16)
+    )
     for a, b in zip(cpu, gpu, strict=True):
         for key in a:
             torch.testing.assert_close(a[key], b[key].cpu(), rtol=1e-6, atol=1e-8)
@@ -378,13 +477,33 @@ def test_bench_command_prints_json(tmp_path) -> None:
     from click.testing import CliRunner
     from fairpriv_cli.main import main
 
-    res = CliRunner().invoke(main, ["bench", "--models", "2", "--hidden", "16", "--rows", "1500",
-                                    "--data", str(tmp_path / "absent.data"), "--json"],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--models",
+            "2",
+            "--hidden",
+            "16",
+            "--rows",
+            "1500",
+            "--data",
+            str(tmp_path / "absent.data"),
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output.strip().splitlines()[-1])
-    for key in ("device", "models", "reference_s", "batched_s", "ratio", "nonprivate_ratio",
-                "peak_memory_mb"):
+    for key in (
+        "device",
+        "models",
+        "reference_s",
+        "batched_s",
+        "ratio",
+        "nonprivate_ratio",
+        "peak_memory_mb",
+    ):
         assert key in out
     assert out["models"] == 2 and out["device"] == "cpu" and out["rows"] == 1500
     assert out["ratio"] == pytest.approx(out["reference_s"] / out["batched_s"])
