@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from . import defaults
-from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
+from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, InternalError, TrainingError
 from .arms._arms import (
     ARM_KINDS,
     Arm,
@@ -67,6 +67,7 @@ __all__ = [
     "DataError",
     "DataFileError",
     "TrainingError",
+    "InternalError",
     # prepare: data
     "BUILTIN_DATASETS",
     "Dataset",

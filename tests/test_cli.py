@@ -61,10 +61,12 @@ def test_csv_with_intersectional_groups(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--arms", "baseline,dropout"], "unknown arm 'dropout'; valid arms: baseline, uniform_dropout"),
-        (["--arms", "group_dropout", "--budget", "0.97"], r"group_dropout budget must be in \[0, 0.95\]"),
+        (["--arms", "group_dropout", "--budget", "0.97"],
+         r"group_dropout budget must be a number in \[0, 0.95\] or None, not 0.97"),
         (["--arms", "group_dropout", "--group-rates", "A=0.1,B=0.2"],
          r"no rate for group\(s\) \['majority', 'minority'\]"),
-        (["--arms", "uniform_dropout", "--dropout", "1.5"], r"uniform_dropout p must be in \[0, 0.95\]"),
+        (["--arms", "uniform_dropout", "--dropout", "1.5"],
+         r"uniform_dropout p must be a number in \[0, 0.95\], not 1.5"),
         (["--target", "nope"], "target column 'nope' not found"),
     ],
 )
