@@ -10,7 +10,8 @@ says how to fix it. The tree::
     ├── TrainingError (RuntimeError)   training failed (e.g. the privacy budget is unreachable)
     └── InternalError (RuntimeError)   a broken invariant: a bug in fairpriv, never the user's doing
 
-Catch ``FairprivError`` in front ends to show the message without a traceback.
+The engine raises nothing else (``tests/test_errors.py`` checks every ``raise``);
+catch ``FairprivError`` in front ends to show the message without a traceback.
 
 Structured hints for front ends
 -------------------------------

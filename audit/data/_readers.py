@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._exceptions import DataError, DataFileError
+from .._exceptions import DataError, DataFileError, InternalError
 from ..defaults import DEFAULT_NA_VALUES
 
 __all__ = ["DEFAULT_NA_VALUES", "clean_frame", "read_table"]
@@ -192,7 +192,7 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
             raise DataFileError(
                 f"unknown encoding {enc!r}; use a Python codec name such as 'utf-8' or 'latin-1'."
             ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise InternalError("unreachable: every candidate encoding returns or raises")  # pragma: no cover
 
 
 def _sniff_delimiter(lines: Sequence[str]) -> str:

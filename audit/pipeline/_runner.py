@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, InternalError
 from ..arms._arms import (
     Arm,
     DPSGDArm,
@@ -367,7 +367,7 @@ def _privacy_rows(arm: Arm, seeds: Sequence[int], ledgers: Sequence[PrivacyLedge
     rows = []
     for seed, ledger in zip(seeds, ledgers, strict=True):
         if not arm.private and ledger.epsilon is not None:
-            raise AssertionError(f"non-DP arm '{arm.label}' produced an epsilon")
+            raise InternalError(f"non-DP arm '{arm.label}' produced an epsilon")
         rows.append({"arm": arm.label, "kind": arm.kind, "seed": seed,
                      **{k: v for k, v in ledger.to_dict().items() if k != "mechanism"}})
     # The aggregate claims the weakest (largest) epsilon over seeds; with the same
