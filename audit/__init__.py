@@ -16,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from . import defaults
 from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, InternalError, TrainingError
+from ._validation import parse_hidden_layers
 from .arms._arms import (
     ARM_KINDS,
     Arm,
@@ -52,6 +53,7 @@ from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from .result._result import SCHEMA_VERSION, AuditResult
 from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
 from .training._batched import BatchedModelSpec, BatchedTrainer, BatchStats, train_mlp_batch
+from .training._bench import run_trainer_benchmark
 from .training._config import TrainingConfig
 from .training._models import MLP, GroupDropout
 from .training._reference import ReferenceTrainer
@@ -103,7 +105,9 @@ __all__ = [
     "TrainingConfig",
     "available_trainers",
     "get_trainer",
+    "parse_hidden_layers",
     "register_trainer",
+    "run_trainer_benchmark",
     "train_mlp_batch",
     # measure: fairness
     "METRICS",

@@ -44,7 +44,15 @@ from typing import Any, Literal
 
 from ._exceptions import ConfigError, InternalError
 
-__all__ = ["Constraint", "Interval", "Options", "SequenceOf", "check_param", "validate_params"]
+__all__ = [
+    "Constraint",
+    "Interval",
+    "Options",
+    "SequenceOf",
+    "check_param",
+    "parse_hidden_layers",
+    "validate_params",
+]
 
 Closed = Literal["both", "left", "right", "neither"]
 
@@ -303,3 +311,31 @@ def validate_params(owner: str, target: Any, spec: Spec) -> dict[str, Any]:
             # object.__setattr__ also works on frozen dataclasses.
             object.__setattr__(target, name, out[name])
     return out
+
+
+def parse_hidden_layers(text: str) -> tuple[int, ...]:
+    """Hidden layer widths from text: ``"64,32"`` -> ``(64, 32)``; ``""`` -> ``()`` (linear).
+
+    The text form of :attr:`audit.TrainingConfig.hidden`, for front ends that read it
+    from a command line or a text field.
+
+    >>> parse_hidden_layers("64, 32")
+    (64, 32)
+    >>> parse_hidden_layers("")
+    ()
+    >>> parse_hidden_layers("64,0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    audit._exceptions.ConfigError: hidden must be comma-separated positive integers ..., not '64,0'
+    """
+    message = ("hidden must be comma-separated positive integers (e.g. 64,32; empty for a linear "
+               f"model), not {text!r}")
+    if not isinstance(text, str):
+        raise ConfigError(message, param="hidden")
+    try:
+        widths = tuple(int(part) for part in (p.strip() for p in text.split(",")) if part)
+    except ValueError:
+        raise ConfigError(message, param="hidden") from None
+    if any(w < 1 for w in widths):
+        raise ConfigError(message, param="hidden")
+    return widths

@@ -183,7 +183,7 @@ def test_adult_offline_without_path_fails_fast(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(fairlearn.datasets, "fetch_adult", no_fetch)
     start = time.perf_counter()
-    with pytest.raises(DataError, match=r"offline.*--data-path"):
+    with pytest.raises(DataError, match=r"offline.*adult.data or adult.test as path="):
         load_dataset("adult")
     assert time.perf_counter() - start < 1.0
 

@@ -6,6 +6,7 @@ import ast
 import builtins
 import importlib
 import pickle
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -146,3 +147,33 @@ def test_param_and_fix_hints_are_optional_and_survive_pickling() -> None:
     copy = pickle.loads(pickle.dumps(hinted))
     assert type(copy) is DataError and str(copy) == str(hinted)
     assert copy.param == "small_groups" and copy.fix == {"small_groups": "merge"}
+
+
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+
+
+def flag_mentions(source: str) -> list[tuple[int, str]]:
+    """``(line, text)`` of string literals (docstrings aside) that spell a command-line flag."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and _FLAG.search(node.value)]
+
+
+def test_engine_messages_name_parameters_not_flags() -> None:
+    found = [f"{path.relative_to(AUDIT_DIR.parent)}:{line}: {text!r}"
+             for path in _engine_modules() for line, text in flag_mentions(path.read_text("utf-8"))]
+    assert not found, "name the Python parameter (small_groups='merge'); the CLI translates:\n" + \
+        "\n".join(found)
+
+
+def test_the_flag_check_sees_flags_in_messages() -> None:
+    source = '"""Docstring with --flag is fine."""\nraise ConfigError(f"use {x} (CLI --small-groups merge)")\n'
+    assert flag_mentions(source) == [(2, " (CLI --small-groups merge)")]
+    assert flag_mentions('x = "a -- b, p=--1, small_groups=\'merge\'"\n') == []

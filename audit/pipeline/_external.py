@@ -85,7 +85,8 @@ def audit_predictions(
     frame = ds.features
     for col, role in ((y_pred, "y_pred"), (y_score, "y_score"), (member, "member")):
         if col is not None and col not in frame.columns:
-            raise DataError(f"{role} column '{col}' not found; columns: {', '.join(map(str, frame.columns))}")
+            raise DataError(f"{role} column '{col}' not found; columns: {', '.join(map(str, frame.columns))}",
+                            param=role)
     pred = _binary_column(frame[y_pred], y_pred, ds.label_names)
     score = None
     if y_score is not None:

@@ -39,9 +39,11 @@ from scipy import optimize
 
 from .._exceptions import ConfigError, DataError
 from .._stats import sample_std, t_half_width
+from .._validation import Interval, Options, check_param
 from ..arms._arms import GroupDropoutArm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
+from ..defaults import DEFAULT_SOLVER_MODEL, OBJECTIVE_CHOICES, SOLVER_MODEL_CHOICES
 from ..training._config import TrainingConfig, resolve_device
 from ..training._trainer import FitJob, Trainer, get_trainer
 from ._dropout_theory import fit_dropout_linear
@@ -50,7 +52,7 @@ __all__ = ["DropoutSolution", "GroupErrors", "solve_group_dropout", "solve_on_ar
 
 Objective = Literal["equalize", "minimax"]
 SolverModel = Literal["linear", "mlp"]
-OBJECTIVES = ("equalize", "minimax")
+OBJECTIVES = OBJECTIVE_CHOICES
 _GRID_POINTS = 201
 #: Budget and rates are checked to this precision.
 _TOL = 1e-9
@@ -182,7 +184,7 @@ def solve_group_dropout(
     dataset: Dataset,
     *,
     budget: float,
-    model: SolverModel = "linear",
+    model: SolverModel = DEFAULT_SOLVER_MODEL,
     objective: Objective = "equalize",
     groups: Sequence[str] | np.ndarray | None = None,
     p_max: float = 0.9,
@@ -275,15 +277,13 @@ def solve_on_arrays(
 
     Without ``test`` the validation rows stand in for it in the reported errors.
     """
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, not {objective!r}")
-    if model not in ("linear", "mlp"):
-        raise ConfigError(f"model must be 'linear' or 'mlp', not {model!r}")
-    if not 0 < p_max < 1:
-        raise ConfigError(f"p_max must be in (0, 1), not {p_max}")
+    check_param("", "objective", objective, Options(OBJECTIVES))
+    check_param("", "model", model, Options(SOLVER_MODEL_CHOICES))
+    p_max = check_param("", "p_max", p_max, Interval(float, 0, 1, closed="neither"))
     if not 0 <= budget <= p_max:
         raise ConfigError(
-            f"budget must be in [0, p_max={p_max}] (the mean rate over training rows), not {budget}")
+            f"budget must be in [0, p_max={p_max}] (the mean rate over training rows), not {budget}",
+            param="budget")
     if not seeds:
         raise ConfigError("seeds must not be empty")
     X_tr, y_tr, g_tr = train
@@ -296,7 +296,8 @@ def solve_on_arrays(
         if missing:
             raise DataError(
                 f"group(s) {missing} have no rows in the {name} data, so their error cannot be "
-                "measured; use a larger split, or merge small groups (small_groups='merge')."
+                "measured; use a larger split, or merge small groups (small_groups='merge').",
+                param="small_groups", fix={"small_groups": "merge"}
             )
     shares_arr = np.array([np.mean(g_tr == lab) for lab in labels])
     shares = {lab: float(s) for lab, s in zip(labels, shares_arr, strict=True)}
