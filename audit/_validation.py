@@ -8,9 +8,10 @@ has one shape: the owner, the parameter, the valid set and the bad value::
 
 A constraint describes a set of valid values and converts a value it accepts:
 
-* :class:`Interval` -- integers or numbers between bounds. Booleans are never integers
-  or numbers, NaN is in no interval; a number may be given as text (``"0.3"``), as
-  values read from JSON, a form or a command line often are.
+* :class:`Interval` -- integers (``kind=int``) or numbers (``kind=float``) between
+  bounds. Booleans are never integers or numbers and NaN is in no interval; a number
+  (not an integer) may be given as text (``"0.3"``), as values read from JSON, a form
+  or a command line often are, and is converted to ``float``.
 * :class:`Options` -- one of a fixed set of values (the choice sets of
   :mod:`audit.defaults`).
 * :class:`SequenceOf` -- a sequence (not a string) whose items all satisfy a constraint;
@@ -20,7 +21,8 @@ A constraint describes a set of valid values and converts a value it accepts:
 :func:`check_param` checks one value against constraints (any one suffices) and
 returns it converted; :func:`validate_params` checks several fields of an object or
 mapping from a spec. Both raise :class:`~audit.ConfigError` whose ``param`` attribute
-names the parameter at fault.
+names the parameter at fault. :func:`parse_hidden_layers` (public as
+``audit.parse_hidden_layers``) reads hidden layer widths from text.
 
 Examples
 --------
@@ -45,11 +47,13 @@ from typing import Any, Literal
 from ._exceptions import ConfigError, InternalError
 
 __all__ = [
+    "INVALID",
     "Constraint",
     "Interval",
     "Options",
     "SequenceOf",
     "check_param",
+    "describe",
     "parse_hidden_layers",
     "validate_params",
 ]
