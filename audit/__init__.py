@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from . import defaults
-from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, TrainingError
+from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, InternalError, TrainingError
 from .arms._arms import (
     ARM_KINDS,
     Arm,
@@ -61,6 +61,7 @@ from .training._batched import (
     DPRowCount,
     train_mlp_batch,
 )
+from .training._bench import run_trainer_benchmark
 from .training._config import TrainingConfig, parse_hidden_layers
 from .training._executor import Executor, LocalExecutor, available_executors, get_executor, register_executor
 from .training._models import MLP, GroupDropout
@@ -85,6 +86,7 @@ __all__ = [
     "DataError",
     "DataFileError",
     "TrainingError",
+    "InternalError",
     # prepare: data
     "BUILTIN_DATASETS",
     "Dataset",
@@ -126,6 +128,7 @@ __all__ = [
     "get_trainer",
     "parse_hidden_layers",
     "register_trainer",
+    "run_trainer_benchmark",
     "train_mlp_batch",
     "Executor",
     "LocalExecutor",

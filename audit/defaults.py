@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_SEEDS",
     "DEFAULT_SHADOWS",
     "DEFAULT_SMALL_GROUPS",
+    "DEFAULT_SOLVER_MODEL",
     "DEFAULT_SPLIT_SEED",
     "DEFAULT_TEST_FRACTION",
     "DEFAULT_THRESHOLD",
@@ -55,6 +56,8 @@ __all__ = [
     "OBJECTIVE_CHOICES",
     "OPTIMIZER_CHOICES",
     "SMALL_GROUPS_CHOICES",
+    "SOLVER_MODEL_CHOICES",
+    "TRAINER_AUTO",
 ]
 
 # --- arms
@@ -66,6 +69,9 @@ MAX_DROPOUT = 0.95
 MAX_SOLVER_RATE = 0.9
 DEFAULT_OBJECTIVE = "equalize"
 OBJECTIVE_CHOICES: tuple[str, ...] = ("equalize", "minimax")
+#: Model of the group-dropout solver: ``"linear"`` (closed form) or ``"mlp"`` (trained).
+DEFAULT_SOLVER_MODEL: Final = "linear"
+SOLVER_MODEL_CHOICES: tuple[str, ...] = ("linear", "mlp")
 DEFAULT_EPSILON = 3.0
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_ACCOUNTANT = "prv"
@@ -93,8 +99,9 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_LR = 0.005
 DEFAULT_OPTIMIZER = "adam"
 OPTIMIZER_CHOICES: tuple[str, ...] = ("adam", "sgd")
-#: ``"auto"`` picks the batched trainer for the built-in MLP.
-DEFAULT_TRAINER = "auto"
+#: The trainer name that lets the audit choose: the batched trainer for the built-in MLP.
+TRAINER_AUTO = "auto"
+DEFAULT_TRAINER = TRAINER_AUTO
 DEFAULT_DEVICE = "auto"
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 

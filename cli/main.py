@@ -1,35 +1,198 @@
 """The ``fairpriv`` command line.
 
 Every command prints errors the user can act on as one line (``Error: ...``,
-exit status 1) instead of a traceback.
+exit status 1) instead of a traceback, in terms of its own options: engine messages
+name Python parameters, and :func:`cli_message` turns them into flags.
+
+The CLI uses only the public API (``audit`` and ``audit.defaults``); every default and
+choice set of an option comes from there.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from audit import run_audit
-from audit._exceptions import ConfigError, FairprivError
-from audit.arms._arms import ARM_KINDS, Arm, BaselineArm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
-from audit.data._datasets import BUILTIN_DATASETS, load_dataset
-from audit.data._readers import DEFAULT_NA_VALUES
-from audit.pipeline._config import AuditConfig
-from audit.privacy._accounting import (
-    ACCOUNTANTS,
-    GUARANTEE_ACCOUNTANTS,
+from audit import (
+    ARM_KINDS,
+    BUILTIN_DATASETS,
+    Arm,
+    AuditConfig,
+    AuditResult,
+    ConfigError,
+    FairprivError,
+    PredictionAuditOptions,
+    PrivacyAuditConfig,
+    TrainingConfig,
+    audit_onnx_model,
+    audit_predictions,
+    available_arms,
+    available_trainers,
     compute_epsilon,
+    epsilon_lower_bound,
+    load_dataset,
+    make_arm,
     noise_multiplier_for_epsilon,
+    parse_hidden_layers,
+    run_audit,
+    run_trainer_benchmark,
+    solve_group_dropout,
+    split_dataset,
 )
-from audit.privacy._config import PrivacyAuditConfig
-from audit.training._config import TrainingConfig
-from audit.training._trainer import available_trainers
+from audit.defaults import (
+    ACCOUNTANT_CHOICES,
+    CANARY_KIND_CHOICES,
+    CANARY_ROWS_CHOICES,
+    DEFAULT_ACCOUNTANT,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CANARIES,
+    DEFAULT_CANARY_KIND,
+    DEFAULT_CANARY_ROWS,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_DEVICE,
+    DEFAULT_DROPOUT,
+    DEFAULT_EPOCHS,
+    DEFAULT_EPSILON,
+    DEFAULT_HIDDEN,
+    DEFAULT_LR,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_MIA,
+    DEFAULT_MIN_GROUP_ROWS,
+    DEFAULT_MISSING_TARGET,
+    DEFAULT_N_BOOTSTRAP,
+    DEFAULT_NA_VALUES,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_SEEDS,
+    DEFAULT_SHADOWS,
+    DEFAULT_SMALL_GROUPS,
+    DEFAULT_SOLVER_MODEL,
+    DEFAULT_TRAINER,
+    DEVICE_CHOICES,
+    GUARANTEE_ACCOUNTANT_CHOICES,
+    MIA_CHOICES,
+    MISSING_TARGET_CHOICES,
+    OBJECTIVE_CHOICES,
+    SMALL_GROUPS_CHOICES,
+    SOLVER_MODEL_CHOICES,
+    TRAINER_AUTO,
+)
 
-__all__ = ["main"]
+__all__ = ["cli_message", "main"]
+
+
+# --- engine errors in the words of the command line
+#
+# Engine messages name Python parameters (``small_groups='merge'``) and carry the
+# parameter at fault and a fix as ``exc.param`` / ``exc.fix`` (audit/_exceptions.py).
+# Here they become the options of the command that failed (``--small-groups merge``).
+
+#: Engine parameter -> the command's option (click parameter name) that sets it, where
+#: the two names differ; any other parameter is set by the option of its own name.
+OPTION_OF_PARAM: dict[str, str] = {
+    "source": "dataset",
+    "path": "data_path",
+    "kind": "arms_text",
+    "p": "dropout",
+    "rates": "group_rates",
+    "dropout": "dp_dropout",
+    "n_candidates": "candidates",
+}
+#: Per command, where its options set other engine parameters than ``run``'s.
+OPTION_OF_PARAM_BY_COMMAND: dict[str, dict[str, str]] = {
+    "audit-model": {"target": "y_true", "data": "data_path", "model": "onnx_model",
+                    "source": "predictions"},
+}
+#: Parameters engine messages name in prose ("lower min_group_rows"); a bare name is
+#: read as a parameter only if it is one of these or the error's own ``param``/``fix``,
+#: so that column names listed in a message stay as they are.
+PROSE_PARAMS = frozenset({"min_group_rows", "missing_target", "na_values", "positive_label",
+                          "small_groups", "max_grad_norm", "val_fraction", "test_fraction"})
+
+_KEYWORD = re.compile(
+    r"(?<![\w.-])([a-z_][a-z0-9_]*)=('(?:[^'\\]|\\.)*'|-?\d[\w.+-]*|(?=[\s,.;:)]|$))")
+_SUBJECT = re.compile(r"^(?:\S+ )?([a-z_][a-z0-9_]*) must ")
+_IDENTIFIER = re.compile(r"(?<![\w'\"-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w'\"(=-])")
+
+
+def option_flags(command: click.Command | None) -> Callable[[str], str | None]:
+    """``flag(param)``: the long flag of ``command`` that sets engine parameter ``param``."""
+    if command is None:
+        return lambda param: None
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    table = {**OPTION_OF_PARAM, **OPTION_OF_PARAM_BY_COMMAND.get(command.name or "", {})}
+
+    def flag(param: str) -> str | None:
+        option = options.get(table.get(param, param))
+        if option is None:
+            return None
+        return next((o for o in option.opts if o.startswith("--")), None)
+
+    return flag
+
+
+def cli_value(value: object) -> str:
+    """A Python value as an option takes it: ``{'A': 0.3}`` -> ``A=0.3``, ``('?', 'NA')`` -> ``?,NA``."""
+    if isinstance(value, Mapping):
+        text = ",".join(f"{k}={v}" for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        text = ",".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return shlex.quote(text)
+
+
+def to_flags(text: str, flag: Callable[[str], str | None], words: frozenset[str] = PROSE_PARAMS) -> str:
+    """Python spellings of parameters in ``text`` as flags: ``small_groups='merge'`` ->
+    ``--small-groups merge``, ``target=`` -> ``--target``, and bare names in ``words``
+    (``min_group_rows`` -> ``--min-group-rows``). Parameters without a flag stay as they are."""
+
+    def keyword(m: re.Match[str]) -> str:
+        option = flag(m.group(1))
+        if option is None:
+            return m.group(0)
+        value = m.group(2)
+        if value.startswith("'"):
+            value = cli_value(value[1:-1])
+        return f"{option} {value}" if value else option
+
+    def identifier(m: re.Match[str]) -> str:
+        return (flag(m.group(1)) if m.group(1) in words else None) or m.group(0)
+
+    return _IDENTIFIER.sub(identifier, _KEYWORD.sub(keyword, text))
+
+
+def cli_message(exc: FairprivError, command: click.Command | None) -> str:
+    """The message of an engine error in terms of ``command``'s options."""
+    flag = option_flags(command)
+    message = str(exc)
+    for name, value in (exc.fix or {}).items():
+        option = flag(name)
+        if option is not None:
+            message = message.replace(f"{name}={value!r}", f"{option} {cli_value(value)}")
+    param = exc.param
+    if param is None:
+        # Errors without the hint still say "<param> must ..." first.
+        subject = _SUBJECT.match(message)
+        param = subject.group(1) if subject else None
+    param_flag = flag(param) if param else None
+    if param_flag is not None and param is not None:
+        # "TrainingConfig epochs must be ..." / "uniform_dropout p must be ..." -> "--epochs must be ..."
+        message = re.sub(rf"^(?:\S+ )?{re.escape(param)}(?= must )", param_flag, message)
+        if message.startswith(param_flag):
+            # None is leaving the option out, which a command line cannot spell.
+            message = message.replace(" or None, not ", ", not ", 1)
+    own = frozenset(name for name in (param, *(exc.fix or {})) if name)
+    message = to_flags(message, flag, PROSE_PARAMS | own)
+    if param_flag is not None and param_flag not in message:
+        message += f" ({param_flag})"
+    return message
 
 
 class _FairprivGroup(click.Group):
@@ -37,13 +200,24 @@ class _FairprivGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FairprivError as exc:
-            raise click.ClickException(str(exc)) from None
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise click.ClickException(cli_message(exc, command)) from None
 
 
 @click.group(cls=_FairprivGroup)
 @click.version_option(package_name="fairpriv", prog_name="fairpriv")
 def main() -> None:
     """fairpriv: audit a tabular model for disparate error and privacy loss."""
+
+
+def _default(func: Callable[..., Any], name: str) -> Any:
+    """The default of parameter ``name`` of an engine function (one source of truth)."""
+    return inspect.signature(func).parameters[name].default
+
+
+def _widths(hidden: Sequence[int]) -> str:
+    return ",".join(str(h) for h in hidden)
 
 
 def parse_group_rates(text: str) -> dict[str, float]:
@@ -85,26 +259,26 @@ def parse_dp_dropout(text: str | None) -> float | dict[str, float] | None:
 def build_arms(
     kinds: Sequence[str], *, dropout: float, group_rates: dict[str, float] | None,
     max_grad_norm: float, accountant: str, dp_dropout: float | dict[str, float] | None = None,
-    budget: float | None = None, objective: str = "equalize",
+    budget: float | None = None, objective: str = DEFAULT_OBJECTIVE,
 ) -> tuple[Arm, ...]:
-    """The arms named on the command line, in the order given."""
+    """The arms named on the command line, in the order given, built by :func:`audit.make_arm`.
+
+    Arm kinds without options of their own (``baseline``, or any registered later) are
+    built with their defaults.
+    """
+    params: dict[str, dict[str, Any]] = {
+        "uniform_dropout": {"p": dropout},
+        "group_dropout": ({"rates": group_rates} if group_rates else
+                          {"rates": "auto", "budget": dropout if budget is None else budget,
+                           "objective": objective}),
+        "dp_sgd": {"max_grad_norm": max_grad_norm, "accountant": accountant, "dropout": dp_dropout},
+    }
+    known = available_arms()
     arms: list[Arm] = []
     for kind in kinds:
-        if kind == "baseline":
-            arms.append(BaselineArm())
-        elif kind == "uniform_dropout":
-            arms.append(UniformDropoutArm(p=dropout))
-        elif kind == "group_dropout":
-            if group_rates:
-                arms.append(GroupDropoutArm(rates=group_rates))
-            else:
-                arms.append(GroupDropoutArm(rates="auto", budget=budget if budget is not None
-                                            else dropout, objective=objective))
-        elif kind == "dp_sgd":
-            arms.append(DPSGDArm(max_grad_norm=max_grad_norm, accountant=accountant,
-                                 dropout=dp_dropout))
-        else:
-            raise ConfigError(f"unknown arm {kind!r}; valid arms: {', '.join(ARM_KINDS)}")
+        if kind not in known:
+            raise ConfigError(f"unknown arm {kind!r}; valid arms: {', '.join(known)}", param="kind")
+        arms.append(make_arm(kind, **params.get(kind, {})))
     return tuple(arms)
 
 
@@ -113,16 +287,12 @@ def _split_list(text: str) -> list[str]:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """``"64,32"`` -> ``(64, 32)``; empty -> ``()`` (a linear model)."""
-    try:
-        widths = tuple(int(h) for h in _split_list(text))
-    except ValueError:
-        raise ConfigError(
-            f"--hidden must be comma-separated positive integers (e.g. 64,32; empty for a "
-            f"linear model), not {text!r}") from None
-    if any(w < 1 for w in widths):
-        raise ConfigError(f"--hidden widths must be positive, not {text!r}")
-    return widths
+    """``--hidden``: ``"64,32"`` -> ``(64, 32)``; empty -> ``()`` (a linear model).
+
+    :func:`audit.parse_hidden_layers`; its error names ``hidden``, which the command
+    line shows as ``--hidden``.
+    """
+    return parse_hidden_layers(text)
 
 
 @main.command()
@@ -135,56 +305,59 @@ def parse_hidden(text: str) -> tuple[int, ...]:
               help="Sensitive column; repeat for intersectional groups (--sensitive sex --sensitive race).")
 @click.option("--positive-label", default=None,
               help="Target value that counts as positive (default: 1/True, else the rarer value).")
-@click.option("--arms", "arms_text", default="baseline,uniform_dropout,group_dropout,dp_sgd",
+@click.option("--arms", "arms_text", default=",".join(ARM_KINDS),
               show_default=True,
               help=f"Comma-separated arms from: {', '.join(ARM_KINDS)}.")
-@click.option("--dropout", type=float, default=0.5, show_default=True,
+@click.option("--dropout", type=float, default=DEFAULT_DROPOUT, show_default=True,
               help="Rate p of the uniform_dropout arm.")
 @click.option("--group-rates", default=None,
               help="Explicit rates of the group_dropout arm, e.g. Female=0.5,Male=0.2 "
                    "[default: solved on validation rows at --budget].")
 @click.option("--budget", type=float, default=None,
               help="Group-dropout budget sum_g pi_g p_g [default: --dropout].")
-@click.option("--objective", type=click.Choice(["equalize", "minimax"]), default="equalize",
+@click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=DEFAULT_OBJECTIVE,
               show_default=True, help="What the group-dropout solver minimises.")
-@click.option("--seeds", type=int, default=3, show_default=True, help="Training seeds per arm.")
-@click.option("--epsilon", type=float, default=3.0, show_default=True, help="Target epsilon of dp_sgd.")
+@click.option("--seeds", type=int, default=DEFAULT_SEEDS, show_default=True, help="Training seeds per arm.")
+@click.option("--epsilon", type=float, default=DEFAULT_EPSILON, show_default=True,
+              help="Target epsilon of dp_sgd.")
 @click.option("--delta", type=float, default=None,
               help="Target delta of dp_sgd [default: min(1e-5, 1/(10 n_train))].")
-@click.option("--max-grad-norm", type=float, default=1.0, show_default=True,
+@click.option("--max-grad-norm", type=float, default=DEFAULT_MAX_GRAD_NORM, show_default=True,
               help="DP-SGD per-row clipping norm C.")
-@click.option("--accountant", type=click.Choice(GUARANTEE_ACCOUNTANTS), default="prv", show_default=True)
+@click.option("--accountant", type=click.Choice(GUARANTEE_ACCOUNTANT_CHOICES), default=DEFAULT_ACCOUNTANT,
+              show_default=True)
 @click.option("--dp-dropout", default=None,
               help="Dropout inside the dp_sgd arm: a rate (0.2) or rates per group (A=0.3,B=0.1).")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=0.005, show_default=True, help="Adam learning rate.")
-@click.option("--hidden", default="64", show_default=True,
+@click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
+@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True, help="Adam learning rate.")
+@click.option("--hidden", default=_widths(DEFAULT_HIDDEN), show_default=True,
               help="Hidden layer widths, e.g. 64,64; empty string for a linear model.")
-@click.option("--trainer", type=click.Choice(["auto", *available_trainers()]), default="auto",
+@click.option("--trainer", type=click.Choice([TRAINER_AUTO, *available_trainers()]), default=DEFAULT_TRAINER,
               show_default=True,
               help="batched: all models at once (auto picks it); reference: one at a time via Opacus.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True,
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default=DEFAULT_DEVICE, show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True,
               help="Bootstrap resamples of the test rows for CIs (0: none).")
-@click.option("--min-group-rows", type=int, default=20, show_default=True,
+@click.option("--min-group-rows", type=int, default=DEFAULT_MIN_GROUP_ROWS, show_default=True,
               help="Minimum rows per group in every split.")
-@click.option("--small-groups", type=click.Choice(["error", "merge"]), default="error",
+@click.option("--small-groups", type=click.Choice(SMALL_GROUPS_CHOICES), default=DEFAULT_SMALL_GROUPS,
               show_default=True, help="Groups below the minimum: fail, or merge into 'other'.")
-@click.option("--missing-target", type=click.Choice(["drop", "error"]), default="drop",
+@click.option("--missing-target", type=click.Choice(MISSING_TARGET_CHOICES), default=DEFAULT_MISSING_TARGET,
               show_default=True, help="Rows with a missing target/sensitive value.")
 @click.option("--na-values", default=",".join(DEFAULT_NA_VALUES), show_default=True,
               help="Comma-separated cell values read as missing.")
 @click.option("--encoding", default=None, help="Text encoding of the data file (default UTF-8).")
 @click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
-@click.option("--mia", type=click.Choice(["loss", "lira", "none"]), default="loss", show_default=True,
+@click.option("--mia", type=click.Choice(MIA_CHOICES), default=DEFAULT_MIA, show_default=True,
               help="Membership inference: loss-threshold attack; lira adds LiRA (shadow models, heavy).")
-@click.option("--shadows", type=int, default=16, show_default=True, help="LiRA shadow models per arm.")
-@click.option("--canaries", type=int, default=1000, show_default=True,
+@click.option("--shadows", type=int, default=DEFAULT_SHADOWS, show_default=True,
+              help="LiRA shadow models per arm.")
+@click.option("--canaries", type=int, default=DEFAULT_CANARIES, show_default=True,
               help="Canaries for the one-run epsilon lower bound (0: skip it).")
-@click.option("--canary-kind", type=click.Choice(["flipped", "natural"]), default="flipped",
+@click.option("--canary-kind", type=click.Choice(CANARY_KIND_CHOICES), default=DEFAULT_CANARY_KIND,
               show_default=True)
-@click.option("--canary-rows", type=click.Choice(["isolated", "random"]), default="isolated",
+@click.option("--canary-rows", type=click.Choice(CANARY_ROWS_CHOICES), default=DEFAULT_CANARY_ROWS,
               show_default=True, help="Which test rows become canaries.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for results.json, report.pdf and report.html.")
@@ -220,8 +393,9 @@ def run(**opts: Any) -> None:
         positive_label=opts["positive_label"], path=opts["data_path"], na_values=na_values,
         encoding=opts["encoding"], missing_target=opts["missing_target"], n_rows=opts["n_rows"],
     )
+    flag = option_flags(click.get_current_context().command)
     for note in dataset.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {to_flags(note, flag)}", err=True)
     result = run_audit(dataset, config, show_progress=not opts["quiet"])
     out = Path(opts["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
@@ -241,8 +415,6 @@ def run(**opts: Any) -> None:
                    "exceeds the accountant's epsilon (see results.json).", err=True)
 
 
-
-
 @main.command()
 @click.option("--sample-rate", "-q", type=float, required=True, help="Poisson sampling rate q.")
 @click.option("--noise-multiplier", "-s", type=float, default=None, help="sigma (noise std / C).")
@@ -250,8 +422,8 @@ def run(**opts: Any) -> None:
               help="Instead of --noise-multiplier: print the sigma that reaches this epsilon.")
 @click.option("--steps", "-t", type=int, required=True, help="Number of DP-SGD steps.")
 @click.option("--delta", "-d", type=float, required=True)
-@click.option("--accountant", type=click.Choice(ACCOUNTANTS), default="prv", show_default=True,
-              help="gdp is an approximation that can under-report epsilon.")
+@click.option("--accountant", type=click.Choice(ACCOUNTANT_CHOICES), default=DEFAULT_ACCOUNTANT,
+              show_default=True, help="gdp is an approximation that can under-report epsilon.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def epsilon(sample_rate: float, noise_multiplier: float | None, target_epsilon: float | None,
             steps: int, delta: float, accountant: str, as_json: bool) -> None:
@@ -297,8 +469,6 @@ def _write_reports(result: Any, pdf: Path | None, html: Path | None) -> None:
 @click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="HTML report path.")
 def report(results: str, pdf: str | None, html: str | None) -> None:
     """Render RESULTS (a results.json) to PDF and/or HTML (default: both, beside it)."""
-    from audit import AuditResult
-
     result = AuditResult.from_json(Path(results))
     if pdf is None and html is None:
         base = Path(results).with_suffix("")
@@ -340,18 +510,16 @@ def app(host: str, port: int) -> None:
 @click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
               help="With --onnx: the labelled dataset (its target column is --y-true).")
 @click.option("--sensitive", multiple=True, required=True, help="Sensitive column (repeatable).")
-@click.option("--y-true", default="y_true", show_default=True)
-@click.option("--y-pred", default="y_pred", show_default=True)
+@click.option("--y-true", default=PredictionAuditOptions.y_true, show_default=True)
+@click.option("--y-pred", default=PredictionAuditOptions.y_pred, show_default=True)
 @click.option("--y-score", default=None, help="Score column (probability of the positive class).")
 @click.option("--member", default=None, help="Membership column (1 = in the training data).")
 @click.option("--positive-label", default=None)
-@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
 def audit_model(**opts: Any) -> None:
     """Audit a model trained elsewhere from its predictions (no training)."""
-    from audit.pipeline._external import audit_onnx_model, audit_predictions
-
     if opts["onnx_model"] is not None:
         if opts["data_path"] is None or opts["predictions"] is not None:
             raise ConfigError("--onnx needs --data (and no --predictions)")
@@ -380,14 +548,12 @@ def audit_model(**opts: Any) -> None:
 @click.option("--guesses", "-r", type=int, required=True, help="Guesses made (k+ + k-).")
 @click.option("--correct", "-v", type=int, required=True, help="Correct guesses.")
 @click.option("--delta", "-d", type=float, required=True)
-@click.option("--confidence", type=float, default=0.95, show_default=True)
+@click.option("--confidence", type=float, default=DEFAULT_CONFIDENCE, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def audit_bound(canaries: int, guesses: int, correct: int, delta: float, confidence: float,
                 as_json: bool) -> None:
     """One-run audit (Steinke, Nasr, Jagielski 2023): epsilon lower bound from guess counts."""
     import json
-
-    from audit.privacy._audit_bound import epsilon_lower_bound
 
     bound = epsilon_lower_bound(canaries=canaries, guesses=guesses, correct=correct, delta=delta,
                                 confidence=confidence)
@@ -409,25 +575,28 @@ def audit_bound(canaries: int, guesses: int, correct: int, delta: float, confide
 @click.option("--sensitive", multiple=True, help="Sensitive column (repeatable).")
 @click.option("--positive-label", default=None)
 @click.option("--budget", type=float, required=True, help="Expected dropout rate sum_g pi_g p_g.")
-@click.option("--model", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True,
+@click.option("--model", type=click.Choice(SOLVER_MODEL_CHOICES), default=DEFAULT_SOLVER_MODEL,
+              show_default=True,
               help="linear: exact closed form on a regression target, logistic otherwise.")
-@click.option("--objective", type=click.Choice(["equalize", "minimax"]), default="equalize",
+@click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=DEFAULT_OBJECTIVE,
               show_default=True)
-@click.option("--p-max", type=float, default=0.9, show_default=True)
-@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per candidate (empirical).")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--hidden", default="64", show_default=True, help="MLP hidden widths (--model mlp).")
-@click.option("--candidates", type=int, default=9, show_default=True,
+@click.option("--p-max", type=float, default=_default(solve_group_dropout, "p_max"), show_default=True)
+@click.option("--seeds", type=int, default=_default(solve_group_dropout, "seeds"), show_default=True,
+              help="Seeds per candidate (empirical).")
+@click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True)
+@click.option("--hidden", default=_widths(DEFAULT_HIDDEN), show_default=True,
+              help="MLP hidden widths (--model mlp).")
+@click.option("--candidates", type=int, default=_default(solve_group_dropout, "n_candidates"),
+              show_default=True,
               help="Candidate rate vectors besides uniform (empirical route).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default=DEFAULT_DEVICE, show_default=True)
 @click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
-@click.option("--small-groups", type=click.Choice(["error", "merge"]), default="error", show_default=True)
+@click.option("--small-groups", type=click.Choice(SMALL_GROUPS_CHOICES), default=DEFAULT_SMALL_GROUPS,
+              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def solve_dropout(**opts: Any) -> None:
     """Choose group dropout rates that equalise group error under one budget."""
     import json
-
-    from audit.solver._solver import solve_group_dropout
 
     dataset = load_dataset(
         opts["dataset"], target=opts["target"], sensitive=list(opts["sensitive"]) or None,
@@ -435,8 +604,6 @@ def solve_dropout(**opts: Any) -> None:
     )
     groups = None
     if opts["small_groups"] == "merge":
-        from audit.data._datasets import split_dataset
-
         groups = split_dataset(dataset, small_groups="merge").groups
     solution = solve_group_dropout(
         dataset, budget=opts["budget"], model=opts["model"], objective=opts["objective"],
@@ -450,11 +617,15 @@ def solve_dropout(**opts: Any) -> None:
 
 
 @main.command()
-@click.option("--models", "-k", type=int, default=8, show_default=True, help="Models per side (K).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--epochs", type=int, default=1, show_default=True)
-@click.option("--hidden", default="256,256", show_default=True, help="MLP hidden widths.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--models", "-k", type=int, default=_default(run_trainer_benchmark, "models"),
+              show_default=True, help="Models per side (K).")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES),
+              default=_default(run_trainer_benchmark, "device"), show_default=True)
+@click.option("--epochs", type=int, default=_default(run_trainer_benchmark, "epochs"), show_default=True)
+@click.option("--hidden", default=_widths(_default(run_trainer_benchmark, "hidden")), show_default=True,
+              help="MLP hidden widths.")
+@click.option("--batch-size", type=int, default=_default(run_trainer_benchmark, "batch_size"),
+              show_default=True)
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="UCI adult.data [default: ../shared/data/adult.data, else synthetic data].")
 @click.option("--rows", "max_rows", type=int, default=None,
@@ -464,8 +635,6 @@ def bench(models: int, device: str, epochs: int, hidden: str, batch_size: int,
           data_path: str | None, max_rows: int | None, as_json: bool) -> None:
     """Time K models trained one by one with Opacus against the batched trainer."""
     import json
-
-    from audit.training._bench import run_trainer_benchmark
 
     if models < 1:
         raise ConfigError(f"--models must be at least 1, not {models}")

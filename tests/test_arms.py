@@ -97,10 +97,10 @@ def test_unknown_parameter_names_value_and_lists_valid() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (-0.1, r"uniform_dropout p must be in \[0, 0.95\], not -0.1"),
-        (0.96, r"uniform_dropout p must be in \[0, 0.95\], not 0.96"),
-        (1.0, r"uniform_dropout p must be in \[0, 0.95\], not 1.0"),
-        (float("nan"), r"uniform_dropout p must be in \[0, 0.95\], not nan"),
+        (-0.1, r"uniform_dropout p must be a number in \[0, 0.95\], not -0.1"),
+        (0.96, r"uniform_dropout p must be a number in \[0, 0.95\], not 0.96"),
+        (1.0, r"uniform_dropout p must be a number in \[0, 0.95\], not 1.0"),
+        (float("nan"), r"uniform_dropout p must be a number in \[0, 0.95\], not nan"),
         ("high", r"uniform_dropout p must be a number in \[0, 0.95\], not 'high'"),
         (None, r"uniform_dropout p must be a number in \[0, 0.95\], not None"),
     ],
@@ -118,7 +118,7 @@ def test_rate_bounds_are_inclusive_and_coerced_to_float() -> None:
 
 
 def test_group_rate_validation_names_group() -> None:
-    with pytest.raises(ConfigError, match=r"group_dropout rate for 'Male' must be in \[0, 0.95\]"):
+    with pytest.raises(ConfigError, match=r"group_dropout rate for 'Male' must be a number in \[0, 0.95\], not 0.99"):
         GroupDropoutArm(rates={"Female": 0.2, "Male": 0.99})
     with pytest.raises(ConfigError, match=r"rate for 'Female' must be a number .*not 'x'"):
         GroupDropoutArm(rates={"Female": "x", "Male": 0.1})  # type: ignore[dict-item]
@@ -126,15 +126,17 @@ def test_group_rate_validation_names_group() -> None:
 
 @pytest.mark.parametrize("rates", [{}, None, [("Female", 0.2)]])
 def test_group_dropout_needs_rates_per_group_or_auto(rates: Any) -> None:
-    with pytest.raises(ConfigError, match=r"needs rates per group.*--group-rates.*rates='auto'"):
+    with pytest.raises(ConfigError, match=r"needs rates per group.*rates=\{'Female'.*rates='auto'.*; not "
+                       + re.escape(repr(rates))) as info:
         GroupDropoutArm(rates=rates)
+    assert info.value.param == "rates"
 
 
 def test_group_dropout_defaults_to_solver() -> None:
     arm = GroupDropoutArm()
     assert arm.auto and arm.rates == "auto" and arm.budget is None and arm.objective == "equalize"
     assert GroupDropoutArm(budget="0.4").budget == 0.4  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"group_dropout budget must be in \[0, 0.95\]"):
+    with pytest.raises(ConfigError, match=r"group_dropout budget must be a number in \[0, 0.95\] or None, not 1.2"):
         GroupDropoutArm(budget=1.2)
 
 
@@ -161,7 +163,9 @@ def test_group_without_rate_errors_with_groups_and_example() -> None:
     assert "arm 'gd'" in message
     assert "no rate for group(s) ['Male']" in message
     assert "the groups are ['Female', 'Male']" in message
-    assert "--group-rates Female=0.3,Male=0.3" in message
+    assert "rates={'Female': 0.3, 'Male': 0.3}" in message
+    assert info.value.param == "rates"
+    assert info.value.fix == {"rates": {"Female": 0.3, "Male": 0.3}}
 
 
 def test_rate_for_unknown_group_errors() -> None:
@@ -190,22 +194,22 @@ def test_baseline_and_uniform_rows() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epsilon": 0}, r"dp_sgd epsilon must be a positive finite number, not 0"),
-        ({"epsilon": -1.0}, r"dp_sgd epsilon must be a positive finite number, not -1.0"),
-        ({"epsilon": float("inf")}, r"dp_sgd epsilon must be a positive finite number, not inf"),
-        ({"epsilon": float("nan")}, r"dp_sgd epsilon must be a positive finite number, not nan"),
-        ({"delta": 0}, r"dp_sgd delta must be in \(0, 1\), not 0"),
-        ({"delta": 1}, r"dp_sgd delta must be in \(0, 1\), not 1"),
-        ({"delta": 1.5}, r"dp_sgd delta must be in \(0, 1\), not 1.5"),
-        ({"delta": float("nan")}, r"dp_sgd delta must be in \(0, 1\), not nan"),
-        ({"max_grad_norm": 0}, r"dp_sgd max_grad_norm must be a positive finite number, not 0"),
-        ({"max_grad_norm": -1.0}, r"dp_sgd max_grad_norm must be a positive finite number, not -1.0"),
-        ({"max_grad_norm": float("nan")}, r"dp_sgd max_grad_norm must be a positive finite number, not nan"),
+        ({"epsilon": 0}, r"dp_sgd epsilon must be a finite number > 0 or None, not 0"),
+        ({"epsilon": -1.0}, r"dp_sgd epsilon must be a finite number > 0 or None, not -1.0"),
+        ({"epsilon": float("inf")}, r"dp_sgd epsilon must be a finite number > 0 or None, not inf"),
+        ({"epsilon": float("nan")}, r"dp_sgd epsilon must be a finite number > 0 or None, not nan"),
+        ({"delta": 0}, r"dp_sgd delta must be a number in \(0, 1\) or None, not 0"),
+        ({"delta": 1}, r"dp_sgd delta must be a number in \(0, 1\) or None, not 1"),
+        ({"delta": 1.5}, r"dp_sgd delta must be a number in \(0, 1\) or None, not 1.5"),
+        ({"delta": float("nan")}, r"dp_sgd delta must be a number in \(0, 1\) or None, not nan"),
+        ({"max_grad_norm": 0}, r"dp_sgd max_grad_norm must be a finite number > 0, not 0"),
+        ({"max_grad_norm": -1.0}, r"dp_sgd max_grad_norm must be a finite number > 0, not -1.0"),
+        ({"max_grad_norm": float("nan")}, r"dp_sgd max_grad_norm must be a finite number > 0, not nan"),
         ({"accountant": "moments"},
          r"dp_sgd accountant must be one of \['prv', 'rdp'\], not 'moments'"),
-        ({"dropout": 0.99}, r"dp_sgd dropout must be in \[0, 0.95\], not 0.99"),
+        ({"dropout": 0.99}, r"dp_sgd dropout must be a number in \[0, 0.95\] or None, not 0.99"),
         ({"dropout": {"Female": -0.1}},
-         r"dp_sgd dropout rate for 'Female' must be in \[0, 0.95\], not -0.1"),
+         r"dp_sgd dropout rate for 'Female' must be a number in \[0, 0.95\], not -0.1"),
     ],
 )
 def test_dpsgd_validation(kwargs: dict[str, Any], message: str) -> None:

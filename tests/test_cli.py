@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,10 +62,18 @@ def test_csv_with_intersectional_groups(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--arms", "baseline,dropout"], "unknown arm 'dropout'; valid arms: baseline, uniform_dropout"),
-        (["--arms", "group_dropout", "--budget", "0.97"], r"group_dropout budget must be in \[0, 0.95\]"),
+        (["--arms", "group_dropout", "--budget", "0.97"],
+         r"Error: --budget must be a number in \[0, 0.95\], not 0.97"),
         (["--arms", "group_dropout", "--group-rates", "A=0.1,B=0.2"],
          r"no rate for group\(s\) \['majority', 'minority'\]"),
-        (["--arms", "uniform_dropout", "--dropout", "1.5"], r"uniform_dropout p must be in \[0, 0.95\]"),
+        (["--arms", "uniform_dropout", "--dropout", "1.5"],
+         r"Error: --dropout must be a number in \[0, 0.95\], not 1.5"),
+        (["--epochs", "0"], r"Error: --epochs must be an integer >= 1, not 0"),
+        (["--mia", "lira", "--shadows", "1"], r"LiRA needs at least 2 shadow models, not 1 \(--shadows\)"),
+        (["--min-group-rows", "500"],
+         r"fewer than 500 rows in a split.*Merge them \(--small-groups merge\), lower --min-group-rows"),
+        (["--arms", "dp_sgd", "--dp-dropout", "a=0.1"],
+         r"unknown group\(s\) \['a'\].*\(e\.g\. --dp-dropout majority=0\.3,minority=0\.3\)"),
         (["--target", "nope"], "target column 'nope' not found"),
     ],
 )
@@ -154,3 +163,193 @@ def test_epsilon_command_matches_reference_and_round_trips() -> None:
     assert sigma == pytest.approx(1.5, abs=0.01)
     bad = CliRunner().invoke(main, ["epsilon", "-q", "0.04", "-t", "10", "-d", "1e-5"])
     assert bad.exit_code == 1 and "exactly one of --noise-multiplier and --target-epsilon" in bad.output
+
+
+# --- engine errors: Python parameters in the engine, flags on the command line
+
+
+def _cli_error(*args: str) -> str:
+    res = CliRunner().invoke(main, list(args))
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    return res.output
+
+
+def _flags(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"(?<![\w-])--[a-z][a-z-]*", text)
+
+
+def test_small_groups_error_names_parameters_in_python_and_flags_in_the_cli(tmp_path: Path) -> None:
+    from audit import DataError, load_dataset, split_dataset
+
+    with pytest.raises(DataError) as info:
+        split_dataset(load_dataset("synthetic", n_rows=800), min_group_rows=500)
+    message = str(info.value)
+    assert "small_groups='merge'" in message and "lower min_group_rows" in message
+    assert _flags(message) == []
+    assert info.value.param == "small_groups" and info.value.fix == {"small_groups": "merge"}
+
+    output = _cli_error("run", "--dataset", "synthetic", "--rows", "800", "--min-group-rows", "500",
+                        "--out", str(tmp_path), *FAST)
+    assert "Merge them (--small-groups merge), lower --min-group-rows" in output
+    assert "small_groups" not in output and "min_group_rows" not in output
+
+
+def test_missing_target_and_sensitive_name_the_flags(tmp_path: Path) -> None:
+    from audit import DataError, load_dataset
+
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"x": range(40), "g": ["a", "b"] * 20, "y": [0, 1] * 20}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"pass target= with one of its columns: x, g, y") as info:
+        load_dataset(path)
+    assert info.value.param == "target" and _flags(str(info.value)) == []
+    assert "pass --target with one of its columns: x, g, y" in _cli_error(
+        "run", "--dataset", str(path), "--out", str(tmp_path))
+    with pytest.raises(DataError, match="pass sensitive= with one or more") as info:
+        load_dataset(path, target="y")
+    assert _flags(str(info.value)) == []
+    assert "pass --sensitive with one or more" in _cli_error(
+        "run", "--dataset", str(path), "--target", "y", "--out", str(tmp_path))
+    # The same error from audit-model, whose target option is --y-true.
+    assert "target column 'nope' not found" in _cli_error(
+        "audit-model", "--predictions", str(path), "--y-true", "nope", "--sensitive", "g",
+        "--out", str(tmp_path)).replace("\n", " ")
+    assert "--y-pred column 'nope' not found" in _cli_error(
+        "audit-model", "--predictions", str(path), "--y-true", "y", "--y-pred", "nope",
+        "--sensitive", "g", "--out", str(tmp_path))
+
+
+def test_encoding_error_suggests_the_encoding_flag(tmp_path: Path) -> None:
+    from audit import DataFileError, load_dataset
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes("x,g,y\n1,caf\xe9,0\n".encode("latin-1"))
+    with pytest.raises(DataFileError, match=r"\(e\.g\. encoding='latin-1'\)") as info:
+        load_dataset(path, target="y", sensitive="g")
+    assert info.value.fix == {"encoding": "latin-1"} and _flags(str(info.value)) == []
+    assert "(e.g. --encoding latin-1)" in _cli_error(
+        "run", "--dataset", str(path), "--target", "y", "--sensitive", "g", "--out", str(tmp_path))
+
+
+def test_adult_offline_names_data_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from audit import DataError, load_dataset
+    from audit.data import _datasets
+
+    monkeypatch.setattr(_datasets, "_online", lambda host, timeout=2.0: False)
+    with pytest.raises(DataError, match=r"offline.*as path=") as info:
+        load_dataset("adult")
+    assert _flags(str(info.value)) == []
+    output = _cli_error("run", "--dataset", "adult", "--out", str(tmp_path))
+    assert "as --data-path (or load it as a table of your own with --target and --sensitive)" in output
+
+
+def test_cli_message_rewrites_only_the_commands_own_options() -> None:
+    from fairpriv_cli.main import cli_message
+
+    from audit import DataError, TrainingConfig
+
+    run_cmd, solve_cmd = main.commands["run"], main.commands["solve-dropout"]
+    with pytest.raises(ConfigError) as info:
+        TrainingConfig(batch_size=0)
+    assert str(info.value) == "TrainingConfig batch_size must be an integer >= 1, not 0"
+    assert cli_message(info.value, run_cmd) == "--batch-size must be an integer >= 1, not 0"
+    # solve-dropout has no --batch-size: the message stays in Python terms.
+    assert cli_message(info.value, solve_cmd) == str(info.value)
+    assert cli_message(info.value, None) == str(info.value)
+    # Column names listed in a message are not parameters.
+    listed = DataError("sensitive column 'z' not found. Available columns: y_true, na_values, g",
+                       param="sensitive")
+    assert cli_message(listed, main.commands["audit-model"]).startswith(
+        "sensitive column 'z' not found. Available columns: y_true, na_values, g")
+
+
+def _option(command: str, name: str) -> Any:
+    return next(p for p in main.commands[command].params if p.name == name)
+
+
+def test_run_defaults_and_choices_are_the_engines() -> None:
+    import inspect
+
+    from audit import (
+        AuditConfig,
+        DPSGDArm,
+        GroupDropoutArm,
+        PrivacyAuditConfig,
+        TrainingConfig,
+        UniformDropoutArm,
+        load_dataset,
+        parse_hidden_layers,
+    )
+    from audit import defaults as d
+
+    audit_cfg, training, privacy = AuditConfig(), TrainingConfig(), PrivacyAuditConfig()
+    expected = {
+        "dropout": UniformDropoutArm().p, "objective": GroupDropoutArm().objective,
+        "seeds": len(audit_cfg.seeds), "epsilon": audit_cfg.epsilon,
+        "max_grad_norm": DPSGDArm().max_grad_norm, "accountant": DPSGDArm().accountant,
+        "epochs": training.epochs, "batch_size": training.batch_size, "lr": training.lr,
+        "trainer": audit_cfg.trainer, "device": audit_cfg.device, "n_bootstrap": audit_cfg.n_bootstrap,
+        "min_group_rows": audit_cfg.min_group_rows, "small_groups": audit_cfg.small_groups,
+        "missing_target": inspect.signature(load_dataset).parameters["missing_target"].default,
+        "mia": privacy.mia, "shadows": privacy.shadows, "canaries": privacy.canaries,
+        "canary_kind": privacy.canary_kind, "canary_rows": privacy.canary_rows,
+    }
+    for name, value in expected.items():
+        assert _option("run", name).default == value, name
+    assert parse_hidden_layers(_option("run", "hidden").default) == training.hidden
+    assert tuple(_option("run", "na_values").default.split(",")) == d.DEFAULT_NA_VALUES
+    assert tuple(_option("run", "arms_text").default.split(",")) == tuple(a.kind for a in audit_cfg.arms)
+    choices = {"objective": d.OBJECTIVE_CHOICES, "accountant": d.GUARANTEE_ACCOUNTANT_CHOICES,
+               "device": d.DEVICE_CHOICES, "small_groups": d.SMALL_GROUPS_CHOICES,
+               "missing_target": d.MISSING_TARGET_CHOICES, "mia": d.MIA_CHOICES,
+               "canary_kind": d.CANARY_KIND_CHOICES, "canary_rows": d.CANARY_ROWS_CHOICES}
+    for name, values in choices.items():
+        assert tuple(_option("run", name).type.choices) == values, name
+    assert tuple(_option("epsilon", "accountant").type.choices) == d.ACCOUNTANT_CHOICES
+    assert tuple(_option("solve-dropout", "model").type.choices) == d.SOLVER_MODEL_CHOICES
+
+
+def test_cli_imports_only_the_public_api() -> None:
+    import ast
+    import importlib
+
+    cli = importlib.import_module("fairpriv_cli.main")  # the package's `main` is the command
+    tree = ast.parse(Path(str(cli.__file__)).read_text(encoding="utf-8"))
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    engine = sorted(m for m in modules if m and m.split(".")[0] == "audit")
+    assert engine == ["audit", "audit.defaults"]
+
+
+def test_build_arms_uses_the_registry() -> None:
+    from fairpriv_cli.main import build_arms
+
+    from audit import DPSGDArm, GroupDropoutArm, UniformDropoutArm
+
+    arms = build_arms(["dp_sgd", "uniform_dropout", "group_dropout", "baseline"], dropout=0.3,
+                      group_rates=None, max_grad_norm=2.0, accountant="rdp", dp_dropout=0.1)
+    assert arms[0] == DPSGDArm(max_grad_norm=2.0, accountant="rdp", dropout=0.1)
+    assert arms[1] == UniformDropoutArm(p=0.3)
+    assert arms[2] == GroupDropoutArm(rates="auto", budget=0.3)
+    assert [a.kind for a in arms] == ["dp_sgd", "uniform_dropout", "group_dropout", "baseline"]
+    with pytest.raises(ConfigError, match=r"unknown arm 'nope'; valid arms: baseline, ") as info:
+        build_arms(["nope"], dropout=0.3, group_rates=None, max_grad_norm=1.0, accountant="prv")
+    assert info.value.param == "kind"
+
+
+def test_notes_and_messages_without_hints_are_shown_with_flags() -> None:
+    from fairpriv_cli.main import cli_message, option_flags, to_flags
+
+    from audit import ConfigError, load_dataset
+
+    note = "positive class of 'y' is 'yes' (default: the less frequent value; set positive_label to change)"
+    assert to_flags(note, option_flags(main.commands["run"])) == note.replace(
+        "positive_label", "--positive-label")
+    frame = pd.DataFrame({"x": range(40), "g": ["a", "b"] * 20, "y": ["no", "no", "no", "yes"] * 10})
+    assert "set positive_label to change" in " ".join(load_dataset(frame, target="y", sensitive="g").notes)
+    # No param hint: the leading "<param> must" still names the flag.
+    bare = ConfigError("noise_multiplier must be a positive finite number, not 0.0")
+    assert cli_message(bare, main.commands["epsilon"]) == \
+        "--noise-multiplier must be a positive finite number, not 0.0"

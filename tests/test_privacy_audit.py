@@ -245,7 +245,9 @@ def test_dp_group_cost_known_answer() -> None:
     ({"mia": "lira", "shadows": 1}, "LiRA needs at least 2 shadow models"),
     ({"canary_kind": "random"}, r"canary_kind must be one of \['flipped', 'natural'\]"),
     ({"canary_rows": "far"}, r"canary_rows must be one of \['isolated', 'random'\]"),
-    ({"guess_fraction": 0.7}, r"guess_fraction must be in \(0, 0.5\]"),
+    ({"guess_fraction": 0.7}, r"guess_fraction must be a number in \(0, 0.5\], not 0.7"),
+    ({"canaries": 1}, r"PrivacyAuditConfig canaries must be 0 or an integer >= 2, not 1"),
+    ({"mechanism_masks": 1}, r"PrivacyAuditConfig mechanism_masks must be an integer >= 2, not 1"),
 ])
 def test_privacy_audit_config_validation(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

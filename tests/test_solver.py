@@ -164,8 +164,8 @@ def test_group_absent_from_validation_is_a_clear_error() -> None:
     ("kw", "message"),
     [({"budget": 0.95}, r"budget must be in \[0, p_max=0.9\]"),
      ({"objective": "fair"}, r"objective must be one of \['equalize', 'minimax'\]"),
-     ({"p_max": 1.0}, r"p_max must be in \(0, 1\)"),
-     ({"model": "tree"}, "model must be 'linear' or 'mlp'")],
+     ({"p_max": 1.0}, r"p_max must be a number in \(0, 1\), not 1.0"),
+     ({"model": "tree"}, r"model must be one of \['linear', 'mlp'\], not 'tree'")],
 )
 def test_bad_solver_options(kw: dict, message: str) -> None:
     train, val, test = _arrays()

@@ -260,11 +260,13 @@ def test_no_rows_and_missing_budget_errors(data: Data) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"hidden": (8, 0)}, r"hidden layer widths must be positive, not \(8, 0\)"),
-        ({"epochs": 0}, r"epochs must be a positive integer, not 0"),
-        ({"batch_size": 0}, r"batch_size must be a positive integer, not 0"),
-        ({"lr": 0.0}, r"lr must be positive, not 0.0"),
-        ({"lr": float("nan")}, r"lr must be positive, not nan"),
+        ({"hidden": (8, 0)}, r"TrainingConfig hidden must be a sequence of integers >= 1, not \(8, 0\)"),
+        ({"hidden": "64"}, r"TrainingConfig hidden must be a sequence of integers >= 1, not '64'"),
+        ({"epochs": 0}, r"TrainingConfig epochs must be an integer >= 1, not 0"),
+        ({"epochs": True}, r"TrainingConfig epochs must be an integer >= 1, not True"),
+        ({"batch_size": 0}, r"TrainingConfig batch_size must be an integer >= 1, not 0"),
+        ({"lr": 0.0}, r"TrainingConfig lr must be a finite number > 0, not 0.0"),
+        ({"lr": float("nan")}, r"TrainingConfig lr must be a finite number > 0, not nan"),
         ({"optimizer": "rmsprop"}, r"optimizer must be one of \['adam', 'sgd'\], not 'rmsprop'"),
     ],
 )

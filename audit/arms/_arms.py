@@ -18,12 +18,14 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from .._exceptions import ConfigError
+from .._validation import Interval, Options, check_param, validate_params
 from ..defaults import (
     DEFAULT_ACCOUNTANT,
     DEFAULT_DROPOUT,
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_OBJECTIVE,
     MAX_DROPOUT,
+    OBJECTIVE_CHOICES,
 )
 from ..privacy._accounting import GUARANTEE_ACCOUNTANTS
 from ..result._schema import json_safe
@@ -50,7 +52,7 @@ def register_arm(cls: A) -> A:
     """Class decorator adding an :class:`Arm` subclass to the registry under ``cls.kind``."""
     kind = cls.kind
     if kind in _REGISTRY:
-        raise ValueError(f"arm kind {kind!r} is already registered")
+        raise ConfigError(f"arm kind {kind!r} is already registered", param="kind")
     _REGISTRY[kind] = cls
     return cls
 
@@ -79,7 +81,7 @@ def arm_from_dict(data: Mapping[str, Any]) -> Arm:
     data = dict(data)
     kind = data.pop("kind", None)
     if kind not in _REGISTRY:
-        raise ConfigError(f"unknown arm kind {kind!r}; valid kinds: {list(_REGISTRY)}")
+        raise ConfigError(f"unknown arm kind {kind!r}; valid kinds: {list(_REGISTRY)}", param="kind")
     cls = _REGISTRY[kind]
     params = data.pop("params", {})
     data.update(params)
@@ -92,27 +94,14 @@ def arm_from_dict(data: Mapping[str, Any]) -> Arm:
     return cls(**data)
 
 
-def _as_float(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{what} must be a number, not {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number, not {value!r}") from None
-
-
-def _check_rate(value: Any, what: str) -> float:
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number in [0, {MAX_DROPOUT}], not {value!r}") from None
-    if not 0.0 <= rate <= MAX_DROPOUT or math.isnan(rate):
-        raise ConfigError(f"{what} must be in [0, {MAX_DROPOUT}], not {value!r}")
-    return rate
+#: A dropout rate must leave something to keep.
+_RATE = Interval(float, 0, MAX_DROPOUT)
+_POSITIVE_FINITE = Interval(float, 0, math.inf, closed="neither")
 
 
 def _rates_by_group(
-    rates: Mapping[str, float], groups: np.ndarray, group_labels: Sequence[str], arm: str
+    rates: Mapping[str, float], groups: np.ndarray, group_labels: Sequence[str], arm: str,
+    param: str,
 ) -> np.ndarray:
     missing = [g for g in group_labels if g not in rates]
     unknown = [g for g in rates if g not in group_labels]
@@ -122,10 +111,10 @@ def _rates_by_group(
             parts.append(f"no rate for group(s) {missing}")
         if unknown:
             parts.append(f"unknown group(s) {unknown}")
+        example = {str(g): 0.3 for g in group_labels}
         raise ConfigError(
             f"arm '{arm}': {'; '.join(parts)}. Give one rate per group; the groups are "
-            f"{list(group_labels)} (e.g. --group-rates "
-            + ",".join(f"{g}=0.3" for g in group_labels) + ")."
+            f"{list(group_labels)} (e.g. {param}={example!r}).", param=param, fix={param: example}
         )
     lookup = {g: float(r) for g, r in rates.items()}
     return np.array([lookup[g] for g in groups], dtype=np.float32)
@@ -150,7 +139,7 @@ class Arm:
         if self.name is None:
             object.__setattr__(self, "name", self.kind)
         elif not str(self.name).strip():
-            raise ConfigError(f"arm name must not be empty (arm kind {self.kind!r})")
+            raise ConfigError(f"arm name must not be empty (arm kind {self.kind!r})", param="name")
 
     @property
     def label(self) -> str:
@@ -189,7 +178,7 @@ class UniformDropoutArm(Arm):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "p", _check_rate(self.p, "uniform_dropout p"))
+        object.__setattr__(self, "p", check_param(self.kind, "p", self.p, _RATE))
 
     def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
         return np.full(groups.shape[0], self.p, dtype=np.float32)
@@ -224,22 +213,23 @@ class GroupDropoutArm(Arm):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.objective not in ("equalize", "minimax"):
-            raise ConfigError(
-                f"group_dropout objective must be one of ['equalize', 'minimax'], not {self.objective!r}")
-        if self.budget is not None:
-            object.__setattr__(self, "budget", _check_rate(self.budget, "group_dropout budget"))
+        validate_params(self.kind, self, {
+            "objective": Options(OBJECTIVE_CHOICES),
+            "budget": (_RATE, None),
+        })
         if isinstance(self.rates, str):
             if self.rates != "auto":
                 raise ConfigError(
-                    f"group_dropout rates must be 'auto' or a mapping group -> rate, not {self.rates!r}")
+                    f"group_dropout rates must be 'auto' or a mapping group -> rate, not {self.rates!r}",
+                    param="rates")
             return
         if not isinstance(self.rates, Mapping) or not self.rates:
             raise ConfigError(
-                "group_dropout needs rates per group, e.g. rates={'Female': 0.5, 'Male': 0.2} "
-                "(CLI --group-rates Female=0.5,Male=0.2), or rates='auto' for the solver"
+                "group_dropout needs rates per group, e.g. rates={'Female': 0.5, 'Male': 0.2}, "
+                f"or rates='auto' for the solver; not {self.rates!r}", param="rates"
             )
-        checked = {str(g): _check_rate(r, f"group_dropout rate for '{g}'") for g, r in self.rates.items()}
+        checked = {str(g): check_param(self.kind, f"rate for '{g}'", r, _RATE, param="rates")
+                   for g, r in self.rates.items()}
         object.__setattr__(self, "rates", checked)
 
     @property
@@ -251,9 +241,9 @@ class GroupDropoutArm(Arm):
         if isinstance(self.rates, str):
             raise ConfigError(
                 f"arm '{self.label}' has rates='auto': run_audit solves them, or call "
-                "solve_group_dropout and pass the result's rates"
+                "solve_group_dropout and pass the result's rates", param="rates"
             )
-        return _rates_by_group(self.rates, groups, group_labels, self.label)
+        return _rates_by_group(self.rates, groups, group_labels, self.label, "rates")
 
     def expected_rate(self, groups: np.ndarray, group_labels: Sequence[str]) -> float:
         """The dropout budget spent: mean rate over the given (training) rows."""
@@ -275,7 +265,8 @@ class DPSGDArm(Arm):
     max_grad_norm
         Clipping norm C.
     accountant
-        ``"prv"`` (default), ``"rdp"`` or ``"gdp"``.
+        ``"prv"`` (default) or ``"rdp"`` (``"gdp"`` can under-report epsilon, so it is
+        refused for a guarantee).
     dropout
         Optional dropout on top: ``None``, one rate, or rates per group.
     """
@@ -290,39 +281,27 @@ class DPSGDArm(Arm):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.epsilon is not None:
-            eps = _as_float(self.epsilon, "dp_sgd epsilon")
-            if not 0 < eps < math.inf:
-                raise ConfigError(f"dp_sgd epsilon must be a positive finite number, not {self.epsilon}")
-            object.__setattr__(self, "epsilon", eps)
-        if self.delta is not None:
-            delta = _as_float(self.delta, "dp_sgd delta")
-            if not 0 < delta < 1:
-                raise ConfigError(f"dp_sgd delta must be in (0, 1), not {self.delta}")
-            object.__setattr__(self, "delta", delta)
-        norm = _as_float(self.max_grad_norm, "dp_sgd max_grad_norm")
-        if not 0 < norm < math.inf:
+        validate_params(self.kind, self, {
+            "epsilon": (_POSITIVE_FINITE, None),
+            "delta": (Interval(float, 0, 1, closed="neither"), None),
             # An infinite norm means no clipping: no bounded sensitivity, no guarantee.
-            raise ConfigError(
-                f"dp_sgd max_grad_norm must be a positive finite number, not {self.max_grad_norm}")
-        object.__setattr__(self, "max_grad_norm", norm)
-        if self.accountant not in GUARANTEE_ACCOUNTANTS:
-            raise ConfigError(
-                f"dp_sgd accountant must be one of {list(GUARANTEE_ACCOUNTANTS)}, not "
-                f"{self.accountant!r} (the GDP approximation can under-report epsilon, so it "
-                "is not used for a guarantee)"
-            )
+            "max_grad_norm": _POSITIVE_FINITE,
+        })
+        check_param(self.kind, "accountant", self.accountant, Options(GUARANTEE_ACCOUNTANTS),
+                    note="the GDP approximation can under-report epsilon, so it is not used "
+                         "for a guarantee")
         if isinstance(self.dropout, Mapping):
             object.__setattr__(self, "dropout", {
-                str(g): _check_rate(r, f"dp_sgd dropout rate for '{g}'")
+                str(g): check_param(self.kind, f"dropout rate for '{g}'", r, _RATE, param="dropout")
                 for g, r in self.dropout.items()
             })
-        elif self.dropout is not None:
-            object.__setattr__(self, "dropout", _check_rate(self.dropout, "dp_sgd dropout"))
+        else:
+            object.__setattr__(self, "dropout", check_param(
+                self.kind, "dropout", self.dropout, _RATE, None, note="or a mapping group -> rate"))
 
     def row_dropout_rates(self, groups: np.ndarray, group_labels: Sequence[str]) -> np.ndarray:
         if isinstance(self.dropout, Mapping):
-            return _rates_by_group(self.dropout, groups, group_labels, self.label)
+            return _rates_by_group(self.dropout, groups, group_labels, self.label, "dropout")
         rate = 0.0 if self.dropout is None else float(self.dropout)
         return np.full(groups.shape[0], rate, dtype=np.float32)
 

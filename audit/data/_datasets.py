@@ -19,12 +19,15 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import ConfigError, DataError
+from .._validation import Interval, Options, check_param
 from ..defaults import (
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_MISSING_TARGET,
     DEFAULT_SPLIT_SEED,
     DEFAULT_TEST_FRACTION,
     DEFAULT_VAL_FRACTION,
+    MISSING_TARGET_CHOICES,
+    SMALL_GROUPS_CHOICES,
 )
 from ._readers import DEFAULT_NA_VALUES, clean_frame, read_table
 
@@ -248,30 +251,30 @@ def load_dataset(
         )
     task = task or "classification"
     if task not in ("classification", "regression"):
-        raise ConfigError(f"task must be 'classification' or 'regression', not {task!r}")
-    if missing_target not in ("drop", "error"):
-        raise ConfigError(f"missing_target must be 'drop' or 'error', not {missing_target!r}")
+        raise ConfigError(f"task must be 'classification' or 'regression', not {task!r}", param="task")
+    check_param("", "missing_target", missing_target, Options(MISSING_TARGET_CHOICES))
     if frame.shape[0] == 0:
         raise DataError(f"dataset '{display}' has no rows.")
 
     columns = list(frame.columns)
     if target is None:
         raise DataError(
-            f"no target column given for '{display}'; pass target= (CLI --target). "
-            f"Columns: {_list(columns)}"
+            f"no target column given for '{display}'; pass target= with one of its columns: "
+            f"{_list(columns)}", param="target"
         )
     _require_columns([target], columns, "target")
     sensitive_cols = _as_tuple(sensitive)
     if not sensitive_cols:
         raise DataError(
-            f"no sensitive column given for '{display}'; pass sensitive= (CLI --sensitive), "
-            f"e.g. one of {_list(c for c in columns if c != target)}"
+            f"no sensitive column given for '{display}'; pass sensitive= with one or more of "
+            f"its columns, e.g. one of {_list(c for c in columns if c != target)}", param="sensitive"
         )
     _require_columns(sensitive_cols, columns, "sensitive")
     if target in sensitive_cols:
-        raise DataError(f"column '{target}' cannot be both the target and a sensitive column.")
+        raise DataError(f"column '{target}' cannot be both the target and a sensitive column.",
+                        param="sensitive")
     if len(set(sensitive_cols)) != len(sensitive_cols):
-        raise DataError(f"sensitive columns repeat a name: {list(sensitive_cols)}")
+        raise DataError(f"sensitive columns repeat a name: {list(sensitive_cols)}", param="sensitive")
 
     dropped: dict[str, int] = {}
     for col in (target, *sensitive_cols):
@@ -283,7 +286,7 @@ def load_dataset(
                 raise DataError(
                     f"{role} column '{col}' has {int(missing.sum())} missing value(s) "
                     f"(first at data rows {rows}); fill them, or drop those rows "
-                    "(missing_target='drop', CLI --missing-target drop)."
+                    "(missing_target='drop').", param="missing_target", fix={"missing_target": "drop"}
                 )
             dropped[f"missing {role} '{col}'"] = int(missing.sum())
             frame = frame.loc[~missing]
@@ -299,7 +302,7 @@ def load_dataset(
         notes.append(label_note)
     else:
         if positive_label is not None:
-            raise ConfigError("positive_label applies to classification only")
+            raise ConfigError("positive_label applies to classification only", param="positive_label")
         if not pd.api.types.is_numeric_dtype(frame[target]):
             raise DataError(
                 f"regression target '{target}' is not numeric (e.g. {frame[target].iloc[0]!r})."
@@ -389,12 +392,10 @@ def split_dataset(
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(
             f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
-            "and sum to less than 1"
+            "and sum to less than 1", param="val_fraction"
         )
-    if small_groups not in ("error", "merge"):
-        raise ConfigError(f"small_groups must be 'error' or 'merge', not {small_groups!r}")
-    if min_group_rows < 1:
-        raise ConfigError(f"min_group_rows must be at least 1, not {min_group_rows}")
+    check_param("", "small_groups", small_groups, Options(SMALL_GROUPS_CHOICES))
+    min_group_rows = check_param("", "min_group_rows", min_group_rows, Interval(int, 1, None))
     rng = np.random.default_rng(seed)
     if dataset.task == "classification":
         strata = np.char.add(dataset.groups.astype(str), np.where(dataset.y > 0.5, "#1", "#0"))
@@ -421,8 +422,8 @@ def split_dataset(
         if small_groups == "error":
             raise DataError(
                 f"group(s) with fewer than {min_group_rows} rows in a split: {detail}. "
-                "Merge them (small_groups='merge', CLI --small-groups merge), lower "
-                "min_group_rows, or choose coarser sensitive columns."
+                "Merge them (small_groups='merge'), lower min_group_rows, or choose coarser "
+                "sensitive columns.", param="small_groups", fix={"small_groups": "merge"}
             )
         merged = tuple(str(g) for g in small.index)
         # Never pour small groups into a real group that happens to be called "other".
@@ -436,7 +437,8 @@ def split_dataset(
             raise DataError(
                 f"even after merging small groups into '{label}' it has too few rows "
                 f"(train {c['train']}, val {c['val']}, test {c['test']}; minimum "
-                f"{min_group_rows}). Lower min_group_rows or choose coarser sensitive columns."
+                f"{min_group_rows}). Lower min_group_rows or choose coarser sensitive columns.",
+                param="min_group_rows"
             )
         if counts.shape[0] < 2:
             raise DataError(
@@ -544,7 +546,8 @@ def _load_builtin(
 def _read_adult_file(path: Path, *, na_values: Sequence[str], encoding: str | None) -> pd.DataFrame:
     """Read a UCI Adult file, with or without a header line."""
     if not path.exists():
-        raise DataError(f"Adult file not found: '{path}'. Pass the path of adult.data or adult.test.")
+        raise DataError(f"Adult file not found: '{path}'. Pass the path of adult.data or adult.test.",
+                        param="path")
     with path.open("rb") as fh:
         first = b""
         for line in fh:
@@ -560,18 +563,17 @@ def _read_adult_file(path: Path, *, na_values: Sequence[str], encoding: str | No
 
 def _fetch_adult_openml() -> pd.DataFrame:
     hint = (
-        "Adult is not bundled with fairpriv. Pass the UCI file: "
-        "load_dataset('adult', path='.../adult.data') or CLI --dataset adult --data-path FILE "
-        "(or --dataset FILE --target COLUMN --sensitive sex)."
+        "Adult is not bundled with fairpriv; pass the UCI file adult.data or adult.test as "
+        "path= (or load it as a table of your own with target= and sensitive=)."
     )
     if not _online("www.openml.org"):
-        raise DataError(f"cannot reach OpenML (offline?). {hint}")
+        raise DataError(f"cannot reach OpenML (offline?). {hint}", param="path")
     try:
         from fairlearn.datasets import fetch_adult
 
         bunch = fetch_adult(as_frame=True)
     except Exception as exc:  # network errors come in many types
-        raise DataError(f"downloading Adult from OpenML failed ({exc}). {hint}") from None
+        raise DataError(f"downloading Adult from OpenML failed ({exc}). {hint}", param="path") from None
     frame = bunch.frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     return clean_frame(frame)
@@ -606,7 +608,7 @@ def _binary_target(
         if not matches:
             raise DataError(
                 f"positive label {positive_label!r} is not a value of target '{name}'; "
-                f"its values are {[str(v) for v in labels]}."
+                f"its values are {[str(v) for v in labels]}.", param="positive_label"
             )
         pos = matches[0]
         how = "as requested"
@@ -616,7 +618,7 @@ def _binary_target(
     else:
         counts = values.value_counts()
         pos = min(labels, key=lambda v: (counts[v], -labels.index(v)))
-        how = "default: the less frequent value; set positive_label / --positive-label to change"
+        how = "default: the less frequent value; set positive_label to change"
     neg = next(v for v in labels if v != pos)
     y = (values == pos).to_numpy(dtype=np.float64)
     note = f"positive class of '{name}' is {str(pos)!r} ({how})"
@@ -664,7 +666,8 @@ def _require_columns(wanted: Sequence[str], columns: Sequence[str], role: str) -
             close = difflib.get_close_matches(str(col).lower(), list(by_lower), n=1)
             hint = f" Did you mean '{by_lower[close[0]]}'?" if close else ""
             raise DataError(
-                f"{role} column '{col}' not found.{hint} Available columns: {_list(columns)}"
+                f"{role} column '{col}' not found.{hint} Available columns: {_list(columns)}",
+                param={"feature": "features"}.get(role, role),
             )
 
 

@@ -20,6 +20,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from .._exceptions import TrainingError
+
 __all__ = ["TabularPreprocessor"]
 
 MISSING_CATEGORY = "<missing>"
@@ -81,7 +83,7 @@ class TabularPreprocessor:
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Encode ``frame`` with the fitted statistics (float32 matrix)."""
         if self._transformer is None:
-            raise RuntimeError("TabularPreprocessor.transform called before fit")
+            raise TrainingError("TabularPreprocessor.transform called before fit; call fit first")
         out = self._transformer.transform(self._prepare(frame))
         return np.asarray(out, dtype=np.float32)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._exceptions import DataError, DataFileError
+from .._exceptions import DataError, DataFileError, InternalError
 from ..defaults import DEFAULT_NA_VALUES
 
 __all__ = ["DEFAULT_NA_VALUES", "clean_frame", "read_table"]
@@ -156,7 +156,7 @@ def _maybe_numeric(col: pd.Series) -> pd.Series:
         examples = sorted({str(v) for v in bad})[:5]
         raise DataError(
             f"column '{col.name}' is numeric except for {bad.shape[0]} cell(s) such as {examples}; "
-            "fix those cells, or declare them missing (na_values=..., CLI --na-values)."
+            "fix those cells, or list them in na_values to read them as missing.", param="na_values"
         )
     return col.astype(object)
 
@@ -185,14 +185,15 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
         except UnicodeDecodeError as exc:
             raise DataFileError(
                 f"cannot decode '{path}' as {enc} (invalid byte at position {exc.start}). "
-                "Re-save the file as UTF-8, or pass its encoding (e.g. encoding='latin-1', "
-                "CLI --encoding latin-1)."
+                "Re-save the file as UTF-8, or pass its encoding (e.g. encoding='latin-1').",
+                param="encoding", fix={"encoding": "latin-1"}
             ) from None
         except LookupError:
             raise DataFileError(
-                f"unknown encoding {enc!r}; use a Python codec name such as 'utf-8' or 'latin-1'."
+                f"unknown encoding {enc!r}; use a Python codec name such as 'utf-8' or 'latin-1'.",
+                param="encoding"
             ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise InternalError("unreachable: every candidate encoding returns or raises")  # pragma: no cover
 
 
 def _sniff_delimiter(lines: Sequence[str]) -> str:

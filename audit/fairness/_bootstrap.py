@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._exceptions import ConfigError, DataError
+
 __all__ = [
     "METRICS",
     "BootstrapDraws",
@@ -135,14 +137,14 @@ def _validate_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
         metrics = (metrics,)
     names = tuple(metrics)
     if not names:
-        raise ValueError("metrics must name at least one metric; valid: " + ", ".join(METRICS))
+        raise ConfigError("metrics must name at least one metric; valid: " + ", ".join(METRICS))
     unknown = [m for m in names if m not in METRICS]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown metric name(s) {unknown}; valid metrics are: " + ", ".join(METRICS)
         )
     if len(set(names)) != len(names):
-        raise ValueError(f"metrics contains duplicates: {list(names)}")
+        raise ConfigError(f"metrics contains duplicates: {list(names)}")
     return names
 
 
@@ -155,47 +157,47 @@ def _validate_inputs(
     """Check and normalise inputs: bool labels, (S, n) float scores, str groups."""
     y = np.asarray(y_true)
     if y.ndim != 1:
-        raise ValueError(f"y_true must be 1-dimensional, got shape {y.shape}")
+        raise DataError(f"y_true must be 1-dimensional, got shape {y.shape}")
     n = y.shape[0]
     if n == 0:
-        raise ValueError("y_true is empty; need at least one row")
+        raise DataError("y_true is empty; need at least one row")
     if y.dtype == np.bool_:
         y_bool = y
     else:
         if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
-            raise ValueError(f"y_true must be binary 0/1 or bool, got dtype {y.dtype}")
+            raise DataError(f"y_true must be binary 0/1 or bool, got dtype {y.dtype}")
         if not np.all((y == 0) | (y == 1)):
             bad = np.unique(y[(y != 0) & (y != 1)])[:5]
-            raise ValueError(f"y_true must be binary 0/1 or bool; found values {bad.tolist()}")
+            raise DataError(f"y_true must be binary 0/1 or bool; found values {bad.tolist()}")
         y_bool = y == 1
 
     try:
         s = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"scores must be numeric probabilities: {exc}") from None
+        raise DataError(f"scores must be numeric probabilities: {exc}") from None
     if s.ndim == 1:
         s = s[np.newaxis, :]
     if s.ndim != 2:
-        raise ValueError(f"scores must have shape (n,) or (S, n), got {np.shape(scores)}")
+        raise DataError(f"scores must have shape (n,) or (S, n), got {np.shape(scores)}")
     if s.shape[0] == 0:
-        raise ValueError("scores has no score vectors (S = 0)")
+        raise DataError("scores has no score vectors (S = 0)")
     if s.shape[1] != n:
-        raise ValueError(
+        raise DataError(
             f"length mismatch: scores has {s.shape[1]} rows per score vector, y_true has {n}"
         )
     if np.isnan(s).any():
-        raise ValueError("scores contain NaN; scores must be probabilities in [0, 1]")
+        raise DataError("scores contain NaN; scores must be probabilities in [0, 1]")
     if (s < 0.0).any() or (s > 1.0).any():
-        raise ValueError(f"scores must lie in [0, 1]; found min {s.min():.6g}, max {s.max():.6g}")
+        raise DataError(f"scores must lie in [0, 1]; found min {s.min():.6g}, max {s.max():.6g}")
 
     g = np.asarray(groups)
     if g.ndim != 1:
-        raise ValueError(f"groups must be 1-dimensional, got shape {g.shape}")
+        raise DataError(f"groups must be 1-dimensional, got shape {g.shape}")
     if g.shape[0] != n:
-        raise ValueError(f"length mismatch: groups has {g.shape[0]} rows, y_true has {n}")
+        raise DataError(f"length mismatch: groups has {g.shape[0]} rows, y_true has {n}")
 
     if not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}")
     return y_bool, s, g.astype(str)
 
 
@@ -453,9 +455,9 @@ def bootstrap_group_metrics(
 
     Raises
     ------
-    ValueError
-        On invalid inputs (see :func:`point_group_metrics`), ``n_resamples <
-        1`` or ``max_chunk_elements < 1``.
+    DataError, ConfigError
+        (both ``ValueError``) On invalid inputs (see :func:`point_group_metrics`),
+        ``n_resamples < 1`` or ``max_chunk_elements < 1``.
 
     Notes
     -----
@@ -472,13 +474,13 @@ def bootstrap_group_metrics(
         or not isinstance(n_resamples, numbers.Integral)
         or n_resamples < 1
     ):
-        raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
+        raise ConfigError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
     if (
         isinstance(max_chunk_elements, bool)
         or not isinstance(max_chunk_elements, numbers.Integral)
         or max_chunk_elements < 1
     ):
-        raise ValueError(f"max_chunk_elements must be an integer >= 1, got {max_chunk_elements!r}")
+        raise ConfigError(f"max_chunk_elements must be an integer >= 1, got {max_chunk_elements!r}")
     plan = _build_plan(y_true, scores, groups, threshold, metrics)
     n = int(plan.bounds[-1])
     n_b = int(n_resamples)
@@ -531,9 +533,12 @@ def point_group_metrics(
 
     Raises
     ------
-    ValueError
-        If lengths differ, ``y_true`` is not binary, scores are NaN or outside
-        [0, 1], ``threshold`` is outside [0, 1] or a metric name is unknown.
+    DataError
+        (a ``ValueError``) If lengths differ, ``y_true`` is not binary, or scores
+        are NaN or outside [0, 1].
+    ConfigError
+        (a ``ValueError``) If ``threshold`` is outside [0, 1] or a metric name is
+        unknown.
     """
     plan = _build_plan(y_true, scores, groups, threshold, metrics)
     by_group, overall = _metrics_from_counts(plan, np.ones((1, plan.bounds[-1])))
@@ -568,11 +573,11 @@ def percentile_interval(
 
     Raises
     ------
-    ValueError
-        If ``level`` is not in (0, 1).
+    ConfigError
+        (a ``ValueError``) If ``level`` is not in (0, 1).
     """
     if not isinstance(level, numbers.Real) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+        raise ConfigError(f"level must be strictly between 0 and 1, got {level!r}")
     d = np.asarray(draws, dtype=np.float64)
     alpha = 100.0 * (1.0 - float(level)) / 2.0
     with warnings.catch_warnings():

@@ -31,6 +31,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import log_loss, roc_auc_score
 
+from .._exceptions import DataError, InternalError
 from ..result._schema import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
 from ._bootstrap import bootstrap_group_metrics, percentile_interval
 
@@ -130,7 +131,7 @@ def evaluate_predictions(
     y_true = np.asarray(y_true).astype(int)
     groups = np.asarray(groups).astype(str)
     if scores.shape[0] != len(seeds):
-        raise ValueError(f"scores has {scores.shape[0]} rows but {len(seeds)} seeds were given")
+        raise DataError(f"scores has {scores.shape[0]} rows but {len(seeds)} seeds were given")
     labels = tuple(str(g) for g in np.unique(groups))
     group_n = {g: int(np.sum(groups == g)) for g in labels}
 
@@ -151,7 +152,7 @@ def evaluate_predictions(
             seed=bootstrap_seed,
         )
         if tuple(draws.group_labels) != labels:
-            raise RuntimeError("bootstrap and MetricFrame disagree on the group order")
+            raise InternalError("bootstrap and MetricFrame disagree on the group order")
 
     by_group_rows: list[dict[str, Any]] = []
     overall_rows: list[dict[str, Any]] = []

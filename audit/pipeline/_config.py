@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import numpy as np
-
 from .._exceptions import ConfigError
+from .._validation import Interval, Options, SequenceOf, validate_params
 from ..arms._arms import (
     ARM_KINDS,
     Arm,
@@ -30,6 +30,7 @@ from ..defaults import (
     DEFAULT_THRESHOLD,
     DEFAULT_TRAINER,
     DEFAULT_VAL_FRACTION,
+    DEVICE_CHOICES,
     SMALL_GROUPS_CHOICES,
 )
 from ..privacy._config import PrivacyAuditConfig
@@ -104,41 +105,49 @@ class AuditConfig:
     def __post_init__(self) -> None:
         arms = tuple(self.arms)
         if not arms:
-            raise ConfigError("an audit needs at least one arm")
+            raise ConfigError("an audit needs at least one arm", param="arms")
         for arm in arms:
             if not isinstance(arm, Arm):
-                raise ConfigError(f"arms must be Arm instances (e.g. BaselineArm()), not {arm!r}")
+                raise ConfigError(f"arms must be Arm instances (e.g. BaselineArm()), not {arm!r}",
+                                  param="arms")
         labels = [a.label for a in arms]
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
-            raise ConfigError(f"arm names must be unique; repeated: {duplicates}. Give each a name=.")
+            raise ConfigError(f"arm names must be unique; repeated: {duplicates}. Give each a name=.",
+                              param="arms")
         object.__setattr__(self, "arms", arms)
-        if isinstance(self.seeds, (int, np.integer)):
-            if self.seeds < 1:
-                raise ConfigError(f"seeds must be at least 1, not {self.seeds}")
-            object.__setattr__(self, "seeds", tuple(range(int(self.seeds))))
-        else:
-            seeds = tuple(int(s) for s in self.seeds)
-            if not seeds or len(set(seeds)) != len(seeds):
-                raise ConfigError(f"seeds must be distinct and non-empty, not {self.seeds}")
-            object.__setattr__(self, "seeds", seeds)
-        if not self.epsilon > 0:
-            raise ConfigError(f"epsilon must be positive, not {self.epsilon}")
-        if self.delta is not None and not 0 < self.delta < 1:
-            raise ConfigError(f"delta must be in (0, 1), not {self.delta}")
-        if self.small_groups not in SMALL_GROUP_POLICIES:
+        validate_params("AuditConfig", self, {
+            "seeds": (Interval(int, 1, None), SequenceOf(Interval(int, 0, None))),
+            "epsilon": Interval(float, 0, math.inf, closed="neither"),
+            "delta": (Interval(float, 0, 1, closed="neither"), None),
+            "device": Options(DEVICE_CHOICES),
+            "split_seed": Interval(int, 0, None),
+            "val_fraction": Interval(float, 0, 1, closed="neither"),
+            "test_fraction": Interval(float, 0, 1, closed="neither"),
+            "min_group_rows": Interval(int, 1, None),
+            "small_groups": Options(SMALL_GROUP_POLICIES),
+            "n_bootstrap": Interval(int, 0, None),
+            "ci_level": Interval(float, 0, 1, closed="neither"),
+            "bootstrap_seed": Interval(int, 0, None),
+            "threshold": Interval(float, 0, 1),
+        })
+        if isinstance(self.seeds, int):
+            object.__setattr__(self, "seeds", tuple(range(self.seeds)))
+        elif not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"AuditConfig seeds must be distinct and non-empty, not {self.seeds}",
+                              param="seeds")
+        if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(
-                f"small_groups must be one of {list(SMALL_GROUP_POLICIES)}, not {self.small_groups!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {self.device!r}")
+                f"AuditConfig val_fraction ({self.val_fraction}) and test_fraction "
+                f"({self.test_fraction}) must sum to less than 1", param="val_fraction")
         if self.trainer != "auto":
             get_trainer(self.trainer)  # raises on unknown names
-        if self.n_bootstrap < 0:
-            raise ConfigError(f"n_bootstrap must be >= 0, not {self.n_bootstrap}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must be in (0, 1), not {self.ci_level}")
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"threshold must be in [0, 1], not {self.threshold}")
+        if not isinstance(self.training, TrainingConfig):
+            raise ConfigError(f"AuditConfig training must be a TrainingConfig, not {self.training!r}",
+                              param="training")
+        if not isinstance(self.privacy_audit, PrivacyAuditConfig):
+            raise ConfigError("AuditConfig privacy_audit must be a PrivacyAuditConfig, not "
+                              f"{self.privacy_audit!r}", param="privacy_audit")
 
     @property
     def seed_list(self) -> tuple[int, ...]:

@@ -154,7 +154,8 @@ def _read_predictions(source: str | Path | pd.DataFrame, sensitive: str | Sequen
     frame = ds.features
     for col, role in ((opts.y_pred, "y_pred"), (opts.y_score, "y_score"), (opts.member, "member")):
         if col is not None and col not in frame.columns:
-            raise DataError(f"{role} column '{col}' not found; columns: {', '.join(map(str, frame.columns))}")
+            raise DataError(f"{role} column '{col}' not found; columns: {', '.join(map(str, frame.columns))}",
+                            param=role)
     pred = _binary_column(frame[opts.y_pred], opts.y_pred, ds.label_names)
     score = None
     if opts.y_score is not None:

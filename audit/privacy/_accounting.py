@@ -206,7 +206,7 @@ class PrivacyLedger:
 
     def __post_init__(self) -> None:
         if self.epsilon is not None and (self.noise_multiplier is None or self.accountant is None):
-            raise ValueError("an epsilon needs the noise multiplier and accountant it came from")
+            raise ConfigError("an epsilon needs the noise multiplier and accountant it came from")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

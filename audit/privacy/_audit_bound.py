@@ -56,7 +56,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import special
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, InternalError
 
 __all__ = ["correct_guess_p_value", "epsilon_lower_bound"]
 
@@ -234,7 +234,7 @@ def epsilon_lower_bound(
     lo, hi = 0.0, 1.0  # invariant: p(lo) < beta <= p(hi)
     while p(hi) < beta:
         if hi >= _EPS_CEILING:  # pragma: no cover - p(eps) -> 1 as eps -> inf
-            raise RuntimeError(f"no epsilon up to {_EPS_CEILING} is consistent with the audit")
+            raise InternalError(f"no epsilon up to {_EPS_CEILING} is consistent with the audit")
         lo, hi = hi, 2.0 * hi
     while hi - lo > _EPS_TOLERANCE:
         mid = 0.5 * (lo + hi)

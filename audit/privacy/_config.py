@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._exceptions import ConfigError
+from .._validation import Interval, Options, validate_params
 from ..defaults import (
     CANARY_KIND_CHOICES,
+    CANARY_ROWS_CHOICES,
     DEFAULT_CANARIES,
     DEFAULT_CANARY_KIND,
     DEFAULT_CANARY_ROWS,
@@ -71,24 +73,21 @@ class PrivacyAuditConfig:
     mechanism_masks: int = DEFAULT_MECHANISM_MASKS
 
     def __post_init__(self) -> None:
-        if self.mia not in MIA_ATTACKS:
-            raise ConfigError(f"mia must be one of {list(MIA_ATTACKS)}, not {self.mia!r}")
+        validate_params("PrivacyAuditConfig", self, {
+            "mia": Options(MIA_ATTACKS),
+            "shadows": Interval(int, 0, None),
+            "mia_bootstrap": Interval(int, 0, None),
+            "canaries": (Options([0]), Interval(int, 2, None)),
+            "canary_kind": Options(CANARY_KINDS),
+            "canary_rows": Options(CANARY_ROWS_CHOICES),
+            "guess_fraction": Interval(float, 0, 0.5, closed="right"),
+            "confidence": Interval(float, 0, 1, closed="neither"),
+            "mechanism_rows": Interval(int, 0, None),
+            "mechanism_masks": Interval(int, 2, None),
+        })
         if self.mia == "lira" and self.shadows < 2:
-            raise ConfigError(f"LiRA needs at least 2 shadow models, not {self.shadows}")
-        if self.canary_rows not in ("isolated", "random"):
-            raise ConfigError(
-                f"canary_rows must be one of ['isolated', 'random'], not {self.canary_rows!r}")
-        if self.canary_kind not in CANARY_KINDS:
-            raise ConfigError(
-                f"canary_kind must be one of {list(CANARY_KINDS)}, not {self.canary_kind!r}")
-        if self.canaries < 0 or self.canaries == 1:
-            raise ConfigError(f"canaries must be 0 (no audit) or at least 2, not {self.canaries}")
-        if not 0 < self.guess_fraction <= 0.5:
-            raise ConfigError(f"guess_fraction must be in (0, 0.5], not {self.guess_fraction}")
-        if not 0 < self.confidence < 1:
-            raise ConfigError(f"confidence must be in (0, 1), not {self.confidence}")
-        if self.mia_bootstrap < 0 or self.mechanism_rows < 0 or self.mechanism_masks < 2:
-            raise ConfigError("mia_bootstrap and mechanism_rows must be >= 0, mechanism_masks >= 2")
+            raise ConfigError(f"LiRA needs at least 2 shadow models, not {self.shadows}",
+                              param="shadows", fix={"shadows": 2})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

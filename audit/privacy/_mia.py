@@ -87,6 +87,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
+from .._exceptions import ConfigError, DataError
 from ..result._schema import ATTACK_METRICS_COLUMNS, MIA_METRICS
 
 __all__ = [
@@ -290,16 +291,16 @@ def _identity_idx(n: int) -> IntArray | None:
 def _scores(x: ArrayLike, name: str) -> FloatArray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+        raise DataError(f"{name} must be one-dimensional, got shape {a.shape}")
     if np.isnan(a).any():
-        raise ValueError(f"{name} contains NaN")
+        raise DataError(f"{name} contains NaN")
     return a
 
 
 def _groups(x: ArrayLike, n: int, name: str) -> NDArray[np.generic]:
     a = np.asarray(x)
     if a.ndim != 1 or len(a) != n:
-        raise ValueError(
+        raise DataError(
             f"{name} must be one-dimensional with {n} entries (one per score), got shape {a.shape}"
         )
     return a
@@ -307,7 +308,7 @@ def _groups(x: ArrayLike, n: int, name: str) -> NDArray[np.generic]:
 
 def _check_int(x: object, name: str, minimum: int) -> int:
     if isinstance(x, bool) or not isinstance(x, numbers.Integral) or int(x) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {x!r}")
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {x!r}")
     return int(x)
 
 
@@ -411,7 +412,7 @@ def attack_metrics(
     n_boot = _check_int(n_bootstrap, "n_bootstrap", 0)
     seed_ = _check_int(seed, "seed", 0)
     if not isinstance(confidence, numbers.Real) or not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+        raise ConfigError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
 
     # An empty label list (``[]`` is float) must not force a dtype on the other.
     if len(lab1) == 0:
@@ -421,9 +422,9 @@ def attack_metrics(
     uniq, codes = np.unique(np.concatenate([lab1, lab0]), return_inverse=True)
     labels = [str(u) for u in uniq.tolist()]
     if OVERALL in labels:
-        raise ValueError(f"a group may not be labelled {OVERALL!r}: that name is reserved for all rows")
+        raise DataError(f"a group may not be labelled {OVERALL!r}: that name is reserved for all rows")
     if len(set(labels)) != len(labels):
-        raise ValueError("group labels must stay distinct when converted to str")
+        raise DataError("group labels must stay distinct when converted to str")
     codes = codes.reshape(-1).astype(np.int64)
     g1, g0 = codes[: len(s1)], codes[len(s1) :]
 
@@ -536,11 +537,11 @@ def logit_confidence(prob_true_label: ArrayLike, eps: float = 1e-12) -> FloatArr
     [0.0, 2.0, 27.631]
     """
     if not isinstance(eps, numbers.Real) or not 0.0 < float(eps) < 0.5:
-        raise ValueError(f"eps must be in (0, 0.5), got {eps!r}")
+        raise ConfigError(f"eps must be in (0, 0.5), got {eps!r}")
     p = np.asarray(prob_true_label, dtype=np.float64)
     finite = ~np.isnan(p)
     if ((p[finite] < 0.0) | (p[finite] > 1.0)).any():
-        raise ValueError("prob_true_label must lie in [0, 1]")
+        raise DataError("prob_true_label must lie in [0, 1]")
     # Clip the logit rather than p: 1 - eps is not exactly representable, and
     # clipping there would make the two bounds differ in the 6th digit.
     bound = float(np.log1p(-float(eps)) - np.log(float(eps)))
@@ -625,13 +626,13 @@ def lira_offline_scores(
     t = np.asarray(target_conf, dtype=np.float64)
     x = np.asarray(shadow_out_conf, dtype=np.float64)
     if t.ndim != 1:
-        raise ValueError(f"target_conf must be one-dimensional, got shape {t.shape}")
+        raise DataError(f"target_conf must be one-dimensional, got shape {t.shape}")
     if x.ndim != 2 or x.shape[1] != t.shape[0]:
-        raise ValueError(f"shadow_out_conf must have shape (S, {t.shape[0]}), got {x.shape}")
+        raise DataError(f"shadow_out_conf must have shape (S, {t.shape[0]}), got {x.shape}")
     if not np.isfinite(t).all():
-        raise ValueError("target_conf must be finite")
+        raise DataError("target_conf must be finite")
     if np.isinf(x).any():
-        raise ValueError("shadow_out_conf must be finite or NaN (NaN = not an OUT observation)")
+        raise DataError("shadow_out_conf must be finite or NaN (NaN = not an OUT observation)")
 
     out = ~np.isnan(x)
     k = out.sum(axis=0)
@@ -648,7 +649,7 @@ def lira_offline_scores(
         pooled = x[out]
         global_sd = float(np.std(pooled, ddof=1)) if pooled.size >= 2 else 0.0
     if not global_sd > 0.0:
-        raise ValueError(
+        raise DataError(
             "cannot estimate the OUT variance: need at least two OUT confidences that are not all equal"
         )
 

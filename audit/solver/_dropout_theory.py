@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._exceptions import ConfigError
+
 __all__ = [
     "dropout_penalty",
     "expected_dropout_loss",
@@ -27,7 +29,7 @@ def odds_of_dropping(rates: np.ndarray) -> np.ndarray:
     """``r = p / (1 - p)`` per row (rates must be below 1)."""
     rates = np.asarray(rates, dtype=np.float64)
     if np.any(rates < 0) or np.any(rates >= 1):
-        raise ValueError("dropout rates must be in [0, 1)")
+        raise ConfigError("dropout rates must be in [0, 1)", param="rates")
     return rates / (1.0 - rates)
 
 

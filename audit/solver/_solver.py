@@ -39,9 +39,11 @@ from scipy import optimize
 
 from .._exceptions import ConfigError, DataError, InternalError
 from .._stats import sample_std, t_half_width
+from .._validation import Interval, Options, check_param
 from ..arms._arms import GroupDropoutArm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
+from ..defaults import DEFAULT_SOLVER_MODEL, OBJECTIVE_CHOICES, SOLVER_MODEL_CHOICES
 from ..result._schema import json_safe
 from ..training._config import TrainingConfig, resolve_device
 from ..training._executor import Executor, LocalExecutor
@@ -59,7 +61,7 @@ __all__ = [
 
 Objective = Literal["equalize", "minimax"]
 SolverModel = Literal["linear", "mlp"]
-OBJECTIVES = ("equalize", "minimax")
+OBJECTIVES = OBJECTIVE_CHOICES
 _GRID_POINTS = 201
 #: Budget and rates are checked to this precision.
 _TOL = 1e-9
@@ -177,7 +179,7 @@ def solve_group_dropout(
     dataset: Dataset,
     *,
     budget: float,
-    model: SolverModel = "linear",
+    model: SolverModel = DEFAULT_SOLVER_MODEL,
     objective: Objective = "equalize",
     groups: Sequence[str] | np.ndarray | None = None,
     p_max: float = 0.9,
@@ -270,16 +272,13 @@ class SolverProblem:
     n_candidates: int = 9
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, not {self.objective!r}")
-        if self.model not in ("linear", "mlp"):
-            raise ConfigError(f"model must be 'linear' or 'mlp', not {self.model!r}")
-        if not 0 < self.p_max < 1:
-            raise ConfigError(f"p_max must be in (0, 1), not {self.p_max}")
-        if not 0 <= self.budget <= self.p_max:
+        check_param("", "objective", self.objective, Options(OBJECTIVES))
+        check_param("", "model", self.model, Options(SOLVER_MODEL_CHOICES))
+        p_max = check_param("", "p_max", self.p_max, Interval(float, 0, 1, closed="neither"))
+        if not 0 <= self.budget <= p_max:
             raise ConfigError(
-                f"budget must be in [0, p_max={self.p_max}] (the mean rate over training rows), "
-                f"not {self.budget}")
+                f"budget must be in [0, p_max={p_max}] (the mean rate over training rows), "
+                f"not {self.budget}", param="budget")
         if not self.seeds:
             raise ConfigError("seeds must not be empty")
         if len(self.labels) < 2:
@@ -290,8 +289,8 @@ class SolverProblem:
             if missing:
                 raise DataError(
                     f"group(s) {missing} have no rows in the {name} data, so their error cannot be "
-                    "measured; use a larger split, or merge small groups (small_groups='merge')."
-                )
+                    "measured; use a larger split, or merge small groups (small_groups='merge').",
+                    param="small_groups", fix={"small_groups": "merge"})
 
     @property
     def labels(self) -> tuple[str, ...]:

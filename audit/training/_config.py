@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from .._exceptions import ConfigError
+from .._validation import Interval, Options, SequenceOf, check_param, validate_params
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_HIDDEN,
     DEFAULT_LR,
     DEFAULT_OPTIMIZER,
+    DEVICE_CHOICES,
     OPTIMIZER_CHOICES,
 )
 
@@ -44,17 +46,17 @@ def parse_hidden_layers(text: str) -> tuple[int, ...]:
     audit._exceptions.ConfigError: hidden must be comma-separated positive integers ..., not '64;32'
     """
     if not isinstance(text, str):
-        raise ConfigError(f"hidden must be text such as '64,32', not {text!r}")
+        raise ConfigError(f"hidden must be text such as '64,32', not {text!r}", param="hidden")
     if not text.strip():
         return ()
     pieces = [piece.strip() for piece in text.split(",")]
     if not all(_WIDTH.fullmatch(piece) for piece in pieces):
         raise ConfigError(
             "hidden must be comma-separated positive integers (e.g. '64,32'; empty for a linear "
-            f"model), not {text!r}")
+            f"model), not {text!r}", param="hidden")
     widths = tuple(int(piece) for piece in pieces)
     if any(w < 1 for w in widths):
-        raise ConfigError(f"hidden layer widths must be positive, not {text!r}")
+        raise ConfigError(f"hidden layer widths must be positive, not {text!r}", param="hidden")
     return widths
 
 
@@ -83,20 +85,13 @@ class TrainingConfig:
     optimizer: str = DEFAULT_OPTIMIZER
 
     def __post_init__(self) -> None:
-        if any(not _is_int(h) for h in self.hidden):
-            raise ConfigError(f"hidden layer widths must be positive integers, not {self.hidden}")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden layer widths must be positive, not {self.hidden}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-            object.__setattr__(self, name, int(value))
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, not {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, not {self.optimizer!r}")
+        validate_params("TrainingConfig", self, {
+            "hidden": SequenceOf(Interval(int, 1, None)),
+            "epochs": Interval(int, 1, None),
+            "batch_size": Interval(int, 1, None),
+            "lr": Interval(float, 0, math.inf, closed="neither"),
+            "optimizer": Options(OPTIMIZERS),
+        })
 
 
 _STREAMS = {"sampling": 1, "noise": 2, "dropout": 3}
@@ -117,19 +112,12 @@ def stream_seed(seed: int, key: str, purpose: str) -> int:
                @ np.array([1, 2**32], dtype=np.uint64)) & 0x7FFFFFFFFFFFFFFF
 
 
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    device = check_param("", "device", device, Options(DEVICE_CHOICES))
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use 'cpu' or 'auto'")
-        return torch.device("cuda")
-    raise ConfigError(f"device must be one of ['auto', 'cpu', 'cuda'], not {device!r}")
-
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use device='cpu' "
+                          "or device='auto'", param="device", fix={"device": "cpu"})
+    return torch.device(device)
