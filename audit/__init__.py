@@ -28,7 +28,15 @@ from .arms._arms import (
     make_arm,
     register_arm,
 )
-from .data._datasets import BUILTIN_DATASETS, Dataset, Splits, load_dataset, make_synthetic, split_dataset
+from .data._datasets import (
+    BUILTIN_DATASETS,
+    Dataset,
+    LoadOptions,
+    Splits,
+    load_dataset,
+    make_synthetic,
+    split_dataset,
+)
 from .data._preprocess import TabularPreprocessor
 from .data._readers import read_table
 from .fairness._metrics import METRICS, evaluate_predictions
@@ -90,6 +98,7 @@ __all__ = [
     # prepare: data
     "BUILTIN_DATASETS",
     "Dataset",
+    "LoadOptions",
     "Splits",
     "TabularPreprocessor",
     "load_dataset",

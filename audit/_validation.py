@@ -41,9 +41,12 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any, Literal, TypeVar
 
 from ._exceptions import ConfigError, InternalError
+
+T = TypeVar("T")
 
 __all__ = [
     "INVALID",
@@ -313,3 +316,17 @@ def validate_params(owner: str, target: Any, spec: Spec) -> dict[str, Any]:
             # object.__setattr__ also works on frozen dataclasses.
             object.__setattr__(target, name, out[name])
     return out
+
+
+def options_from_keywords(cls: type[T], owner: str, options: Mapping[str, Any]) -> T:
+    """Build the options dataclass ``cls`` from a function's ``**options``.
+
+    Unknown names are a :class:`~audit.ConfigError` listing the valid ones (instead of
+    Python's ``TypeError``), so a misspelt option is caught with a useful message.
+    """
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"{owner}: unknown option(s) {unknown}; valid: {sorted(known)}",
+                          param=unknown[0])
+    return cls(**options)

@@ -269,16 +269,15 @@ def _option(command: str, name: str) -> Any:
 
 
 def test_run_defaults_and_choices_are_the_engines() -> None:
-    import inspect
 
     from audit import (
         AuditConfig,
         DPSGDArm,
         GroupDropoutArm,
+        LoadOptions,
         PrivacyAuditConfig,
         TrainingConfig,
         UniformDropoutArm,
-        load_dataset,
         parse_hidden_layers,
     )
     from audit import defaults as d
@@ -291,7 +290,7 @@ def test_run_defaults_and_choices_are_the_engines() -> None:
         "epochs": training.epochs, "batch_size": training.batch_size, "lr": training.lr,
         "trainer": audit_cfg.trainer, "device": audit_cfg.device, "n_bootstrap": audit_cfg.n_bootstrap,
         "min_group_rows": audit_cfg.min_group_rows, "small_groups": audit_cfg.small_groups,
-        "missing_target": inspect.signature(load_dataset).parameters["missing_target"].default,
+        "missing_target": LoadOptions.missing_target,
         "mia": privacy.mia, "shadows": privacy.shadows, "canaries": privacy.canaries,
         "canary_kind": privacy.canary_kind, "canary_rows": privacy.canary_rows,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import ConfigError, DataError
-from .._validation import Interval, Options, check_param
+from .._validation import Interval, Options, check_param, options_from_keywords
 from ..defaults import (
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_MISSING_TARGET,
@@ -34,6 +34,7 @@ from ._readers import DEFAULT_NA_VALUES, clean_frame, read_table
 __all__ = [
     "BUILTIN_DATASETS",
     "Dataset",
+    "LoadOptions",
     "Splits",
     "load_dataset",
     "make_synthetic",
@@ -154,23 +155,31 @@ class Splits:
         return _split_counts(self.groups, {"train": self.train, "val": self.val, "test": self.test})
 
 
-def load_dataset(
-    source: str | Path | pd.DataFrame,
-    *,
-    target: str | None = None,
-    sensitive: str | Sequence[str] | None = None,
-    positive_label: str | None = None,
-    task: Task | None = None,
-    features: Sequence[str] | None = None,
-    include_sensitive: bool = False,
-    na_values: Sequence[str] = DEFAULT_NA_VALUES,
-    encoding: str | None = None,
-    missing_target: MissingPolicy = DEFAULT_MISSING_TARGET,
-    path: str | Path | None = None,
-    n_rows: int | None = None,
-    seed: int = 0,
-    name: str | None = None,
-) -> Dataset:
+@dataclass(frozen=True, kw_only=True)
+class LoadOptions:
+    """Options of :func:`load_dataset`, validated in one place (see its docstring)."""
+
+    target: str | None = None
+    sensitive: str | Sequence[str] | None = None
+    positive_label: str | None = None
+    task: Task | None = None
+    features: Sequence[str] | None = None
+    include_sensitive: bool = False
+    na_values: Sequence[str] = DEFAULT_NA_VALUES
+    encoding: str | None = None
+    missing_target: MissingPolicy = DEFAULT_MISSING_TARGET
+    path: str | Path | None = None
+    n_rows: int | None = None
+    seed: int = 0
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task is not None:
+            check_param("", "task", self.task, Options(("classification", "regression")))
+        check_param("", "missing_target", self.missing_target, Options(MISSING_TARGET_CHOICES))
+
+
+def load_dataset(source: str | Path | pd.DataFrame, **options: Any) -> Dataset:
     """Load and validate a dataset for auditing.
 
     Parameters
@@ -178,35 +187,38 @@ def load_dataset(
     source
         A built-in name (``"synthetic"``, ``"synthetic-regression"``, ``"adult"``),
         a path to a CSV/TSV/``.data``/Parquet file, or a pandas DataFrame.
-    target
-        Target column. Built-ins know theirs; files and frames need it.
-    sensitive
-        One or more sensitive columns; several give intersectional groups
-        labelled ``"A|B"``.
-    positive_label
-        Which target value is the positive class. Default: ``1``/``True`` for 0/1 or
-        boolean targets, otherwise the less frequent value (stated in ``notes``).
-    task
-        ``"classification"`` (binary target, default) or ``"regression"``.
-    features
-        Model-input columns; default: every column except the target and the
-        sensitive columns.
-    include_sensitive
-        Also feed the sensitive columns to the model.
-    na_values
-        Cell values read as missing (after stripping whitespace).
-    encoding
-        Text encoding of a file (default UTF-8).
-    missing_target
-        Rows with a missing target or sensitive value: ``"drop"`` (counted in
-        ``dropped_rows``) or ``"error"``.
-    path
-        For ``"adult"``: the UCI file (``adult.data`` or ``adult.test``, with or
-        without a header line).
-    n_rows, seed
-        Size and seed of the synthetic built-ins.
-    name
-        Display name (default: built-in name or file name).
+    **options
+        The fields of :class:`LoadOptions`:
+
+        target
+            Target column. Built-ins know theirs; files and frames need it.
+        sensitive
+            One or more sensitive columns; several give intersectional groups
+            labelled ``"A|B"``.
+        positive_label
+            Which target value is the positive class. Default: ``1``/``True`` for 0/1 or
+            boolean targets, otherwise the less frequent value (stated in ``notes``).
+        task
+            ``"classification"`` (binary target, default) or ``"regression"``.
+        features
+            Model-input columns; default: every column except the target and the
+            sensitive columns.
+        include_sensitive
+            Also feed the sensitive columns to the model.
+        na_values
+            Cell values read as missing (after stripping whitespace).
+        encoding
+            Text encoding of a file (default UTF-8).
+        missing_target
+            Rows with a missing target or sensitive value: ``"drop"`` (counted in
+            ``dropped_rows``) or ``"error"``.
+        path
+            For ``"adult"``: the UCI file (``adult.data`` or ``adult.test``, with or
+            without a header line).
+        n_rows, seed
+            Size and seed of the synthetic built-ins.
+        name
+            Display name (default: built-in name or file name).
 
     Returns
     -------
@@ -225,45 +237,81 @@ def load_dataset(
     >>> ds.task
     'classification'
     """
+    opts = options_from_keywords(LoadOptions, "load_dataset", options)
+    frame, opts, display = _read_source(source, opts)
+    if frame.shape[0] == 0:
+        raise DataError(f"dataset '{display}' has no rows.")
+    columns = list(frame.columns)
+    target, sensitive_cols = _roles(columns, opts, display)
+    frame, dropped = _drop_missing_roles(frame, target, sensitive_cols, opts)
     notes: list[str] = []
+    if dropped:
+        notes.append("dropped rows with a missing target/sensitive value: "
+                     + ", ".join(f"{k}: {v}" for k, v in dropped.items()))
+    if frame.shape[0] == 0:
+        raise DataError(f"no rows left in '{display}' after dropping rows with missing values.")
+    frame = frame.reset_index(drop=True)
+    task = opts.task or "classification"
+    y, label_names = _target_values(frame[target], target, task, opts.positive_label, notes)
+    groups = _group_labels(frame, sensitive_cols)
+    unique_groups = np.unique(groups)
+    if unique_groups.shape[0] < 2:
+        raise DataError(
+            f"sensitive column(s) {list(sensitive_cols)} have only one group "
+            f"({str(unique_groups[0])!r}); an audit compares at least two groups. "
+            "Choose another sensitive column or add data from other groups."
+        )
+    feats = _feature_frame(frame, columns, target, sensitive_cols, opts, display, notes)
+    missing_values = {str(c): int(n) for c, n in feats.isna().sum().items() if n > 0}
+    if missing_values:
+        notes.append(
+            "missing feature values are imputed (numeric: training median plus a missing "
+            "indicator; categorical: their own category): "
+            + ", ".join(f"{c}: {n}" for c, n in missing_values.items())
+        )
+    return Dataset(
+        name=display, features=feats, y=y, groups=groups, target=target,
+        sensitive=sensitive_cols, task=task, label_names=label_names,
+        missing_values=missing_values, dropped_rows=dropped, notes=tuple(notes),
+    )
+
+
+def _read_source(source: str | Path | pd.DataFrame,
+                 opts: LoadOptions) -> tuple[pd.DataFrame, LoadOptions, str]:
+    """The raw frame, the options with a built-in's own defaults filled in, the display name."""
     if isinstance(source, pd.DataFrame):
-        frame = clean_frame(source, na_values=na_values)
-        display = name or "dataframe"
-    elif isinstance(source, str) and source in BUILTIN_DATASETS:
-        frame, defaults = _load_builtin(source, path=path, n_rows=n_rows, seed=seed,
-                                        na_values=na_values, encoding=encoding)
-        target = target if target is not None else defaults["target"]
-        sensitive = sensitive if sensitive is not None else defaults["sensitive"]
-        task = task if task is not None else defaults["task"]
-        display = name or source
-    elif isinstance(source, (str, Path)):
+        return clean_frame(source, na_values=opts.na_values), opts, opts.name or "dataframe"
+    if isinstance(source, str) and source in BUILTIN_DATASETS:
+        frame, defaults = _load_builtin(source, path=opts.path, n_rows=opts.n_rows, seed=opts.seed,
+                                        na_values=opts.na_values, encoding=opts.encoding)
+        filled = replace(
+            opts, target=opts.target if opts.target is not None else defaults["target"],
+            sensitive=opts.sensitive if opts.sensitive is not None else defaults["sensitive"],
+            task=opts.task if opts.task is not None else defaults["task"])
+        return frame, filled, opts.name or source
+    if isinstance(source, (str, Path)):
         p = Path(source)
         if not p.exists() and isinstance(source, str) and "/" not in source and "." not in source:
             raise DataError(
                 f"unknown dataset {source!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) "
                 "and no such file. Pass a built-in name or a path to a CSV/Parquet file."
             )
-        frame = read_table(p, na_values=na_values, encoding=encoding)
-        display = name or p.name
-    else:
-        raise ConfigError(
-            f"source must be a built-in name, a path or a pandas DataFrame, not {type(source).__name__}"
-        )
-    task = task or "classification"
-    if task not in ("classification", "regression"):
-        raise ConfigError(f"task must be 'classification' or 'regression', not {task!r}", param="task")
-    check_param("", "missing_target", missing_target, Options(MISSING_TARGET_CHOICES))
-    if frame.shape[0] == 0:
-        raise DataError(f"dataset '{display}' has no rows.")
+        return read_table(p, na_values=opts.na_values, encoding=opts.encoding), opts, opts.name or p.name
+    raise ConfigError(
+        f"source must be a built-in name, a path or a pandas DataFrame, not {type(source).__name__}"
+    )
 
-    columns = list(frame.columns)
+
+def _roles(columns: list[Any], opts: LoadOptions, display: str) -> tuple[str, tuple[str, ...]]:
+    """The target and sensitive columns, checked against the frame's columns."""
+    target = opts.target
     if target is None:
         raise DataError(
             f"no target column given for '{display}'; pass target= with one of its columns: "
             f"{_list(columns)}", param="target"
         )
     _require_columns([target], columns, "target")
-    sensitive_cols = _as_tuple(sensitive)
+    sensitive_cols = _as_tuple(opts.sensitive)
     if not sensitive_cols:
         raise DataError(
             f"no sensitive column given for '{display}'; pass sensitive= with one or more of "
@@ -275,14 +323,19 @@ def load_dataset(
                         param="sensitive")
     if len(set(sensitive_cols)) != len(sensitive_cols):
         raise DataError(f"sensitive columns repeat a name: {list(sensitive_cols)}", param="sensitive")
+    return target, sensitive_cols
 
+
+def _drop_missing_roles(frame: pd.DataFrame, target: str, sensitive_cols: tuple[str, ...],
+                        opts: LoadOptions) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows with a missing target or sensitive value: dropped (counted) or an error."""
     dropped: dict[str, int] = {}
     for col in (target, *sensitive_cols):
         missing = frame[col].isna().to_numpy()
         if missing.any():
             role = "target" if col == target else "sensitive"
             rows = (np.flatnonzero(missing)[:5] + 1).tolist()
-            if missing_target == "error":
+            if opts.missing_target == "error":
                 raise DataError(
                     f"{role} column '{col}' has {int(missing.sum())} missing value(s) "
                     f"(first at data rows {rows}); fill them, or drop those rows "
@@ -290,43 +343,34 @@ def load_dataset(
                 )
             dropped[f"missing {role} '{col}'"] = int(missing.sum())
             frame = frame.loc[~missing]
-    if dropped:
-        notes.append("dropped rows with a missing target/sensitive value: "
-                     + ", ".join(f"{k}: {v}" for k, v in dropped.items()))
-    if frame.shape[0] == 0:
-        raise DataError(f"no rows left in '{display}' after dropping rows with missing values.")
-    frame = frame.reset_index(drop=True)
+    return frame, dropped
 
+
+def _target_values(column: pd.Series, target: str, task: str, positive_label: str | None,
+                   notes: list[str]) -> tuple[np.ndarray, tuple[str, str] | None]:
     if task == "classification":
-        y, label_names, label_note = _binary_target(frame[target], target, positive_label)
+        y, label_names, label_note = _binary_target(column, target, positive_label)
         notes.append(label_note)
-    else:
-        if positive_label is not None:
-            raise ConfigError("positive_label applies to classification only", param="positive_label")
-        if not pd.api.types.is_numeric_dtype(frame[target]):
-            raise DataError(
-                f"regression target '{target}' is not numeric (e.g. {frame[target].iloc[0]!r})."
-            )
-        y, label_names = frame[target].to_numpy(dtype=np.float64), None
+        return y, label_names
+    if positive_label is not None:
+        raise ConfigError("positive_label applies to classification only", param="positive_label")
+    if not pd.api.types.is_numeric_dtype(column):
+        raise DataError(f"regression target '{target}' is not numeric (e.g. {column.iloc[0]!r}).")
+    return column.to_numpy(dtype=np.float64), None
 
-    groups = _group_labels(frame, sensitive_cols)
-    unique_groups = np.unique(groups)
-    if unique_groups.shape[0] < 2:
-        raise DataError(
-            f"sensitive column(s) {list(sensitive_cols)} have only one group "
-            f"({str(unique_groups[0])!r}); an audit compares at least two groups. "
-            "Choose another sensitive column or add data from other groups."
-        )
 
-    if features is None:
-        excluded = {target} if include_sensitive else {target, *sensitive_cols}
+def _feature_frame(frame: pd.DataFrame, columns: list[Any], target: str, sensitive_cols: tuple[str, ...],
+                   opts: LoadOptions, display: str, notes: list[str]) -> pd.DataFrame:
+    """The model-input columns: chosen, empty ones dropped (noted), infinities refused."""
+    if opts.features is None:
+        excluded = {target} if opts.include_sensitive else {target, *sensitive_cols}
         feature_cols = [c for c in columns if c not in excluded]
     else:
-        feature_cols = list(features)
+        feature_cols = list(opts.features)
         _require_columns(feature_cols, columns, "feature")
         if target in feature_cols:
             raise DataError(f"the target '{target}' cannot also be a feature.")
-        if include_sensitive:
+        if opts.include_sensitive:
             feature_cols += [c for c in sensitive_cols if c not in feature_cols]
     empty_cols = [c for c in feature_cols if frame[c].isna().all()]
     if empty_cols:
@@ -347,18 +391,8 @@ def load_dataset(
                     f"feature column '{col}' has {int(infinite.sum())} infinite value(s) (first at "
                     f"data rows {rows}); replace them with finite numbers or leave them empty."
                 )
-    missing_values = {str(c): int(n) for c, n in feats.isna().sum().items() if n > 0}
-    if missing_values:
-        notes.append(
-            "missing feature values are imputed (numeric: training median plus a missing "
-            "indicator; categorical: their own category): "
-            + ", ".join(f"{c}: {n}" for c, n in missing_values.items())
-        )
-    return Dataset(
-        name=display, features=feats, y=y, groups=groups, target=target,
-        sensitive=sensitive_cols, task=task, label_names=label_names,
-        missing_values=missing_values, dropped_rows=dropped, notes=tuple(notes),
-    )
+    return feats
+
 
 
 def split_dataset(

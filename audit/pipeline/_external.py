@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import ConfigError, DataError
+from .._validation import options_from_keywords
 from ..data._datasets import Dataset, load_dataset
 from ..defaults import (
     DEFAULT_CI_LEVEL,
@@ -75,14 +76,6 @@ class PredictionAuditOptions:
     name: str | None = None
     min_group_rows: int = DEFAULT_MIN_GROUP_ROWS
 
-    @classmethod
-    def from_keywords(cls, owner: str, options: dict[str, Any]) -> PredictionAuditOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"{owner}: unknown option(s) {unknown}; valid: {sorted(known)}")
-        return cls(**options)
-
 
 def audit_predictions(source: str | Path | pd.DataFrame, *, sensitive: str | Sequence[str],
                       **options: Any) -> AuditResult:
@@ -115,7 +108,7 @@ def audit_predictions(source: str | Path | pd.DataFrame, *, sensitive: str | Seq
     [{'F': 0.24, 'M': 0.26}]
     """
     started = time.perf_counter()
-    opts = PredictionAuditOptions.from_keywords("audit_predictions", options)
+    opts = options_from_keywords(PredictionAuditOptions, "audit_predictions", options)
     data = _read_predictions(source, sensitive, opts)
     bg, ov, gp, pv = _fairness(data, opts)
     mia = _membership(data, opts)
@@ -266,7 +259,7 @@ def audit_onnx_model(
     taken = sorted({"y_true", "y_pred", "y_score", "name"} & set(options))
     if taken:
         raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column")
-    opts = PredictionAuditOptions.from_keywords("audit_onnx_model", options)
+    opts = options_from_keywords(PredictionAuditOptions, "audit_onnx_model", options)
     member, na_values = opts.member, opts.na_values
     try:
         import onnxruntime as ort
