@@ -60,7 +60,7 @@ from .privacy._mechanism import dropout_noise_curve
 from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
 from .result._container import AuditResult
 from .result._schema import SCHEMA_VERSION
-from .solver._solver import DropoutSolution, GroupErrors, solve_group_dropout
+from .solver._solver import DropoutSolution, GroupErrors, SolveOptions, solve_group_dropout
 from .training._batched import (
     BatchedModelSpec,
     BatchedTrainer,
@@ -118,6 +118,7 @@ __all__ = [
     "register_arm",
     "DropoutSolution",
     "GroupErrors",
+    "SolveOptions",
     "solve_group_dropout",
     # train
     "MLP",

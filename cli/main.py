@@ -30,6 +30,7 @@ from audit import (
     FairprivError,
     PredictionAuditOptions,
     PrivacyAuditConfig,
+    SolveOptions,
     TrainingConfig,
     audit_onnx_model,
     audit_predictions,
@@ -580,13 +581,13 @@ def audit_bound(canaries: int, guesses: int, correct: int, delta: float, confide
               help="linear: exact closed form on a regression target, logistic otherwise.")
 @click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=DEFAULT_OBJECTIVE,
               show_default=True)
-@click.option("--p-max", type=float, default=_default(solve_group_dropout, "p_max"), show_default=True)
-@click.option("--seeds", type=int, default=_default(solve_group_dropout, "seeds"), show_default=True,
+@click.option("--p-max", type=float, default=SolveOptions.p_max, show_default=True)
+@click.option("--seeds", type=int, default=SolveOptions.seeds, show_default=True,
               help="Seeds per candidate (empirical).")
 @click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True)
 @click.option("--hidden", default=_widths(DEFAULT_HIDDEN), show_default=True,
               help="MLP hidden widths (--model mlp).")
-@click.option("--candidates", type=int, default=_default(solve_group_dropout, "n_candidates"),
+@click.option("--candidates", type=int, default=SolveOptions.n_candidates,
               show_default=True,
               help="Candidate rate vectors besides uniform (empirical route).")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default=DEFAULT_DEVICE, show_default=True)

@@ -39,11 +39,23 @@ from scipy import optimize
 
 from .._exceptions import ConfigError, DataError, InternalError
 from .._stats import sample_std, t_half_width
-from .._validation import Interval, Options, check_param
+from .._validation import Interval, Options, check_param, options_from_keywords
 from ..arms._arms import GroupDropoutArm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
-from ..defaults import DEFAULT_SOLVER_MODEL, OBJECTIVE_CHOICES, SOLVER_MODEL_CHOICES
+from ..defaults import (
+    DEFAULT_DEVICE,
+    DEFAULT_MIN_GROUP_ROWS,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_SEEDS,
+    DEFAULT_SOLVER_MODEL,
+    DEFAULT_SPLIT_SEED,
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    MAX_SOLVER_RATE,
+    OBJECTIVE_CHOICES,
+    SOLVER_MODEL_CHOICES,
+)
 from ..result._schema import json_safe
 from ..training._config import TrainingConfig, resolve_device
 from ..training._executor import Executor, LocalExecutor
@@ -54,6 +66,7 @@ __all__ = [
     "DropoutSolution",
     "GroupDropoutSearch",
     "GroupErrors",
+    "SolveOptions",
     "SolverProblem",
     "solve_group_dropout",
     "solve_on_arrays",
@@ -175,24 +188,26 @@ class DropoutSolution:
 # --------------------------------------------------------------------------- public API
 
 
-def solve_group_dropout(
-    dataset: Dataset,
-    *,
-    budget: float,
-    model: SolverModel = DEFAULT_SOLVER_MODEL,
-    objective: Objective = "equalize",
-    groups: Sequence[str] | np.ndarray | None = None,
-    p_max: float = 0.9,
-    seeds: int | Sequence[int] = 3,
-    training: TrainingConfig | None = None,
-    trainer: str = "batched",
-    device: str = "auto",
-    n_candidates: int = 9,
-    split_seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    min_group_rows: int = 20,
-) -> DropoutSolution:
+@dataclass(frozen=True, kw_only=True)
+class SolveOptions:
+    """Options of :func:`solve_group_dropout` (see its docstring), validated in one place."""
+
+    model: SolverModel = DEFAULT_SOLVER_MODEL  # type: ignore[assignment]
+    objective: Objective = DEFAULT_OBJECTIVE  # type: ignore[assignment]
+    groups: Sequence[str] | np.ndarray | None = None
+    p_max: float = MAX_SOLVER_RATE
+    seeds: int | Sequence[int] = DEFAULT_SEEDS
+    training: TrainingConfig | None = None
+    trainer: str = "batched"
+    device: str = DEFAULT_DEVICE
+    n_candidates: int = 9
+    split_seed: int = DEFAULT_SPLIT_SEED
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    min_group_rows: int = DEFAULT_MIN_GROUP_ROWS
+
+
+def solve_group_dropout(dataset: Dataset, *, budget: float, **options: Any) -> DropoutSolution:
     """Choose dropout rates per group that equalise group error under one budget.
 
     Parameters
@@ -201,23 +216,26 @@ def solve_group_dropout(
         A loaded :class:`Dataset`; split into train/validation/test as in an audit.
     budget
         Expected dropout rate over training rows, ``sum_g pi_g p_g``.
-    model
-        ``"linear"``: on a regression target the exact closed form; on a binary target
-        a logistic model trained empirically. ``"mlp"``: the MLP of ``training``,
-        trained empirically.
-    objective
-        ``"equalize"`` (minimise the spread of group errors) or ``"minimax"``
-        (minimise the worst group's error).
-    groups
-        Group label per row, overriding the dataset's groups.
-    p_max
-        Largest rate any group may get.
-    seeds
-        Training seeds for the empirical route (count or list).
-    training, trainer, device
-        How the empirical route trains (default: :class:`TrainingConfig`, batched).
-    n_candidates
-        Candidate rate vectors for the empirical route (besides uniform).
+    **options
+        The fields of :class:`SolveOptions`:
+
+        model
+            ``"linear"``: on a regression target the exact closed form; on a binary target
+            a logistic model trained empirically. ``"mlp"``: the MLP of ``training``,
+            trained empirically.
+        objective
+            ``"equalize"`` (minimise the spread of group errors) or ``"minimax"``
+            (minimise the worst group's error).
+        groups
+            Group label per row, overriding the dataset's groups.
+        p_max
+            Largest rate any group may get.
+        seeds
+            Training seeds for the empirical route (count or list).
+        training, trainer, device
+            How the empirical route trains (default: :class:`TrainingConfig`, batched).
+        n_candidates
+            Candidate rate vectors for the empirical route (besides uniform).
 
     Examples
     --------
@@ -228,25 +246,27 @@ def solve_group_dropout(
     >>> sol.solved.test_gap < sol.uniform.test_gap
     True
     """
-    if groups is not None:
-        labels = np.asarray(groups).astype(str)
+    opts = options_from_keywords(SolveOptions, "solve_group_dropout", options)
+    if opts.groups is not None:
+        labels = np.asarray(opts.groups).astype(str)
         if labels.shape[0] != dataset.n_rows:
-            raise DataError(f"groups has {labels.shape[0]} labels for {dataset.n_rows} rows")
+            raise DataError(f"groups has {labels.shape[0]} labels for {dataset.n_rows} rows", param="groups")
         dataset = Dataset(**{**dataset.__dict__, "groups": labels})
-    splits = split_dataset(dataset, seed=split_seed, val_fraction=val_fraction,
-                           test_fraction=test_fraction, min_group_rows=min_group_rows)
+    splits = split_dataset(dataset, seed=opts.split_seed, val_fraction=opts.val_fraction,
+                           test_fraction=opts.test_fraction, min_group_rows=opts.min_group_rows)
     pre = TabularPreprocessor().fit(dataset.features.iloc[splits.train])
 
     def part(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return pre.transform(dataset.features.iloc[idx]), dataset.y[idx], splits.groups[idx]
 
+    seeds = opts.seeds
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
     problem = SolverProblem(
         train=part(splits.train), val=part(splits.val), test=part(splits.test),
-        budget=budget, model=model, objective=objective, p_max=p_max, task=dataset.task,
-        seeds=seed_list, training=training or TrainingConfig(), n_candidates=n_candidates,
+        budget=budget, model=opts.model, objective=opts.objective, p_max=opts.p_max, task=dataset.task,
+        seeds=seed_list, training=opts.training or TrainingConfig(), n_candidates=opts.n_candidates,
     )
-    return solve_on_arrays(problem, executor=LocalExecutor(trainer), device=device)
+    return solve_on_arrays(problem, executor=LocalExecutor(opts.trainer), device=opts.device)
 
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray]
