@@ -30,8 +30,8 @@ test-all: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 lint: install
-	$(BIN)/ruff check audit reports app tests bench
-	$(BIN)/mypy audit reports
+	$(BIN)/ruff check audit reports app cli tests bench
+	$(BIN)/mypy audit reports cli
 
 app: install
 	$(BIN)/fairpriv app

@@ -155,22 +155,36 @@ def _validate_inputs(
     threshold: float,
 ) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.str_]]:
     """Check and normalise inputs: bool labels, (S, n) float scores, str groups."""
+    y_bool = _binary_labels(y_true)
+    n = y_bool.shape[0]
+    s = _score_matrix(scores, n)
+    g = np.asarray(groups)
+    if g.ndim != 1:
+        raise DataError(f"groups must be 1-dimensional, got shape {g.shape}")
+    if g.shape[0] != n:
+        raise DataError(f"length mismatch: groups has {g.shape[0]} rows, y_true has {n}")
+    if not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
+        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    return y_bool, s, g.astype(str)
+
+
+def _binary_labels(y_true: ArrayLike) -> NDArray[np.bool_]:
     y = np.asarray(y_true)
     if y.ndim != 1:
         raise DataError(f"y_true must be 1-dimensional, got shape {y.shape}")
-    n = y.shape[0]
-    if n == 0:
+    if y.shape[0] == 0:
         raise DataError("y_true is empty; need at least one row")
     if y.dtype == np.bool_:
-        y_bool = y
-    else:
-        if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
-            raise DataError(f"y_true must be binary 0/1 or bool, got dtype {y.dtype}")
-        if not np.all((y == 0) | (y == 1)):
-            bad = np.unique(y[(y != 0) & (y != 1)])[:5]
-            raise DataError(f"y_true must be binary 0/1 or bool; found values {bad.tolist()}")
-        y_bool = y == 1
+        return y
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise DataError(f"y_true must be binary 0/1 or bool, got dtype {y.dtype}")
+    if not np.all((y == 0) | (y == 1)):
+        bad = np.unique(y[(y != 0) & (y != 1)])[:5]
+        raise DataError(f"y_true must be binary 0/1 or bool; found values {bad.tolist()}")
+    return np.asarray(y == 1)
 
+
+def _score_matrix(scores: ArrayLike, n: int) -> FloatArray:
     try:
         s = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -189,16 +203,7 @@ def _validate_inputs(
         raise DataError("scores contain NaN; scores must be probabilities in [0, 1]")
     if (s < 0.0).any() or (s > 1.0).any():
         raise DataError(f"scores must lie in [0, 1]; found min {s.min():.6g}, max {s.max():.6g}")
-
-    g = np.asarray(groups)
-    if g.ndim != 1:
-        raise DataError(f"groups must be 1-dimensional, got shape {g.shape}")
-    if g.shape[0] != n:
-        raise DataError(f"length mismatch: groups has {g.shape[0]} rows, y_true has {n}")
-
-    if not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
-        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}")
-    return y_bool, s, g.astype(str)
+    return s
 
 
 def _auc_scope(y: NDArray[np.bool_], s: FloatArray, cols: IntArray) -> _AucScope:

@@ -414,20 +414,7 @@ def attack_metrics(
     if not isinstance(confidence, numbers.Real) or not 0.0 < float(confidence) < 1.0:
         raise ConfigError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
 
-    # An empty label list (``[]`` is float) must not force a dtype on the other.
-    if len(lab1) == 0:
-        lab1 = lab1.astype(lab0.dtype)
-    if len(lab0) == 0:
-        lab0 = lab0.astype(lab1.dtype)
-    uniq, codes = np.unique(np.concatenate([lab1, lab0]), return_inverse=True)
-    labels = [str(u) for u in uniq.tolist()]
-    if OVERALL in labels:
-        raise DataError(f"a group may not be labelled {OVERALL!r}: that name is reserved for all rows")
-    if len(set(labels)) != len(labels):
-        raise DataError("group labels must stay distinct when converted to str")
-    codes = codes.reshape(-1).astype(np.int64)
-    g1, g0 = codes[: len(s1)], codes[len(s1) :]
-
+    labels, g1, g0 = _group_codes(lab1, lab0, len(s1))
     plan = _build_plan(s1, s0, g1, g0, labels)
 
     # Point estimates: the "resample" that takes every row once.
@@ -437,46 +424,14 @@ def attack_metrics(
         [_identity_idx(g.nonmembers.n) for g in plan.groups],
     )
     scopes = [point_overall, *point_groups]
-
-    # Bootstrap draws, chunked over resamples.
-    draws: list[dict[str, FloatArray] | None] = [
-        None if p is None else {k: np.empty(n_boot) for k in MIA_METRICS} for p in scopes
-    ]
-    if n_boot > 0 and point_overall is not None:
-        rng = np.random.default_rng(seed_)
-        chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(plan.n1 + plan.n0, plan.n_values, 1)))
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
-            m_idx: list[IntArray | None] = []
-            n_idx: list[IntArray | None] = []
-            for g in plan.groups:
-                m_idx.append(rng.integers(0, g.members.n, size=(b, g.members.n)) if g.members.n else None)
-                n_idx.append(
-                    rng.integers(0, g.nonmembers.n, size=(b, g.nonmembers.n)) if g.nonmembers.n else None
-                )
-            overall, by_group = _resample_metrics(plan, m_idx, n_idx)
-            for store, got in zip(draws, [overall, *by_group], strict=True):
-                if store is not None and got is not None:
-                    for k in MIA_METRICS:
-                        store[k][start : start + b] = got[k]
-
+    draws = (_bootstrap_draws(plan, scopes, n_boot, seed_) if point_overall is not None
+             else [None] * len(scopes))
     alpha = 100.0 * (1.0 - float(confidence)) / 2.0
     sizes = [(plan.n1, plan.n0)] + [(g.members.n, g.nonmembers.n) for g in plan.groups]
     rows = []
     for label, point, store, (n1, n0) in zip([OVERALL, *labels], scopes, draws, sizes, strict=True):
         for metric in MIA_METRICS:
-            reason = ""
-            if n1 == 0:
-                reason = "no members in this group"
-            elif n0 == 0:
-                reason = "no non-members in this group"
-            elif metric in _TPR_AT_FPR:
-                text, need = _TPR_AT_FPR[metric]
-                if n0 < need:
-                    reason = (
-                        f"TPR at FPR <= {text} needs at least {need} non-members "
-                        f"(the smallest non-zero FPR is 1/n_nonmembers); this group has {n0}"
-                    )
+            reason = _unavailable_reason(metric, n1, n0)
             value = lo = hi = float("nan")
             if not reason:
                 assert point is not None
@@ -496,6 +451,64 @@ def attack_metrics(
             "available": bool,
         }
     )
+
+
+def _group_codes(lab1: NDArray[np.generic], lab0: NDArray[np.generic],
+                 n1: int) -> tuple[list[str], IntArray, IntArray]:
+    """Sorted group labels (as str) and each member's / non-member's group code."""
+    # An empty label list (``[]`` is float) must not force a dtype on the other.
+    if len(lab1) == 0:
+        lab1 = lab1.astype(lab0.dtype)
+    if len(lab0) == 0:
+        lab0 = lab0.astype(lab1.dtype)
+    uniq, codes = np.unique(np.concatenate([lab1, lab0]), return_inverse=True)
+    labels = [str(u) for u in uniq.tolist()]
+    if OVERALL in labels:
+        raise DataError(f"a group may not be labelled {OVERALL!r}: that name is reserved for all rows")
+    if len(set(labels)) != len(labels):
+        raise DataError("group labels must stay distinct when converted to str")
+    codes = codes.reshape(-1).astype(np.int64)
+    return labels, codes[:n1], codes[n1:]
+
+
+def _bootstrap_draws(plan: _Plan, scopes: list[dict[str, FloatArray] | None], n_boot: int,
+                     seed: int) -> list[dict[str, FloatArray] | None]:
+    """Each scope's metric over ``n_boot`` resamples (within groups), chunked over resamples."""
+    draws: list[dict[str, FloatArray] | None] = [
+        None if p is None else {k: np.empty(n_boot) for k in MIA_METRICS} for p in scopes
+    ]
+    if n_boot == 0:
+        return draws
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(plan.n1 + plan.n0, plan.n_values, 1)))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        m_idx: list[IntArray | None] = []
+        n_idx: list[IntArray | None] = []
+        for g in plan.groups:
+            m_idx.append(rng.integers(0, g.members.n, size=(b, g.members.n)) if g.members.n else None)
+            n_idx.append(rng.integers(0, g.nonmembers.n, size=(b, g.nonmembers.n))
+                         if g.nonmembers.n else None)
+        overall, by_group = _resample_metrics(plan, m_idx, n_idx)
+        for store, got in zip(draws, [overall, *by_group], strict=True):
+            if store is not None and got is not None:
+                for k in MIA_METRICS:
+                    store[k][start : start + b] = got[k]
+    return draws
+
+
+def _unavailable_reason(metric: str, n1: int, n0: int) -> str:
+    """Why a metric cannot be measured in a group ("" when it can)."""
+    if n1 == 0:
+        return "no members in this group"
+    if n0 == 0:
+        return "no non-members in this group"
+    if metric in _TPR_AT_FPR:
+        text, need = _TPR_AT_FPR[metric]
+        if n0 < need:
+            return (f"TPR at FPR <= {text} needs at least {need} non-members "
+                    f"(the smallest non-zero FPR is 1/n_nonmembers); this group has {n0}")
+    return ""
 
 
 def logit_confidence(prob_true_label: ArrayLike, eps: float = 1e-12) -> FloatArray:
