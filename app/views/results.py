@@ -22,7 +22,7 @@ try:
         st.code(res.summary(), language=None)
         arms = res.arm_names
         st.subheader("Error by group")
-        st.image(group_error_figure(res.aggregate("by_group"), arms))
+        st.image(group_error_figure(res.aggregate("by_group"), arms, ci_level=res.ci_level))
         for name in ("by_group", "overall", "gaps", "privacy"):
             frame = getattr(res, name)
             with st.expander(f"Table: {name}"):
