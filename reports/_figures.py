@@ -109,11 +109,17 @@ def gap_curve_figure(curve: Sequence[dict[str, object]], rates: dict[str, float]
         ax.axvline(budget, color="#555555", linestyle="--", label=f"uniform ({budget:g})")
         ax.axvline(rates[first], color="#d1495b", linestyle="-.", label="solved")
         ax.axhline(uniform_gap, color="#555555", linestyle=":", linewidth=1)
-        ax.set_xlabel(f"dropout rate of group '{_short(first)}' (others set by the budget)")
-        ax.set_ylabel("validation gap")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        return _png(fig)
+        return _finish(fig, ax, f"dropout rate of group '{_short(first)}' (others set by the budget)",
+                       "validation gap")
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, which: str = "major") -> bytes:
+    """Axis labels, a light grid and the legend every line figure shares; the PNG bytes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which=which)
+    ax.legend(fontsize=8)
+    return _png(fig)
 
 
 def roc_figure(roc: pd.DataFrame, arms: Sequence[str]) -> bytes:
@@ -134,11 +140,8 @@ def roc_figure(roc: pd.DataFrame, arms: Sequence[str]) -> bytes:
         ax.set_yscale("log")
         ax.set_xlim(1e-4, 1)
         ax.set_ylim(1e-4, 1)
-        ax.set_xlabel("false positive rate (non-members flagged)")
-        ax.set_ylabel("true positive rate (members found)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-        return _png(fig)
+        return _finish(fig, ax, "false positive rate (non-members flagged)",
+                       "true positive rate (members found)", which="both")
 
 
 def tradeoff_figure(points: pd.DataFrame, arms: Sequence[str]) -> bytes:
@@ -153,11 +156,7 @@ def tradeoff_figure(points: pd.DataFrame, arms: Sequence[str]) -> bytes:
                         fmt=st.marker, color=st.color, capsize=3, markersize=8, label=r["arm"])
             ax.annotate(f"ε = {r['epsilon']}", (r["accuracy"], r["gap"]), fontsize=8,
                         xytext=(6, 6), textcoords="offset points")
-        ax.set_xlabel("accuracy on test rows")
-        ax.set_ylabel("error gap between groups (max - min)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        return _png(fig)
+        return _finish(fig, ax, "accuracy on test rows", "error gap between groups (max - min)")
 
 
 def mechanism_figure(mechanism: pd.DataFrame, reference: dict[str, object], arms: Sequence[str]) -> bytes:
@@ -176,11 +175,8 @@ def mechanism_figure(mechanism: pd.DataFrame, reference: dict[str, object], arms
             level = float(reference["noise_std_sum"])  # type: ignore[arg-type]
             ax.axhline(level, color="black", linestyle="--",
                        label=f"DP-SGD noise std per coordinate (σC = {level:.3g})")
-        ax.set_xlabel("row's gradient norm (mean over dropout masks)")
-        ax.set_ylabel("row's gradient noise from dropout (RMS over masks)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        return _png(fig)
+        return _finish(fig, ax, "row's gradient norm (mean over dropout masks)",
+                       "row's gradient noise from dropout (RMS over masks)")
 
 
 def _short(label: str, width: int = 28) -> str:
