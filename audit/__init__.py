@@ -7,15 +7,9 @@ Everything a notebook needs is importable from here::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("fairpriv")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
 from . import defaults
 from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, InternalError, TrainingError
+from ._version import __version__
 from .arms._arms import (
     ARM_KINDS,
     Arm,
@@ -39,11 +33,7 @@ from .data._datasets import (
 )
 from .data._preprocess import TabularPreprocessor
 from .data._readers import read_table
-from .fairness._metrics import METRICS, evaluate_predictions
-from .pipeline._config import AuditConfig, ProgressEvent
-from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
-from .pipeline._run import run_audit
-from .privacy._accounting import (
+from .dp._accounting import (
     ACCOUNTANTS,
     GUARANTEE_ASSUMPTIONS,
     NO_GUARANTEE,
@@ -53,6 +43,10 @@ from .privacy._accounting import (
     default_delta,
     noise_multiplier_for_epsilon,
 )
+from .fairness._metrics import METRICS, evaluate_predictions
+from .pipeline._config import AuditConfig, ProgressEvent
+from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
+from .pipeline._run import run_audit
 from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from .privacy._config import PrivacyAuditConfig
 from .privacy._dp_cost import dp_group_cost

@@ -27,7 +27,7 @@ from audit import (
     run_audit,
     train_mlp_batch,
 )
-from audit.privacy._accounting import quiet_opacus
+from audit.dp._accounting import quiet_opacus
 from audit.training._stacked_mlp import (
     RowChunk,
     RowLoss,

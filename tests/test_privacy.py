@@ -122,7 +122,7 @@ def test_noise_multiplier_for_epsilon_meets_target(
 
 
 def test_noise_multiplier_for_epsilon_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    from audit.privacy import _accounting
+    from audit.dp import _accounting
 
     calls: list[dict[str, Any]] = []
     search = _accounting.get_noise_multiplier
@@ -309,7 +309,7 @@ def test_gdp_can_under_report_so_no_arm_may_use_it() -> None:
     # 1.62 where PRV's lower bound proves the true epsilon is at least 1.81. That is why
     # GDP is not among the accountants a DP arm may report a guarantee with.
     from audit import DPSGDArm
-    from audit.privacy._accounting import GUARANTEE_ACCOUNTANTS
+    from audit.dp._accounting import GUARANTEE_ACCOUNTANTS
 
     sigma, q, steps, delta = 1.0, 0.01, 1000, 1e-5
     claimed = compute_epsilon(sample_rate=q, noise_multiplier=sigma, steps=steps, delta=delta,

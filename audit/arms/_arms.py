@@ -27,7 +27,7 @@ from ..defaults import (
     MAX_DROPOUT,
     OBJECTIVE_CHOICES,
 )
-from ..privacy._accounting import GUARANTEE_ACCOUNTANTS
+from ..defaults import GUARANTEE_ACCOUNTANT_CHOICES as GUARANTEE_ACCOUNTANTS
 from ..result._schema import json_safe
 
 __all__ = [

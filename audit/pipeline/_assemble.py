@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..privacy._accounting import NOT_COVERED
+from .._version import __version__
+from ..dp._accounting import NOT_COVERED
 from ..privacy._dp_cost import dp_group_cost
 from ..result._container import AuditResult
 from ..result._schema import (
@@ -75,8 +76,6 @@ def library_versions() -> dict[str, str]:
     import opacus
     import sklearn
     import torch
-
-    from .. import __version__
 
     return {
         "fairpriv": __version__, "python": platform.python_version(),

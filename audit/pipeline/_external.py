@@ -31,8 +31,8 @@ from ..defaults import (
     DEFAULT_N_BOOTSTRAP,
     DEFAULT_NA_VALUES,
 )
+from ..dp._accounting import NO_GUARANTEE
 from ..fairness._metrics import evaluate_predictions
-from ..privacy._accounting import NO_GUARANTEE
 from ..privacy._mia import attack_metrics
 from ..result._container import AuditResult
 from ..result._schema import normalise_frames, normalise_mia

@@ -12,8 +12,8 @@ import pandas as pd
 
 from .._exceptions import InternalError
 from ..arms._arms import Arm
+from ..dp._accounting import NO_GUARANTEE, PrivacyLedger
 from ..fairness._metrics import evaluate_predictions
-from ..privacy._accounting import NO_GUARANTEE, PrivacyLedger
 from ..privacy._canaries import score_canary_run
 from ..privacy._mechanism import dropout_noise_curve
 from ..privacy._membership import run_membership_inference

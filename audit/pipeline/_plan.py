@@ -23,7 +23,7 @@ import numpy as np
 from .._exceptions import ConfigError, InternalError
 from ..arms._arms import Arm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
 from ..defaults import DEFAULT_DROPOUT, MAX_SOLVER_RATE
-from ..privacy._accounting import default_delta
+from ..dp._accounting import default_delta
 from ..privacy._canaries import CanaryRun, plan_canary_runs
 from ..privacy._membership import ShadowPool, plan_shadow_pool
 from ..solver._solver import DropoutSolution, GroupDropoutSearch, SolverProblem

@@ -1,3 +1,3 @@
-"""Measure, privacy: accountants, membership inference, the canary audit and the mechanism curve.
+"""Measure, privacy: membership inference, the canary audit and the mechanism curve.
 
 Public names are re-exported from :mod:`audit`."""

@@ -42,7 +42,7 @@ from torch import nn
 
 from .._exceptions import ConfigError, TrainingError
 from ..arms._arms import DPSGDArm
-from ..privacy._accounting import (
+from ..dp._accounting import (
     GUARANTEE_ASSUMPTIONS,
     PrivacyLedger,
     compute_epsilon,

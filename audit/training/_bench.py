@@ -21,7 +21,7 @@ import torch
 from ..arms._arms import BaselineArm, DPSGDArm
 from ..data._datasets import load_dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
-from ..privacy._accounting import noise_multiplier_for_epsilon
+from ..dp._accounting import noise_multiplier_for_epsilon
 from ._batched import BatchedTrainer
 from ._config import TrainingConfig, resolve_device
 from ._reference import ReferenceTrainer

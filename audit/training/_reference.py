@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .._exceptions import ConfigError, TrainingError
 from ..arms._arms import DPSGDArm
-from ..privacy._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
+from ..dp._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
 from ._models import MLP
 from ._trainer import FitJob, FittedModel, ModelFactory, Task, Trainer, register_trainer
@@ -189,7 +189,7 @@ def _finish_ledger(pending: _PendingLedger, delta: float) -> PrivacyLedger:
     eps = float(accountant.get_epsilon(delta=delta))
     if not math.isfinite(eps):
         raise TrainingError(f"the accountant returned a non-finite epsilon ({eps})")
-    from ..privacy._accounting import GUARANTEE_ASSUMPTIONS
+    from ..dp._accounting import GUARANTEE_ASSUMPTIONS
 
     return PrivacyLedger(
         mechanism="dp_sgd", epsilon=eps, delta=delta, noise_multiplier=pending.noise_multiplier,

@@ -19,7 +19,7 @@ from torch import nn
 
 from .._exceptions import ConfigError
 from ..arms._arms import Arm
-from ..privacy._accounting import PrivacyLedger
+from ..dp._accounting import PrivacyLedger
 from ._config import TrainingConfig
 
 __all__ = [
