@@ -68,7 +68,7 @@ class Dataset:
         Built-in name or file name.
     features
         Model-input columns as read (not yet encoded; encoding is fitted on
-        training rows only, see :mod:`audit._preprocess`).
+        training rows only, see :mod:`audit.data._preprocess`).
     y
         Target: 0/1 floats for classification, real numbers for regression.
     groups

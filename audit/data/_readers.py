@@ -1,6 +1,6 @@
 """Reading tabular files and cleaning raw frames.
 
-Kept apart from :mod:`audit._data` so that the parsing rules (delimiter sniffing,
+Kept apart from :mod:`audit.data._datasets` so that the parsing rules (delimiter sniffing,
 whitespace stripping, missing-value markers) can be tested on their own.
 """
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._exceptions import ConfigError, DataError
+from .._exceptions import ConfigError, DataError, InternalError
 
 __all__ = [
     "METRICS",
@@ -386,7 +386,8 @@ def _metrics_from_counts(
         for k, scope in enumerate(plan.group_auc):
             auc[:, :, k] = _auc_from_counts(c, scope)
         by_group["roc_auc"] = auc
-        assert plan.overall_auc is not None
+        if plan.overall_auc is None:
+            raise InternalError("AUC requested without an AUC plan")
         overall["roc_auc"] = _auc_from_counts(c, plan.overall_auc)
 
     by_group = {m: by_group[m] for m in plan.metrics}

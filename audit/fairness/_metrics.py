@@ -3,7 +3,7 @@
 Point estimates come from fairlearn's ``MetricFrame``; uncertainty from two
 sources, reported separately: the spread over training seeds (``std``) and a
 percentile bootstrap over test rows resampled within each group (``ci_low``,
-``ci_high``; :mod:`audit._bootstrap`). Seed-aggregated rows (``seed`` missing)
+``ci_high``; :mod:`audit.fairness._bootstrap`). Seed-aggregated rows (``seed`` missing)
 average the per-seed values and take their CI from the bootstrap of that
 average, with all seeds scored on the same resampled rows.
 

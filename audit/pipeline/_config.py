@@ -196,10 +196,15 @@ class AuditConfig:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """Reported to a progress callback before and after each (arm, seed) model."""
+    """Reported to a progress callback before and after every model, and at each stage.
 
-    # "solve" (group-dropout rates), "train", "trained", "metrics", "privacy" (membership
-    # inference), "canaries" (one-run audit), "done"
+    ``done`` and ``total`` count every model the audit trains. Stages: before a model,
+    ``"solve"`` (a group-dropout candidate) or ``"train"`` (any other); after it,
+    ``"solved"``, ``"trained"`` (an arm's model), ``"shadow"`` (a LiRA shadow) or
+    ``"canary"`` (a canary run); then ``"metrics"`` (per arm), ``"privacy"``
+    (membership inference), ``"canaries"`` (scoring the canary runs) and ``"done"``.
+    """
+
     stage: str
     arm: str | None
     seed: int | None

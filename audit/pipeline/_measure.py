@@ -54,7 +54,7 @@ def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
             train=prepared.train, test=prepared.test, config=config.privacy_audit,
             shadow_models={(label, plan.seeds[0]): models for label, models in trained.shadows.items()}
             if trained.shadows else None,
-            roc_out=out.roc)
+            roc_out=out.roc, roc_seed=plan.seeds[0])
     if plan.canary_runs:
         progress.stage("canaries")
         out.empirical = _canary_audit(prepared, plan, trained)

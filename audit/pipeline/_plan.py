@@ -8,8 +8,10 @@ Two plans, because group-dropout rates are solved from trained candidates:
    the one-run canary runs, each a :class:`~audit.FitJob` with its rows, rates, seed,
    epsilon and delta.
 
-Both are checked against the data before anything is trained, so that a wrong group
-name fails in a second, not after the solver's training.
+:func:`plan_solver` first checks every arm against the data (group names, delta), so
+that a wrong group name fails in a second, not after the solver's training. The
+number of models :func:`plan_audit` will plan is known before the solver runs
+(:func:`audit_job_count`), so progress can count every model from the start.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from .._exceptions import ConfigError, InternalError
-from ..arms._arms import Arm, DPSGDArm, GroupDropoutArm, UniformDropoutArm
+from ..arms._arms import Arm, DPSGDArm, GroupDropoutArm, UniformDropoutArm, make_arm
 from ..defaults import DEFAULT_DROPOUT, MAX_SOLVER_RATE
 from ..dp._accounting import default_delta
 from ..privacy._canaries import CanaryRun, plan_canary_runs
 from ..privacy._membership import ShadowPool, plan_shadow_pool
 from ..solver._solver import DropoutSolution, GroupDropoutSearch, SolverProblem
+from ..training._config import TrainingConfig
 from ..training._trainer import FitJob, FittedModel
 from ._config import AuditConfig
 from ._prepare import PreparedData
@@ -85,20 +88,31 @@ class SolverPlan:
     """The group-dropout searches of an audit, one per arm with ``rates="auto"``."""
 
     searches: Mapping[str, GroupDropoutSearch]
+    #: How the candidates are trained (a logistic model when the audit's MLP has no
+    #: hidden layer); the same configuration :func:`audit.solve_group_dropout` uses.
+    training: TrainingConfig
 
     def jobs(self) -> list[FitJob]:
-        return [job for search in self.searches.values() for job in search.jobs()]
+        return [job for search in self.searches.values() for job in search.jobs]
 
     def conclude(self, models: Sequence[FittedModel]) -> dict[str, DropoutSolution]:
         """Each search's solution from its share of the fitted models (in job order)."""
+        check_models_match(self.jobs(), models)
         out, start = {}, 0
         for label, search in self.searches.items():
-            count = len(search.jobs())
+            count = len(search.jobs)
             out[label] = search.conclude(models[start:start + count])
             start += count
-        if start != len(models):
-            raise InternalError(f"{len(models)} fitted models for {start} solver jobs")
         return out
+
+
+def check_models_match(jobs: Sequence[FitJob], models: Sequence[FittedModel]) -> None:
+    """One fitted model per job, in job order: what every executor promises."""
+    if len(models) != len(jobs):
+        raise InternalError(f"{len(models)} fitted models for {len(jobs)} planned jobs")
+    for i, (job, model) in enumerate(zip(jobs, models, strict=True)):
+        if model.job is not None and model.job is not job:
+            raise InternalError(f"the executor returned job {i}'s model out of order")
 
 
 def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
@@ -117,7 +131,9 @@ def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
                 objective=arm.objective,  # type: ignore[arg-type]
                 p_max=MAX_SOLVER_RATE, task=prepared.dataset.task, seeds=config.seed_list,
                 training=config.training))
-    return SolverPlan(searches)
+    # Every search of one audit trains the same model (SolverProblem.empirical_training).
+    training = next(iter(searches.values())).training if searches else config.training
+    return SolverPlan(searches, training)
 
 
 def _is_auto(arm: Arm) -> bool:
@@ -143,7 +159,10 @@ def applied_solution(label: str, solution: DropoutSolution) -> tuple[GroupDropou
     record["applied_rates"] = applied
     if not solution.improved:
         record["verdict"] += " The arm uses the uniform rate at its budget."
-    return GroupDropoutArm(name=label, rates=applied), record
+    trained = make_arm("group_dropout", name=label, rates=applied)
+    if not isinstance(trained, GroupDropoutArm):
+        raise InternalError("the group_dropout kind is not a GroupDropoutArm")
+    return trained, record
 
 
 # --------------------------------------------------------------------------- audit
@@ -194,9 +213,8 @@ class AuditPlan:
 
     def split(self, models: Sequence[FittedModel]) -> TrainedModels:
         """The fitted models of :meth:`jobs`, in job order, sorted by what they are for."""
+        check_models_match(self.jobs(), models)
         n_arm, n_shadow = len(self.arm_jobs), len(self.shadow_jobs)
-        if len(models) != n_arm + n_shadow + len(self.canary_jobs):
-            raise InternalError(f"{len(models)} fitted models for {len(self.jobs())} planned jobs")
         seeds, arms = self.seeds, self.arms
         by_arm = {(arm.label, seed): models[a * len(seeds) + s]
                   for a, arm in enumerate(arms) for s, seed in enumerate(seeds)}

@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from .._exceptions import InternalError
 from ..data._datasets import Dataset
 from ..result._container import AuditResult
-from ..training._config import resolve_device
+from ..training._config import TrainingConfig, resolve_device
 from ..training._executor import Executor, LocalExecutor
 from ..training._trainer import FitJob, FittedModel
 from ._assemble import assemble
@@ -77,9 +78,12 @@ def run_audit(
         solver = plan_solver(prepared, config)
         solver_jobs = solver.jobs()
         tracker.expect(len(solver_jobs) + audit_job_count(config))
-        solutions = solver.conclude(_train(runner, solver_jobs, config, device, tracker))
+        solutions = solver.conclude(_train(runner, solver_jobs, solver.training, device, tracker))
         plan = plan_audit(prepared, config, solutions)
-        trained = plan.split(_train(runner, plan.jobs(), config, device, tracker))
+        jobs = plan.jobs()
+        if len(jobs) != audit_job_count(config):
+            raise InternalError(f"planned {len(jobs)} models but announced {audit_job_count(config)}")
+        trained = plan.split(_train(runner, jobs, config.training, device, tracker))
         measured = measure(prepared, plan, trained, tracker)
     finally:
         tracker.close()
@@ -89,13 +93,13 @@ def run_audit(
     return result
 
 
-def _train(runner: Executor, jobs: list[FitJob], config: AuditConfig, device: Any,
+def _train(runner: Executor, jobs: list[FitJob], training: TrainingConfig, device: Any,
            tracker: Progress) -> list[FittedModel]:
     if not jobs:
         return []
     for job in jobs:
         tracker.starting(job)
-    return runner.run(jobs, config=config.training, device=device, task="classification",
+    return runner.run(jobs, config=training, device=device, task="classification",
                       on_fitted=tracker.fitted)
 
 

@@ -63,13 +63,17 @@ def run_membership_inference(
     config: PrivacyAuditConfig,
     shadow_models: Mapping[tuple[str, int], Sequence[tuple[FittedModel, np.ndarray]]] | None = None,
     roc_out: list[pd.DataFrame] | None = None,
+    roc_seed: int | None = None,
 ) -> pd.DataFrame:
     """Attack metrics for every (arm, seed) model: a tidy frame with ``attack`` column.
 
     ``shadow_models[(arm, seed)]`` lists (shadow model, in-mask over the pool) pairs for
     LiRA, where the pool is the members followed by the non-members of the sample.
-    ROC points of the first seed's attacks are appended to ``roc_out`` when given.
+    ROC points of ``roc_seed``'s attacks (default: the smallest seed) are appended to
+    ``roc_out`` when given; an audit passes the seed its LiRA shadows were trained for.
     """
+    if roc_seed is None:
+        roc_seed = min((s for _, s in models), default=0)
     frames = []
     for (arm, seed), model in models.items():
         sample = membership_sample(len(train), len(test), seed)
@@ -92,7 +96,7 @@ def run_membership_inference(
             attacks["lira"] = (scores[: len(ym)], scores[len(ym):])
         for attack, (s_mem, s_non) in attacks.items():
             keep_m, keep_n = ~np.isnan(s_mem), ~np.isnan(s_non)
-            if roc_out is not None and seed == min(s for _, s in models):
+            if roc_out is not None and seed == roc_seed:
                 roc_out.append(roc_points(s_mem[keep_m], s_non[keep_n]).assign(
                     arm=arm, kind=kinds[arm], seed=seed, attack=attack))
             df = attack_metrics(s_mem[keep_m], s_non[keep_n], gm[keep_m], gn[keep_n],

@@ -49,7 +49,7 @@ drawn index is mapped straight to the distinct-value bin of its score, and one
 ``np.bincount`` per chunk of resamples produces the ``(resamples, values)``
 count matrices ``M`` and ``N``; the formulas above are then a few dense array
 operations.  Intervals are equal-tailed percentile intervals
-(``np.percentile``, linear interpolation), as in :mod:`audit._bootstrap`.
+(``np.percentile``, linear interpolation), as in :mod:`audit.fairness._bootstrap`.
 
 LiRA, offline (:func:`lira_offline_scores`)
 -------------------------------------------
@@ -87,7 +87,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
-from .._exceptions import ConfigError, DataError
+from .._exceptions import ConfigError, DataError, InternalError
 from ..result._schema import ATTACK_METRICS_COLUMNS, MIA_METRICS
 
 __all__ = [
@@ -434,7 +434,8 @@ def attack_metrics(
             reason = _unavailable_reason(metric, n1, n0)
             value = lo = hi = float("nan")
             if not reason:
-                assert point is not None
+                if point is None:
+                    raise InternalError(f"no point estimate for group {label!r}")
                 value = float(point[metric][0])
                 if n_boot > 0 and store is not None:
                     lo, hi = (float(q) for q in np.percentile(store[metric], [alpha, 100.0 - alpha]))

@@ -13,7 +13,7 @@ and, among near-ties, the lower overall error. Test rows are only used to report
 Two routes:
 
 * **exact** -- a linear model on a regression target: the mask-averaged loss is a
-  ridge regression with a data-dependent penalty (:mod:`audit._dropout_theory`), so
+  ridge regression with a data-dependent penalty (:mod:`audit.solver._dropout_theory`), so
   each candidate costs one linear solve; two groups are solved by a 1-D search on the
   budget line (and a root-finder where the group errors cross), k groups by SLSQP on
   the budget simplex.
@@ -29,7 +29,7 @@ every result reports each group's error change against uniform dropout and flags
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,7 +40,7 @@ from scipy import optimize
 from .._exceptions import ConfigError, DataError, InternalError
 from .._stats import sample_std, t_half_width
 from .._validation import Interval, Options, check_param, options_from_keywords
-from ..arms._arms import GroupDropoutArm
+from ..arms._arms import make_arm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
 from ..defaults import (
@@ -341,10 +341,10 @@ class SolverProblem:
 
 
 class GroupDropoutSearch:
-    """The empirical route as a plan and a conclusion, so that its candidates can be
-    trained by the same executor, and in the same call, as the rest of an audit.
+    """The empirical route as a plan and a conclusion, so that its candidates are
+    trained by the audit's own executor like every other model.
 
-    ``jobs()`` lists every candidate x seed to train (candidates fixed in advance);
+    ``jobs`` lists every candidate x seed to train (candidates fixed in advance);
     ``conclude(models)`` takes the fitted models in the same order and returns the
     :class:`DropoutSolution`.
     """
@@ -356,9 +356,13 @@ class GroupDropoutSearch:
         self.space = problem.space()
         self.evaluator = _EmpiricalEvaluator(problem)
         self.candidates = _empirical_candidates(self.space, problem.n_candidates)
+        #: Every candidate x seed, candidate-major, fixed when the search is planned.
+        self.jobs: list[FitJob] = self.evaluator.jobs_for(self.candidates)
 
-    def jobs(self) -> list[FitJob]:
-        return self.evaluator.jobs_for(self.candidates)
+    @property
+    def training(self) -> TrainingConfig:
+        """How the candidates are trained."""
+        return self.evaluator.config
 
     def conclude(self, models: Sequence[FittedModel]) -> DropoutSolution:
         self.evaluator.record(self.candidates, models)
@@ -376,7 +380,7 @@ def solve_on_arrays(
         return _solution(problem, evaluator, _solve_exact(evaluator, problem.space(), problem.objective))
     search = GroupDropoutSearch(problem)
     runner = executor if executor is not None else LocalExecutor()
-    models = runner.run(search.jobs(), config=search.evaluator.config, device=resolve_device(device),
+    models = runner.run(search.jobs, config=search.training, device=resolve_device(device),
                         task=problem.task)  # type: ignore[arg-type]
     return search.conclude(models)
 
@@ -593,17 +597,15 @@ class _ExactEvaluator(_Evaluator):
 class _EmpiricalEvaluator(_Evaluator):
     """Trains every candidate over several seeds; errors averaged over seeds.
 
-    Candidates are trained through an executor (``evaluate``), or planned as jobs
-    (``jobs_for``) that the caller trains with the rest of an audit and hands back
-    (``record``).
+    Candidates are planned as jobs (``jobs_for``) that the caller trains through its
+    executor and hands back (``record``); every question asked afterwards
+    (``report``, ``test_row_losses``) is about a recorded candidate.
     """
 
-    def __init__(self, problem: SolverProblem, executor: Executor | None = None,
-                 device: Any = None) -> None:
+    def __init__(self, problem: SolverProblem) -> None:
         self.train, self.val, self.test = problem.train, problem.val, problem.report_split
         self.labels, self.seeds, self.task = problem.labels, list(problem.seeds), problem.task
         self.config = problem.empirical_training()
-        self.executor, self.device = executor, device
         self.rows = TrainingRows(self.train[0], self.train[1], name="solver train")
         self.records = []
         # key -> (val errors (S, G), test errors (S, G))
@@ -620,22 +622,18 @@ class _EmpiricalEvaluator(_Evaluator):
         g = self.train[2]
         jobs = []
         for c in self._new(candidates):
-            arm = GroupDropoutArm(rates={lab: float(r) for lab, r in zip(self.labels, c, strict=True)})
+            rates_by_group = {lab: float(r) for lab, r in zip(self.labels, c, strict=True)}
+            arm = make_arm("group_dropout", rates=rates_by_group)
             rates = arm.row_dropout_rates(g, self.labels)
             jobs += [FitJob(arm=arm, data=self.rows, rates=rates, seed=s, purpose="solver")
                      for s in self.seeds]
         return jobs
 
     def evaluate(self, candidates: Sequence[np.ndarray]) -> None:
-        """Train all new candidates x seeds in one executor call and record them."""
+        """Every candidate asked about must have been planned and recorded."""
         todo = self._new(candidates)
-        if not todo:
-            return
-        if self.executor is None:
+        if todo:
             raise InternalError(f"solver candidate(s) {todo} were never planned or trained")
-        models = self.executor.run(self.jobs_for(todo), config=self.config, device=self.device,
-                                   task=self.task)  # type: ignore[arg-type]
-        self.record(todo, models)
 
     def record(self, candidates: Sequence[np.ndarray], models: Sequence[FittedModel]) -> None:
         """Errors of the fitted models of ``jobs_for(candidates)``, in the same order."""
@@ -845,8 +843,3 @@ def _select_empirical(ev: _EmpiricalEvaluator, cands: Sequence[np.ndarray], obje
     se = float(per_seed.std(ddof=1) / math.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
     near = [c for c, v in means if v <= best_v + se]
     return min(near, key=ev.overall)
-
-
-def rates_from_solution(solution: DropoutSolution) -> Mapping[str, float]:
-    """The solved rates as an arm's ``rates`` mapping."""
-    return dict(solution.rates)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._exceptions import ConfigError, TrainingError
+from .._exceptions import ConfigError, InternalError, TrainingError
 from ..arms._arms import DPSGDArm
 from ..dp._accounting import (
     GUARANTEE_ASSUMPTIONS,
@@ -69,7 +69,6 @@ from ._stacked_mlp import (
 from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, register_trainer
 
 __all__ = ["BatchEngine", "BatchedModelSpec", "BatchedTrainer", "BatchStats", "DPRowCount", "train_mlp_batch"]
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -328,42 +327,6 @@ class _StackedRun:
                 for k in range(len(self.specs))]
 
 
-# --------------------------------------------------------------------------- randomness
-
-
-
-
-# --------------------------------------------------------------------------- per-row work
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- trainer
 
 
@@ -398,7 +361,7 @@ class BatchedTrainer(Trainer):
         DP jobs whose rows set ``accounting_rows`` get a mechanism (sampling rate, steps,
         noise and the expected batch size) fixed by that many rows instead of ``len(X)``.
         """
-        data = check_shared_rows(jobs)
+        data = check_shared_rows(jobs, self)
         for job in jobs:
             if job.arm.private and not isinstance(job.arm, DPSGDArm):
                 raise ConfigError(
@@ -424,7 +387,7 @@ class BatchedTrainer(Trainer):
                 results[i] = FittedModel(model=model, ledger=ledger, device=device, task=task)
                 if on_fitted is not None:
                     on_fitted(i)
-        return [r for r in results if r is not None]
+        return _all_fitted(results)
 
     def _train_group(self, X: torch.Tensor, y: torch.Tensor, specs: list[BatchedModelSpec],
                      config: TrainingConfig, task: Task, mechanism: _DPMechanism,
@@ -464,7 +427,8 @@ class _DPMechanism:
     def spec_and_ledger(self, job: FitJob, config: TrainingConfig) -> tuple[BatchedModelSpec, PrivacyLedger]:
         """The noise multiplier calibrated for the job's budget, and the ledger it earns."""
         arm = job.arm
-        assert isinstance(arm, DPSGDArm)
+        if not isinstance(arm, DPSGDArm):
+            raise InternalError(f"arm '{arm.label}' is private but not dp_sgd")
         if job.epsilon is None or job.delta is None:
             raise ConfigError("dp_sgd needs a target epsilon and delta")
         sigma = noise_multiplier_for_epsilon(
@@ -480,3 +444,10 @@ class _DPMechanism:
             sample_rate=self.sample_rate, steps=self.steps, accountant=arm.accountant,
             max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS)
         return spec, ledger
+
+
+def _all_fitted(results: list[FittedModel | None]) -> list[FittedModel]:
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:
+        raise InternalError(f"no fitted model for job(s) {missing}")
+    return [r for r in results if r is not None]

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, InternalError
 from ._config import TrainingConfig
-from ._trainer import FitJob, FittedModel, Task, Trainer, get_trainer
+from ._trainer import FitJob, FittedModel, Task, Trainer, get_trainer, trainers_fixing_mechanism
 
 __all__ = ["Executor", "LocalExecutor", "available_executors", "get_executor", "register_executor"]
 
@@ -95,7 +95,11 @@ class LocalExecutor(Executor):
 
             models = self._trainer_for(group).fit_many(group, config=config, device=device, task=task,
                                                        on_fitted=done)
+            if len(models) != len(group):
+                raise InternalError(
+                    f"{len(models)} fitted models for {len(group)} jobs on '{group[0].data.name}'")
             for i, model in zip(positions, models, strict=True):
+                model.job = jobs[i]
                 results[i] = model
         return [m for m in results if m is not None]
 
@@ -107,7 +111,10 @@ class LocalExecutor(Executor):
         # Rows that fix the mechanism by a count go to a trainer that honours it, private
         # or not, so that every model of a canary run is trained the same way.
         if group[0].data.accounting_rows is not None and not self.trainer.fixes_mechanism_by_row_count:
-            return get_trainer("batched")
+            capable = trainers_fixing_mechanism()
+            if not capable:
+                raise ConfigError("no registered trainer can fix the DP mechanism by a row count")
+            return get_trainer(capable[0])
         return self.trainer
 
 

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .._exceptions import ConfigError, TrainingError
+from .._exceptions import ConfigError, InternalError, TrainingError
 from ..arms._arms import DPSGDArm
 from ..dp._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
 from ._models import MLP
-from ._trainer import FitJob, FittedModel, ModelFactory, Task, Trainer, register_trainer
+from ._trainer import FitJob, FittedModel, ModelFactory, Task, Trainer, check_shared_rows, register_trainer
 
 
 class _RowBatchDataset(TensorDataset):
@@ -57,9 +57,8 @@ class ReferenceTrainer(Trainer):
 
     def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
             task: Task = "classification") -> FittedModel:
-        arm, n = job.arm, job.data.n
-        if n == 0:
-            raise ConfigError("no training rows")
+        check_shared_rows([job], self)
+        arm = job.arm
         if arm.private and not isinstance(arm, DPSGDArm):
             raise ConfigError(
                 f"the reference trainer does not know how to train private arm kind {arm.kind!r}")
@@ -144,7 +143,8 @@ def _make_private(
     from opacus import PrivacyEngine
 
     arm, epsilon, delta, seed = job.arm, job.epsilon, job.delta, job.seed
-    assert isinstance(arm, DPSGDArm) and epsilon is not None and delta is not None
+    if not isinstance(arm, DPSGDArm) or epsilon is None or delta is None:
+        raise InternalError(f"arm '{arm.label}' reached DP training without dp_sgd's epsilon and delta")
 
     # Opacus samples each row with q = 1 / len(loader) and takes len(loader) steps
     # per epoch; the noise multiplier is calibrated for exactly those numbers.

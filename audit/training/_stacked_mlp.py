@@ -39,7 +39,7 @@ _SGD_MOMENTUM = 0.9
 
 
 class StreamGenerators:
-    """Per-model random streams (:func:`audit._training.stream_seed`), independent of
+    """Per-model random streams (:func:`audit.training._config.stream_seed`), independent of
     the other models in the batch and of other arms trained with the same seed."""
 
     def __init__(self, seed: int, stream: str, device: torch.device) -> None:

@@ -42,6 +42,9 @@ class FittedModel:
     ledger: PrivacyLedger
     device: torch.device
     task: str = "classification"
+    #: The job it was trained for, set by the executor (so that results are matched to
+    #: jobs by identity, never by position alone).
+    job: FitJob | None = None
 
     def predict(self, X: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
         """Probability of the positive class (classification) or the prediction (regression)."""
@@ -63,6 +66,8 @@ _TRAINERS: dict[str, type[Trainer]] = {}
 
 def register_trainer(cls: type[Trainer]) -> type[Trainer]:
     """Class decorator adding a trainer to the registry under ``cls.name``."""
+    if _TRAINERS.get(cls.name, cls) is not cls:
+        raise ConfigError(f"trainer {cls.name!r} is already registered")
     _TRAINERS[cls.name] = cls
     return cls
 
@@ -152,8 +157,12 @@ class FitJob:
             raise ConfigError(f"job purpose must be one of {list(JOB_PURPOSES)}, not {self.purpose!r}")
 
 
-def check_shared_rows(jobs: Sequence[FitJob]) -> TrainingRows:
-    """The one ``TrainingRows`` every job of a ``fit_many`` call trains on."""
+def check_shared_rows(jobs: Sequence[FitJob], trainer: Trainer) -> TrainingRows:
+    """The one ``TrainingRows`` every job of a ``fit_many`` call trains on.
+
+    Rows that fix the DP mechanism by a row count (canary runs) are refused by a trainer
+    that cannot honour it: the accountant's epsilon would not describe what ran.
+    """
     if not jobs:
         raise ConfigError("no jobs to train")
     data = jobs[0].data
@@ -161,7 +170,17 @@ def check_shared_rows(jobs: Sequence[FitJob]) -> TrainingRows:
         raise ConfigError("fit_many trains jobs on the same rows; group jobs by their data first")
     if data.n == 0:
         raise ConfigError("no training rows")
+    if data.accounting_rows is not None and not trainer.fixes_mechanism_by_row_count:
+        raise ConfigError(
+            f"'{data.name}' fixes the DP mechanism by {data.accounting_rows} rows, which the "
+            f"{trainer.name!r} trainer cannot do; train these jobs with a trainer that can "
+            f"({', '.join(trainers_fixing_mechanism())})")
     return data
+
+
+def trainers_fixing_mechanism() -> tuple[str, ...]:
+    """Registered trainers that honour ``TrainingRows.accounting_rows``."""
+    return tuple(name for name, cls in _TRAINERS.items() if cls.fixes_mechanism_by_row_count)
 
 
 Task = Literal["classification", "regression"]
@@ -191,7 +210,7 @@ class Trainer(ABC):
         on_fitted: Callable[[int], None] | None = None,
     ) -> list[FittedModel]:
         """Train every job; ``on_fitted(i)`` is called when job ``i`` is done."""
-        check_shared_rows(jobs)
+        check_shared_rows(jobs, self)
         out = []
         for i, job in enumerate(jobs):
             out.append(self.fit(job, config=config, device=device, task=task))
