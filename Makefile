@@ -24,10 +24,10 @@ demo: install
 		--dropout 0.5 --seeds 3 --epsilon 3 --out demo_out
 
 test: install
-	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) -q
+	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist worksteal -q
 
 test-all: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q
 
 lint: install
 	$(BIN)/ruff check audit reports app cli tests bench

@@ -56,6 +56,10 @@ def test_cli_done_when_command(adult_path: Path, tmp_path: Path) -> None:
         assert set(arm["metrics"]["aggregate"]["by_group"]) == {"Female", "Male"}
 
 
+# Slow (about 20 s). In the default suite, the DP-violation test in test_privacy_audit.py
+# already shows on Adult that the canary audit finds a non-private model's leakage, and
+# the synthetic privacy-audit tests that an honest DP arm is not flagged.
+@pytest.mark.slow
 def test_adult_privacy_audit_done_when(adult_path: Path) -> None:
     """dp_sgd at epsilon 3: over 3 seeds the one-run lower bound stays <= 3 without a
     violation; the baseline with flipped canaries shows measurable leakage (bound > 0)."""

@@ -20,9 +20,11 @@ else:
         st.button("Cancel", key="cancel")
         with st.status("Training and measuring...", expanded=True) as status:
             bar = st.progress(0.0, text="starting")
-            stages = {"solve": "solving group-dropout rates", "train": "training",
-                      "trained": "trained", "metrics": "measuring fairness",
-                      "privacy": "membership inference", "canaries": "one-run canary audit",
+            stages = {"solve": "training a group-dropout candidate",
+                      "solved": "trained a group-dropout candidate", "train": "training",
+                      "trained": "trained", "shadow": "trained a LiRA shadow model",
+                      "canary": "trained a canary run", "metrics": "measuring fairness",
+                      "privacy": "membership inference", "canaries": "scoring the canary audit",
                       "done": "done"}
 
             def on_progress(event) -> None:  # type: ignore[no-untyped-def]
