@@ -11,10 +11,12 @@ from typing import Final
 
 __all__ = [
     "ACCOUNTANT_CHOICES",
+    "AUTO_TRAINER",
     "CANARY_KIND_CHOICES",
     "CANARY_ROWS_CHOICES",
     "DEFAULT_ACCOUNTANT",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_BOOTSTRAP_SEED",
     "DEFAULT_CANARIES",
     "DEFAULT_CANARY_KIND",
     "DEFAULT_CANARY_ROWS",
@@ -41,6 +43,7 @@ __all__ = [
     "DEFAULT_SEEDS",
     "DEFAULT_SHADOWS",
     "DEFAULT_SMALL_GROUPS",
+    "DEFAULT_SOLVER_CANDIDATES",
     "DEFAULT_SOLVER_MODEL",
     "DEFAULT_SPLIT_SEED",
     "DEFAULT_TEST_FRACTION",
@@ -69,6 +72,8 @@ MAX_DROPOUT = 0.95
 MAX_SOLVER_RATE = 0.9
 DEFAULT_OBJECTIVE = "equalize"
 OBJECTIVE_CHOICES: tuple[str, ...] = ("equalize", "minimax")
+#: Candidate rate vectors the empirical solver trains besides uniform dropout.
+DEFAULT_SOLVER_CANDIDATES = 9
 #: Model of the group-dropout solver: ``"linear"`` (closed form) or ``"mlp"`` (trained).
 DEFAULT_SOLVER_MODEL: Final = "linear"
 SOLVER_MODEL_CHOICES: tuple[str, ...] = ("linear", "mlp")
@@ -101,6 +106,8 @@ DEFAULT_OPTIMIZER = "adam"
 OPTIMIZER_CHOICES: tuple[str, ...] = ("adam", "sgd")
 #: The trainer name that lets the audit choose: the batched trainer for the built-in MLP.
 TRAINER_AUTO = "auto"
+#: The trainer ``"auto"`` stands for: every built-in arm trains the MLP it covers.
+AUTO_TRAINER = "batched"
 DEFAULT_TRAINER = TRAINER_AUTO
 DEFAULT_DEVICE = "auto"
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -109,6 +116,7 @@ DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DEFAULT_N_BOOTSTRAP = 1000
 DEFAULT_CI_LEVEL = 0.95
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_BOOTSTRAP_SEED = 0
 
 # --- privacy audit
 DEFAULT_MIA = "loss"

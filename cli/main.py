@@ -485,7 +485,6 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
 def app(host: str, port: int) -> None:
     """Launch the Streamlit app (upload data, audit, download the report)."""
     import os
-    import subprocess
     from importlib.resources import files
 
     main_py = Path(str(files("fairpriv_app").joinpath("main.py")))
@@ -499,7 +498,11 @@ def app(host: str, port: int) -> None:
         click.echo(f"warning: serving on {host}: anyone who can reach it can upload data and read "
                    "server-side files through the 'adult (from a path)' source.", err=True)
     click.echo(f"fairpriv app on http://{host}:{port}")
-    raise SystemExit(subprocess.call(cmd))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the Streamlit server rather than wait on it as a child: a SIGTERM or Ctrl-C
+    # sent to `fairpriv app` then reaches the server itself, and nothing is left serving.
+    os.execv(sys.executable, cmd)
 
 
 @main.command("audit-model")

@@ -48,8 +48,11 @@ def server():
         proc.kill()
         pytest.fail("the app did not start within 60 s")
     yield url
-    proc.terminate()
+    proc.terminate()  # SIGTERM, as a service manager would stop it
     proc.wait(timeout=20)
+    # Nothing may be left serving: `fairpriv app` must not leave a Streamlit child behind.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"a server still listens on port {port}"
 
 
 @pytest.fixture(scope="module")

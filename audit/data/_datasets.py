@@ -23,6 +23,7 @@ from .._validation import Interval, Options, check_param, options_from_keywords
 from ..defaults import (
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_MISSING_TARGET,
+    DEFAULT_SMALL_GROUPS,
     DEFAULT_SPLIT_SEED,
     DEFAULT_TEST_FRACTION,
     DEFAULT_VAL_FRACTION,
@@ -402,7 +403,7 @@ def split_dataset(
     val_fraction: float = DEFAULT_VAL_FRACTION,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     min_group_rows: int = DEFAULT_MIN_GROUP_ROWS,
-    small_groups: SmallGroupPolicy = "error",
+    small_groups: SmallGroupPolicy = DEFAULT_SMALL_GROUPS,  # type: ignore[assignment]
 ) -> Splits:
     """Split rows into train/validation/test, stratified by group x label.
 

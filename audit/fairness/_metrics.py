@@ -32,6 +32,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import log_loss, roc_auc_score
 
 from .._exceptions import DataError, InternalError
+from ..defaults import DEFAULT_BOOTSTRAP_SEED, DEFAULT_CI_LEVEL, DEFAULT_N_BOOTSTRAP, DEFAULT_THRESHOLD
 from ..result._schema import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
 from ._bootstrap import bootstrap_group_metrics, percentile_interval
 
@@ -95,10 +96,10 @@ def evaluate_predictions(
     groups: np.ndarray,
     *,
     seeds: Sequence[int],
-    threshold: float = 0.5,
-    n_bootstrap: int = 1000,
-    ci_level: float = 0.95,
-    bootstrap_seed: int = 0,
+    threshold: float = DEFAULT_THRESHOLD,
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+    ci_level: float = DEFAULT_CI_LEVEL,
+    bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per-group, overall and gap metrics for the scores of several seeds.
 

@@ -18,6 +18,7 @@ from ..arms._arms import (
     make_arm,
 )
 from ..defaults import (
+    DEFAULT_BOOTSTRAP_SEED,
     DEFAULT_CI_LEVEL,
     DEFAULT_DEVICE,
     DEFAULT_EPSILON,
@@ -32,6 +33,7 @@ from ..defaults import (
     DEFAULT_VAL_FRACTION,
     DEVICE_CHOICES,
     SMALL_GROUPS_CHOICES,
+    TRAINER_AUTO,
 )
 from ..privacy._config import PrivacyAuditConfig
 from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
@@ -98,7 +100,7 @@ class AuditConfig:
     small_groups: str = DEFAULT_SMALL_GROUPS
     n_bootstrap: int = DEFAULT_N_BOOTSTRAP
     ci_level: float = DEFAULT_CI_LEVEL
-    bootstrap_seed: int = 0
+    bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED
     threshold: float = DEFAULT_THRESHOLD
     privacy_audit: PrivacyAuditConfig = field(default_factory=PrivacyAuditConfig)
 
@@ -140,7 +142,7 @@ class AuditConfig:
             raise ConfigError(
                 f"AuditConfig val_fraction ({self.val_fraction}) and test_fraction "
                 f"({self.test_fraction}) must sum to less than 1", param="val_fraction")
-        if self.trainer != "auto":
+        if self.trainer != TRAINER_AUTO:
             get_trainer(self.trainer)  # raises on unknown names
         if not isinstance(self.training, TrainingConfig):
             raise ConfigError(f"AuditConfig training must be a TrainingConfig, not {self.training!r}",

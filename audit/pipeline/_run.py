@@ -15,6 +15,7 @@ import pandas as pd
 
 from .._exceptions import InternalError
 from ..data._datasets import Dataset
+from ..defaults import AUTO_TRAINER, TRAINER_AUTO
 from ..result._container import AuditResult
 from ..training._config import TrainingConfig, resolve_device
 from ..training._executor import Executor, LocalExecutor
@@ -105,7 +106,6 @@ def _train(runner: Executor, jobs: list[FitJob], training: TrainingConfig, devic
 
 def resolve_trainer_name(config: AuditConfig) -> str:
     """The trainer ``config.trainer`` stands for (``"auto"`` -> ``"batched"`` for MLP arms)."""
-    if config.trainer != "auto":
+    if config.trainer != TRAINER_AUTO:
         return config.trainer
-    # Every registered arm kind trains the built-in MLP, which the batched trainer covers.
-    return "batched"
+    return AUTO_TRAINER

@@ -57,6 +57,7 @@ import numpy as np
 from scipy import special
 
 from .._exceptions import ConfigError, InternalError
+from ..defaults import DEFAULT_CONFIDENCE
 
 __all__ = ["correct_guess_p_value", "epsilon_lower_bound"]
 
@@ -177,7 +178,7 @@ def correct_guess_p_value(
 
 
 def epsilon_lower_bound(
-    *, canaries: int, guesses: int, correct: int, delta: float, confidence: float = 0.95
+    *, canaries: int, guesses: int, correct: int, delta: float, confidence: float = DEFAULT_CONFIDENCE
 ) -> float:
     """Empirical lower bound on epsilon from one run: the largest epsilon the audit rejects.
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..defaults import DEFAULT_CI_LEVEL, DEFAULT_CONFIDENCE
 from ._json import result_from_dict, result_from_json, result_to_dict, result_to_json
 from ._schema import SCHEMA_VERSION
 from ._views import result_html, result_summary
@@ -24,7 +25,6 @@ from ._views import result_html, result_summary
 __all__ = ["AuditResult"]
 
 #: Level of intervals and bounds when a result's configuration does not say.
-DEFAULT_LEVEL = 0.95
 
 
 @dataclass(eq=False)
@@ -88,7 +88,7 @@ class AuditResult:
     @property
     def ci_level(self) -> float:
         """Level of the audit's bootstrap confidence intervals (``config["ci_level"]``)."""
-        return float(self.config.get("ci_level", DEFAULT_LEVEL))
+        return float(self.config.get("ci_level", DEFAULT_CI_LEVEL))
 
     @property
     def confidence(self) -> float:
@@ -98,7 +98,7 @@ class AuditResult:
         configuration (such as that of an external model) reports the default.
         """
         privacy_audit = self.config.get("privacy_audit") or {}
-        return float(privacy_audit.get("confidence", DEFAULT_LEVEL))
+        return float(privacy_audit.get("confidence", DEFAULT_CONFIDENCE))
 
     @property
     def dp_violations(self) -> list[str]:

@@ -44,10 +44,12 @@ from ..arms._arms import make_arm
 from ..data._datasets import Dataset, split_dataset
 from ..data._preprocess import TabularPreprocessor
 from ..defaults import (
+    AUTO_TRAINER,
     DEFAULT_DEVICE,
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_OBJECTIVE,
     DEFAULT_SEEDS,
+    DEFAULT_SOLVER_CANDIDATES,
     DEFAULT_SOLVER_MODEL,
     DEFAULT_SPLIT_SEED,
     DEFAULT_TEST_FRACTION,
@@ -198,9 +200,9 @@ class SolveOptions:
     p_max: float = MAX_SOLVER_RATE
     seeds: int | Sequence[int] = DEFAULT_SEEDS
     training: TrainingConfig | None = None
-    trainer: str = "batched"
+    trainer: str = AUTO_TRAINER
     device: str = DEFAULT_DEVICE
-    n_candidates: int = 9
+    n_candidates: int = DEFAULT_SOLVER_CANDIDATES
     split_seed: int = DEFAULT_SPLIT_SEED
     val_fraction: float = DEFAULT_VAL_FRACTION
     test_fraction: float = DEFAULT_TEST_FRACTION
@@ -289,7 +291,7 @@ class SolverProblem:
     task: str
     seeds: tuple[int, ...]
     training: TrainingConfig
-    n_candidates: int = 9
+    n_candidates: int = DEFAULT_SOLVER_CANDIDATES
 
     def __post_init__(self) -> None:
         check_param("", "objective", self.objective, Options(OBJECTIVES))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from .._exceptions import ConfigError, InternalError
+from ..defaults import AUTO_TRAINER
 from ._config import TrainingConfig
 from ._trainer import FitJob, FittedModel, Task, Trainer, get_trainer, trainers_fixing_mechanism
 
@@ -80,7 +81,7 @@ class LocalExecutor(Executor):
 
     name: ClassVar[str] = "local"
 
-    def __init__(self, trainer: Trainer | str = "batched") -> None:
+    def __init__(self, trainer: Trainer | str = AUTO_TRAINER) -> None:
         self.trainer = get_trainer(trainer) if isinstance(trainer, str) else trainer
 
     def run(self, jobs: Sequence[FitJob], *, config: TrainingConfig, device: torch.device,
