@@ -15,19 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall-clock time of ``repeats`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from _timing import best_of
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,11 +21,11 @@ import importlib
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from _timing import best_of
 
 TARGET_SECONDS = 2.0
 TARGET_CONFIG = {"rows": 50_000, "groups": 10, "resamples": 1000, "seeds": 1}
@@ -59,16 +59,6 @@ def make_data(
     noise = 0.15 * rng.normal(size=(seeds, rows))
     scores = 1.0 / (1.0 + np.exp(-(latent + noise)))
     return y, scores, labels
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall-clock time of ``repeats`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def time_fairlearn(
