@@ -287,15 +287,6 @@ def _split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """``--hidden``: ``"64,32"`` -> ``(64, 32)``; empty -> ``()`` (a linear model).
-
-    :func:`audit.parse_hidden_layers`; its error names ``hidden``, which the command
-    line shows as ``--hidden``.
-    """
-    return parse_hidden_layers(text)
-
-
 @main.command()
 @click.option("--dataset", required=True,
               help=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV/TSV/Parquet path.")
@@ -377,7 +368,7 @@ def run(**opts: Any) -> None:
                       max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
                       dp_dropout=parse_dp_dropout(opts["dp_dropout"]), budget=opts["budget"],
                       objective=opts["objective"])
-    hidden = parse_hidden(opts["hidden"])
+    hidden = parse_hidden_layers(opts["hidden"])
     config = AuditConfig(
         arms=arms, seeds=opts["seeds"], epsilon=opts["epsilon"], delta=opts["delta"],
         training=TrainingConfig(hidden=hidden, epochs=opts["epochs"],
@@ -613,7 +604,7 @@ def solve_dropout(**opts: Any) -> None:
         dataset, budget=opts["budget"], model=opts["model"], objective=opts["objective"],
         p_max=opts["p_max"], seeds=opts["seeds"], groups=groups, device=opts["device"],
         n_candidates=opts["candidates"],
-        training=TrainingConfig(hidden=parse_hidden(opts["hidden"]), epochs=opts["epochs"]),
+        training=TrainingConfig(hidden=parse_hidden_layers(opts["hidden"]), epochs=opts["epochs"]),
     )
     click.echo(solution.summary())
     if opts["as_json"]:
@@ -644,7 +635,7 @@ def bench(models: int, device: str, epochs: int, hidden: str, batch_size: int,
         raise ConfigError(f"--models must be at least 1, not {models}")
     result = run_trainer_benchmark(
         models=models, device=device, epochs=epochs,
-        hidden=parse_hidden(hidden), batch_size=batch_size,
+        hidden=parse_hidden_layers(hidden), batch_size=batch_size,
         data_path=data_path, max_rows=max_rows)
     click.echo(result.table())
     if as_json:

@@ -118,12 +118,11 @@ def check_models_match(jobs: Sequence[FitJob], models: Sequence[FittedModel]) ->
 def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
     """Check every arm against the data, then plan the solver's candidates."""
     PrivacyBudgets.of(config, prepared.n_train).check(config.arms, prepared.n_train)
-    for arm in config.arms:
-        if not _is_auto(arm):
-            arm.row_dropout_rates(prepared.train.groups, prepared.group_labels)
     searches = {}
     for arm in config.arms:
-        if isinstance(arm, GroupDropoutArm) and arm.auto:
+        if not (isinstance(arm, GroupDropoutArm) and arm.auto):
+            arm.row_dropout_rates(prepared.train.groups, prepared.group_labels)  # raises on bad groups
+        else:
             searches[arm.label] = GroupDropoutSearch(SolverProblem(
                 train=prepared.train.as_tuple(), val=prepared.val.as_tuple(),
                 test=prepared.test.as_tuple(), budget=_group_budget(arm, config),
@@ -134,10 +133,6 @@ def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
     # Every search of one audit trains the same model (SolverProblem.empirical_training).
     training = next(iter(searches.values())).training if searches else config.training
     return SolverPlan(searches, training)
-
-
-def _is_auto(arm: Arm) -> bool:
-    return isinstance(arm, GroupDropoutArm) and arm.auto
 
 
 def _group_budget(arm: GroupDropoutArm, config: AuditConfig) -> float:

@@ -77,13 +77,13 @@ def run_audit(
     runner = executor if executor is not None else LocalExecutor(resolve_trainer_name(config))
     try:
         solver = plan_solver(prepared, config)
-        solver_jobs = solver.jobs()
-        tracker.expect(len(solver_jobs) + audit_job_count(config))
+        solver_jobs, announced = solver.jobs(), audit_job_count(config)
+        tracker.expect(len(solver_jobs) + announced)
         solutions = solver.conclude(_train(runner, solver_jobs, solver.training, device, tracker))
         plan = plan_audit(prepared, config, solutions)
         jobs = plan.jobs()
-        if len(jobs) != audit_job_count(config):
-            raise InternalError(f"planned {len(jobs)} models but announced {audit_job_count(config)}")
+        if len(jobs) != announced:
+            raise InternalError(f"planned {len(jobs)} models but announced {announced}")
         trained = plan.split(_train(runner, jobs, config.training, device, tracker))
         measured = measure(prepared, plan, trained, tracker)
     finally:

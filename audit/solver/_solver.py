@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -314,11 +315,11 @@ class SolverProblem:
                     "measured; use a larger split, or merge small groups (small_groups='merge').",
                     param="small_groups", fix={"small_groups": "merge"})
 
-    @property
+    @cached_property
     def labels(self) -> tuple[str, ...]:
         return tuple(str(g) for g in np.unique(self.train[2]))
 
-    @property
+    @cached_property
     def shares(self) -> np.ndarray:
         return np.array([np.mean(self.train[2] == lab) for lab in self.labels])
 

@@ -237,8 +237,9 @@ class _StackedRun:
     def n(self) -> int:
         return int(self.X.shape[0])
 
-    def _vector(self, values: Sequence[float], dtype: torch.dtype | None = None) -> torch.Tensor:
-        return torch.tensor(values, dtype=dtype or self.dtype, device=self.device if dtype is None else None)
+    def _vector(self, values: Sequence[float]) -> torch.Tensor:
+        """One value per model, on the training device in the training dtype."""
+        return torch.tensor(values, dtype=self.dtype, device=self.device)
 
     def _chunk_rows(self, mode: str, width: int) -> int:
         row_cost = row_bytes(mode, len(self.specs), self.layer_widths, self.params, self.dtype)
@@ -262,7 +263,8 @@ class _StackedRun:
         models = StackedModels(self.base, self.params, self.engine.per_sample, self.loss_fn)
         clip = self._vector([float(s.max_grad_norm or 0.0) for s in specs])
         sigma = self._vector([float(s.noise_multiplier or 0.0) for s in specs])
-        q = self._vector([float(s.sample_rate or 0.0) for s in specs], torch.float64)
+        # Sampling rates stay float64 on the CPU: they are only read as Python floats.
+        q = torch.tensor([float(s.sample_rate or 0.0) for s in specs], dtype=torch.float64)
         n_expected = dp_rows.rows if dp_rows is not None else n
         expected = self._vector([max(1, int(n_expected * float(s.sample_rate or 0.0))) for s in specs])
         steps_per_epoch = dp_rows.steps_per_epoch if dp_rows is not None else self._plain_steps()
@@ -342,11 +344,11 @@ class BatchedTrainer(Trainer):
     name: ClassVar[str] = "batched"
     fixes_mechanism_by_row_count: ClassVar[bool] = True
 
-    def __init__(self, *, per_sample: PerSampleMode = "ghost", padded_batch: int | None = None,
-                 memory_budget_mb: float = 512.0) -> None:
-        self.per_sample = per_sample
-        self.padded_batch = padded_batch
-        self.memory_budget_mb = memory_budget_mb
+    def __init__(self, *, per_sample: PerSampleMode = BatchEngine.per_sample,
+                 padded_batch: int | None = BatchEngine.padded_batch,
+                 memory_budget_mb: float = BatchEngine.memory_budget_mb) -> None:
+        self.engine = BatchEngine(per_sample=per_sample, padded_batch=padded_batch,
+                                  memory_budget_mb=memory_budget_mb)
         self.last_stats: list[BatchStats] = []
 
     def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
@@ -394,10 +396,8 @@ class BatchedTrainer(Trainer):
                      private: bool) -> list[dict[str, torch.Tensor]]:
         """One call of :func:`train_mlp_batch` for jobs that are all private or all not."""
         stats = BatchStats()
-        engine = BatchEngine(per_sample=self.per_sample, padded_batch=self.padded_batch,
-                             memory_budget_mb=self.memory_budget_mb)
         states = train_mlp_batch(
-            X, y, specs, config=config, task=task, engine=engine, stats=stats,
+            X, y, specs, config=config, task=task, engine=self.engine, stats=stats,
             dp_rows=DPRowCount(mechanism.steps_per_epoch, mechanism.rows) if private else None)
         self.last_stats.append(stats)
         n = X.shape[0]
