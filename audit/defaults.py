@@ -20,12 +20,16 @@ __all__ = [
     "DEFAULT_CANARIES",
     "DEFAULT_CANARY_KIND",
     "DEFAULT_CANARY_ROWS",
+    "DEFAULT_CANARY_SCALE",
     "DEFAULT_CI_LEVEL",
     "DEFAULT_CONFIDENCE",
     "DEFAULT_DEVICE",
     "DEFAULT_DROPOUT",
     "DEFAULT_EPOCHS",
     "DEFAULT_EPSILON",
+    "DEFAULT_GRADIENT_CANARIES",
+    "DEFAULT_GRADIENT_CANARY_NORM",
+    "DEFAULT_GRADIENT_GUESS_FRACTION",
     "DEFAULT_GUESS_FRACTION",
     "DEFAULT_HIDDEN",
     "DEFAULT_LR",
@@ -42,6 +46,8 @@ __all__ = [
     "DEFAULT_OPTIMIZER",
     "DEFAULT_SEEDS",
     "DEFAULT_SHADOWS",
+    "DEFAULT_WHITE_BOX",
+    "DEFAULT_WHITE_BOX_CANARIES",
     "DEFAULT_SMALL_GROUPS",
     "DEFAULT_SOLVER_CANDIDATES",
     "DEFAULT_SOLVER_MODEL",
@@ -130,5 +136,17 @@ DEFAULT_CANARY_ROWS = "isolated"
 CANARY_ROWS_CHOICES: tuple[str, ...] = ("isolated", "random")
 DEFAULT_GUESS_FRACTION = 0.2
 DEFAULT_CONFIDENCE = 0.95
+#: White-box canary audit (every step observed) on by default.
+DEFAULT_WHITE_BOX = True
+#: Crafted row canaries of the white-box audit per canary run.
+DEFAULT_WHITE_BOX_CANARIES = 500
+#: Factor the crafted canaries' (encoded) features are scaled by.
+DEFAULT_CANARY_SCALE = 10.0
+#: Dirac gradient canaries per DP-SGD canary run.
+DEFAULT_GRADIENT_CANARIES = 5000
+#: Gradient canaries' norm in units of the clipping norm C (clipped to C when honest).
+DEFAULT_GRADIENT_CANARY_NORM = 4.0
+#: Guesses on each side as a fraction of the gradient canaries.
+DEFAULT_GRADIENT_GUESS_FRACTION = 0.01
 DEFAULT_MECHANISM_ROWS = 200
 DEFAULT_MECHANISM_MASKS = 64

@@ -64,8 +64,12 @@ def test_mia_metrics_for_every_arm_and_group(result: AuditResult) -> None:
 
 def test_canary_audit_rows_and_no_violation(result: AuditResult) -> None:
     emp = result.empirical
-    assert len(emp) == 3 * 2  # arms x seeds
-    assert (emp["canaries"] == 300).all() and (emp["guesses"] == 120).all()
+    # arms x seeds black-box and white-box rows, plus the DP arm's gradient canaries
+    assert emp.groupby("audit").size().to_dict() == {"black_box": 6, "white_box_rows": 6,
+                                                     "white_box_gradient": 2}
+    black = emp[emp["audit"] == "black_box"]
+    assert (black["canaries"] == 300).all() and (black["guesses"] == 120).all()
+    assert set(emp.loc[emp["audit"] == "white_box_gradient", "kind"]) == {"dp_sgd"}
     assert ((emp["correct"] >= 0) & (emp["correct"] <= emp["guesses"])).all()
     assert (emp["epsilon_lower_bound"] >= 0).all()
     dp = emp[emp["kind"] == "dp_sgd"]

@@ -106,12 +106,13 @@ def privacy_rows_of(arm: Arm, seeds: Sequence[int], ledgers: Sequence[PrivacyLed
 
 
 def _canary_audit(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels) -> pd.DataFrame:
-    """One row per (arm, seed): the canary run's lower bound and violation flag."""
+    """One row per (arm, seed, audit): the canary run's lower bounds and violation flag."""
     return pd.DataFrame([
-        score_canary_run(run, arm, model, prepared.test.X, delta=plan.budgets.delta[arm.label],
-                         n_seeds=len(plan.canary_runs), config=plan.config.privacy_audit)
+        row
         for run, models in zip(plan.canary_runs, trained.canaries, strict=True)
         for arm, model in zip(plan.arms, models, strict=True)
+        for row in score_canary_run(run, arm, model, prepared.test.X, delta=plan.budgets.delta[arm.label],
+                                    n_seeds=len(plan.canary_runs), config=plan.config.privacy_audit)
     ])
 
 

@@ -25,9 +25,12 @@ from .._exceptions import ConfigError
 from ..arms._arms import Arm
 from ..data._encoded import EncodedSplit
 from ..training._trainer import FittedModel, TrainingRows
+from ..training._whitebox import GradientCanaries, WhiteBoxProbe
 from ._audit_bound import epsilon_lower_bound
 from ._config import PrivacyAuditConfig
+from ._fdp_bound import gaussian_dp_epsilon, mu_lower_bound
 from ._membership import row_losses
+from ._whitebox_audit import gradient_canary_scores, guesses_from_scores, row_canary_scores
 
 
 @dataclass(frozen=True)
@@ -85,56 +88,171 @@ def score_canaries(model: FittedModel, X: np.ndarray, labels: np.ndarray, plan: 
 
 
 @dataclass(frozen=True, eq=False)
+class CraftedCanaries:
+    """The white-box audit's row canaries: test rows (disjoint from the black-box ones)
+    with flipped labels and features scaled by ``scale``, and which are included.
+
+    No real person sends such a row, but DP's guarantee must hold for every row: a
+    mechanism that lets one of them stand out is not DP at the level it shows.
+    """
+
+    rows: np.ndarray
+    X: np.ndarray
+    labels: np.ndarray
+    included: np.ndarray
+    scale: float
+
+
+@dataclass(frozen=True, eq=False)
 class CanaryRun:
     """One seed's canary run, fixed before any training: which canaries go in, the rows
-    the run trains on (training rows, then the included canaries) and their groups.
+    the run trains on (training rows, the included black-box canaries, then the included
+    crafted canaries) and their groups.
 
-    The DP mechanism of the run (q, steps, noise) is fixed by ``n_train + m`` through
-    ``rows.accounting_rows``, known before the coins are tossed: were it derived from the
-    realised training-set size, adding one canary could change the mechanism, and the
-    accountant's (epsilon, delta) would not cover it.
+    The DP mechanism of the run (q, steps, noise) is fixed by the training rows plus
+    every canary of every kind through ``rows.accounting_rows``, known before the coins
+    are tossed: were it derived from the realised training-set size, adding one canary
+    could change the mechanism, and the accountant's (epsilon, delta) would not cover it.
     """
 
     seed: int
     plan: CanaryPlan
     rows: TrainingRows
     groups: np.ndarray
+    crafted: CraftedCanaries | None = None
+
+    @property
+    def gradient(self) -> GradientCanaries | None:
+        return self.rows.probe.gradient if self.rows.probe is not None else None
 
 
 def plan_canary_runs(train: EncodedSplit, test: EncodedSplit, *, seeds: Sequence[int],
                      config: PrivacyAuditConfig) -> list[CanaryRun]:
-    """The canary run of every seed: canaries (test rows), coins and training rows."""
+    """The canary run of every seed: canaries, coins and training rows.
+
+    With ``config.white_box`` the rows also carry a :class:`WhiteBoxProbe`: the crafted
+    row canaries, observed at every step, and the Dirac gradient canaries (DP-SGD runs
+    only), each kind with its own coins.
+    """
     iso = isolation(test.X, train.X) if config.canary_rows == "isolated" else None
     runs = []
     for seed in seeds:
         plan = canary_plan(test.y, config, seed, iso)
+        crafted = crafted_canaries(test, plan, config, seed, iso) if config.white_box else None
+        probe = None
+        if config.white_box:
+            gradient = None
+            if config.gradient_canaries:
+                coins = np.random.default_rng([seed, 0x6CA8]).random(config.gradient_canaries) < 0.5
+                gradient = GradientCanaries(coins, config.gradient_canary_norm)
+            probe = WhiteBoxProbe(rows_X=crafted.X if crafted is not None else None,
+                                  rows_y=crafted.labels if crafted is not None else None,
+                                  gradient=gradient)
         inc = plan.rows[plan.included]
-        rows = TrainingRows(np.concatenate([train.X, test.X[inc]]),
-                            np.concatenate([train.y, plan.labels[plan.included]]),
+        parts_X, parts_y, parts_g = [train.X, test.X[inc]], [train.y, plan.labels[plan.included]], [
+            train.groups, test.groups[inc]]
+        extra = 0
+        if crafted is not None:
+            parts_X.append(crafted.X[crafted.included])
+            parts_y.append(crafted.labels[crafted.included])
+            parts_g.append(test.groups[crafted.rows[crafted.included]])
+            extra = len(crafted.rows)
+        rows = TrainingRows(np.concatenate(parts_X), np.concatenate(parts_y),
                             name=f"canary run, seed {seed}",
-                            accounting_rows=len(train) + len(plan.rows))
-        runs.append(CanaryRun(seed, plan, rows, np.concatenate([train.groups, test.groups[inc]])))
+                            accounting_rows=len(train) + len(plan.rows) + extra
+                            + (config.gradient_canaries if config.white_box else 0),
+                            probe=probe)
+        runs.append(CanaryRun(seed, plan, rows, np.concatenate(parts_g), crafted))
     return runs
 
 
+def crafted_canaries(test: EncodedSplit, plan: CanaryPlan, config: PrivacyAuditConfig, seed: int,
+                     isolation_scores: np.ndarray | None) -> CraftedCanaries | None:
+    """The white-box row canaries: the next most isolated test rows after the black-box
+    canaries (or random ones), labels flipped, features scaled; coins of their own."""
+    free = np.setdiff1d(np.arange(len(test.y)), plan.rows)
+    m = min(config.white_box_canaries, len(free))
+    if m < 2:
+        return None
+    rng = np.random.default_rng([seed, 0x6CA7])
+    if isolation_scores is not None:
+        rows = np.sort(free[np.argsort(-isolation_scores[free], kind="stable")[:m]])
+    else:
+        rows = np.sort(rng.choice(free, m, replace=False))
+    included = rng.random(m) < 0.5
+    # Labels by coin, not flipped: flipped labels of scaled rows follow one rule (the
+    # model's own prediction, negated), which a network learns for all of them at once;
+    # coin labels must be memorised one by one.
+    labels = (rng.random(m) < 0.5).astype(float)
+    return CraftedCanaries(rows, test.X[rows] * config.canary_scale, labels, included, config.canary_scale)
+
+
+#: What each audit observes, for the result and the report.
+AUDITS = {
+    "black_box": "final model only: canary rows scored by their loss",
+    "white_box_rows": "every step's update: crafted canary rows scored by alignment with their own gradient",
+    "white_box_gradient": "every step's privatised gradient: Dirac gradient canaries (DP-SGD only)",
+}
+
+
 def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.ndarray, *,
-                     delta: float, n_seeds: int, config: PrivacyAuditConfig) -> dict[str, Any]:
-    """The lower bound and violation flag of one arm's model from one canary run."""
+                     delta: float, n_seeds: int, config: PrivacyAuditConfig) -> list[dict[str, Any]]:
+    """The lower bounds and violation flags of one arm's model from one canary run: one
+    row per audit (black-box; white-box rows and gradients when observed)."""
     plan = run.plan
+    guesses, correct = score_canaries(model, X_test[plan.rows], plan.labels, plan)
+    black_box = _Guesses(len(plan.rows), plan.included, guesses, correct)
+    rows = [_audit_row("black_box", run, arm, model, black_box, delta=delta, n_seeds=n_seeds, config=config)]
+    trace = model.trace
+    if trace is not None and trace.row_projection is not None and run.crafted is not None:
+        k = max(1, int(round(config.guess_fraction * len(run.crafted.rows))))
+        g, c = guesses_from_scores(row_canary_scores(trace.row_projection), run.crafted.included, k)
+        rows.append(_audit_row("white_box_rows", run, arm, model,
+                               _Guesses(len(run.crafted.rows), run.crafted.included, g, c),
+                               delta=delta, n_seeds=n_seeds, config=config))
+    gradient = run.gradient
+    if (trace is not None and trace.gradient_observation is not None and gradient is not None
+            and model.ledger.noise_multiplier and model.ledger.sample_rate):
+        scores = gradient_canary_scores(trace.gradient_observation,
+                                        noise_multiplier=float(model.ledger.noise_multiplier),
+                                        sample_rate=float(model.ledger.sample_rate))
+        k = max(1, int(round(config.gradient_guess_fraction * gradient.count)))
+        g, c = guesses_from_scores(scores, gradient.included, k)
+        rows.append(_audit_row("white_box_gradient", run, arm, model,
+                               _Guesses(gradient.count, gradient.included, g, c),
+                               delta=delta, n_seeds=n_seeds, config=config))
+    return rows
+
+
+@dataclass(frozen=True)
+class _Guesses:
+    canaries: int
+    included: np.ndarray
+    guesses: int
+    correct: int
+
+
+def _audit_row(audit: str, run: CanaryRun, arm: Arm, model: FittedModel, observed: _Guesses, *,
+               delta: float, n_seeds: int, config: PrivacyAuditConfig) -> dict[str, Any]:
     # The bound reported for an arm is the largest over seeds: each seed is audited at
     # 1 - (1 - confidence) / S so that the maximum holds at ``confidence`` (Bonferroni).
     per_seed_confidence = 1.0 - (1.0 - config.confidence) / n_seeds
-    guesses, correct = score_canaries(model, X_test[plan.rows], plan.labels, plan)
-    bound = epsilon_lower_bound(canaries=len(plan.rows), guesses=guesses, correct=correct,
+    canaries, guesses, correct = observed.canaries, observed.guesses, observed.correct
+    bound = epsilon_lower_bound(canaries=canaries, guesses=guesses, correct=correct,
                                 delta=delta, confidence=per_seed_confidence)
+    mu = mu_lower_bound(canaries=canaries, guesses=guesses, correct=correct,
+                        confidence=per_seed_confidence)
     run_eps = model.ledger.epsilon
     return {
-        "arm": arm.label, "kind": arm.kind, "seed": run.seed, "canaries": len(plan.rows),
-        "canary_kind": config.canary_kind, "included": int(plan.included.sum()),
-        "k_plus": plan.k_plus, "k_minus": plan.k_minus, "guesses": guesses,
-        "correct": correct, "delta": delta, "confidence": per_seed_confidence,
+        "arm": arm.label, "kind": arm.kind, "seed": run.seed, "audit": audit, "canaries": canaries,
+        "canary_kind": config.canary_kind if audit == "black_box" else (
+            "crafted" if audit == "white_box_rows" else "gradient"),
+        "included": int(np.sum(observed.included)), "k_plus": guesses // 2, "k_minus": guesses // 2,
+        "guesses": guesses, "correct": correct, "delta": delta, "confidence": per_seed_confidence,
         "family_confidence": config.confidence,
         "epsilon_lower_bound": bound,
+        "mu_lower_bound": mu,
+        "epsilon_lower_bound_gdp": gaussian_dp_epsilon(mu, delta) if delta > 0 else math.nan,
         "run_epsilon": math.nan if run_eps is None else float(run_eps),
         "dp_violation": bool(arm.private and run_eps is not None and bound > run_eps),
     }

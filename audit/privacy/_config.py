@@ -13,13 +13,19 @@ from ..defaults import (
     DEFAULT_CANARIES,
     DEFAULT_CANARY_KIND,
     DEFAULT_CANARY_ROWS,
+    DEFAULT_CANARY_SCALE,
     DEFAULT_CONFIDENCE,
+    DEFAULT_GRADIENT_CANARIES,
+    DEFAULT_GRADIENT_CANARY_NORM,
+    DEFAULT_GRADIENT_GUESS_FRACTION,
     DEFAULT_GUESS_FRACTION,
     DEFAULT_MECHANISM_MASKS,
     DEFAULT_MECHANISM_ROWS,
     DEFAULT_MIA,
     DEFAULT_MIA_BOOTSTRAP,
     DEFAULT_SHADOWS,
+    DEFAULT_WHITE_BOX,
+    DEFAULT_WHITE_BOX_CANARIES,
     MIA_CHOICES,
 )
 
@@ -57,6 +63,25 @@ class PrivacyAuditConfig:
         fixed before training.
     confidence
         Confidence of the epsilon lower bound.
+    white_box
+        Also audit every arm white-box: the canary runs record every step's update, the
+        row canaries are scored by its alignment with their own gradients, and DP-SGD
+        runs get Dirac gradient canaries (:mod:`audit.training._whitebox`). Costs about
+        the canary runs' training time again per 250 row canaries.
+    white_box_canaries
+        Crafted row canaries per canary run for the white-box audit (test rows, labels
+        flipped, features scaled by ``canary_scale``), apart from the black-box ones.
+    canary_scale
+        Factor the crafted canaries' features are multiplied by.
+    gradient_canaries
+        Dirac gradient canaries per DP-SGD canary run, on an appended block of audit
+        coordinates (they cost a little noise per step, no training).
+    gradient_canary_norm
+        Their norm in units of the clipping norm; above 1, an honest step clips them to
+        C, and a step that skips clipping lets them stand out.
+    gradient_guess_fraction
+        ``k+ = k- = round(gradient_guess_fraction * gradient_canaries)`` guesses, fixed
+        before training (a small fraction: the strongest evidence sits in the tails).
     mechanism_rows, mechanism_masks
         Training rows and dropout masks used for the dropout-noise curve.
     """
@@ -69,6 +94,12 @@ class PrivacyAuditConfig:
     canary_rows: str = DEFAULT_CANARY_ROWS
     guess_fraction: float = DEFAULT_GUESS_FRACTION
     confidence: float = DEFAULT_CONFIDENCE
+    white_box: bool = DEFAULT_WHITE_BOX
+    white_box_canaries: int = DEFAULT_WHITE_BOX_CANARIES
+    canary_scale: float = DEFAULT_CANARY_SCALE
+    gradient_canaries: int = DEFAULT_GRADIENT_CANARIES
+    gradient_canary_norm: float = DEFAULT_GRADIENT_CANARY_NORM
+    gradient_guess_fraction: float = DEFAULT_GRADIENT_GUESS_FRACTION
     mechanism_rows: int = DEFAULT_MECHANISM_ROWS
     mechanism_masks: int = DEFAULT_MECHANISM_MASKS
 
@@ -82,6 +113,12 @@ class PrivacyAuditConfig:
             "canary_rows": Options(CANARY_ROWS_CHOICES),
             "guess_fraction": Interval(float, 0, 0.5, closed="right"),
             "confidence": Interval(float, 0, 1, closed="neither"),
+            "white_box": Options([True, False]),
+            "white_box_canaries": (Options([0]), Interval(int, 2, None)),
+            "canary_scale": Interval(float, 0, None, closed="neither"),
+            "gradient_canaries": (Options([0]), Interval(int, 2, None)),
+            "gradient_canary_norm": Interval(float, 1, None),
+            "gradient_guess_fraction": Interval(float, 0, 0.5, closed="right"),
             "mechanism_rows": Interval(int, 0, None),
             "mechanism_masks": Interval(int, 2, None),
         })

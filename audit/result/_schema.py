@@ -96,10 +96,12 @@ MIA_STAT_FIELDS = (*STAT_FIELDS, "n_members", "n_nonmembers", "available", "reas
 MIA_COLUMNS = ("arm", "kind", "seed", "attack", "group", "metric", *MIA_STAT_FIELDS)
 
 EMPIRICAL_COLUMNS = (
-    "arm", "kind", "seed", "canaries", "canary_kind", "included", "k_plus", "k_minus", "guesses",
-    "correct", "delta", "confidence", "family_confidence", "epsilon_lower_bound", "run_epsilon",
-    "dp_violation",
+    "arm", "kind", "seed", "audit", "canaries", "canary_kind", "included", "k_plus", "k_minus",
+    "guesses", "correct", "delta", "confidence", "family_confidence", "epsilon_lower_bound",
+    "mu_lower_bound", "epsilon_lower_bound_gdp", "run_epsilon", "dp_violation",
 )  # fmt: skip
+#: The canary audits, in report order (see :data:`audit.privacy._canaries.AUDITS`).
+EMPIRICAL_AUDITS = ("black_box", "white_box_rows", "white_box_gradient")
 ROC_COLUMNS = ("arm", "kind", "seed", "attack", "fpr", "tpr", "resolvable")
 MECHANISM_COLUMNS = ("arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std")
 DP_COST_COLUMNS = (
@@ -214,15 +216,20 @@ def normalise_empirical(df: pd.DataFrame, arm_order: list[str]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=list(EMPIRICAL_COLUMNS))
     df = df.reindex(columns=list(EMPIRICAL_COLUMNS)).reset_index(drop=True)
-    for col in ("delta", "confidence", "family_confidence", "epsilon_lower_bound", "run_epsilon"):
+    # Results written before the white-box audit existed hold black-box rows only.
+    df["audit"] = df["audit"].where(df["audit"].notna(), "black_box")
+    for col in ("delta", "confidence", "family_confidence", "epsilon_lower_bound", "run_epsilon",
+                "mu_lower_bound", "epsilon_lower_bound_gdp"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     for col in ("seed", "canaries", "included", "k_plus", "k_minus", "guesses", "correct"):
         df[col] = df[col].astype("int64")
     df["dp_violation"] = df["dp_violation"].astype(bool)
-    for col in ("arm", "kind", "canary_kind"):
+    for col in ("arm", "kind", "canary_kind", "audit"):
         df[col] = pd.Series([str(v) for v in df[col]], dtype=object)
     rank = df["arm"].map({a: i for i, a in enumerate(arm_order)})
-    return df.assign(_r=rank).sort_values(["_r", "seed"], kind="stable").drop(columns="_r") \
+    audit_rank = df["audit"].map({a: i for i, a in enumerate(EMPIRICAL_AUDITS)}).fillna(99)
+    return df.assign(_r=rank, _a=audit_rank).sort_values(["_r", "_a", "seed"], kind="stable") \
+        .drop(columns=["_r", "_a"]) \
         .reset_index(drop=True)
 
 

@@ -50,6 +50,7 @@ from ..dp._accounting import (
 )
 from ._config import TrainingConfig
 from ._models import MLP
+from ._privatizer import DPSGDPrivatizer
 from ._stacked_mlp import (
     PerSampleMode,
     RowChunk,
@@ -61,12 +62,19 @@ from ._stacked_mlp import (
     default_padded_width,
     dropout_masks,
     mean_grad,
-    noisy_mean,
     peak_rss_mb,
     row_bytes,
     row_loss,
 )
 from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, register_trainer
+from ._whitebox import (
+    AUDIT_BLOCK,
+    GradientCanaries,
+    WhiteBoxProbe,
+    WhiteBoxTrace,
+    row_projections,
+    stack_rows,
+)
 
 __all__ = ["BatchEngine", "BatchedModelSpec", "BatchedTrainer", "BatchStats", "DPRowCount", "train_mlp_batch"]
 
@@ -114,6 +122,8 @@ class BatchStats:
     chunks: int = 0
     peak_memory_mb: float = float("nan")
     draw_sizes: list[int] = field(default_factory=list)
+    #: What a white-box probe observed, one trace per model (empty without a probe).
+    traces: list[WhiteBoxTrace] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,12 +142,16 @@ class BatchEngine:
         Bound on the per-chunk working set; rows are chunked to stay under it.
     model_factory
         Builds one model from (input width, hidden widths); default :class:`MLP`.
+    privatizer
+        DP-SGD's sampling, clipping and noise (:class:`DPSGDPrivatizer`); replaced only
+        to check that the privacy audit catches a broken one (:mod:`._broken_dp`).
     """
 
     per_sample: PerSampleMode = "ghost"
     padded_batch: int | None = None
     memory_budget_mb: float = 512.0
     model_factory: Callable[[int, Sequence[int]], nn.Module] | None = None
+    privatizer: DPSGDPrivatizer = field(default_factory=DPSGDPrivatizer)
 
     def __post_init__(self) -> None:
         if self.per_sample not in ("ghost", "vmap"):
@@ -155,7 +169,7 @@ class DPRowCount:
     rows: int
 
 
-def train_mlp_batch(
+def train_mlp_batch(  # noqa: PLR0913 - one keyword per independent part of a run
     X: torch.Tensor,
     y: torch.Tensor,
     specs: Sequence[BatchedModelSpec],
@@ -165,6 +179,7 @@ def train_mlp_batch(
     engine: BatchEngine | None = None,
     stats: BatchStats | None = None,
     dp_rows: DPRowCount | None = None,
+    probe: WhiteBoxProbe | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Train K models on the same rows; return each model's ``state_dict``.
 
@@ -183,6 +198,9 @@ def train_mlp_batch(
         Filled with what the run measured.
     dp_rows
         For DP: fix the mechanism by this row count instead of ``len(X)``.
+    probe
+        Canaries to plant and observe at every step (:mod:`._whitebox`); the traces are
+        appended to ``stats.traces``. Needs the built-in MLP (``per_sample="ghost"``).
     """
     if not specs:
         return []
@@ -190,7 +208,7 @@ def train_mlp_batch(
     if len(private) != 1:
         raise ConfigError("a batch must be all private or all non-private models")
     run = _StackedRun(X, y, specs, config, task, engine or BatchEngine(),
-                      stats if stats is not None else BatchStats())
+                      stats if stats is not None else BatchStats(), probe)
     if private.pop():
         run.train_private(dp_rows)
     else:
@@ -202,8 +220,12 @@ class _StackedRun:
     """One call of :func:`train_mlp_batch`: the stacked models and their streams."""
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, specs: Sequence[BatchedModelSpec],
-                 config: TrainingConfig, task: Task, engine: BatchEngine, stats: BatchStats) -> None:
+                 config: TrainingConfig, task: Task, engine: BatchEngine, stats: BatchStats,
+                 probe: WhiteBoxProbe | None = None) -> None:
         self.X, self.y, self.specs, self.config, self.engine, self.stats = X, y, specs, config, engine, stats
+        self.probe = probe
+        if probe is not None and engine.per_sample != "ghost":
+            raise ConfigError("the white-box audit needs the built-in MLP (per_sample='ghost')")
         self.device, self.dtype = X.device, X.dtype
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -232,6 +254,11 @@ class _StackedRun:
         self.opt = StackedOptimizer(self.params, lr, config.optimizer)
         self.loss_fn = row_loss(task)
         self.layer_widths = [X.shape[1], *config.hidden, 1]
+        self.traces = [WhiteBoxTrace() for _ in specs] if probe is not None else []
+        if probe is not None and probe.observes_rows:
+            self.canary_X, self.canary_y = stack_rows(
+                torch.as_tensor(probe.rows_X, dtype=self.dtype, device=self.device),
+                torch.as_tensor(probe.rows_y, dtype=self.dtype, device=self.device), len(specs))
 
     @property
     def n(self) -> int:
@@ -259,40 +286,62 @@ class _StackedRun:
         return RowChunk(self.X[idx], self.y[idx], valid, chunk_masks(masks, start, stop))
 
     def train_private(self, dp_rows: DPRowCount | None) -> None:
-        specs, n, stats = self.specs, self.n, self.stats
+        specs, n, stats, privatizer = self.specs, self.n, self.stats, self.engine.privatizer
         models = StackedModels(self.base, self.params, self.engine.per_sample, self.loss_fn)
         clip = self._vector([float(s.max_grad_norm or 0.0) for s in specs])
         sigma = self._vector([float(s.noise_multiplier or 0.0) for s in specs])
-        # Sampling rates stay float64 on the CPU: they are only read as Python floats.
-        q = torch.tensor([float(s.sample_rate or 0.0) for s in specs], dtype=torch.float64)
+        rates = [float(s.sample_rate or 0.0) for s in specs]
         n_expected = dp_rows.rows if dp_rows is not None else n
-        expected = self._vector([max(1, int(n_expected * float(s.sample_rate or 0.0))) for s in specs])
+        expected = self._vector([max(1, int(n_expected * q)) for q in rates])
         steps_per_epoch = dp_rows.steps_per_epoch if dp_rows is not None else self._plain_steps()
-        width = self.engine.padded_batch or default_padded_width(n, float(q.max()))
+        width = self.engine.padded_batch or default_padded_width(n, max(rates))
         chunk_rows = self._chunk_rows(self.engine.per_sample, width)
+        gradient = self.probe.gradient if self.probe is not None else None
+        canaries = _GradientCanaryRun(self, gradient) if gradient is not None else None
+        # Included gradient canaries are rows n, n+1, ... of every draw.
+        drawn = n + (canaries.included if canaries is not None else 0)
+        privatizer.start(len(specs), steps_per_epoch)
         stats.min_draw = n
-        for _ in range(self.config.epochs * steps_per_epoch):
-            draws = torch.stack([g.poisson(n, float(q[k])) for k, g in enumerate(self.gens)])
-            counts = draws.sum(dim=1)
+        for step in range(self.config.epochs * steps_per_epoch):
+            draws = privatizer.sample(self.gens, drawn, rates, step)
+            real = draws[:, :n]
+            counts = real.sum(dim=1)
             stats.draw_sizes.extend(int(c) for c in counts)
             stats.max_draw = max(stats.max_draw, int(counts.max()))
             stats.min_draw = min(stats.min_draw, int(counts.min()))
             # Selected rows first, in row order; each model's draw then fills
             # columns [0, count_k) of the index matrix, the rest is padding.
             longest = int(counts.max())
-            order = torch.argsort((~draws).to(torch.int8), dim=1, stable=True)[:, :longest].to(self.device)
+            order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)[:, :longest].to(self.device)
             masks = self._step_masks(order, counts)
             summed = {k: torch.zeros_like(v) for k, v in self.params.items()}
             for start in range(0, longest, chunk_rows):
                 stop = min(start + chunk_rows, longest)
                 valid = (torch.arange(start, stop, device=self.device)[None, :]
                          < counts.to(self.device)[:, None]).to(self.dtype)
-                part = clipped_sum(models, self._chunk(order[:, start:stop], valid, masks, start, stop), clip)
+                part = clipped_sum(models, self._chunk(order[:, start:stop], valid, masks, start, stop), clip,
+                                   privatizer.clip_factors)
                 for key in summed:
                     summed[key] += part[key]
                 stats.chunks += 1
-            self.opt.step(noisy_mean(summed, self.gens, sigma, clip, expected))
+            if canaries is not None:
+                summed = canaries.add(summed, draws[:, n:].to(self.device), privatizer)
+            update = privatizer.noisy_mean(summed, self.gens, sigma, clip, expected)
+            self._observe(models, update)
+            if canaries is not None:
+                canaries.observe(update, expected)
+            self.opt.step(update)
             stats.steps += 1
+        if canaries is not None:
+            canaries.finish()
+
+    def _observe(self, models: StackedModels, update: dict[str, torch.Tensor]) -> None:
+        """Record the update's projection on every row canary's gradient (before the step)."""
+        if self.probe is None or not self.probe.observes_rows:
+            return
+        proj = row_projections(models, self.canary_X, self.canary_y, update).to(torch.float32).cpu()
+        for k, trace in enumerate(self.traces):
+            trace._rows.append(proj[k])
 
     def _plain_steps(self) -> int:
         return math.ceil(self.n / min(self.config.batch_size, self.n))
@@ -317,16 +366,56 @@ class _StackedRun:
                     for key in grads:
                         grads[key] += part[key]
                     stats.chunks += 1
+                self._observe(models, grads)
                 self.opt.step(grads)
                 stats.steps += 1
 
     def states(self) -> list[dict[str, torch.Tensor]]:
+        for trace in self.traces:
+            if trace._rows:
+                trace.row_projection = torch.stack(trace._rows).numpy()
+                trace._rows.clear()
+        self.stats.traces.extend(self.traces)
         if self.device.type == "cuda":
             self.stats.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
             self.stats.peak_memory_mb = peak_rss_mb()
         return [{name: self.params[name][k].detach().clone() for name in self.names}
                 for k in range(len(self.specs))]
+
+
+class _GradientCanaryRun:
+    """The gradient canaries of one DP run on the appended audit block: what each step
+    adds and shows there (see :mod:`._whitebox`)."""
+
+    def __init__(self, run: _StackedRun, gradient: GradientCanaries) -> None:
+        self.run, self.norm = run, float(gradient.norm)
+        self.count = gradient.count
+        self.inside = torch.as_tensor(np.flatnonzero(gradient.included), device=run.device)
+        self.included = int(self.inside.shape[0])
+        self.clip = run._vector([float(s.max_grad_norm or 0.0) for s in run.specs])
+
+    def add(self, summed: dict[str, torch.Tensor], sampled: torch.Tensor,
+            privatizer: DPSGDPrivatizer) -> dict[str, torch.Tensor]:
+        """The clipped sum, extended by the audit block with each sampled included canary's
+        clipped gradient on its coordinate."""
+        K = len(self.run.specs)
+        block = torch.zeros((K, self.count), dtype=self.run.dtype, device=self.run.device)
+        if self.included:
+            size = self.clip[:, None] * self.norm
+            factor = privatizer.clip_factors((size * size).expand(-1, self.included).contiguous(), self.clip)
+            block[:, self.inside] = factor * size * sampled.to(block.dtype)
+        return {**summed, AUDIT_BLOCK: block}
+
+    def observe(self, update: dict[str, torch.Tensor], expected: torch.Tensor) -> None:
+        seen = (update[AUDIT_BLOCK] * (expected / self.clip)[:, None]).to(torch.float32).cpu()
+        for k, trace in enumerate(self.run.traces):
+            trace._gradient.append(seen[k])
+
+    def finish(self) -> None:
+        for trace in self.run.traces:
+            trace.gradient_observation = torch.stack(trace._gradient).numpy()
+            trace._gradient.clear()
 
 
 # --------------------------------------------------------------------------- trainer
@@ -343,12 +432,15 @@ class BatchedTrainer(Trainer):
 
     name: ClassVar[str] = "batched"
     fixes_mechanism_by_row_count: ClassVar[bool] = True
+    observes_steps: ClassVar[bool] = True
 
     def __init__(self, *, per_sample: PerSampleMode = BatchEngine.per_sample,
                  padded_batch: int | None = BatchEngine.padded_batch,
-                 memory_budget_mb: float = BatchEngine.memory_budget_mb) -> None:
+                 memory_budget_mb: float = BatchEngine.memory_budget_mb,
+                 privatizer: DPSGDPrivatizer | None = None) -> None:
         self.engine = BatchEngine(per_sample=per_sample, padded_batch=padded_batch,
-                                  memory_budget_mb=memory_budget_mb)
+                                  memory_budget_mb=memory_budget_mb,
+                                  privatizer=privatizer if privatizer is not None else DPSGDPrivatizer())
         self.last_stats: list[BatchStats] = []
 
     def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
@@ -382,23 +474,33 @@ class BatchedTrainer(Trainer):
                      (BatchedModelSpec(seed=jobs[i].seed, rates=jobs[i].rates, lr=config.lr,
                                        stream=jobs[i].arm.label), PrivacyLedger(mechanism=jobs[i].arm.kind))
                      for i in members]
-            states = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism, private)
-            for i, state, (_, ledger) in zip(members, states, pairs, strict=True):
+            states, traces = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism,
+                                               private, data.probe)
+            for pos, (i, state, (_, ledger)) in enumerate(zip(members, states, pairs, strict=True)):
                 model = MLP(data.X.shape[1], hidden=config.hidden).to(device)
                 model.load_state_dict(state)
-                results[i] = FittedModel(model=model, ledger=ledger, device=device, task=task)
+                results[i] = FittedModel(model=model, ledger=ledger, device=device, task=task,
+                                         trace=traces[pos] if traces else None)
                 if on_fitted is not None:
                     on_fitted(i)
         return _all_fitted(results)
 
     def _train_group(self, X: torch.Tensor, y: torch.Tensor, specs: list[BatchedModelSpec],
                      config: TrainingConfig, task: Task, mechanism: _DPMechanism,
-                     private: bool) -> list[dict[str, torch.Tensor]]:
-        """One call of :func:`train_mlp_batch` for jobs that are all private or all not."""
+                     private: bool, probe: WhiteBoxProbe | None
+                     ) -> tuple[list[dict[str, torch.Tensor]], list[WhiteBoxTrace]]:
+        """One call of :func:`train_mlp_batch` for jobs that are all private or all not.
+
+        Gradient canaries need clipping and noise: non-private models get the row
+        canaries of a probe only.
+        """
         stats = BatchStats()
+        if probe is not None and not private and probe.gradient is not None:
+            probe = WhiteBoxProbe(rows_X=probe.rows_X, rows_y=probe.rows_y)
         states = train_mlp_batch(
             X, y, specs, config=config, task=task, engine=self.engine, stats=stats,
-            dp_rows=DPRowCount(mechanism.steps_per_epoch, mechanism.rows) if private else None)
+            dp_rows=DPRowCount(mechanism.steps_per_epoch, mechanism.rows) if private else None,
+            probe=probe)
         self.last_stats.append(stats)
         n = X.shape[0]
         plain_steps = config.epochs * math.ceil(n / min(config.batch_size, n))
@@ -407,7 +509,7 @@ class BatchedTrainer(Trainer):
             raise TrainingError(
                 f"the batched trainer took {stats.steps} steps but accounted for {expected_steps}; "
                 "no epsilon can be reported for this run")
-        return states
+        return states, stats.traces
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ every one of them computes the same thing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -158,8 +158,18 @@ class RowChunk:
     masks: list[torch.Tensor] | None = None
 
 
-def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Sum over valid rows of the per-row gradients, each clipped to its model's norm."""
+def clip_factors(norm2: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+    """Opacus' per-row clipping factor ``min(1, C / (||g|| + 1e-6))``, rows ``(K, rows)``."""
+    return (clip[:, None] / (norm2.sqrt() + CLIP_EPS)).clamp(max=1.0)
+
+
+ClipFactors = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor,
+                factors: ClipFactors = clip_factors) -> dict[str, torch.Tensor]:
+    """Sum over valid rows of the per-row gradients, each clipped to its model's norm
+    (by ``factors(norm2, clip)``, :func:`clip_factors` unless a DP-SGD step says otherwise)."""
     params, valid, masks = models.params, chunk.valid, chunk.masks
     if models.mode == "ghost":
         n_hidden = models.n_hidden
@@ -169,7 +179,7 @@ def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor) -> d
         norm2 = torch.zeros_like(valid)
         for a, delta in zip(inputs, deltas, strict=True):
             norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
-        factor = (clip[:, None] / (norm2.sqrt() + CLIP_EPS)).clamp(max=1.0) * valid
+        factor = factors(norm2, clip) * valid
         summed: dict[str, torch.Tensor] = {}
         for layer, (a, delta) in enumerate(zip(inputs, deltas, strict=True)):
             prefix = f"hidden.{layer}" if layer < n_hidden else "output"
@@ -181,7 +191,7 @@ def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor) -> d
         raise ConfigError("per_sample='vmap' does not support dropout")
     per_row = per_row_grads(models.base, params, chunk.x, chunk.y, models.loss)
     norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
-    factor = (clip[:, None] / (norm2.sqrt() + CLIP_EPS)).clamp(max=1.0) * valid
+    factor = factors(norm2, clip) * valid
     return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in per_row.items()}
 
 

@@ -21,6 +21,7 @@ from .._exceptions import ConfigError
 from ..arms._arms import Arm
 from ..dp._accounting import PrivacyLedger
 from ._config import TrainingConfig
+from ._whitebox import WhiteBoxProbe, WhiteBoxTrace
 
 __all__ = [
     "JOB_PURPOSES",
@@ -45,6 +46,8 @@ class FittedModel:
     #: The job it was trained for, set by the executor (so that results are matched to
     #: jobs by identity, never by position alone).
     job: FitJob | None = None
+    #: What a white-box probe observed during training (canary runs only).
+    trace: WhiteBoxTrace | None = None
 
     def predict(self, X: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
         """Probability of the positive class (classification) or the prediction (regression)."""
@@ -98,12 +101,16 @@ class TrainingRows:
         batch size) by this many rows instead of ``len(X)``. The canary audit needs it so
         that the mechanism does not depend on how many canaries the coins let in. Only
         trainers with ``fixes_mechanism_by_row_count`` honour it.
+    probe
+        Canaries a white-box audit plants and observes at every step (canary runs);
+        only trainers with ``observes_steps`` honour it.
     """
 
     X: np.ndarray
     y: np.ndarray
     name: str = "train"
     accounting_rows: int | None = None
+    probe: WhiteBoxProbe | None = None
 
     def __post_init__(self) -> None:
         if self.X.shape[0] != self.y.shape[0]:
@@ -175,6 +182,10 @@ def check_shared_rows(jobs: Sequence[FitJob], trainer: Trainer) -> TrainingRows:
             f"'{data.name}' fixes the DP mechanism by {data.accounting_rows} rows, which the "
             f"{trainer.name!r} trainer cannot do; train these jobs with a trainer that can "
             f"({', '.join(trainers_fixing_mechanism())})")
+    if data.probe is not None and not trainer.observes_steps:
+        raise ConfigError(
+            f"'{data.name}' carries white-box canaries, which the {trainer.name!r} trainer cannot "
+            "plant or observe; train these jobs with the batched trainer")
     return data
 
 
@@ -199,6 +210,8 @@ class Trainer(ABC):
     name: ClassVar[str] = ""
     #: Whether the trainer honours ``TrainingRows.accounting_rows``.
     fixes_mechanism_by_row_count: ClassVar[bool] = False
+    #: Whether the trainer honours ``TrainingRows.probe`` (plants and observes canaries).
+    observes_steps: ClassVar[bool] = False
 
     def fit_many(
         self,

@@ -1,0 +1,72 @@
+"""Scores of the white-box canary audit, from what the trainer observed at every step.
+
+Pure numpy: the traces come from :mod:`audit.training._whitebox`.
+
+* Gradient canaries (DP-SGD): the observation ``z_t`` of a canary's coordinate is, in
+  units of C, ``b_t + sigma * noise`` with ``b_t = 1`` when the canary was sampled at
+  step t (probability q if included, never otherwise). The score is the log-likelihood
+  ratio of "included" against "excluded" for that model,
+  ``sum_t log(1 - q + q exp((z_t - 1/2) / sigma^2))``: by Neyman-Pearson, the most
+  powerful test of one canary's membership from what the auditor sees. It uses only
+  the claimed sigma and q (public), never the coins.
+* Row canaries (every arm): the projection ``p_{t,i}`` of step t's update on canary i's
+  unit gradient. A canary in the step's batch adds its own gradient to the update, so
+  it tends to be the canary the update points to most; the score counts the steps at
+  which canary i has the largest projection of all canaries. (Plain sums of projections
+  drown in other canaries' contributions, which share much of their direction.)
+
+Guesses are then fixed as for the black-box audit: "in" for the ``k`` highest scores,
+"out" for the ``k`` lowest, ties broken by canary order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._exceptions import InternalError
+
+__all__ = ["gradient_canary_scores", "guesses_from_scores", "row_canary_scores"]
+
+
+def gradient_canary_scores(observation: np.ndarray, *, noise_multiplier: float,
+                           sample_rate: float) -> np.ndarray:
+    """Log-likelihood ratio per gradient canary from ``(steps, canaries)`` observations.
+
+    Examples
+    --------
+    >>> z = np.array([[1.0, 0.0], [1.0, 0.0]])
+    >>> s = gradient_canary_scores(z, noise_multiplier=1.0, sample_rate=0.5)
+    >>> bool(s[0] > s[1])
+    True
+    """
+    z = np.asarray(observation, dtype=float)
+    sigma2 = float(noise_multiplier) ** 2
+    q = float(sample_rate)
+    if not (sigma2 > 0 and 0 < q < 1):
+        raise InternalError(f"need noise_multiplier > 0 and 0 < sample_rate < 1, not {noise_multiplier}, {q}")
+    per_step = np.logaddexp(np.log1p(-q), np.log(q) + (z - 0.5) / sigma2)
+    return np.asarray(per_step.sum(axis=0))
+
+
+def row_canary_scores(projection: np.ndarray) -> np.ndarray:
+    """Steps at which each canary has the largest projection, from ``(steps, canaries)``.
+
+    Examples
+    --------
+    >>> row_canary_scores(np.array([[0.1, 0.9, 0.2], [0.8, 0.3, 0.1], [0.0, 0.5, 0.4]]))
+    array([1., 2., 0.])
+    """
+    p = np.asarray(projection, dtype=float)
+    if p.ndim != 2 or p.shape[1] == 0:
+        raise InternalError(f"projection must be (steps, canaries), not {p.shape}")
+    winners = np.argmax(p, axis=1)
+    return np.bincount(winners, minlength=p.shape[1]).astype(float)
+
+
+def guesses_from_scores(scores: np.ndarray, included: np.ndarray, k: int) -> tuple[int, int]:
+    """(guesses, correct) for "in" on the ``k`` highest and "out" on the ``k`` lowest scores."""
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    k = min(k, len(order) // 2)
+    guess_in, guess_out = order[:k], order[len(order) - k:]
+    correct = int(included[guess_in].sum() + (~included[guess_out]).sum())
+    return 2 * k, correct
