@@ -29,7 +29,7 @@ __all__ = [
     "DEFAULT_EPSILON",
     "DEFAULT_GRADIENT_CANARIES",
     "DEFAULT_GRADIENT_CANARY_NORM",
-    "DEFAULT_GRADIENT_GUESS_FRACTION",
+    "DEFAULT_GRADIENT_GUESS_FRACTIONS",
     "DEFAULT_GUESS_FRACTION",
     "DEFAULT_HIDDEN",
     "DEFAULT_LR",
@@ -146,7 +146,8 @@ DEFAULT_CANARY_SCALE = 10.0
 DEFAULT_GRADIENT_CANARIES = 5000
 #: Gradient canaries' norm in units of the clipping norm C (clipped to C when honest).
 DEFAULT_GRADIENT_CANARY_NORM = 4.0
-#: Guesses on each side as a fraction of the gradient canaries.
-DEFAULT_GRADIENT_GUESS_FRACTION = 0.01
+#: Guesses on each side as fractions of the gradient canaries, each tried at a Bonferroni
+#: share of the confidence: few guesses prove most for an honest run, many for a broken one.
+DEFAULT_GRADIENT_GUESS_FRACTIONS: tuple[float, ...] = (0.01, 0.1)
 DEFAULT_MECHANISM_ROWS = 200
 DEFAULT_MECHANISM_MASKS = 64

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._exceptions import ConfigError
-from .._validation import Interval, Options, validate_params
+from .._validation import Interval, Options, SequenceOf, validate_params
 from ..defaults import (
     CANARY_KIND_CHOICES,
     CANARY_ROWS_CHOICES,
@@ -17,7 +17,7 @@ from ..defaults import (
     DEFAULT_CONFIDENCE,
     DEFAULT_GRADIENT_CANARIES,
     DEFAULT_GRADIENT_CANARY_NORM,
-    DEFAULT_GRADIENT_GUESS_FRACTION,
+    DEFAULT_GRADIENT_GUESS_FRACTIONS,
     DEFAULT_GUESS_FRACTION,
     DEFAULT_MECHANISM_MASKS,
     DEFAULT_MECHANISM_ROWS,
@@ -79,9 +79,11 @@ class PrivacyAuditConfig:
     gradient_canary_norm
         Their norm in units of the clipping norm; above 1, an honest step clips them to
         C, and a step that skips clipping lets them stand out.
-    gradient_guess_fraction
-        ``k+ = k- = round(gradient_guess_fraction * gradient_canaries)`` guesses, fixed
-        before training (a small fraction: the strongest evidence sits in the tails).
+    gradient_guess_fractions
+        ``k+ = k- = round(f * gradient_canaries)`` guesses for each fraction ``f``, fixed
+        before training; each is tried at a Bonferroni share of the confidence and the
+        largest bound is reported (few guesses prove most against an honest run, whose
+        evidence sits in the tails; many prove more against a broken one).
     mechanism_rows, mechanism_masks
         Training rows and dropout masks used for the dropout-noise curve.
     """
@@ -99,7 +101,7 @@ class PrivacyAuditConfig:
     canary_scale: float = DEFAULT_CANARY_SCALE
     gradient_canaries: int = DEFAULT_GRADIENT_CANARIES
     gradient_canary_norm: float = DEFAULT_GRADIENT_CANARY_NORM
-    gradient_guess_fraction: float = DEFAULT_GRADIENT_GUESS_FRACTION
+    gradient_guess_fractions: tuple[float, ...] = DEFAULT_GRADIENT_GUESS_FRACTIONS
     mechanism_rows: int = DEFAULT_MECHANISM_ROWS
     mechanism_masks: int = DEFAULT_MECHANISM_MASKS
 
@@ -118,7 +120,7 @@ class PrivacyAuditConfig:
             "canary_scale": Interval(float, 0, None, closed="neither"),
             "gradient_canaries": (Options([0]), Interval(int, 2, None)),
             "gradient_canary_norm": Interval(float, 1, None),
-            "gradient_guess_fraction": Interval(float, 0, 0.5, closed="right"),
+            "gradient_guess_fractions": SequenceOf(Interval(float, 0, 0.5, closed="right")),
             "mechanism_rows": Interval(int, 0, None),
             "mechanism_masks": Interval(int, 2, None),
         })

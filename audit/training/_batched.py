@@ -298,13 +298,10 @@ class _StackedRun:
         chunk_rows = self._chunk_rows(self.engine.per_sample, width)
         gradient = self.probe.gradient if self.probe is not None else None
         canaries = _GradientCanaryRun(self, gradient) if gradient is not None else None
-        # Included gradient canaries are rows n, n+1, ... of every draw.
-        drawn = n + (canaries.included if canaries is not None else 0)
         privatizer.start(len(specs), steps_per_epoch)
         stats.min_draw = n
         for step in range(self.config.epochs * steps_per_epoch):
-            draws = privatizer.sample(self.gens, drawn, rates, step)
-            real = draws[:, :n]
+            real = privatizer.sample(self.gens, n, rates, step)
             counts = real.sum(dim=1)
             stats.draw_sizes.extend(int(c) for c in counts)
             stats.max_draw = max(stats.max_draw, int(counts.max()))
@@ -324,9 +321,10 @@ class _StackedRun:
                 for key in summed:
                     summed[key] += part[key]
                 stats.chunks += 1
-            if canaries is not None:
-                summed = canaries.add(summed, draws[:, n:].to(self.device), privatizer)
             update = privatizer.noisy_mean(summed, self.gens, sigma, clip, expected)
+            if canaries is not None:
+                block = canaries.clipped_sum(canaries.sample(privatizer, rates, step), privatizer)
+                update = {**update, **privatizer.noisy_mean(block, canaries.gens, sigma, clip, expected)}
             self._observe(models, update)
             if canaries is not None:
                 canaries.observe(update, expected)
@@ -394,18 +392,26 @@ class _GradientCanaryRun:
         self.inside = torch.as_tensor(np.flatnonzero(gradient.included), device=run.device)
         self.included = int(self.inside.shape[0])
         self.clip = run._vector([float(s.max_grad_norm or 0.0) for s in run.specs])
+        # Sampled by the same privatizer as real rows, from streams of their own, so that
+        # the real rows' batches (and hence the model) are those of a run without them.
+        self.gens = [StreamGenerators(spec.seed, f"{spec.stream}/gradient canaries", run.device)
+                     for spec in run.specs]
 
-    def add(self, summed: dict[str, torch.Tensor], sampled: torch.Tensor,
-            privatizer: DPSGDPrivatizer) -> dict[str, torch.Tensor]:
-        """The clipped sum, extended by the audit block with each sampled included canary's
-        clipped gradient on its coordinate."""
+    def sample(self, privatizer: DPSGDPrivatizer, rates: Sequence[float], step: int) -> torch.Tensor:
+        """Which included canaries each model's step samples, ``(K, included)``."""
+        return privatizer.sample(self.gens, self.included, rates, step).to(self.run.device)
+
+    def clipped_sum(self, sampled: torch.Tensor, privatizer: DPSGDPrivatizer) -> dict[str, torch.Tensor]:
+        """The audit block's clipped sum: each sampled included canary's clipped gradient on
+        its coordinate. It is noised with the canaries' own noise streams, again so that
+        the model's noise is that of a run without canaries."""
         K = len(self.run.specs)
         block = torch.zeros((K, self.count), dtype=self.run.dtype, device=self.run.device)
         if self.included:
             size = self.clip[:, None] * self.norm
             factor = privatizer.clip_factors((size * size).expand(-1, self.included).contiguous(), self.clip)
             block[:, self.inside] = factor * size * sampled.to(block.dtype)
-        return {**summed, AUDIT_BLOCK: block}
+        return {AUDIT_BLOCK: block}
 
     def observe(self, update: dict[str, torch.Tensor], expected: torch.Tensor) -> None:
         seen = (update[AUDIT_BLOCK] * (expected / self.clip)[:, None]).to(torch.float32).cpu()

@@ -57,15 +57,16 @@ class ShuffledBatches(DPSGDPrivatizer):
 
     def start(self, models: int, steps_per_epoch: int) -> None:
         self.steps_per_epoch = steps_per_epoch
-        self.order: torch.Tensor | None = None
+        # One shuffle per set of rows drawn from (real rows, gradient canaries).
+        self.orders: dict[int, torch.Tensor] = {}
 
     def sample(self, gens: Sequence[StreamGenerators], n: int, rates: Sequence[float],
                step: int) -> torch.Tensor:
         within = step % self.steps_per_epoch
-        if within == 0 or self.order is None:
-            self.order = torch.stack([g.permutation(n) for g in gens])
+        if within == 0 or n not in self.orders:
+            self.orders[n] = torch.stack([g.permutation(n) for g in gens])
         size = max(1, round(float(rates[0]) * n))
-        chosen = self.order[:, within * size:(within + 1) * size]
+        chosen = self.orders[n][:, within * size:(within + 1) * size]
         draws = torch.zeros((len(gens), n), dtype=torch.bool)
         draws.scatter_(1, chosen, True)
         return draws
@@ -78,14 +79,14 @@ class ReusedNoise(DPSGDPrivatizer):
     honest: ClassVar[bool] = False
 
     def start(self, models: int, steps_per_epoch: int) -> None:
-        self.noise: dict[str, torch.Tensor] | None = None
+        self.noise: dict[str, torch.Tensor] = {}
 
     def noisy_mean(self, summed: dict[str, torch.Tensor], gens: Sequence[StreamGenerators],
                    sigma: torch.Tensor, clip: torch.Tensor, expected: torch.Tensor
                    ) -> dict[str, torch.Tensor]:
-        if self.noise is None:
-            zeros = {k: torch.zeros_like(v) for k, v in summed.items()}
-            self.noise = super().noisy_mean(zeros, gens, sigma, clip, torch.ones_like(expected))
+        fresh = {k: torch.zeros_like(v) for k, v in summed.items() if k not in self.noise}
+        if fresh:
+            self.noise.update(super().noisy_mean(fresh, gens, sigma, clip, torch.ones_like(expected)))
         scale = expected.reshape(-1)
         return {k: (v + self.noise[k]) / scale.reshape(-1, *([1] * (v.dim() - 1)))
                 for k, v in summed.items()}
