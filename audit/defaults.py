@@ -139,9 +139,9 @@ DEFAULT_CONFIDENCE = 0.95
 #: White-box canary audit (every step observed) on by default.
 DEFAULT_WHITE_BOX = True
 #: Crafted row canaries of the white-box audit per canary run.
-DEFAULT_WHITE_BOX_CANARIES = 500
+DEFAULT_WHITE_BOX_CANARIES = 200
 #: Factor the crafted canaries' (encoded) features are scaled by.
-DEFAULT_CANARY_SCALE = 10.0
+DEFAULT_CANARY_SCALE = 100.0
 #: Dirac gradient canaries per DP-SGD canary run.
 DEFAULT_GRADIENT_CANARIES = 5000
 #: Gradient canaries' norm in units of the clipping norm C (clipped to C when honest).

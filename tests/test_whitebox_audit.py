@@ -22,7 +22,7 @@ from audit.training._batched import BatchedModelSpec, BatchedTrainer, BatchStats
 from audit.training._broken_dp import NoiseDividedBy4, SkippedClipping
 from audit.training._config import TrainingConfig
 from audit.training._stacked_mlp import StackedModels, row_loss
-from audit.training._whitebox import GradientCanaries, WhiteBoxProbe, row_projections, stack_rows
+from audit.training._whitebox import GradientCanaries, WhiteBoxProbe, stack_rows
 
 # --------------------------------------------------------------------------- Gaussian-DP bound
 
@@ -98,9 +98,9 @@ def test_gradient_canary_scores_rank_included_canaries_first() -> None:
         gradient_canary_scores(z, noise_multiplier=0.0, sample_rate=q)
 
 
-def test_row_canary_scores_count_step_winners() -> None:
+def test_row_canary_scores_take_the_largest_weight() -> None:
     p = np.array([[0.1, 0.9, 0.2], [0.8, 0.3, 0.1], [0.0, 0.5, 0.4], [0.0, 0.1, 0.7]])
-    np.testing.assert_array_equal(row_canary_scores(p), [1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(row_canary_scores(p), [0.8, 0.9, 0.7])
     guesses, correct = guesses_from_scores(np.array([3.0, 2.0, 1.0, 0.0]),
                                            np.array([True, False, True, False]), 1)
     assert (guesses, correct) == (2, 2)
@@ -167,27 +167,6 @@ def test_gradient_canaries_do_not_touch_the_model() -> None:
         torch.testing.assert_close(plain[name], audited[name], rtol=0, atol=0)
 
 
-def test_row_projections_match_autograd() -> None:
-    X, y = _toy(n=7)
-    torch.manual_seed(0)
-    params = {"hidden.0.weight": torch.randn(2, 8, 5), "hidden.0.bias": torch.randn(2, 8),
-              "output.weight": torch.randn(2, 1, 8), "output.bias": torch.randn(2, 1)}
-    update = {k: torch.randn_like(v) for k, v in params.items()}
-    models = StackedModels(torch.nn.Identity(), params, "ghost", row_loss("classification"))
-    xs, ys = stack_rows(X, y, 2)
-    got = row_projections(models, xs, ys, update)
-    for k in range(2):
-        for i in range(7):
-            leaves = {n: v[k].clone().requires_grad_(True) for n, v in params.items()}
-            h = torch.relu(X[i] @ leaves["hidden.0.weight"].T + leaves["hidden.0.bias"])
-            out = (h @ leaves["output.weight"].T + leaves["output.bias"]).squeeze()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out, y[i])
-            grads = torch.autograd.grad(loss, list(leaves.values()))
-            g = torch.cat([t.flatten() for t in grads])
-            u = torch.cat([update[n][k].flatten() for n in leaves])
-            assert float(got[k, i]) == pytest.approx(float(u @ g / g.norm()), rel=1e-4, abs=1e-5)
-
-
 # --------------------------------------------------------------------------- audits
 
 
@@ -220,3 +199,27 @@ def test_honest_dp_sgd_is_never_flagged_in_20_runs() -> None:
     assert not emp["dp_violation"].any()
     bounds = emp.loc[emp["audit"] == "white_box_gradient", "epsilon_lower_bound"]
     assert (bounds <= emp["run_epsilon"].max()).all() and math.isfinite(float(bounds.max()))
+
+
+def test_row_coefficients_recover_the_canaries_in_an_update() -> None:
+    """An update made of 0.5 g_1 + 0.25 g_3 (canary gradients by autograd) gets weights
+    (0, 0.5, 0, 0.25, 0): the fit separates overlapping canary gradients."""
+    from audit.training._whitebox import row_coefficients
+
+    X, y = _toy(n=5)
+    torch.manual_seed(1)
+    params = {"hidden.0.weight": torch.randn(1, 16, 5), "hidden.0.bias": torch.randn(1, 16),
+              "output.weight": torch.randn(1, 1, 16), "output.bias": torch.randn(1, 1)}
+    grads = []
+    for i in range(5):
+        leaves = {n: v[0].clone().requires_grad_(True) for n, v in params.items()}
+        h = torch.relu(X[i] @ leaves["hidden.0.weight"].T + leaves["hidden.0.bias"])
+        out = (h @ leaves["output.weight"].T + leaves["output.bias"]).squeeze()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, y[i])
+        grads.append(dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True)))
+    update = {n: (0.5 * grads[1][n] + 0.25 * grads[3][n])[None] for n in params}
+    models = StackedModels(torch.nn.Identity(), params, "ghost", row_loss("classification"))
+    xs, ys = stack_rows(X, y, 1)
+    got = row_coefficients(models, xs, ys, update)[0].numpy()
+    # The ridge (1e-3 of the mean squared norm) shrinks the weights by well under 5%.
+    np.testing.assert_allclose(got, [0.0, 0.5, 0.0, 0.25, 0.0], atol=0.03)

@@ -65,9 +65,10 @@ class PrivacyAuditConfig:
         Confidence of the epsilon lower bound.
     white_box
         Also audit every arm white-box: the canary runs record every step's update, the
-        row canaries are scored by its alignment with their own gradients, and DP-SGD
-        runs get Dirac gradient canaries (:mod:`audit.training._whitebox`). Costs about
-        the canary runs' training time again per 250 row canaries.
+        crafted row canaries are scored by their weight in it, and DP-SGD runs get Dirac
+        gradient canaries (:mod:`audit.training._whitebox`). The row canaries' fit costs
+        about ``white_box_canaries^2`` operations per step and model on top of training
+        (a few seconds per canary run at the default 200; quadratic beyond).
     white_box_canaries
         Crafted row canaries per canary run for the white-box audit (test rows, labels
         flipped, features scaled by ``canary_scale``), apart from the black-box ones.

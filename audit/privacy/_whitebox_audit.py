@@ -9,11 +9,12 @@ Pure numpy: the traces come from :mod:`audit.training._whitebox`.
   ``sum_t log(1 - q + q exp((z_t - 1/2) / sigma^2))``: by Neyman-Pearson, the most
   powerful test of one canary's membership from what the auditor sees. It uses only
   the claimed sigma and q (public), never the coins.
-* Row canaries (every arm): the projection ``p_{t,i}`` of step t's update on canary i's
-  unit gradient. A canary in the step's batch adds its own gradient to the update, so
-  it tends to be the canary the update points to most; the score counts the steps at
-  which canary i has the largest projection of all canaries. (Plain sums of projections
-  drown in other canaries' contributions, which share much of their direction.)
+* Row canaries (every arm): ``c_{t,i}``, the least-squares weight of canary i's
+  gradient (at the step's parameters, without dropout) in step t's update, all canaries
+  fitted together (:func:`audit.training._whitebox.row_coefficients`). A canary in the
+  step's batch has a weight of about its share of the mean, the others about 0; the
+  score is the largest weight over steps. (Projections on each canary's own gradient
+  drown in the other canaries' contributions, which share much of their direction.)
 
 Guesses are then fixed as for the black-box audit: "in" for the ``k`` highest scores,
 "out" for the ``k`` lowest, ties broken by canary order.
@@ -48,19 +49,18 @@ def gradient_canary_scores(observation: np.ndarray, *, noise_multiplier: float,
     return np.asarray(per_step.sum(axis=0))
 
 
-def row_canary_scores(projection: np.ndarray) -> np.ndarray:
-    """Steps at which each canary has the largest projection, from ``(steps, canaries)``.
+def row_canary_scores(coefficients: np.ndarray) -> np.ndarray:
+    """Each canary's largest least-squares weight over steps, from ``(steps, canaries)``.
 
     Examples
     --------
-    >>> row_canary_scores(np.array([[0.1, 0.9, 0.2], [0.8, 0.3, 0.1], [0.0, 0.5, 0.4]]))
-    array([1., 2., 0.])
+    >>> row_canary_scores(np.array([[0.0, 0.9, 0.2], [0.8, 0.3, 0.1]]))
+    array([0.8, 0.9, 0.2])
     """
-    p = np.asarray(projection, dtype=float)
-    if p.ndim != 2 or p.shape[1] == 0:
-        raise InternalError(f"projection must be (steps, canaries), not {p.shape}")
-    winners = np.argmax(p, axis=1)
-    return np.bincount(winners, minlength=p.shape[1]).astype(float)
+    c = np.asarray(coefficients, dtype=float)
+    if c.ndim != 2 or c.shape[0] == 0 or c.shape[1] == 0:
+        raise InternalError(f"coefficients must be (steps, canaries), not {c.shape}")
+    return np.asarray(c.max(axis=0))
 
 
 def guesses_from_scores(scores: np.ndarray, included: np.ndarray, k: int) -> tuple[int, int]:

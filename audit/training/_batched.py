@@ -72,7 +72,7 @@ from ._whitebox import (
     GradientCanaries,
     WhiteBoxProbe,
     WhiteBoxTrace,
-    row_projections,
+    row_coefficients,
     stack_rows,
 )
 
@@ -337,7 +337,7 @@ class _StackedRun:
         """Record the update's projection on every row canary's gradient (before the step)."""
         if self.probe is None or not self.probe.observes_rows:
             return
-        proj = row_projections(models, self.canary_X, self.canary_y, update).to(torch.float32).cpu()
+        proj = row_coefficients(models, self.canary_X, self.canary_y, update).to(torch.float32).cpu()
         for k, trace in enumerate(self.traces):
             trace._rows.append(proj[k])
 

@@ -3,11 +3,12 @@
 Two kinds of canary, both fixed before training and included by coin flips drawn in
 the plan (:mod:`audit.privacy._canaries`):
 
-* **Row canaries** are ordinary rows (test rows with flipped labels). At every step the
-  trainer records, for each of them, the projection of the step's update (the
-  privatised gradient for DP-SGD, the minibatch mean gradient otherwise, dropout masks
-  and all) on the unit direction of that canary's own gradient at the current
-  parameters (without dropout: the auditor does not see the masks). Every arm gets them.
+* **Row canaries** are rows of the run (crafted test rows: features scaled, labels by
+  coin). At every step the trainer records the least-squares weights of the canaries'
+  gradients (at the current parameters, without dropout: the auditor does not see the
+  masks) in the step's update (the privatised gradient for DP-SGD, the minibatch mean
+  gradient otherwise, dropout masks and all), :func:`row_coefficients`. Every arm gets
+  them.
 * **Gradient canaries** (DP-SGD only) are Dirac vectors: canary ``j`` is a gradient of
   norm ``norm * C`` on coordinate ``j`` of an audit block of parameters appended to the
   model's (:data:`AUDIT_BLOCK`). The model never reads the block, so real rows'
@@ -82,7 +83,7 @@ class WhiteBoxTrace:
     Attributes
     ----------
     row_projection
-        ``(steps, row canaries)``: the update's projection on each row canary's unit gradient.
+        ``(steps, row canaries)``: each row canary's least-squares weight in the update.
     gradient_observation
         ``(steps, gradient canaries)``: the privatised update on each canary's coordinate,
         times the expected batch size over C (an included, sampled canary adds about 1).
@@ -105,15 +106,20 @@ def _layer_names(n_hidden: int) -> list[str]:
     return [f"hidden.{layer}" if layer < n_hidden else "output" for layer in range(n_hidden + 1)]
 
 
-def row_projections(models: StackedModels, X: torch.Tensor, y: torch.Tensor,
-                    update: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``<update, g_i> / ||g_i||`` for every row canary i and model, ``(K, rows)``.
+#: Ridge of :func:`row_coefficients`, relative to the mean squared canary gradient norm.
+RIDGE = 1e-3
 
-    ``X`` and ``y`` are the canaries stacked per model, ``(K, rows, d)`` and ``(K, rows)``
-    (:func:`stack_rows`). ``g_i`` is row i's loss gradient at the current parameters
-    without dropout. For a linear layer fed ``a`` with output gradient ``delta``,
-    ``<U, delta a^T> = delta . (U a)`` and ``||delta a^T||^2 = |delta|^2 |a|^2``: no
-    per-row gradient is materialised.
+
+def row_coefficients(models: StackedModels, X: torch.Tensor, y: torch.Tensor,
+                     update: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The least-squares weights ``c`` of the canaries' gradients in the update, ``(K, rows)``.
+
+    Solves ``(G G^T + lambda I) c = G u`` with ``G`` the canaries' gradients (rows) and
+    ``u`` the update, so that a canary in the step's batch gets about its share of the
+    mean (``1 / batch`` when unclipped and unmasked) and the others about 0, however much
+    their gradients overlap. The Gram matrix comes from layer inputs and output
+    gradients (``<delta_i a_i^T, delta_j a_j^T> = (delta_i . delta_j)(a_i . a_j)``), so no
+    per-row gradient is materialised. ``lambda`` is :data:`RIDGE` times the mean diagonal.
     """
     params, n_hidden = models.params, models.n_hidden
     valid = torch.ones(y.shape, dtype=X.dtype, device=X.device)
@@ -121,10 +127,14 @@ def row_projections(models: StackedModels, X: torch.Tensor, y: torch.Tensor,
         out, inputs, pre = mlp_forward(params, X, None, n_hidden)
         deltas = mlp_backward(params, out, y, valid, pre, None, n_hidden, models.loss)
         dot = torch.zeros_like(valid)
-        norm2 = torch.zeros_like(valid)
+        gram = torch.zeros((*y.shape, y.shape[1]), dtype=X.dtype, device=X.device)
         for prefix, a, delta in zip(_layer_names(n_hidden), inputs, deltas, strict=True):
             projected = torch.baddbmm(update[f"{prefix}.bias"][:, None, :], a,
                                       update[f"{prefix}.weight"].transpose(1, 2))
             dot = dot + (delta * projected).sum(-1)
-            norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
-    return dot / (norm2.sqrt() + 1e-12)
+            gram = gram + torch.bmm(delta, delta.transpose(1, 2)) * (torch.bmm(a, a.transpose(1, 2)) + 1.0)
+        scale = torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
+        eye = torch.eye(y.shape[1], dtype=X.dtype, device=X.device)
+        # The ridge makes the system positive definite: Cholesky, half the cost of LU.
+        factor = torch.linalg.cholesky(gram + RIDGE * scale[:, None, None] * eye)
+        return torch.cholesky_solve(dot.unsqueeze(-1), factor).squeeze(-1)
