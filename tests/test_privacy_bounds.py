@@ -164,3 +164,14 @@ def test_largest_bounds_names_the_audit(hand: AuditResult) -> None:
             if line.split() and line.split()[0] in ("baseline", "dp_sgd", "broken")}
     assert "1.70 (white-box gradient)" in rows["dp_sgd"]
     assert "2.50 (white-box gradient) VIOLATION" in rows["broken"]
+
+
+def test_a_violation_names_the_epsilon_it_was_checked_against() -> None:
+    # dp_violation compares with the canary run's epsilon; say so when it differs from the arm's.
+    text = bound_verdict("white_box_gradient", epsilon_lower_bound=5.3, accountant_epsilon=4.0,
+                         dp_violation=True, run_epsilon=3.99)
+    assert text.startswith("Violates its claim: this audit proves, at 95% confidence, that the model's "
+                           "training leaks more than epsilon 3.99 (its canary run's claim) allows")
+    same = bound_verdict("black_box", epsilon_lower_bound=5.3, accountant_epsilon=4.0,
+                         dp_violation=True, run_epsilon=4.001)
+    assert "more than epsilon 4.00 allows" in same

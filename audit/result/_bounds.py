@@ -133,8 +133,10 @@ def bound_verdict(audit: str, *, epsilon_lower_bound: float, accountant_epsilon:
     parts: list[str] = []
     if dp_violation:
         against = run if run is not None else claim
+        whose = ("" if claim is None or against is None or _eps(against) == _eps(claim)
+                 else " (its canary run's claim)")
         parts.append(f"Violates its claim: this audit proves, at {level} confidence, that the "
-                     f"model's training leaks more than epsilon {_eps(against or 0.0)} allows "
+                     f"model's training leaks more than epsilon {_eps(against or 0.0)}{whose} allows "
                      f"(lower bound {_eps(bound)}), so the DP implementation or its accounting "
                      "is wrong")
     elif bound <= 0.0:
