@@ -52,6 +52,14 @@ from .privacy._config import PrivacyAuditConfig
 from .privacy._dp_cost import dp_group_cost
 from .privacy._mechanism import dropout_noise_curve
 from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
+from .result._bounds import (
+    CANARY_AUDITS,
+    GAUSSIAN_DP_NOTE,
+    PRIVACY_BOUNDS_COLUMNS,
+    CanaryAudit,
+    bound_verdict,
+    largest_bounds,
+)
 from .result._container import AuditResult
 from .result._schema import SCHEMA_VERSION
 from .solver._solver import DropoutSolution, GroupErrors, SolveOptions, solve_group_dropout
@@ -144,6 +152,9 @@ __all__ = [
     "evaluate_predictions",
     # measure: privacy
     "ACCOUNTANTS",
+    "CANARY_AUDITS",
+    "CanaryAudit",
+    "GAUSSIAN_DP_NOTE",
     "GUARANTEE_ASSUMPTIONS",
     "MIA_METRICS",
     "NOT_COVERED",
@@ -151,12 +162,14 @@ __all__ = [
     "PrivacyAuditConfig",
     "PrivacyLedger",
     "attack_metrics",
+    "bound_verdict",
     "compute_epsilon",
     "correct_guess_p_value",
     "default_delta",
     "dp_group_cost",
     "dropout_noise_curve",
     "epsilon_lower_bound",
+    "largest_bounds",
     "lira_offline_scores",
     "noise_multiplier_for_epsilon",
     # pipeline
@@ -168,5 +181,6 @@ __all__ = [
     "run_audit",
     # assemble: result
     "SCHEMA_VERSION",
+    "PRIVACY_BOUNDS_COLUMNS",
     "AuditResult",
 ]

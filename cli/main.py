@@ -23,6 +23,7 @@ import click
 from audit import (
     ARM_KINDS,
     BUILTIN_DATASETS,
+    CANARY_AUDITS,
     Arm,
     AuditConfig,
     AuditResult,
@@ -405,6 +406,11 @@ def run(**opts: Any) -> None:
     if result.dp_violations:
         click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)}: the empirical lower bound "
                    "exceeds the accountant's epsilon (see results.json).", err=True)
+        bounds = result.privacy_bounds()
+        for _, row in bounds[bounds["dp_violation"]].iterrows():
+            info = CANARY_AUDITS.get(str(row["audit"]))
+            click.echo(f"  {row['arm']}, {info.label if info else row['audit']}: {row['verdict']}",
+                       err=True)
 
 
 @main.command()

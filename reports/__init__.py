@@ -26,6 +26,7 @@ from ._figures import (
     gap_curve_figure,
     group_error_figure,
     mechanism_figure,
+    privacy_bounds_figure,
     roc_figure,
     tradeoff_figure,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "gap_curve_figure",
     "group_error_figure",
     "mechanism_figure",
+    "privacy_bounds_figure",
     "roc_figure",
     "tradeoff_figure",
 ]

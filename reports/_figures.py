@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["ArmStyle", "arm_styles", "level_text"]
+__all__ = ["ArmStyle", "arm_styles", "level_text", "privacy_bounds_figure"]
 
 _COLORS = ["#1b4f9c", "#d1495b", "#2e8b57", "#e69f00", "#6a3d9a", "#555555", "#00a6b4", "#a0522d"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -177,6 +177,108 @@ def mechanism_figure(mechanism: pd.DataFrame, reference: dict[str, object], arms
                        label=f"DP-SGD noise std per coordinate (σC = {level:.3g})")
         return _finish(fig, ax, "row's gradient norm (mean over dropout masks)",
                        "row's gradient noise from dropout (RMS over masks)")
+
+
+#: Colour and marker of each canary audit in the privacy-bounds figure (distinct from each
+#: other in greyscale too: the markers differ).
+AUDIT_STYLES = {
+    "black_box": ("#1b4f9c", "o"),
+    "white_box_rows": ("#e69f00", "s"),
+    "white_box_gradient": ("#2e8b57", "^"),
+}
+_VIOLATION = "#b00020"
+
+
+def _plain_ticks(axis: Any) -> None:
+    """Tick labels as plain numbers: with ``text.parse_math`` off, mathtext formatters
+    would print their ``$\\mathdefault{...}$`` markup literally."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+
+
+def privacy_bounds_figure(bounds: pd.DataFrame, arms: Sequence[str], *,
+                          labels: dict[str, str] | None = None, confidence: float = 0.95) -> bytes:
+    """Claimed vs proven privacy on one epsilon axis: one row per arm.
+
+    ``bounds`` is ``AuditResult.privacy_bounds()``. Per arm: the accountant's epsilon
+    (a grey bar from 0 and a black tick; "no guarantee" in the arm's label otherwise),
+    each audit's proven lower bound (filled marker, one colour and marker per audit)
+    and its Gaussian-DP estimate (hollow marker of the same audit, joined by a thin
+    line). A violated claim is ringed in red. Linear axis, so that 0 is on it.
+    ``labels`` maps an audit to its legend name.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    labels = labels or {}
+    shown = [a for a in arms if a in set(bounds["arm"])]
+    audits = [a for a in AUDIT_STYLES if a in set(bounds["audit"])]
+    audits += [a for a in dict.fromkeys(bounds["audit"]) if a not in audits]
+    offsets = dict(zip(audits, np.linspace(-0.25, 0.25, len(audits)) if len(audits) > 1 else [0.0],
+                       strict=True))
+    values = pd.concat([bounds["accountant_epsilon"], bounds["epsilon_lower_bound"],
+                        bounds["epsilon_lower_bound_gdp"]]).astype(float)
+    top = float(np.nanmax(values.to_numpy())) if values.notna().any() else 0.0
+    right = max(top * 1.3, 0.5)  # room for the value labels right of the markers
+    with plt.rc_context(_font()):
+        fig, ax = plt.subplots(figsize=(7.0, 1.0 + 0.62 * max(1, len(shown))))
+        ticks = []
+        for y, arm in enumerate(shown):
+            sel = bounds[bounds["arm"] == arm]
+            claim = sel["accountant_epsilon"].iloc[0]
+            if pd.notna(claim):
+                ax.barh(y, float(claim), height=0.8, color="#dddddd", zorder=1)
+                ax.plot([claim, claim], [y - 0.4, y + 0.4], color="black", linewidth=2.2, zorder=3)
+                ax.annotate(f"ε = {float(claim):.2f}", (float(claim), y - 0.4), fontsize=7.5,
+                            xytext=(3, 1), textcoords="offset points", va="bottom", zorder=5)
+                ticks.append(f"{_short(arm, 22)}\nclaims ε = {float(claim):.2f}")
+            else:
+                ticks.append(f"{_short(arm, 22)}\nno guarantee")
+            for _, r in sel.iterrows():
+                audit = str(r["audit"])
+                color, marker = AUDIT_STYLES.get(audit, ("#555555", "D"))
+                yy = y + offsets[audit]
+                bound, gdp = float(r["epsilon_lower_bound"]), float(r["epsilon_lower_bound_gdp"])
+                if np.isfinite(gdp):
+                    ax.plot([bound, gdp], [yy, yy], color=color, linewidth=1, alpha=0.7, zorder=2)
+                    ax.plot(gdp, yy, marker=marker, markersize=7, markerfacecolor="white",
+                            markeredgecolor=color, markeredgewidth=1.4, linestyle="none", zorder=4)
+                ax.plot(bound, yy, marker=marker, markersize=7, color=color, linestyle="none", zorder=4,
+                        markeredgecolor=_VIOLATION if r["dp_violation"] else color,
+                        markeredgewidth=2.5 if r["dp_violation"] else 1.0)
+                if bound > 0 or (np.isfinite(gdp) and gdp > 0):
+                    text = f"{bound:.2f}" + (f" (est. {gdp:.2f})" if np.isfinite(gdp) and gdp > 0 else "")
+                    ax.annotate(text, (max(bound, gdp if np.isfinite(gdp) else bound), yy), fontsize=7,
+                                color=color, xytext=(7, 0), textcoords="offset points", ha="left",
+                                va="center", zorder=5)
+                if r["dp_violation"]:
+                    ax.annotate("violates its claim", (bound, yy), fontsize=7.5, color=_VIOLATION,
+                                xytext=(0, -7), textcoords="offset points", ha="center", va="top",
+                                fontweight="bold", zorder=5)
+        ax.set_yticks(np.arange(len(shown)), ticks, fontsize=8)
+        ax.set_ylim(len(shown) - 0.5, -0.5)
+        ax.set_xlim(-0.02 * right, right)
+        ax.axvline(0, color="#888888", linewidth=0.8, zorder=0)
+        _plain_ticks(ax.xaxis)
+        ax.set_xlabel(f"epsilon (lower bounds: largest over seeds, {level_text(confidence)} confidence)")
+        ax.grid(axis="x", alpha=0.3)
+        handles: list[Any] = []
+        if bounds["accountant_epsilon"].notna().any():
+            handles.append(Patch(facecolor="#dddddd", edgecolor="black", linewidth=0.8,
+                                 label="accountant epsilon (the claim)"))
+        for audit in audits:
+            color, marker = AUDIT_STYLES.get(audit, ("#555555", "D"))
+            handles.append(Line2D([], [], marker=marker, color=color, linestyle="none", markersize=7,
+                                  label=f"{labels.get(audit, audit)}: proven lower bound"))
+        handles.append(Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="#555555",
+                              linestyle="none", markersize=7,
+                              label="hollow: Gaussian-DP estimate (assumes a Gaussian trade-off curve)"))
+        # Below the x label: a fixed distance in inches, as a fraction of the axes' height.
+        axes_height = fig.get_figheight() * ax.get_position().height
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.5 / axes_height),
+                  ncol=2, fontsize=7.5, frameon=False)
+        return _png(fig)
 
 
 def _short(label: str, width: int = 28) -> str:

@@ -252,3 +252,46 @@ def test_frame_hash_sees_names_and_dtypes() -> None:
     assert frame_hash(a) == frame_hash(a.copy())
     assert frame_hash(a) != frame_hash(a.rename(columns={"x": "z"}))
     assert frame_hash(a) != frame_hash(a.astype({"x": float}))
+
+
+def test_results_page_shows_claimed_vs_proven() -> None:
+    """The Results page shows the reports' claimed-vs-proven figure and the engine's verdict
+    for every arm and audit, word for word."""
+    from audit import (
+        CANARY_AUDITS,
+        AuditConfig,
+        BaselineArm,
+        DPSGDArm,
+        PrivacyAuditConfig,
+        TrainingConfig,
+        run_audit,
+    )
+
+    res = run_audit("synthetic", AuditConfig(
+        arms=(BaselineArm(), DPSGDArm(epsilon=2.0)), seeds=1, n_bootstrap=0,
+        training=TrainingConfig(epochs=1, hidden=(4,)),
+        privacy_audit=PrivacyAuditConfig(canaries=100, mia="none", mechanism_rows=0)), n_rows=1000)
+    bounds = res.privacy_bounds()
+    assert set(bounds["audit"]) == set(CANARY_AUDITS)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["result_json"] = res.to_json()
+    at.run()
+    at.switch_page("views/results.py").run()
+    assert not at.exception and not at.error
+    assert "Privacy: claimed vs proven" in [s.value for s in at.subheader]
+    table = next(t.value for t in at.table if "verdict" in t.value.columns)
+    assert list(table["verdict"]) == list(bounds["verdict"])
+    claims = dict(zip(table.index.get_level_values("arm"), table["claimed epsilon"], strict=True))
+    assert claims["baseline"] == "no guarantee" and claims["dp_sgd"] == f"{res.privacy_bounds()['accountant_epsilon'].max():.2f}"
+    assert "Download privacy_bounds.csv" in {b.label for b in at.get("download_button")}
+    # A violated claim is also shown as an error, in the engine's words.
+    data = json.loads(res.to_json())
+    dp = next(a for a in data["arms"] if a["kind"] == "dp_sgd")
+    for entry in dp["privacy"]["empirical"]["per_seed"]:
+        entry["epsilon_lower_bound"], entry["dp_violation"] = 9.0, True
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["result_json"] = json.dumps(data)
+    at.run()
+    at.switch_page("views/results.py").run()
+    assert not at.exception
+    assert any("Violates its claim" in e.value and e.value.startswith("dp_sgd, ") for e in at.error)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from fairpriv_cli.main import main, parse_dp_dropout, parse_group_rates
 
-from audit import ConfigError
+from audit import CANARY_AUDITS, ConfigError
 
 # Reports are rendered and checked by tests/test_reports.py; here only results.json matters.
 FAST = ["--epochs", "1", "--hidden", "8", "--bootstrap", "20", "--quiet", "--no-report"]
@@ -38,6 +38,20 @@ def test_run_all_four_arms_writes_results(tmp_path: Path) -> None:
     # the summary table lists every arm with per-group errors and epsilon
     assert "error[majority]" in res.output and "error[minority]" in res.output
     assert f"{eps['dp_sgd']:.2f}" in res.output
+    # the eps lower bound column names the audit that gave the largest bound; the notes
+    # list each canary audit once, with what it observes
+    lines = res.output.splitlines()
+    dp_row = next(line for line in lines if line.startswith("dp_sgd "))
+    best = max(data["arms"][3]["privacy"]["empirical"]["by_audit"].items(),
+               key=lambda kv: kv[1]["epsilon_lower_bound"])
+    if best[1]["epsilon_lower_bound"] > 0:
+        assert f"{best[1]['epsilon_lower_bound']:.2f} ({CANARY_AUDITS[best[0]].label})" in dp_row
+    ran = {e["audit"] for a in data["arms"] for e in a["privacy"]["empirical"]["per_seed"]}
+    assert {"black_box", "white_box_gradient"} <= ran  # too few test rows left for crafted rows
+    for audit in ran:
+        info = CANARY_AUDITS[audit]
+        notes = [line for line in lines if line.startswith(f"  {info.label} (")]
+        assert len(notes) == 1 and info.observes in notes[0], notes
 
 
 def test_csv_with_intersectional_groups(tmp_path: Path) -> None:

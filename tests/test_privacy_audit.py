@@ -14,6 +14,7 @@ from fairpriv_cli.main import main
 from fit_helpers import fit_one
 
 from audit import (
+    CANARY_AUDITS,
     AuditConfig,
     AuditResult,
     BaselineArm,
@@ -87,6 +88,11 @@ def test_privacy_results_round_trip_json(result: AuditResult) -> None:
     assert set(priv["mia"]["loss"]["aggregate"]["by_group"]) == {"majority", "minority"}
     assert priv["empirical"]["per_seed"][0]["k_plus"] == 60
     assert isinstance(priv["empirical"]["epsilon_lower_bound"], float)
+    by_audit = priv["empirical"]["by_audit"]
+    assert list(by_audit) == ["black_box", "white_box_rows", "white_box_gradient"]
+    assert set(by_audit["white_box_gradient"]) == {"epsilon_lower_bound", "epsilon_lower_bound_gdp",
+                                                   "dp_violation"}
+    assert priv["empirical"]["epsilon_lower_bound"] == max(b["epsilon_lower_bound"] for b in by_audit.values())
     uni = next(a for a in data["arms"] if a["kind"] == "uniform_dropout")
     assert len(uni["mechanism"]) == 40 and dp["mechanism"] is None
     assert data["mechanism_reference"]["noise_std_sum"] > 0
@@ -100,6 +106,17 @@ def test_summary_shows_privacy_columns(result: AuditResult) -> None:
     text = result.summary()
     assert "MIA AUC" in text and "eps lower bound" in text
     assert "300 flipped canaries" in text
+    # each audit named once in the notes, with what it observes
+    for label, observes in (("black-box", "final model only"), ("white-box rows", "every step's update"),
+                            ("white-box gradient", "every step's privatised gradient")):
+        assert sum(line.startswith(f"  {label} (") for line in text.splitlines()) == 1
+        assert observes in text
+    bounds = result.privacy_bounds()
+    for arm, sel in bounds.groupby("arm"):
+        top = sel.loc[sel["epsilon_lower_bound"].idxmax()]
+        row = next(line for line in text.splitlines() if line.startswith(f"{arm} "))
+        if top["epsilon_lower_bound"] > 0:
+            assert f"{top['epsilon_lower_bound']:.2f} ({CANARY_AUDITS[top['audit']].label})" in row
 
 
 class _LyingTrainer(BatchedTrainer):

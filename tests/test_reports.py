@@ -259,3 +259,66 @@ def test_infinite_ratio_intervals_do_not_break_json() -> None:
     back = json.loads(AuditResult.from_dict(data).to_json())
     assert back["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]["ci_high"] is None
     assert back["arms"][0]["metrics"]["aggregate"]["gaps"]["fnr"]["ratio"]["value"] == ratio["value"]
+
+
+def test_privacy_claimed_vs_proven(result: AuditResult, tmp_path: Path) -> None:
+    """Section 5 shows the claimed-vs-proven figure, one verdict per arm and audit (the
+    engine's sentences, word for word), what each audit assumes, and which audit gave the
+    table's lower bound."""
+    from audit import CANARY_AUDITS, GAUSSIAN_DP_NOTE, largest_bounds
+    from reports._content import Paragraph, Table
+
+    privacy = build_report(result).sections[4]
+    assert privacy.title == SECTION_TITLES[4]
+    figures = [b for b in privacy.blocks if isinstance(b, Figure)]
+    assert any(f.caption.startswith("Privacy: claimed vs proven") for f in figures)
+    texts = [b.text for b in privacy.blocks if isinstance(b, Paragraph)]
+    bounds = result.privacy_bounds()
+    assert set(bounds["audit"]) == set(CANARY_AUDITS)
+    for _, r in bounds.iterrows():
+        assert f"{r['arm']}, {CANARY_AUDITS[r['audit']].label}: {r['verdict']}" in texts
+    for info in CANARY_AUDITS.values():
+        assert info.assumes in texts
+    assert GAUSSIAN_DP_NOTE in texts
+    table = next(b for b in privacy.blocks if isinstance(b, Table))
+    assert table.header[-1] == "Largest proven lower bound (audit)"
+    for _, top in largest_bounds(bounds).iterrows():
+        cell = next(row[-1] for row in table.rows if row[0] == top["arm"])
+        if top["epsilon_lower_bound"] > 0:
+            assert cell.startswith(f"{top['epsilon_lower_bound']:.2f} ({CANARY_AUDITS[top['audit']].label})")
+    render_html(result, tmp_path / "r.html")
+    text, _ = html_text(tmp_path / "r.html")
+    assert "Privacy: claimed vs proven" in text
+    for verdict in bounds["verdict"]:
+        assert verdict in text
+
+
+def test_privacy_bounds_figure_ticks_are_plain_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tick labels are numbers, never mathtext markup such as $\\mathdefault{...}$; zero is
+    on the axis; one row per arm, 'no guarantee' where there is none."""
+    import matplotlib.pyplot as plt
+
+    from reports import _figures, privacy_bounds_figure
+
+    kept = {}
+    monkeypatch.setattr(_figures, "_png", lambda fig: kept.setdefault("fig", fig) and b"png")
+    bounds = pd.DataFrame({
+        "arm": ["baseline", "baseline", "dp_sgd", "dp_sgd"],
+        "kind": ["baseline", "baseline", "dp_sgd", "dp_sgd"],
+        "audit": ["black_box", "white_box_rows", "black_box", "white_box_gradient"],
+        "accountant_epsilon": [np.nan, np.nan, 2.0, 2.0], "epsilon_lower_bound": [0.0, 0.4, 0.0, 2.5],
+        "epsilon_lower_bound_gdp": [0.0, 0.6, np.nan, 3.1], "dp_violation": [False, False, False, True]})
+    privacy_bounds_figure(bounds, ["baseline", "dp_sgd"], labels={"black_box": "black-box"})
+    fig = kept["fig"]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all("$" not in t and float(t) == float(t) for t in labels), labels
+    assert "0" in labels and ax.get_xlim()[0] < 0 < ax.get_xlim()[1]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["baseline\nno guarantee",
+                                                            "dp_sgd\nclaims ε = 2.00"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "black-box: proven lower bound" in legend
+    assert any("Gaussian-DP estimate" in t for t in legend)
+    assert any(t.get_text() == "violates its claim" for t in ax.texts)
+    plt.close(fig)

@@ -1,14 +1,23 @@
+import pandas as pd
 import streamlit as st
 from fairpriv_app.common import csv_bytes, result, show_error
 
+from audit import CANARY_AUDITS, GAUSSIAN_DP_NOTE
 from reports import (
     gap_curve_figure,
     group_error_figure,
     mechanism_figure,
+    privacy_bounds_figure,
     roc_figure,
     tradeoff_figure,
     tradeoff_points,
 )
+
+
+def _eps(value: float, none: str) -> str:
+    """An epsilon as shown in the verdict table; ``none`` where it is NaN."""
+    return none if pd.isna(value) else f"{value:.2f}"
+
 
 st.title("Results")
 try:
@@ -29,6 +38,34 @@ try:
                 st.dataframe(frame, use_container_width=True)
                 st.download_button(f"Download {name}.csv", csv_bytes(frame), f"{name}.csv", "text/csv",
                                    key=f"dl_{name}")
+        bounds = res.privacy_bounds()
+        if not bounds.empty:
+            st.subheader("Privacy: claimed vs proven")
+            labels = {name: info.label for name, info in CANARY_AUDITS.items()}
+            st.image(privacy_bounds_figure(bounds, arms, labels=labels, confidence=res.confidence))
+            st.caption("Per arm: the accountant's epsilon (grey bar; 'no guarantee' where there is "
+                       "none), each canary audit's proven epsilon lower bound (filled marker) and its "
+                       "Gaussian-DP estimate (hollow marker: an estimate that assumes a Gaussian "
+                       "trade-off curve). A bound of 0 shows nothing.")
+            verdicts = pd.DataFrame({
+                "arm": bounds["arm"],
+                "audit": bounds["audit"].map(lambda a: labels.get(a, a)),
+                "claimed epsilon": bounds["accountant_epsilon"].map(lambda e: _eps(e, "no guarantee")),
+                "proven lower bound": bounds["epsilon_lower_bound"].map(lambda e: _eps(e, "n/a")),
+                "Gaussian-DP estimate": bounds["epsilon_lower_bound_gdp"].map(lambda e: _eps(e, "n/a")),
+                "verdict": bounds["verdict"],
+            })
+            # A static table: the verdicts wrap and are read whole, never cut off in a cell.
+            st.table(verdicts.set_index(["arm", "audit"]))
+            for _, row in bounds[bounds["dp_violation"]].iterrows():
+                st.error(f"{row['arm']}, {labels.get(row['audit'], row['audit'])}: {row['verdict']}")
+            st.download_button("Download privacy_bounds.csv", csv_bytes(bounds), "privacy_bounds.csv",
+                               "text/csv", key="dl_privacy_bounds")
+            with st.expander("What each audit assumes"):
+                for name in dict.fromkeys(bounds["audit"]):
+                    if name in CANARY_AUDITS:
+                        st.write(CANARY_AUDITS[name].assumes)
+                st.write(GAUSSIAN_DP_NOTE)
         st.subheader("Trade-offs")
         st.image(tradeoff_figure(tradeoff_points(res), arms))
         if not res.mia.empty:

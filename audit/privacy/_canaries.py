@@ -24,6 +24,7 @@ import torch
 from .._exceptions import ConfigError
 from ..arms._arms import Arm
 from ..data._encoded import EncodedSplit
+from ..result._bounds import CANARY_AUDITS
 from ..training._trainer import FittedModel, TrainingRows
 from ..training._whitebox import GradientCanaries, WhiteBoxProbe
 from ._audit_bound import epsilon_lower_bound
@@ -187,12 +188,9 @@ def crafted_canaries(test: EncodedSplit, plan: CanaryPlan, config: PrivacyAuditC
     return CraftedCanaries(rows, test.X[rows] * config.canary_scale, labels, included, config.canary_scale)
 
 
-#: What each audit observes, for the result and the report.
-AUDITS = {
-    "black_box": "final model only: canary rows scored by their loss",
-    "white_box_rows": "every step's update: crafted canary rows scored by alignment with their own gradient",
-    "white_box_gradient": "every step's privatised gradient: Dirac gradient canaries (DP-SGD only)",
-}
+#: What each audit observes, for the result and the report (labels and assumptions:
+#: :data:`audit.result._bounds.CANARY_AUDITS`).
+AUDITS = {name: audit.observes for name, audit in CANARY_AUDITS.items()}
 
 
 def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.ndarray, *,

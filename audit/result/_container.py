@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..defaults import DEFAULT_CI_LEVEL, DEFAULT_CONFIDENCE
+from ._bounds import privacy_bounds
 from ._json import result_from_dict, result_from_json, result_to_dict, result_to_json
 from ._schema import SCHEMA_VERSION
 from ._views import result_html, result_summary
@@ -107,6 +108,22 @@ class AuditResult:
             return []
         bad = self.empirical[self.empirical["dp_violation"].fillna(False).astype(bool)]
         return sorted(set(bad["arm"]), key=self.arm_names.index)
+
+    def privacy_bounds(self) -> pd.DataFrame:
+        """Claimed against proven privacy: one row per (arm, canary audit).
+
+        Columns (:data:`audit.PRIVACY_BOUNDS_COLUMNS`): ``arm``, ``kind``, ``audit`` (one
+        of :data:`audit.CANARY_AUDITS`), ``accountant_epsilon`` (the arm's claim; NaN
+        without a guarantee), ``epsilon_lower_bound`` (Steinke et al., valid for any
+        (epsilon, delta)-DP algorithm) and ``epsilon_lower_bound_gdp`` (the Gaussian-DP
+        estimate, which assumes a Gaussian trade-off curve), each the largest over seeds
+        (it holds at :attr:`confidence`: seeds are Bonferroni-corrected),
+        ``run_epsilon`` (the canary run's accountant epsilon, which ``dp_violation``
+        compares against), ``canaries``, ``guesses``, ``dp_violation`` (any seed) and
+        ``verdict``: one plain sentence, the same in every front end. Empty (with these
+        columns) when no canary audit ran.
+        """
+        return privacy_bounds(self)
 
     def aggregate(self, frame: str) -> pd.DataFrame:
         """The seed-aggregated rows of ``by_group``, ``overall``, ``gaps`` or ``privacy``."""

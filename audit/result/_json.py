@@ -159,9 +159,18 @@ def _empirical_block(empirical: pd.DataFrame, arm: str) -> dict[str, Any] | None
     if sel.empty:
         return None
     per_seed_fields = tuple(k for k in EMPIRICAL_COLUMNS if k not in ("arm", "kind"))
+    # Per audit, the largest bounds over seeds (each seed is Bonferroni-corrected, so
+    # the maximum holds at the result's confidence); read back from "per_seed" alone.
+    by_audit = {
+        str(audit): {"epsilon_lower_bound": json_safe(rows["epsilon_lower_bound"].max()),
+                     "epsilon_lower_bound_gdp": json_safe(rows["epsilon_lower_bound_gdp"].max()),
+                     "dp_violation": bool(rows["dp_violation"].any())}
+        for audit, rows in sel.groupby("audit", sort=False)
+    }
     return {
         "epsilon_lower_bound": float(sel["epsilon_lower_bound"].max()),
         "dp_violation": bool(sel["dp_violation"].any()),
+        "by_audit": by_audit,
         "per_seed": [_fields(r, per_seed_fields) for _, r in sel.iterrows()],
     }
 

@@ -100,7 +100,7 @@ EMPIRICAL_COLUMNS = (
     "guesses", "correct", "delta", "confidence", "family_confidence", "epsilon_lower_bound",
     "mu_lower_bound", "epsilon_lower_bound_gdp", "run_epsilon", "dp_violation",
 )  # fmt: skip
-#: The canary audits, in report order (see :data:`audit.privacy._canaries.AUDITS`).
+#: The canary audits, in report order (see :data:`audit.result._bounds.CANARY_AUDITS`).
 EMPIRICAL_AUDITS = ("black_box", "white_box_rows", "white_box_gradient")
 ROC_COLUMNS = ("arm", "kind", "seed", "attack", "fpr", "tpr", "resolvable")
 MECHANISM_COLUMNS = ("arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std")

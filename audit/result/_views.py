@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from ._bounds import CANARY_AUDITS, largest_bounds, privacy_bounds
 from ._schema import is_missing
 
 if TYPE_CHECKING:
@@ -80,12 +81,21 @@ def _summary_notes(result: AuditResult) -> list[str]:
         notes.append("MIA AUC: loss-threshold membership inference, training rows vs as many "
                      "test rows (0.5 = no leakage).")
     if not result.empirical.empty:
-        e = result.empirical.iloc[0]
         notes.append(
-            f"eps lower bound: one-run canary audit ({int(e['canaries'])} {e['canary_kind']} "
-            f"canaries, {int(e['guesses'])} guesses, delta {float(e['delta']):.2g}); the "
-            f"largest over seeds, {level_text(result.confidence)} confidence for "
-            "all seeds together (Bonferroni).")
+            "eps lower bound: the largest over the canary audits below (the one that gave it in "
+            f"brackets) and over seeds, {level_text(result.confidence)} confidence for all seeds "
+            "together (Bonferroni);")
+        notes.append(
+            "  a lower bound on leakage, never a guarantee (0 shows nothing); delta "
+            f"{float(result.empirical['delta'].iloc[0]):.2g}. What each audit observes:")
+        for audit, rows in result.empirical.groupby("audit", sort=False):
+            info = CANARY_AUDITS.get(str(audit))
+            e = rows.iloc[0]
+            observes = info.observes if info is not None else str(audit)
+            label = info.label if info is not None else str(audit)
+            kind = "" if e["canary_kind"] in ("crafted", "gradient") else f"{e['canary_kind']} "
+            notes.append(f"  {label} ({int(e['canaries'])} {kind}canaries, {int(e['guesses'])} "
+                         f"guesses): {observes}.")
     return notes
 
 
@@ -101,11 +111,16 @@ def _mia_text(result: AuditResult, arm: str) -> str:
 def _bound_text(result: AuditResult, arm: str) -> str:
     if result.empirical.empty:
         return ""
-    sel = result.empirical[result.empirical["arm"] == arm]
+    top = largest_bounds(privacy_bounds(result))
+    sel = top[top["arm"] == arm]
     if sel.empty:
         return "n/a"
-    text = _fmt(sel["epsilon_lower_bound"].max(), 2)
-    return text + (" VIOLATION" if sel["dp_violation"].any() else "")
+    row = sel.iloc[0]
+    text = _fmt(row["epsilon_lower_bound"], 2)
+    if row["epsilon_lower_bound"] > 0:
+        info = CANARY_AUDITS.get(str(row["audit"]))
+        text += f" ({info.label if info is not None else row['audit']})"
+    return text + (" VIOLATION" if row["dp_violation"] else "")
 
 
 def result_html(result: AuditResult) -> str:
