@@ -62,6 +62,7 @@ from audit.defaults import (
     DEFAULT_DROPOUT,
     DEFAULT_EPOCHS,
     DEFAULT_EPSILON,
+    DEFAULT_GRADIENT_CANARIES,
     DEFAULT_HIDDEN,
     DEFAULT_LR,
     DEFAULT_MAX_GRAD_NORM,
@@ -76,6 +77,8 @@ from audit.defaults import (
     DEFAULT_SMALL_GROUPS,
     DEFAULT_SOLVER_MODEL,
     DEFAULT_TRAINER,
+    DEFAULT_WHITE_BOX,
+    DEFAULT_WHITE_BOX_CANARIES,
     DEVICE_CHOICES,
     GUARANTEE_ACCOUNTANT_CHOICES,
     MIA_CHOICES,
@@ -352,6 +355,13 @@ def _split_list(text: str) -> list[str]:
               show_default=True)
 @click.option("--canary-rows", type=click.Choice(CANARY_ROWS_CHOICES), default=DEFAULT_CANARY_ROWS,
               show_default=True, help="Which test rows become canaries.")
+@click.option("--white-box/--no-white-box", default=DEFAULT_WHITE_BOX, show_default=True,
+              help="Also audit every training step: crafted row canaries for every arm, Dirac "
+                   "gradient canaries for DP-SGD.")
+@click.option("--white-box-canaries", type=int, default=DEFAULT_WHITE_BOX_CANARIES, show_default=True,
+              help="Crafted row canaries of the white-box audit (cost grows with their square).")
+@click.option("--gradient-canaries", type=int, default=DEFAULT_GRADIENT_CANARIES, show_default=True,
+              help="Dirac gradient canaries of the white-box audit of DP-SGD arms (cheap).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for results.json, report.pdf and report.html.")
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
@@ -378,7 +388,9 @@ def run(**opts: Any) -> None:
         min_group_rows=opts["min_group_rows"], small_groups=opts["small_groups"],
         privacy_audit=PrivacyAuditConfig(mia=opts["mia"], shadows=opts["shadows"],
                                          canaries=opts["canaries"], canary_kind=opts["canary_kind"],
-                                         canary_rows=opts["canary_rows"]),
+                                         canary_rows=opts["canary_rows"], white_box=opts["white_box"],
+                                         white_box_canaries=opts["white_box_canaries"],
+                                         gradient_canaries=opts["gradient_canaries"]),
     )
     na_values = tuple(v for v in opts["na_values"].split(","))
     dataset = load_dataset(
