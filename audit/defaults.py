@@ -123,7 +123,9 @@ DEFAULT_BOOTSTRAP_SEED = 0
 
 # --- privacy audit
 DEFAULT_MIA = "loss"
-MIA_CHOICES: tuple[str, ...] = ("loss", "lira", "none")
+#: ``"lira"`` and ``"rmia"`` train the same shadow (reference) models and both score
+#: LiRA and RMIA from them, besides the loss attack.
+MIA_CHOICES: tuple[str, ...] = ("loss", "lira", "rmia", "none")
 DEFAULT_SHADOWS = 16
 #: RMIA's offline slope ``a`` in ``P_IN(x) ~ a P_OUT(x) + (1 - a)`` when it is not fitted
 #: (:func:`audit.rmia_fit_a` fits it on an audit's shadow models): 1, IN models no more
