@@ -32,7 +32,9 @@ from audit import (
     load_dataset,
     run_audit,
 )
+from audit.pipeline._prepare import prepare
 from audit.privacy._canaries import CanaryPlan, canary_plan, score_canaries
+from audit.privacy._membership import plan_shadow_pool
 
 SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
 
@@ -334,3 +336,25 @@ def test_guesses_never_exceed_canaries() -> None:
     assert plan.k_plus + plan.k_minus <= 7
     with pytest.raises(ConfigError, match="at least 2 canaries"):
         canary_plan(np.zeros(1), PrivacyAuditConfig(canaries=5, canary_rows="random"), 0)
+
+
+def test_rmia_population_is_validation_rows_drawn_before_training() -> None:
+    cfg = AuditConfig(arms=(BaselineArm(),), seeds=1)
+    prep = prepare(load_dataset("synthetic", n_rows=3000), cfg, {})
+    plain = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4)
+    pool = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4, population=prep.val)
+    # The population does not disturb the shadows' halves (LiRA's numbers stay as they were).
+    assert all(np.array_equal(a, b) for a, b in zip(plain.halves, pool.halves, strict=True))
+    assert plain.population is None and pool.population is not None
+    pop = pool.population
+    # Every validation row (fewer than the 10,000 cap), in order; none of them is a pool row.
+    np.testing.assert_array_equal(pop.X, prep.val.X)
+    pool_rows = {row.tobytes() for row in pool.X}
+    assert not any(row.tobytes() in pool_rows for row in pop.X)
+    # One mask per shadow, each leaving out about half the rows (Binomial(600, 1/2): sd 12).
+    assert len(pop.unused) == 4 and all(250 < m.sum() < 350 for m in pop.unused)
+    again = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4, population=prep.val)
+    assert all(np.array_equal(a, b) for a, b in zip(pop.unused, again.population.unused, strict=True))
+    capped = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4, population=prep.val,
+                              population_rows=100)
+    assert len(capped.population.X) == len(capped.population.unused[0]) == 100
