@@ -51,7 +51,7 @@ from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from .privacy._config import PrivacyAuditConfig
 from .privacy._dp_cost import dp_group_cost
 from .privacy._mechanism import dropout_noise_curve
-from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores
+from .privacy._mia import MIA_METRICS, attack_metrics, lira_offline_scores, rmia_fit_a, rmia_offline_scores
 from .result._bounds import (
     CANARY_AUDITS,
     GAUSSIAN_DP_NOTE,
@@ -172,6 +172,8 @@ __all__ = [
     "largest_bounds",
     "lira_offline_scores",
     "noise_multiplier_for_epsilon",
+    "rmia_fit_a",
+    "rmia_offline_scores",
     # pipeline
     "AuditConfig",
     "ProgressEvent",

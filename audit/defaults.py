@@ -44,6 +44,9 @@ __all__ = [
     "DEFAULT_N_BOOTSTRAP",
     "DEFAULT_OBJECTIVE",
     "DEFAULT_OPTIMIZER",
+    "DEFAULT_RMIA_A",
+    "DEFAULT_RMIA_GAMMA",
+    "DEFAULT_RMIA_POPULATION",
     "DEFAULT_SEEDS",
     "DEFAULT_SHADOWS",
     "DEFAULT_WHITE_BOX",
@@ -126,8 +129,18 @@ DEFAULT_BOOTSTRAP_SEED = 0
 
 # --- privacy audit
 DEFAULT_MIA = "loss"
-MIA_CHOICES: tuple[str, ...] = ("loss", "lira", "none")
+#: ``"lira"`` and ``"rmia"`` train the same shadow (reference) models and both score
+#: LiRA and RMIA from them, besides the loss attack.
+MIA_CHOICES: tuple[str, ...] = ("loss", "lira", "rmia", "none")
 DEFAULT_SHADOWS = 16
+#: RMIA's offline slope ``a`` in ``P_IN(x) ~ a P_OUT(x) + (1 - a)`` when it is not fitted
+#: (:func:`audit.rmia_fit_a` fits it on an audit's shadow models): 1, IN models no more
+#: confident than OUT ones, the RMIA authors' choice when nothing is known.
+DEFAULT_RMIA_A = 1.0
+#: RMIA's pairwise threshold: ``x`` dominates ``z`` when ``LR(x) / LR(z) > gamma``.
+DEFAULT_RMIA_GAMMA = 1.0
+#: Most population rows (drawn from the validation split) RMIA compares each row with.
+DEFAULT_RMIA_POPULATION = 10_000
 DEFAULT_MIA_BOOTSTRAP = 200
 DEFAULT_CANARIES = 1000
 DEFAULT_CANARY_KIND = "flipped"

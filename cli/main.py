@@ -346,9 +346,10 @@ def _split_list(text: str) -> list[str]:
 @click.option("--encoding", default=None, help="Text encoding of the data file (default UTF-8).")
 @click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
 @click.option("--mia", type=click.Choice(MIA_CHOICES), default=DEFAULT_MIA, show_default=True,
-              help="Membership inference: loss-threshold attack; lira adds LiRA (shadow models, heavy).")
+              help="Membership inference: the loss-threshold attack; lira or rmia (the same) add "
+                   "shadow models, trained once and scored by both LiRA and RMIA (heavy).")
 @click.option("--shadows", type=int, default=DEFAULT_SHADOWS, show_default=True,
-              help="LiRA shadow models per arm.")
+              help="Shadow (reference) models per arm, shared by LiRA and RMIA.")
 @click.option("--canaries", type=int, default=DEFAULT_CANARIES, show_default=True,
               help="Canaries for the one-run epsilon lower bound (0: skip it).")
 @click.option("--canary-kind", type=click.Choice(CANARY_KIND_CHOICES), default=DEFAULT_CANARY_KIND,

@@ -307,6 +307,16 @@ def _audit_label(audit: str) -> str:
     return info.label if info is not None else audit
 
 
+#: Attacks scored from shadow models.
+_SHADOW_ATTACKS = frozenset({"lira", "rmia"})
+#: Appended to the membership-inference table's caption when LiRA and RMIA ran.
+_SHADOW_ATTACKS_NOTE = (
+    " LiRA and RMIA (offline) attack the first seed's model with the same shadow models, "
+    "trained with each arm's own mechanism on random halves of the members and non-members; "
+    "rows that every shadow trained on are left out. RMIA compares each row's likelihood "
+    "ratio with those of validation rows that no model trained on.")
+
+
 def _privacy(result: AuditResult, arms: list[str]) -> Section:
     priv = result.aggregate("privacy")
     bounds = result.privacy_bounds()
@@ -342,24 +352,29 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
         sel = mia[mia["seed"].isna()]
         mrows = []
         for arm in arms:
-            for attack in sel[sel["arm"] == arm]["attack"].unique():
+            for attack in _figures.attack_order(sel.loc[sel["arm"] == arm, "attack"].astype(str).tolist()):
                 part = sel[(sel["arm"] == arm) & (sel["attack"] == attack)]
                 for group in part["group"].unique():
                     g = part[part["group"] == group].set_index("metric")
                     cells = [_ci(g.loc[m]) if bool(g.loc[m, "available"]) else fmt(
                         None, reason=_short_reason(str(g.loc[m, "reason"])))
                         for m in ("auc", "advantage", "tpr_at_fpr_1pct", "tpr_at_fpr_0.1pct")]
-                    mrows.append([arm, str(attack), str(group), *cells])
+                    mrows.append([arm, _figures.ATTACK_LABELS.get(attack, attack), str(group), *cells])
         blocks.append(Table(["Arm", "Attack", "Group", "AUC", "Advantage", "TPR @ FPR 1%",
                              "TPR @ FPR 0.1%"], mrows,
                             caption="Membership inference: can an attacker tell the rows a model "
                                     "trained on (members) from others? AUC 0.5 = no better than "
                                     "chance; advantage = best true-positive minus false-positive "
                                     "rate; TPR @ FPR = members found while wrongly flagging at most "
-                                    "1% (0.1%) of non-members."))
+                                    "1% (0.1%) of non-members."
+                                    + (_SHADOW_ATTACKS_NOTE if _SHADOW_ATTACKS & set(sel["attack"])
+                                       else "")))
     if not result.roc.empty:
         blocks.append(Figure(_figures.roc_figure(result.roc, arms),
-                             "Loss-threshold attack ROC curves (log axes; first seed)."))
+                             "Membership-inference ROC curves, one panel per attack (log axes; the "
+                             "first seed, whose shadow models LiRA and RMIA use)."
+                             if _SHADOW_ATTACKS & set(result.roc["attack"])
+                             else "Loss-threshold attack ROC curves (log axes; first seed)."))
     if not result.dp_cost.empty:
         crow = [[r["arm"], str(r["group"]), _ci(pd.Series({"value": r["cost"], "ci_low": r["ci_low"],
                                                             "ci_high": r["ci_high"]})),

@@ -17,7 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["ArmStyle", "arm_styles", "level_text", "privacy_bounds_figure"]
+__all__ = ["ATTACK_LABELS", "ArmStyle", "arm_styles", "attack_order", "level_text", "privacy_bounds_figure"]
+
+#: Membership-inference attacks in report order, with the names a report shows.
+ATTACK_LABELS: dict[str, str] = {"loss": "loss", "lira": "LiRA", "rmia": "RMIA"}
 
 _COLORS = ["#1b4f9c", "#d1495b", "#2e8b57", "#e69f00", "#6a3d9a", "#555555", "#00a6b4", "#a0522d"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -27,6 +30,12 @@ _LINES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0,
 class ArmStyle:
     def __init__(self, color: str, marker: str, line: object) -> None:
         self.color, self.marker, self.line = color, marker, line
+
+
+def attack_order(attacks: Sequence[str]) -> list[str]:
+    """The attacks present, in :data:`ATTACK_LABELS` order, unknown ones after (sorted)."""
+    present = set(attacks)
+    return [a for a in ATTACK_LABELS if a in present] + sorted(present - set(ATTACK_LABELS))
 
 
 def level_text(level: float) -> str:
@@ -123,25 +132,58 @@ def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, which: str = "major") -
 
 
 def roc_figure(roc: pd.DataFrame, arms: Sequence[str]) -> bytes:
-    """Membership-inference ROC curves on log-log axes, with the chance diagonal."""
+    """Membership-inference ROC curves on log-log axes, with the chance diagonal.
+
+    The loss-threshold attack alone gives one panel; with shadow models (LiRA and RMIA)
+    there is one panel per attack, on shared axes, and one legend of the arms.
+    """
     styles = arm_styles(arms)
+    attacks = attack_order(roc["attack"].astype(str).unique().tolist()) or ["loss"]
+    xlabel, ylabel = "false positive rate (non-members flagged)", "true positive rate (members found)"
+    wide = len(attacks) > 1
     with plt.rc_context(_font()):
-        fig, ax = plt.subplots(figsize=(5.5, 4.2))
-        for arm in arms:
-            sel = roc[(roc["arm"] == arm) & (roc["attack"] == "loss") & roc["resolvable"].astype(bool)]
-            if sel.empty:
-                continue
-            st = styles[arm]
-            ax.plot(sel["fpr"], np.maximum(sel["tpr"], 1e-5), color=st.color, linestyle=st.line,
-                    marker=st.marker, markersize=3, markevery=5, label=arm)
-        grid = np.logspace(-4, 0, 50)
-        ax.plot(grid, grid, color="#999999", linewidth=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(1e-4, 1)
-        ax.set_ylim(1e-4, 1)
-        return _finish(fig, ax, "false positive rate (non-members flagged)",
-                       "true positive rate (members found)", which="both")
+        fig, axes = plt.subplots(1, len(attacks), figsize=(2.9 * len(attacks), 3.5) if wide else (5.5, 4.2),
+                                 sharex=True, sharey=True, squeeze=False)
+        for ax, attack in zip(axes[0], attacks, strict=True):
+            for arm in arms:
+                sel = roc[(roc["arm"] == arm) & (roc["attack"] == attack) & roc["resolvable"].astype(bool)]
+                if sel.empty:
+                    continue
+                st = styles[arm]
+                ax.plot(sel["fpr"], np.maximum(sel["tpr"], 1e-5), color=st.color, linestyle=st.line,
+                        marker=st.marker, markersize=3, markevery=5, label=arm)
+            grid = np.logspace(-4, 0, 50)
+            ax.plot(grid, grid, color="#999999", linewidth=1, label="chance")
+            _log_axes(ax)
+            if wide:
+                ax.set_title(f"{ATTACK_LABELS.get(attack, attack)} attack", fontsize=10)
+                ax.grid(alpha=0.3, which="both")
+        if not wide:
+            return _finish(fig, axes[0][0], xlabel, ylabel, which="both")
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][len(attacks) // 2].set_xlabel(xlabel)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        return _png(fig)
+
+
+def _log_axes(ax: Any) -> None:
+    """Log axes from 1e-4 to 1, ticks labelled as plain numbers (0.001, 0.01, ...).
+
+    The default log labels are mathtext (``10^{-3}``), which :func:`_font` turns off so
+    that group names are never read as maths.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(1e-4, 1)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator([1e-4, 1e-3, 1e-2, 1e-1, 1.0]))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def tradeoff_figure(points: pd.DataFrame, arms: Sequence[str]) -> bytes:

@@ -295,3 +295,23 @@ def test_results_page_shows_claimed_vs_proven() -> None:
     at.switch_page("views/results.py").run()
     assert not at.exception
     assert any("Violates its claim" in e.value and e.value.startswith("dp_sgd, ") for e in at.error)
+
+
+def test_rmia_choice_and_results_show_both_shadow_attacks() -> None:
+    from audit import AuditConfig, BaselineArm, PrivacyAuditConfig, TrainingConfig, load_dataset, run_audit
+
+    at = app()
+    at.switch_page("views/setup.py").run()
+    at.selectbox(key="mia").set_value("rmia").run()
+    assert not at.exception
+    assert any("scored by both LiRA and RMIA" in c.value for c in at.caption)
+    # The results page of an audit with shadow models: LiRA and RMIA rows and ROC panels.
+    cfg = AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0, training=TrainingConfig(epochs=1, hidden=(8,)),
+                      privacy_audit=PrivacyAuditConfig(mia="rmia", shadows=2, canaries=0, mia_bootstrap=0,
+                                                       mechanism_rows=0))
+    at.session_state["result_json"] = run_audit(load_dataset("synthetic", n_rows=1500), cfg).to_json()
+    at.switch_page("views/results.py").run()
+    assert not at.exception
+    assert any("LiRA and RMIA attack" in c.value for c in at.caption)
+    shown = [df.value for df in at.dataframe if "attack" in df.value.columns]
+    assert len(shown) == 1 and set(shown[0]["attack"]) == {"loss", "lira", "rmia"}

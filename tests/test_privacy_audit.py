@@ -33,7 +33,9 @@ from audit import (
     load_dataset,
     run_audit,
 )
+from audit.pipeline._prepare import prepare
 from audit.privacy._canaries import CanaryPlan, canary_plan, score_canaries
+from audit.privacy._membership import plan_shadow_pool
 
 SMALL = dict(seeds=2, n_bootstrap=50, training=TrainingConfig(epochs=2, hidden=(16,)))
 
@@ -262,8 +264,9 @@ def test_dp_group_cost_known_answer() -> None:
 
 
 @pytest.mark.parametrize(("kw", "message"), [
-    ({"mia": "shadow"}, r"mia must be one of \['loss', 'lira', 'none'\]"),
+    ({"mia": "shadow"}, r"mia must be one of \['loss', 'lira', 'rmia', 'none'\]"),
     ({"mia": "lira", "shadows": 1}, "LiRA needs at least 2 shadow models"),
+    ({"mia": "rmia", "shadows": 1}, r"LiRA and RMIA \(which share their shadow models\) need at least 2"),
     ({"canary_kind": "random"}, r"canary_kind must be one of \['flipped', 'natural'\]"),
     ({"canary_rows": "far"}, r"canary_rows must be one of \['isolated', 'random'\]"),
     ({"guess_fraction": 0.7}, r"guess_fraction must be a number in \(0, 0.5\], not 0.7"),
@@ -275,16 +278,36 @@ def test_privacy_audit_config_validation(kw: dict, message: str) -> None:
         PrivacyAuditConfig(**kw)
 
 
-def test_lira_option_runs_and_reports_per_group() -> None:
-    cfg = AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0,
-                      training=TrainingConfig(epochs=1, hidden=(8,)),
-                      privacy_audit=PrivacyAuditConfig(mia="lira", shadows=4, canaries=0,
-                                                       mia_bootstrap=20, mechanism_rows=0))
-    res = run_audit(load_dataset("synthetic", n_rows=1500), cfg)
-    lira = res.mia[(res.mia["attack"] == "lira") & res.mia["seed"].isna()]
-    assert set(lira["group"]) == {"overall", "majority", "minority"}
-    auc = lira[(lira["group"] == "overall") & (lira["metric"] == "auc")]["value"].iloc[0]
-    assert 0.3 < auc < 0.8
+def test_lira_and_rmia_options_train_one_shadow_set_and_report_both_per_group() -> None:
+    data = load_dataset("synthetic", n_rows=1500)
+    results = {}
+    for mia in ("lira", "rmia"):
+        cfg = AuditConfig(arms=(BaselineArm(),), seeds=1, n_bootstrap=0,
+                          training=TrainingConfig(epochs=1, hidden=(8,)),
+                          privacy_audit=PrivacyAuditConfig(mia=mia, shadows=4, canaries=0,
+                                                           mia_bootstrap=20, mechanism_rows=0))
+        events: list = []
+        results[mia] = run_audit(data, cfg, progress=events.append)
+        # 1 arm + 4 shadows, trained once for both attacks.
+        assert sum(e.stage == "shadow" for e in events) == 4
+        assert events[-1].total == 5
+    res = results["rmia"]
+    assert set(res.mia["attack"]) == set(res.roc["attack"]) == {"loss", "lira", "rmia"}
+    for attack in ("lira", "rmia"):
+        sel = res.mia[(res.mia["attack"] == attack) & res.mia["seed"].isna()]
+        assert set(sel["group"]) == {"overall", "majority", "minority"}
+        auc = sel[(sel["group"] == "overall") & (sel["metric"] == "auc")]["value"].iloc[0]
+        assert 0.3 < auc < 0.8
+        # Rows without an OUT shadow (Binomial: about 1/16 with 4 shadows) are dropped,
+        # from LiRA and RMIA alike.
+        n = sel["n_members"].iloc[0] + sel["n_nonmembers"].iloc[0]
+        assert 0.85 * 2 * 300 < n < 2 * 300
+    lira_n = res.mia.loc[res.mia["attack"] == "lira", ["group", "n_members", "n_nonmembers"]]
+    rmia_n = res.mia.loc[res.mia["attack"] == "rmia", ["group", "n_members", "n_nonmembers"]]
+    assert lira_n.to_numpy().tolist() == rmia_n.to_numpy().tolist()
+    # "lira" and "rmia" are the same audit: identical attack results.
+    pd.testing.assert_frame_equal(results["lira"].mia, res.mia)
+    pd.testing.assert_frame_equal(results["lira"].roc, res.roc)
     assert res.empirical.empty
 
 
@@ -334,3 +357,25 @@ def test_guesses_never_exceed_canaries() -> None:
     assert plan.k_plus + plan.k_minus <= 7
     with pytest.raises(ConfigError, match="at least 2 canaries"):
         canary_plan(np.zeros(1), PrivacyAuditConfig(canaries=5, canary_rows="random"), 0)
+
+
+def test_rmia_population_is_validation_rows_drawn_before_training() -> None:
+    cfg = AuditConfig(arms=(BaselineArm(),), seeds=1)
+    prep = prepare(load_dataset("synthetic", n_rows=3000), cfg, {})
+    plain = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4)
+    pool = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4, population=prep.val)
+    # The population does not disturb the shadows' halves (LiRA's numbers stay as they were).
+    assert all(np.array_equal(a, b) for a, b in zip(plain.halves, pool.halves, strict=True))
+    assert plain.population is None and pool.population is not None
+    pop = pool.population
+    # Every validation row (fewer than the 10,000 cap), in order; none of them is a pool row.
+    np.testing.assert_array_equal(pop.X, prep.val.X)
+    pool_rows = {row.tobytes() for row in pool.X}
+    assert not any(row.tobytes() in pool_rows for row in pop.X)
+    # One mask per shadow, each leaving out about half the rows (Binomial(600, 1/2): sd 12).
+    assert len(pop.unused) == 4 and all(250 < m.sum() < 350 for m in pop.unused)
+    again = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4, population=prep.val)
+    assert all(np.array_equal(a, b) for a, b in zip(pop.unused, again.population.unused, strict=True))
+    capped = plan_shadow_pool(prep.train, prep.test, seed=0, shadows=4, population=prep.val,
+                              population_rows=100)
+    assert len(capped.population.X) == len(capped.population.unused[0]) == 100

@@ -27,8 +27,8 @@ from audit import (
     load_dataset,
     run_audit,
 )
-from reports import SECTION_TITLES, build_report, render_html, render_pdf
-from reports._content import Figure, fmt
+from reports import SECTION_TITLES, Report, build_report, render_html, render_pdf, write_html, write_pdf
+from reports._content import Figure, Table, fmt
 
 POPPLER = shutil.which("pdftoppm") is not None
 needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm) not installed; "
@@ -322,3 +322,36 @@ def test_privacy_bounds_figure_ticks_are_plain_numbers(monkeypatch: pytest.Monke
     assert any("Gaussian-DP estimate" in t for t in legend)
     assert any(t.get_text() == "violates its claim" for t in ax.texts)
     plt.close(fig)
+
+
+def test_rmia_rows_and_panel_wherever_lira_appears(result: AuditResult, tmp_path: Path) -> None:
+    cfg = AuditConfig(arms=(BaselineArm(), UniformDropoutArm()), seeds=1, n_bootstrap=0,
+                      training=TrainingConfig(epochs=1, hidden=(8,)),
+                      privacy_audit=PrivacyAuditConfig(mia="rmia", shadows=2, canaries=0, mia_bootstrap=0,
+                                                       mechanism_rows=0))
+    shadowed = build_report(run_audit(load_dataset("synthetic", n_rows=1500), cfg))
+    default = build_report(result)
+
+    def mia_rows(report: Report) -> list[list[str]]:
+        tables = [b for s in report.sections for b in s.blocks
+                  if isinstance(b, Table) and b.header[:3] == ["Arm", "Attack", "Group"]]
+        assert len(tables) == 1
+        return tables[0].rows
+
+    def captions(report: Report) -> list[str]:
+        return [b.caption for s in report.sections for b in s.blocks if isinstance(b, Figure)]
+
+    rows = mia_rows(shadowed)
+    for arm in ("baseline", "uniform_dropout"):
+        attacks = [r[1] for r in rows if r[0] == arm]
+        assert attacks == ["loss"] * 3 + ["LiRA"] * 3 + ["RMIA"] * 3  # overall and 2 groups each
+        lira = [r[2] for r in rows if r[0] == arm and r[1] == "LiRA"]
+        assert [r[2] for r in rows if r[0] == arm and r[1] == "RMIA"] == lira
+    assert any("one panel per attack" in c for c in captions(shadowed))
+    write_pdf(shadowed, tmp_path / "r.pdf")
+    write_html(shadowed, tmp_path / "r.html")
+    for doc in (pdf_text(tmp_path / "r.pdf"), html_text(tmp_path / "r.html")[0]):
+        assert "RMIA" in doc and "LiRA" in doc
+    # The default audit (loss only) keeps its single-panel figure and loss rows.
+    assert {r[1] for r in mia_rows(default)} == {"loss"}
+    assert "Loss-threshold attack ROC curves (log axes; first seed)." in captions(default)

@@ -70,6 +70,8 @@ try:
         st.image(tradeoff_figure(tradeoff_points(res), arms))
         if not res.mia.empty:
             st.subheader("Membership inference by group")
+            if {"lira", "rmia"} & set(res.mia["attack"]):
+                st.caption("LiRA and RMIA attack the first seed's model with the same shadow models.")
             st.dataframe(res.mia[res.mia["seed"].isna()], use_container_width=True)
             st.download_button("Download mia.csv", csv_bytes(res.mia), "mia.csv", "text/csv", key="dl_mia")
         if not res.roc.empty:

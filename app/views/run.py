@@ -22,7 +22,7 @@ else:
             bar = st.progress(0.0, text="starting")
             stages = {"solve": "training a group-dropout candidate",
                       "solved": "trained a group-dropout candidate", "train": "training",
-                      "trained": "trained", "shadow": "trained a LiRA shadow model",
+                      "trained": "trained", "shadow": "trained a shadow model (LiRA, RMIA)",
                       "canary": "trained a canary run", "metrics": "measuring fairness",
                       "privacy": "membership inference", "canaries": "scoring the canary audit",
                       "done": "done"}

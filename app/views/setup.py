@@ -71,6 +71,10 @@ device = _choice(c8, "Device", devices, d.DEFAULT_DEVICE, "device")
 st.subheader("Privacy audit")
 c9, c10, c11 = st.columns(3)
 mia = _choice(c9, "Membership inference", d.MIA_CHOICES, d.DEFAULT_MIA, "mia")
+shadowed = mia in ("lira", "rmia")
+if shadowed:
+    c9.caption(f"lira and rmia are the same audit: {d.DEFAULT_SHADOWS} shadow models per arm, "
+               "trained once, scored by both LiRA and RMIA.")
 canaries = c10.number_input("Canaries (0 = no one-run audit)", 0, 5000, d.DEFAULT_CANARIES, step=100,
                             key="canaries")
 canary_kind = _choice(c11, "Canary labels", d.CANARY_KIND_CHOICES, d.DEFAULT_CANARY_KIND, "canary_kind")
@@ -87,9 +91,11 @@ try:
     frame = st.session_state.get("frame")
     if frame is not None:
         # Rough, measured on a 2-core CPU: ~1.5 s per 10k rows x 10 epochs per model,
-        # models = arms x seeds, doubled by the canary runs, plus the solver's candidates.
+        # models = arms x seeds, doubled by the canary runs, plus the solver's candidates
+        # and the shadow models (per arm, once).
         models = len(arm_objs) * int(seeds) * (2 if canaries else 1) + (
-            30 if GroupDropoutArm.kind in arms else 0)
+            30 if GroupDropoutArm.kind in arms else 0) + (
+            len(arm_objs) * d.DEFAULT_SHADOWS if shadowed else 0)
         estimate = 1.5 * len(frame) / 10_000 * int(epochs) / 10 * models / 4 + 5
         st.info(f"Estimated run time on a 2-core CPU: about {estimate:.0f} s ({models} models).")
     st.success("Settings saved. Go to Run.")

@@ -202,9 +202,10 @@ class ProgressEvent:
 
     ``done`` and ``total`` count every model the audit trains. Stages: before a model,
     ``"solve"`` (a group-dropout candidate) or ``"train"`` (any other); after it,
-    ``"solved"``, ``"trained"`` (an arm's model), ``"shadow"`` (a LiRA shadow) or
-    ``"canary"`` (a canary run); then ``"metrics"`` (per arm), ``"privacy"``
-    (membership inference), ``"canaries"`` (scoring the canary runs) and ``"done"``.
+    ``"solved"``, ``"trained"`` (an arm's model), ``"shadow"`` (a shadow model, shared by
+    LiRA and RMIA) or ``"canary"`` (a canary run); then ``"metrics"`` (per arm),
+    ``"privacy"`` (membership inference), ``"canaries"`` (scoring the canary runs) and
+    ``"done"``.
     """
 
     stage: str

@@ -16,7 +16,7 @@ from ..dp._accounting import NO_GUARANTEE, PrivacyLedger
 from ..fairness._metrics import evaluate_predictions
 from ..privacy._canaries import score_canary_run
 from ..privacy._mechanism import dropout_noise_curve
-from ..privacy._membership import run_membership_inference
+from ..privacy._membership import ShadowModels, run_membership_inference
 from ..result._schema import MECHANISM_COLUMNS
 from ._config import AuditConfig
 from ._plan import AuditPlan, TrainedModels
@@ -52,7 +52,9 @@ def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
         out.mia = run_membership_inference(
             trained.arms, kinds={arm.label: arm.kind for arm in plan.arms},
             train=prepared.train, test=prepared.test, config=config.privacy_audit,
-            shadow_models={(label, plan.seeds[0]): models for label, models in trained.shadows.items()}
+            shadows=ShadowModels(
+                {(label, plan.seeds[0]): models for label, models in trained.shadows.items()},
+                plan.shadow_pool.population if plan.shadow_pool is not None else None)
             if trained.shadows else None,
             roc_out=out.roc, roc_seed=plan.seeds[0])
     if plan.canary_runs:

@@ -4,9 +4,9 @@ Two plans, because group-dropout rates are solved from trained candidates:
 
 1. :func:`plan_solver` -- the group-dropout candidates x seeds of every arm whose rates
    are ``"auto"`` (empty when there is none);
-2. :func:`plan_audit` -- with those rates solved: arms x seeds, LiRA shadow models and
-   the one-run canary runs, each a :class:`~audit.FitJob` with its rows, rates, seed,
-   epsilon and delta.
+2. :func:`plan_audit` -- with those rates solved: arms x seeds, the shadow (reference)
+   models that LiRA and RMIA share and the one-run canary runs, each a
+   :class:`~audit.FitJob` with its rows, rates, seed, epsilon and delta.
 
 :func:`plan_solver` first checks every arm against the data (group names, delta), so
 that a wrong group name fails in a second, not after the solver's training. The
@@ -179,7 +179,8 @@ class AuditPlan:
     arm_jobs
         Arms x seeds on the training rows, arm-major.
     shadow_pool, shadow_jobs
-        LiRA's pool and shadow models (per arm, first seed), when LiRA is on.
+        The shadow pool (with RMIA's population) and shadow models (per arm, first
+        seed), when ``mia`` is ``"lira"`` or ``"rmia"``: trained once, scored by both.
     canary_runs, canary_jobs
         One canary run per seed, each training every arm (seed-major).
     """
@@ -227,7 +228,8 @@ class AuditPlan:
 
 @dataclass(frozen=True, eq=False)
 class TrainedModels:
-    """The audit's fitted models: per (arm, seed), LiRA shadows per arm, canary runs."""
+    """The audit's fitted models: per (arm, seed), shadows (LiRA's and RMIA's) per arm,
+    canary runs."""
 
     arms: Mapping[tuple[str, int], FittedModel]
     shadows: Mapping[str, list[tuple[FittedModel, np.ndarray]]]
@@ -237,7 +239,7 @@ class TrainedModels:
 def audit_job_count(config: AuditConfig) -> int:
     """How many models :func:`plan_audit` will plan, known before the solver runs."""
     per_arm = len(config.seed_list)
-    if config.privacy_audit.mia == "lira":
+    if config.privacy_audit.uses_shadows:
         per_arm += config.privacy_audit.shadows
     if config.privacy_audit.canaries > 0:
         per_arm += len(config.seed_list)
@@ -268,8 +270,9 @@ def plan_audit(prepared: PreparedData, config: AuditConfig,
     audit_cfg = config.privacy_audit
     pool = None
     shadow_jobs: list[FitJob] = []
-    if audit_cfg.mia == "lira":
-        pool = plan_shadow_pool(train, prepared.test, seed=seeds[0], shadows=audit_cfg.shadows)
+    if audit_cfg.uses_shadows:
+        pool = plan_shadow_pool(train, prepared.test, seed=seeds[0], shadows=audit_cfg.shadows,
+                                population=prepared.val)
         shadow_jobs = [job(arm, pool.rows(s, arm.label), pool.groups[half], pool.shadow_seed(s), "shadow")
                        for arm in arms for s, half in enumerate(pool.halves)]
     runs: list[CanaryRun] = []

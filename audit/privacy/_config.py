@@ -30,6 +30,8 @@ from ..defaults import (
 )
 
 MIA_ATTACKS = MIA_CHOICES
+#: ``mia`` choices that train the shared shadow models and score LiRA and RMIA.
+SHADOW_ATTACKS = ("lira", "rmia")
 
 
 CANARY_KINDS = CANARY_KIND_CHOICES
@@ -42,10 +44,14 @@ class PrivacyAuditConfig:
     Attributes
     ----------
     mia
-        ``"loss"`` (default), ``"lira"`` (loss plus LiRA with ``shadows`` shadow models
-        per arm; heavy) or ``"none"``.
+        ``"loss"`` (default: the loss-threshold attack), ``"lira"`` or ``"rmia"``, or
+        ``"none"``. ``"lira"`` and ``"rmia"`` do the same thing: both train ``shadows``
+        shadow (reference) models per arm, once, and score the loss attack, LiRA
+        offline and RMIA offline from them, so asking for one gives the other for
+        free. Heavy: the shadows cost ``shadows`` extra models per arm. RMIA compares
+        each row with population rows drawn from the validation split.
     shadows
-        Shadow models per arm for LiRA.
+        Shadow (reference) models per arm for LiRA and RMIA, at least 2.
     mia_bootstrap
         Bootstrap resamples for the attack metrics' confidence intervals.
     canaries
@@ -125,9 +131,16 @@ class PrivacyAuditConfig:
             "mechanism_rows": Interval(int, 0, None),
             "mechanism_masks": Interval(int, 2, None),
         })
-        if self.mia == "lira" and self.shadows < 2:
-            raise ConfigError(f"LiRA needs at least 2 shadow models, not {self.shadows}",
+        if self.uses_shadows and self.shadows < 2:
+            who = "LiRA needs" if self.mia == "lira" else \
+                "LiRA and RMIA (which share their shadow models) need"
+            raise ConfigError(f"{who} at least 2 shadow models, not {self.shadows}",
                               param="shadows", fix={"shadows": 2})
+
+    @property
+    def uses_shadows(self) -> bool:
+        """Whether the audit trains shadow models (for LiRA and RMIA alike)."""
+        return self.mia in SHADOW_ATTACKS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,11 +1,15 @@
-"""Membership inference on trained models: loss-threshold and LiRA offline attacks,
-per group, with ROC points for log-axis plots.
+"""Membership inference on trained models: loss-threshold, LiRA and RMIA offline
+attacks, per group, with ROC points for log-axis plots.
 
 Members are training rows, non-members an equal number of test rows, which no model
 trained on and no model selection looked at. Loss-threshold attack (Yeom et al. 2018):
 score = -loss on the true label. LiRA offline (Carlini et al. 2022): shadow models
 trained with the arm's own mechanism on random halves of the member/non-member pool
-give, per row, a Gaussian of OUT confidences.
+give, per row, a Gaussian of OUT confidences. RMIA offline (Zarifzadeh et al. 2024):
+the same shadow models, as reference models, give each row's OUT probability of its
+true label, and the row's likelihood ratio is compared with those of population rows
+(validation rows, which neither the target nor any shadow model trained on). One set of
+shadow models serves both attacks: they are trained once per audit.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._exceptions import InternalError
 from ..data._encoded import EncodedSplit
+from ..defaults import DEFAULT_RMIA_GAMMA, DEFAULT_RMIA_POPULATION
 from ..training._trainer import FittedModel, TrainingRows
 from ._config import PrivacyAuditConfig
-from ._mia import attack_metrics, lira_offline_scores, logit_confidence
+from ._mia import attack_metrics, lira_offline_scores, logit_confidence, rmia_fit_a, rmia_offline_scores
 
 
 def row_losses(model: FittedModel, X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -61,16 +67,17 @@ def run_membership_inference(
     train: EncodedSplit,
     test: EncodedSplit,
     config: PrivacyAuditConfig,
-    shadow_models: Mapping[tuple[str, int], Sequence[tuple[FittedModel, np.ndarray]]] | None = None,
+    shadows: ShadowModels | None = None,
     roc_out: list[pd.DataFrame] | None = None,
     roc_seed: int | None = None,
 ) -> pd.DataFrame:
     """Attack metrics for every (arm, seed) model: a tidy frame with ``attack`` column.
 
-    ``shadow_models[(arm, seed)]`` lists (shadow model, in-mask over the pool) pairs for
-    LiRA, where the pool is the members followed by the non-members of the sample.
-    ROC points of ``roc_seed``'s attacks (default: the smallest seed) are appended to
-    ``roc_out`` when given; an audit passes the seed its LiRA shadows were trained for.
+    ``shadows.models[(arm, seed)]`` lists (shadow model, in-mask over the pool) pairs,
+    where the pool is the members followed by the non-members of the sample: LiRA is
+    scored from them, and RMIA too when ``shadows.population`` is given. ROC points of
+    ``roc_seed``'s attacks (default: the smallest seed) are appended to ``roc_out`` when
+    given; an audit passes the seed its shadows were trained for.
     """
     if roc_seed is None:
         roc_seed = min((s for _, s in models), default=0)
@@ -82,11 +89,12 @@ def run_membership_inference(
         attacks: dict[str, tuple[np.ndarray, np.ndarray]] = {
             "loss": (-row_losses(model, Xm, ym), -row_losses(model, Xn, yn)),
         }
-        if shadow_models is not None and (arm, seed) in shadow_models:
+        if shadows is not None and (arm, seed) in shadows.models:
+            pairs = shadows.models[(arm, seed)]
             Xp, yp = np.concatenate([Xm, Xn]), np.concatenate([ym, yn])
             target = logit_confidence(_true_label_prob(model, Xp, yp))
             shadow_conf = []
-            for shadow, inside in shadow_models[(arm, seed)]:
+            for shadow, inside in pairs:
                 conf = logit_confidence(_true_label_prob(shadow, Xp, yp))
                 shadow_conf.append(np.where(inside, np.nan, conf))
             with warnings.catch_warnings():
@@ -94,6 +102,10 @@ def run_membership_inference(
                 warnings.filterwarnings("ignore", message=".*no OUT shadow.*")
                 scores = lira_offline_scores(target, np.stack(shadow_conf))
             attacks["lira"] = (scores[: len(ym)], scores[len(ym):])
+            if shadows.population is not None:
+                scores = _rmia_scores(model, [m for m, _ in pairs], [inside for _, inside in pairs],
+                                      Xp, yp, shadows.population)
+                attacks["rmia"] = (scores[: len(ym)], scores[len(ym):])
         for attack, (s_mem, s_non) in attacks.items():
             keep_m, keep_n = ~np.isnan(s_mem), ~np.isnan(s_non)
             if roc_out is not None and seed == roc_seed:
@@ -111,6 +123,25 @@ def run_membership_inference(
         return pd.DataFrame()
     per_seed = pd.concat(frames, ignore_index=True)
     return pd.concat([per_seed, _aggregate_mia(per_seed)], ignore_index=True)
+
+
+def _rmia_scores(model: FittedModel, shadows: Sequence[FittedModel], inside: Sequence[np.ndarray],
+                 X: np.ndarray, y: np.ndarray, population: RmiaPopulation) -> np.ndarray:
+    """Offline RMIA scores of the pool rows ``(X, y)``, the shadows as reference models."""
+    if len(population.unused) != len(shadows):
+        raise InternalError(f"{len(population.unused)} population masks for {len(shadows)} shadow models")
+    probs = np.stack([_true_label_prob(m, X, y) for m in shadows])
+    a = rmia_fit_a(probs, np.stack(inside))  # from the shadows alone, before any target score
+    ref_x = np.where(np.stack(inside), np.nan, probs)
+    ref_z = np.stack([np.where(mask, np.nan, _true_label_prob(m, population.X, population.y))
+                      for m, mask in zip(shadows, population.unused, strict=True)])
+    keep = ~np.isnan(ref_z).all(axis=0)  # population rows every shadow's mask left out
+    with warnings.catch_warnings():
+        # Rows that no shadow left out get NaN; they are dropped by the caller.
+        warnings.filterwarnings("ignore", message=".*no OUT reference.*")
+        return rmia_offline_scores(_true_label_prob(model, X, y), ref_x,
+                                   _true_label_prob(model, population.X[keep], population.y[keep]),
+                                   ref_z[:, keep], a=a, gamma=DEFAULT_RMIA_GAMMA)
 
 
 #: False-positive rates at which ROC curves are stored (log-spaced, for log-axis plots).
@@ -158,15 +189,43 @@ def _aggregate_mia(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True, eq=False)
+class RmiaPopulation:
+    """RMIA's population rows ``z`` and, per shadow model, which of them it does not
+    score (``unused[s]``), drawn before any training.
+
+    The rows are validation rows: no model of the audit trains on them, so they are
+    non-members of the target and OUT for every shadow. Each shadow still scores only
+    a random half of them, with the probability that a pool row is OUT for it, so that
+    a population row's ``Pr(z)`` averages over as many reference models as a non-member
+    pool row's ``Pr(x)`` and the two likelihood ratios have the same distribution.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    unused: list[np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class ShadowModels:
+    """Trained shadow (reference) models per (arm, seed) target, each with its in-mask
+    over the pool, and RMIA's population (None: LiRA only)."""
+
+    models: Mapping[tuple[str, int], Sequence[tuple[FittedModel, np.ndarray]]]
+    population: RmiaPopulation | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class ShadowPool:
-    """LiRA's pool for one seed (that seed's members, then its non-members) and the
-    random halves the shadow models train on, drawn before any training."""
+    """The shadow (reference) models' pool for one seed (that seed's members, then its
+    non-members), the random halves the shadow models train on, and RMIA's population;
+    all drawn before any training. LiRA and RMIA are both scored from these shadows."""
 
     seed: int
     X: np.ndarray
     y: np.ndarray
     groups: np.ndarray
     halves: list[np.ndarray]
+    population: RmiaPopulation | None = None
 
     def rows(self, half: int, arm: str) -> TrainingRows:
         """The rows of one shadow model (each shadow is trained on its own)."""
@@ -177,8 +236,11 @@ class ShadowPool:
         return 10_000 + 100 * self.seed + half
 
 
-def plan_shadow_pool(train: EncodedSplit, test: EncodedSplit, *, seed: int, shadows: int) -> ShadowPool:
-    """The pool of ``membership_sample(seed)`` and ``shadows`` random halves of it."""
+def plan_shadow_pool(train: EncodedSplit, test: EncodedSplit, *, seed: int, shadows: int,
+                     population: EncodedSplit | None = None,
+                     population_rows: int = DEFAULT_RMIA_POPULATION) -> ShadowPool:
+    """The pool of ``membership_sample(seed)``, ``shadows`` random halves of it and, when
+    ``population`` rows are given, at most ``population_rows`` of them for RMIA."""
     sample = membership_sample(len(train), len(test), seed)
     members, nonmembers = train.take(sample.members), test.take(sample.nonmembers)
     X = np.concatenate([members.X, nonmembers.X])
@@ -186,4 +248,16 @@ def plan_shadow_pool(train: EncodedSplit, test: EncodedSplit, *, seed: int, shad
     groups = np.concatenate([members.groups, nonmembers.groups])
     rng = np.random.default_rng([seed, 0x5AD0, shadows])
     halves = [rng.random(len(y)) < 0.5 for _ in range(shadows)]
-    return ShadowPool(seed, X, y, groups, halves)
+    return ShadowPool(seed, X, y, groups, halves,
+                      None if population is None else plan_rmia_population(
+                          population, seed=seed, shadows=shadows, max_rows=population_rows))
+
+
+def plan_rmia_population(rows: EncodedSplit, *, seed: int, shadows: int, max_rows: int) -> RmiaPopulation:
+    """At most ``max_rows`` of ``rows`` (all of them when there are fewer), and each
+    shadow's random half of them to leave out; drawn with a fixed seed."""
+    rng = np.random.default_rng([seed, 0x2A1A, shadows])
+    n = len(rows)
+    chosen = np.arange(n) if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
+    picked = rows.take(chosen)
+    return RmiaPopulation(picked.X, picked.y, [rng.random(len(chosen)) < 0.5 for _ in range(shadows)])
