@@ -143,5 +143,8 @@ class PrivacyAuditConfig:
         return self.mia in SHADOW_ATTACKS
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: the guess fractions as a list, as ``results.json`` stores them."""
+        out = asdict(self)
+        out["gradient_guess_fractions"] = list(self.gradient_guess_fractions)
+        return out
 
