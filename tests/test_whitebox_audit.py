@@ -223,3 +223,21 @@ def test_row_coefficients_recover_the_canaries_in_an_update() -> None:
     got = row_coefficients(models, xs, ys, update)[0].numpy()
     # The ridge (1e-3 of the mean squared norm) shrinks the weights by well under 5%.
     np.testing.assert_allclose(got, [0.0, 0.5, 0.0, 0.25, 0.0], atol=0.03)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_white_box_probe_on_cuda_matches_cpu() -> None:
+    """The white-box path on the GPU: same draws (sampled on the CPU), same observations."""
+    X, y = _toy()
+    probe = WhiteBoxProbe(rows_X=X[:20].numpy() * 100, rows_y=(np.arange(20) % 2).astype(np.float32),
+                          gradient=GradientCanaries(np.arange(40) % 2 == 0, 4.0))
+    traces = []
+    for device in ("cpu", "cuda"):
+        stats = BatchStats()
+        train_mlp_batch(X.to(device), y.to(device), [_dp_spec(1e-9)],
+                        config=TrainingConfig(hidden=(8,), epochs=2, batch_size=60), stats=stats,
+                        dp_rows=DPRowCount(10, 640), probe=probe)
+        traces.append(stats.traces[0])
+    np.testing.assert_allclose(traces[0].gradient_observation, traces[1].gradient_observation, atol=1e-4)
+    np.testing.assert_allclose(traces[0].row_projection, traces[1].row_projection, rtol=1e-3, atol=1e-5)
