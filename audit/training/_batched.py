@@ -70,9 +70,9 @@ from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, reg
 from ._whitebox import (
     AUDIT_BLOCK,
     GradientCanaries,
+    RowCanaryFit,
     WhiteBoxProbe,
     WhiteBoxTrace,
-    row_coefficients,
     stack_rows,
 )
 
@@ -256,9 +256,9 @@ class _StackedRun:
         self.layer_widths = [X.shape[1], *config.hidden, 1]
         self.traces = [WhiteBoxTrace() for _ in specs] if probe is not None else []
         if probe is not None and probe.observes_rows:
-            self.canary_X, self.canary_y = stack_rows(
+            self.row_fit = RowCanaryFit(*stack_rows(
                 torch.as_tensor(probe.rows_X, dtype=self.dtype, device=self.device),
-                torch.as_tensor(probe.rows_y, dtype=self.dtype, device=self.device), len(specs))
+                torch.as_tensor(probe.rows_y, dtype=self.dtype, device=self.device), len(specs)))
 
     @property
     def n(self) -> int:
@@ -337,7 +337,7 @@ class _StackedRun:
         """Record the update's projection on every row canary's gradient (before the step)."""
         if self.probe is None or not self.probe.observes_rows:
             return
-        proj = row_coefficients(models, self.canary_X, self.canary_y, update).to(torch.float32).cpu()
+        proj = self.row_fit(models, update).to(torch.float32).cpu()
         for k, trace in enumerate(self.traces):
             trace._rows.append(proj[k])
 
