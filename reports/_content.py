@@ -408,8 +408,13 @@ def _claimed_vs_proven(result: AuditResult, bounds: pd.DataFrame, arms: list[str
     for audit, sel in emp.groupby("audit", sort=False):
         e = sel.iloc[0]
         kind = "" if e["canary_kind"] in ("crafted", "gradient") else f"{e['canary_kind']} "
-        counts.append(f"{_audit_label(str(audit))}: {int(e['canaries'])} {kind}canaries, "
-                      f"{int(e['guesses']) // 2} 'in' and {int(e['guesses']) // 2} 'out' guesses")
+        guesses = f"{int(e['guesses']) // 2} 'in' and {int(e['guesses']) // 2} 'out' guesses"
+        if audit == "white_box_gradient":
+            tries = result.config.get("privacy_audit", {}).get("gradient_guess_fractions") or []
+            if len(tries) > 1:
+                guesses += (f" (the best of {len(tries)} guess counts fixed in advance, each at its "
+                            "Bonferroni share of the confidence)")
+        counts.append(f"{_audit_label(str(audit))}: {int(e['canaries'])} {kind}canaries, {guesses}")
     blocks.append(Paragraph(
         "How the one-run audits work (Steinke, Nasr, Jagielski 2023): canaries are each included "
         "in training with probability 1/2, the auditor's guesses are fixed in advance, and from "
