@@ -201,10 +201,10 @@ def test_honest_dp_sgd_is_never_flagged_in_20_runs() -> None:
     assert (bounds <= emp["run_epsilon"].max()).all() and math.isfinite(float(bounds.max()))
 
 
-def test_row_coefficients_recover_the_canaries_in_an_update() -> None:
+def test_row_canary_weights_recover_the_canaries_in_an_update() -> None:
     """An update made of 0.5 g_1 + 0.25 g_3 (canary gradients by autograd) gets weights
     (0, 0.5, 0, 0.25, 0): the fit separates overlapping canary gradients."""
-    from audit.training._whitebox import row_coefficients
+    from audit.training._whitebox import row_canary_weights
 
     X, y = _toy(n=5)
     torch.manual_seed(1)
@@ -220,7 +220,7 @@ def test_row_coefficients_recover_the_canaries_in_an_update() -> None:
     update = {n: (0.5 * grads[1][n] + 0.25 * grads[3][n])[None] for n in params}
     models = StackedModels(torch.nn.Identity(), params, "ghost", row_loss("classification"))
     xs, ys = stack_rows(X, y, 1)
-    got = row_coefficients(models, xs, ys, update)[0].numpy()
+    got = row_canary_weights(models, xs, ys, update)[0].numpy()
     # The ridge (1e-3 of the mean squared norm) shrinks the weights by well under 5%.
     np.testing.assert_allclose(got, [0.0, 0.5, 0.0, 0.25, 0.0], atol=0.03)
 
@@ -240,4 +240,4 @@ def test_white_box_probe_on_cuda_matches_cpu() -> None:
                         dp_rows=DPRowCount(10, 640), probe=probe)
         traces.append(stats.traces[0])
     np.testing.assert_allclose(traces[0].gradient_observation, traces[1].gradient_observation, atol=1e-4)
-    np.testing.assert_allclose(traces[0].row_projection, traces[1].row_projection, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(traces[0].row_weights, traces[1].row_weights, rtol=1e-3, atol=1e-5)

@@ -24,7 +24,6 @@ import torch
 from .._exceptions import ConfigError
 from ..arms._arms import Arm
 from ..data._encoded import EncodedSplit
-from ..result._bounds import CANARY_AUDITS
 from ..training._trainer import FittedModel, TrainingRows
 from ..training._whitebox import GradientCanaries, WhiteBoxProbe
 from ._audit_bound import epsilon_lower_bound
@@ -73,19 +72,20 @@ def canary_plan(y_test: np.ndarray, config: PrivacyAuditConfig, seed: int,
     if config.canary_kind == "flipped":
         labels = 1.0 - labels
     included = rng.random(m) < 0.5
-    # Never more "in" plus "out" guesses than canaries.
-    k = min(max(1, int(round(config.guess_fraction * m))), m // 2)
+    k = guess_count(config.guess_fraction, m)
     return CanaryPlan(rows, labels, included, k, k)
+
+
+def guess_count(fraction: float, canaries: int) -> int:
+    """``k+ = k-``: ``round(fraction * m)``, at least 1, never more in plus out than canaries."""
+    return min(max(1, int(round(fraction * canaries))), canaries // 2)
 
 
 def score_canaries(model: FittedModel, X: np.ndarray, labels: np.ndarray, plan: CanaryPlan
                    ) -> tuple[int, int]:
     """Guesses from canary losses: (number of guesses, number correct)."""
-    scores = -row_losses(model, X, labels)
-    order = np.argsort(-scores, kind="stable")
-    guess_in, guess_out = order[: plan.k_plus], order[len(order) - plan.k_minus:]
-    correct = int(plan.included[guess_in].sum() + (~plan.included[guess_out]).sum())
-    return plan.k_plus + plan.k_minus, correct
+    # The plan fixes k+ = k- (canary_plan), the shape guesses_from_scores makes.
+    return guesses_from_scores(-row_losses(model, X, labels), plan.included, plan.k_plus)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,11 +188,6 @@ def crafted_canaries(test: EncodedSplit, plan: CanaryPlan, config: PrivacyAuditC
     return CraftedCanaries(rows, test.X[rows] * config.canary_scale, labels, included, config.canary_scale)
 
 
-#: What each audit observes, for the result and the report (labels and assumptions:
-#: :data:`audit.result._bounds.CANARY_AUDITS`).
-AUDITS = {name: audit.observes for name, audit in CANARY_AUDITS.items()}
-
-
 def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.ndarray, *,
                      delta: float, n_seeds: int, config: PrivacyAuditConfig) -> list[dict[str, Any]]:
     """The lower bounds and violation flags of one arm's model from one canary run: one
@@ -202,9 +197,9 @@ def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.nd
     black_box = _Guesses(len(plan.rows), plan.included, guesses, correct)
     rows = [_audit_row("black_box", run, arm, model, black_box, delta=delta, tests=n_seeds, config=config)]
     trace = model.trace
-    if trace is not None and trace.row_projection is not None and run.crafted is not None:
-        k = max(1, int(round(config.guess_fraction * len(run.crafted.rows))))
-        g, c = guesses_from_scores(row_canary_scores(trace.row_projection), run.crafted.included, k)
+    if trace is not None and trace.row_weights is not None and run.crafted is not None:
+        k = guess_count(config.guess_fraction, len(run.crafted.rows))
+        g, c = guesses_from_scores(row_canary_scores(trace.row_weights), run.crafted.included, k)
         rows.append(_audit_row("white_box_rows", run, arm, model,
                                _Guesses(len(run.crafted.rows), run.crafted.included, g, c),
                                delta=delta, tests=n_seeds, config=config))
@@ -216,8 +211,7 @@ def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.nd
                                         sample_rate=float(model.ledger.sample_rate))
         tries = []
         for fraction in config.gradient_guess_fractions:
-            k = max(1, int(round(fraction * gradient.count)))
-            g, c = guesses_from_scores(scores, gradient.included, k)
+            g, c = guesses_from_scores(scores, gradient.included, guess_count(fraction, gradient.count))
             tries.append(_audit_row("white_box_gradient", run, arm, model,
                                     _Guesses(gradient.count, gradient.included, g, c), delta=delta,
                                     tests=n_seeds * len(config.gradient_guess_fractions),

@@ -11,7 +11,7 @@ Pure numpy: the traces come from :mod:`audit.training._whitebox`.
   the claimed sigma and q (public), never the coins.
 * Row canaries (every arm): ``c_{t,i}``, the least-squares weight of canary i's
   gradient (at the step's parameters, without dropout) in step t's update, all canaries
-  fitted together (:func:`audit.training._whitebox.row_coefficients`). A canary in the
+  fitted together (:func:`audit.training._whitebox.row_canary_weights`). A canary in the
   step's batch has a weight of about its share of the mean, the others about 0; the
   score is the largest weight over steps. (Projections on each canary's own gradient
   drown in the other canaries' contributions, which share much of their direction.)

@@ -70,9 +70,9 @@ from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, reg
 from ._whitebox import (
     AUDIT_BLOCK,
     GradientCanaries,
-    RowCanaryFit,
     WhiteBoxProbe,
     WhiteBoxTrace,
+    row_canary_weights,
     stack_rows,
 )
 
@@ -256,9 +256,9 @@ class _StackedRun:
         self.layer_widths = [X.shape[1], *config.hidden, 1]
         self.traces = [WhiteBoxTrace() for _ in specs] if probe is not None else []
         if probe is not None and probe.observes_rows:
-            self.row_fit = RowCanaryFit(*stack_rows(
+            self.canary_X, self.canary_y = stack_rows(
                 torch.as_tensor(probe.rows_X, dtype=self.dtype, device=self.device),
-                torch.as_tensor(probe.rows_y, dtype=self.dtype, device=self.device), len(specs)))
+                torch.as_tensor(probe.rows_y, dtype=self.dtype, device=self.device), len(specs))
 
     @property
     def n(self) -> int:
@@ -297,8 +297,8 @@ class _StackedRun:
         width = self.engine.padded_batch or default_padded_width(n, max(rates))
         chunk_rows = self._chunk_rows(self.engine.per_sample, width)
         gradient = self.probe.gradient if self.probe is not None else None
-        canaries = _GradientCanaryRun(self, gradient) if gradient is not None else None
-        privatizer.start(len(specs), steps_per_epoch)
+        canaries = _GradientCanaryRun(self, gradient, clip) if gradient is not None else None
+        privatizer.start(steps_per_epoch)
         stats.min_draw = n
         for step in range(self.config.epochs * steps_per_epoch):
             real = privatizer.sample(self.gens, n, rates, step)
@@ -323,7 +323,7 @@ class _StackedRun:
                 stats.chunks += 1
             update = privatizer.noisy_mean(summed, self.gens, sigma, clip, expected)
             if canaries is not None:
-                block = canaries.clipped_sum(canaries.sample(privatizer, rates, step), privatizer)
+                block = canaries.clipped_sum(canaries.sample(rates, step))
                 update = {**update, **privatizer.noisy_mean(block, canaries.gens, sigma, clip, expected)}
             self._observe(models, update)
             if canaries is not None:
@@ -334,12 +334,12 @@ class _StackedRun:
             canaries.finish()
 
     def _observe(self, models: StackedModels, update: dict[str, torch.Tensor]) -> None:
-        """Record the update's projection on every row canary's gradient (before the step)."""
+        """Record every row canary's weight in the update (before the step)."""
         if self.probe is None or not self.probe.observes_rows:
             return
-        proj = self.row_fit(models, update).to(torch.float32).cpu()
+        weights = row_canary_weights(models, self.canary_X, self.canary_y, update).to(torch.float32).cpu()
         for k, trace in enumerate(self.traces):
-            trace._rows.append(proj[k])
+            trace._rows.append(weights[k])
 
     def _plain_steps(self) -> int:
         return math.ceil(self.n / min(self.config.batch_size, self.n))
@@ -371,7 +371,7 @@ class _StackedRun:
     def states(self) -> list[dict[str, torch.Tensor]]:
         for trace in self.traces:
             if trace._rows:
-                trace.row_projection = torch.stack(trace._rows).numpy()
+                trace.row_weights = torch.stack(trace._rows).numpy()
                 trace._rows.clear()
         self.stats.traces.extend(self.traces)
         if self.device.type == "cuda":
@@ -386,22 +386,22 @@ class _GradientCanaryRun:
     """The gradient canaries of one DP run on the appended audit block: what each step
     adds and shows there (see :mod:`._whitebox`)."""
 
-    def __init__(self, run: _StackedRun, gradient: GradientCanaries) -> None:
-        self.run, self.norm = run, float(gradient.norm)
+    def __init__(self, run: _StackedRun, gradient: GradientCanaries, clip: torch.Tensor) -> None:
+        self.run, self.norm, self.clip = run, float(gradient.norm), clip
+        self.privatizer = run.engine.privatizer
         self.count = gradient.count
         self.inside = torch.as_tensor(np.flatnonzero(gradient.included), device=run.device)
         self.included = int(self.inside.shape[0])
-        self.clip = run._vector([float(s.max_grad_norm or 0.0) for s in run.specs])
         # Sampled by the same privatizer as real rows, from streams of their own, so that
         # the real rows' batches (and hence the model) are those of a run without them.
         self.gens = [StreamGenerators(spec.seed, f"{spec.stream}/gradient canaries", run.device)
                      for spec in run.specs]
 
-    def sample(self, privatizer: DPSGDPrivatizer, rates: Sequence[float], step: int) -> torch.Tensor:
+    def sample(self, rates: Sequence[float], step: int) -> torch.Tensor:
         """Which included canaries each model's step samples, ``(K, included)``."""
-        return privatizer.sample(self.gens, self.included, rates, step).to(self.run.device)
+        return self.privatizer.sample(self.gens, self.included, rates, step).to(self.run.device)
 
-    def clipped_sum(self, sampled: torch.Tensor, privatizer: DPSGDPrivatizer) -> dict[str, torch.Tensor]:
+    def clipped_sum(self, sampled: torch.Tensor) -> dict[str, torch.Tensor]:
         """The audit block's clipped sum: each sampled included canary's clipped gradient on
         its coordinate. It is noised with the canaries' own noise streams, again so that
         the model's noise is that of a run without canaries."""
@@ -409,7 +409,8 @@ class _GradientCanaryRun:
         block = torch.zeros((K, self.count), dtype=self.run.dtype, device=self.run.device)
         if self.included:
             size = self.clip[:, None] * self.norm
-            factor = privatizer.clip_factors((size * size).expand(-1, self.included).contiguous(), self.clip)
+            factor = self.privatizer.clip_factors((size * size).expand(-1, self.included).contiguous(),
+                                                  self.clip)
             block[:, self.inside] = factor * size * sampled.to(block.dtype)
         return {AUDIT_BLOCK: block}
 

@@ -55,7 +55,7 @@ class ShuffledBatches(DPSGDPrivatizer):
     name: ClassVar[str] = "shuffled batches accounted as Poisson"
     honest: ClassVar[bool] = False
 
-    def start(self, models: int, steps_per_epoch: int) -> None:
+    def start(self, steps_per_epoch: int) -> None:
         self.steps_per_epoch = steps_per_epoch
         # One shuffle per set of rows drawn from (real rows, gradient canaries).
         self.orders: dict[int, torch.Tensor] = {}
@@ -78,7 +78,7 @@ class ReusedNoise(DPSGDPrivatizer):
     name: ClassVar[str] = "noise drawn once and reused"
     honest: ClassVar[bool] = False
 
-    def start(self, models: int, steps_per_epoch: int) -> None:
+    def start(self, steps_per_epoch: int) -> None:
         self.noise: dict[str, torch.Tensor] = {}
 
     def noisy_mean(self, summed: dict[str, torch.Tensor], gens: Sequence[StreamGenerators],

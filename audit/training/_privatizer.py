@@ -36,8 +36,8 @@ class DPSGDPrivatizer:
     #: Whether the accountant's epsilon describes what this privatizer does.
     honest: ClassVar[bool] = True
 
-    def start(self, models: int, steps_per_epoch: int) -> None:
-        """Called once before the first step of a run of ``models`` stacked models."""
+    def start(self, steps_per_epoch: int) -> None:
+        """Called once before the first step of a run."""
 
     def sample(self, gens: Sequence[StreamGenerators], n: int, rates: Sequence[float],
                step: int) -> torch.Tensor:

@@ -7,7 +7,7 @@ the plan (:mod:`audit.privacy._canaries`):
   coin). At every step the trainer records the least-squares weights of the canaries'
   gradients (at the current parameters, without dropout: the auditor does not see the
   masks) in the step's update (the privatised gradient for DP-SGD, the minibatch mean
-  gradient otherwise, dropout masks and all), :func:`row_coefficients`. Every arm gets
+  gradient otherwise, dropout masks and all), :func:`row_canary_weights`. Every arm gets
   them.
 * **Gradient canaries** (DP-SGD only) are Dirac vectors: canary ``j`` is a gradient of
   norm ``norm * C`` on coordinate ``j`` of an audit block of parameters appended to the
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._exceptions import ConfigError, InternalError
+from .._exceptions import ConfigError
 from ._stacked_mlp import StackedModels, mlp_backward, mlp_forward
 
 __all__ = ["AUDIT_BLOCK", "GradientCanaries", "WhiteBoxProbe", "WhiteBoxTrace"]
@@ -82,14 +82,14 @@ class WhiteBoxTrace:
 
     Attributes
     ----------
-    row_projection
+    row_weights
         ``(steps, row canaries)``: each row canary's least-squares weight in the update.
     gradient_observation
         ``(steps, gradient canaries)``: the privatised update on each canary's coordinate,
         times the expected batch size over C (an included, sampled canary adds about 1).
     """
 
-    row_projection: np.ndarray | None = None
+    row_weights: np.ndarray | None = None
     gradient_observation: np.ndarray | None = None
     _rows: list[torch.Tensor] = field(default_factory=list, repr=False)
     _gradient: list[torch.Tensor] = field(default_factory=list, repr=False)
@@ -106,58 +106,38 @@ def _layer_names(n_hidden: int) -> list[str]:
     return [f"hidden.{layer}" if layer < n_hidden else "output" for layer in range(n_hidden + 1)]
 
 
-#: Ridge of :func:`row_coefficients`, relative to the mean squared canary gradient norm.
+#: Ridge of :func:`row_canary_weights`, relative to the mean squared canary gradient norm.
 RIDGE = 1e-3
-#: Steps between refreshes of the canaries' Gram matrix. Every score is a function of the
-#: observed steps either way, but the crafted canaries' gradients move fast (they
-#: saturate): a Gram matrix 8 steps old took the baseline's bound from 2.3 to 0.
-GRAM_REFRESH = 1
 
 
-class RowCanaryFit:
-    """The least-squares weights ``c`` of the canaries' gradients in each step's update.
+def row_canary_weights(models: StackedModels, X: torch.Tensor, y: torch.Tensor,
+                       update: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The least-squares weights ``c`` of the canaries' gradients in the update, ``(K, rows)``.
 
-    Solves ``(G G^T + lambda I) c = G u`` with ``G`` the canaries' gradients (rows) and
-    ``u`` the update, so that a canary in the step's batch gets about its share of the
-    mean (``1 / batch`` when unclipped and unmasked) and the others about 0, however much
-    their gradients overlap. ``G u`` is computed at every step, the Gram matrix every
-    :data:`GRAM_REFRESH` steps, from layer inputs and output gradients
-    (``<delta_i a_i^T, delta_j a_j^T> = (delta_i . delta_j)(a_i . a_j)``), so that no
-    per-row gradient is materialised. ``lambda`` is :data:`RIDGE` times its mean diagonal.
+    ``X`` and ``y`` are the canaries stacked per model (:func:`stack_rows`). Solves
+    ``(G G^T + lambda I) c = G u`` with ``G`` the canaries' gradients (rows) at the current
+    parameters and ``u`` the update, so that a canary in the step's batch gets about its
+    share of the mean (``1 / batch`` when unclipped and unmasked) and the others about 0,
+    however much their gradients overlap. The Gram matrix comes from layer inputs and
+    output gradients (``<delta_i a_i^T, delta_j a_j^T> = (delta_i . delta_j)(a_i . a_j)``),
+    so that no per-row gradient is materialised; ``lambda`` is :data:`RIDGE` times its mean
+    diagonal. It is rebuilt at every step: the crafted canaries' gradients move fast (they
+    saturate), and a Gram matrix 8 steps old took the baseline's bound from 2.3 to 0.
     """
-
-    def __init__(self, X: torch.Tensor, y: torch.Tensor) -> None:
-        self.X, self.y = X, y
-        self.steps = 0
-        self.factor: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def __call__(self, models: StackedModels, update: dict[str, torch.Tensor]) -> torch.Tensor:
-        params, n_hidden, X, y = models.params, models.n_hidden, self.X, self.y
-        valid = torch.ones(y.shape, dtype=X.dtype, device=X.device)
-        refresh = self.factor is None or self.steps % GRAM_REFRESH == 0
-        self.steps += 1
-        with torch.no_grad():
-            out, inputs, pre = mlp_forward(params, X, None, n_hidden)
-            deltas = mlp_backward(params, out, y, valid, pre, None, n_hidden, models.loss)
-            dot = torch.zeros_like(valid)
-            gram = torch.zeros((*y.shape, y.shape[1]), dtype=X.dtype, device=X.device) if refresh else None
-            for prefix, a, delta in zip(_layer_names(n_hidden), inputs, deltas, strict=True):
-                projected = torch.baddbmm(update[f"{prefix}.bias"][:, None, :], a,
-                                          update[f"{prefix}.weight"].transpose(1, 2))
-                dot = dot + (delta * projected).sum(-1)
-                if gram is not None:
-                    outer = torch.bmm(delta, delta.transpose(1, 2))
-                    gram = gram + outer * (torch.bmm(a, a.transpose(1, 2)) + 1.0)
-            if gram is not None:
-                scale = torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
-                eye = torch.eye(y.shape[1], dtype=X.dtype, device=X.device)
-                self.factor = torch.linalg.lu_factor(gram + RIDGE * scale[:, None, None] * eye)
-            if self.factor is None:
-                raise InternalError("no Gram matrix for the row canaries")
-            return torch.linalg.lu_solve(*self.factor, dot.unsqueeze(-1)).squeeze(-1)
-
-
-def row_coefficients(models: StackedModels, X: torch.Tensor, y: torch.Tensor,
-                     update: dict[str, torch.Tensor]) -> torch.Tensor:
-    """:class:`RowCanaryFit` for one step, the Gram matrix at the current parameters."""
-    return RowCanaryFit(X, y)(models, update)
+    params, n_hidden = models.params, models.n_hidden
+    valid = torch.ones(y.shape, dtype=X.dtype, device=X.device)
+    with torch.no_grad():
+        out, inputs, pre = mlp_forward(params, X, None, n_hidden)
+        deltas = mlp_backward(params, out, y, valid, pre, None, n_hidden, models.loss)
+        dot = torch.zeros_like(valid)
+        gram = torch.zeros((*y.shape, y.shape[1]), dtype=X.dtype, device=X.device)
+        for prefix, a, delta in zip(_layer_names(n_hidden), inputs, deltas, strict=True):
+            projected = torch.baddbmm(update[f"{prefix}.bias"][:, None, :], a,
+                                      update[f"{prefix}.weight"].transpose(1, 2))
+            dot = dot + (delta * projected).sum(-1)
+            outer = torch.bmm(delta, delta.transpose(1, 2))
+            gram = gram + outer * (torch.bmm(a, a.transpose(1, 2)) + 1.0)
+        scale = torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
+        eye = torch.eye(y.shape[1], dtype=X.dtype, device=X.device)
+        factor = torch.linalg.lu_factor(gram + RIDGE * scale[:, None, None] * eye)
+        return torch.linalg.lu_solve(*factor, dot.unsqueeze(-1)).squeeze(-1)
