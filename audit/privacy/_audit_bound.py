@@ -232,14 +232,27 @@ def epsilon_lower_bound(
     p = _tail_bound(m, r, v, d)
     if p(0.0) >= beta:
         return 0.0
-    lo, hi = 0.0, 1.0  # invariant: p(lo) < beta <= p(hi)
-    while p(hi) < beta:
-        if hi >= _EPS_CEILING:  # pragma: no cover - p(eps) -> 1 as eps -> inf
-            raise InternalError(f"no epsilon up to {_EPS_CEILING} is consistent with the audit")
+    bound = largest_where(lambda eps: p(eps) < beta, tolerance=_EPS_TOLERANCE, ceiling=_EPS_CEILING)
+    if bound is None:  # pragma: no cover - p(eps) -> 1 as eps -> inf
+        raise InternalError(f"no epsilon up to {_EPS_CEILING} is consistent with the audit")
+    return bound
+
+
+def largest_where(holds: Callable[[float], bool], *, tolerance: float, ceiling: float) -> float | None:
+    """``sup {x >= 0 : holds(x)}`` for a ``holds`` true at 0 and monotone (true, then false).
+
+    Doubles an upper bracket from 1, then bisects to ``tolerance``; returns the end of the
+    final bracket where ``holds`` is true (never rounded up), or ``None`` if it still holds
+    at ``ceiling``.
+    """
+    lo, hi = 0.0, 1.0  # invariant: holds(lo), not holds(hi)
+    while holds(hi):
+        if hi >= ceiling:
+            return None
         lo, hi = hi, 2.0 * hi
-    while hi - lo > _EPS_TOLERANCE:
+    while hi - lo > tolerance:
         mid = 0.5 * (lo + hi)
-        if p(mid) < beta:
+        if holds(mid):
             lo = mid
         else:
             hi = mid

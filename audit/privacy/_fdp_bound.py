@@ -43,8 +43,8 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from .._exceptions import ConfigError
-from ._audit_bound import _check_counts
+from .._exceptions import ConfigError, InternalError
+from ._audit_bound import _EPS_CEILING, _check_counts, largest_where
 
 __all__ = ["gaussian_dp_epsilon", "gaussian_dp_rejects", "mu_lower_bound"]
 
@@ -87,18 +87,9 @@ def mu_lower_bound(*, canaries: int, guesses: int, correct: int, confidence: flo
 
     if not rejects(0.0):
         return 0.0
-    lo, hi = 0.0, 1.0  # invariant: rejects(lo), not rejects(hi)
-    while rejects(hi):
-        if hi >= _MU_CEILING:
-            return hi
-        lo, hi = hi, 2.0 * hi
-    while hi - lo > _MU_TOLERANCE:
-        mid = 0.5 * (lo + hi)
-        if rejects(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    bound = largest_where(rejects, tolerance=_MU_TOLERANCE, ceiling=_MU_CEILING)
+    # Still rejected at the ceiling: the ceiling itself is rejected, so it is a lower bound.
+    return _MU_CEILING if bound is None else bound
 
 
 def gaussian_dp_delta(mu: float, epsilon: float) -> float:
@@ -114,13 +105,7 @@ def gaussian_dp_epsilon(mu: float, delta: float) -> float:
         raise ConfigError(f"delta must be in (0, 1), not {delta}")
     if mu <= 0 or gaussian_dp_delta(mu, 0.0) <= delta:
         return 0.0
-    lo, hi = 0.0, 1.0
-    while gaussian_dp_delta(mu, hi) > delta:
-        lo, hi = hi, 2.0 * hi
-    while hi - lo > 1e-9:
-        mid = 0.5 * (lo + hi)
-        if gaussian_dp_delta(mu, mid) > delta:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    eps = largest_where(lambda e: gaussian_dp_delta(mu, e) > delta, tolerance=1e-9, ceiling=_EPS_CEILING)
+    if eps is None:  # pragma: no cover - delta(eps) -> 0 as eps -> inf
+        raise InternalError(f"mu = {mu}: delta(epsilon) stays above {delta} up to epsilon {_EPS_CEILING}")
+    return eps
