@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_RMIA_A",
     "DEFAULT_RMIA_GAMMA",
     "DEFAULT_RMIA_POPULATION",
+    "DEFAULT_ROW_GUESS_FRACTIONS",
     "DEFAULT_SEEDS",
     "DEFAULT_SHADOWS",
     "DEFAULT_WHITE_BOX",
@@ -152,9 +153,14 @@ DEFAULT_CONFIDENCE = 0.95
 #: White-box canary audit (every step observed) on by default.
 DEFAULT_WHITE_BOX = True
 #: Crafted row canaries of the white-box audit per canary run.
-DEFAULT_WHITE_BOX_CANARIES = 200
-#: Factor the crafted canaries' (encoded) features are scaled by.
-DEFAULT_CANARY_SCALE = 100.0
+DEFAULT_WHITE_BOX_CANARIES = 400
+#: Standard deviation of each (encoded) feature of a crafted canary: real rows are
+#: standardised, so a canary's gradient outweighs a whole batch of them.
+DEFAULT_CANARY_SCALE = 1000.0
+#: "In" guesses on the row canaries as fractions of them, each tried at a Bonferroni
+#: share of the confidence (no "out" guesses: a canary that never showed in an update
+#: may still have been in).
+DEFAULT_ROW_GUESS_FRACTIONS: tuple[float, ...] = (0.2, 0.4)
 #: Dirac gradient canaries per DP-SGD canary run.
 DEFAULT_GRADIENT_CANARIES = 5000
 #: Gradient canaries' norm in units of the clipping norm C (clipped to C when honest).

@@ -360,7 +360,7 @@ def _split_list(text: str) -> list[str]:
               help="Also audit every training step: crafted row canaries for every arm, Dirac "
                    "gradient canaries for DP-SGD.")
 @click.option("--white-box-canaries", type=int, default=DEFAULT_WHITE_BOX_CANARIES, show_default=True,
-              help="Crafted row canaries of the white-box audit (cost grows with their square).")
+              help="Crafted row canaries of the white-box audit (cost grows linearly).")
 @click.option("--gradient-canaries", type=int, default=DEFAULT_GRADIENT_CANARIES, show_default=True,
               help="Dirac gradient canaries of the white-box audit of DP-SGD arms (cheap).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,

@@ -408,9 +408,11 @@ def _claimed_vs_proven(result: AuditResult, bounds: pd.DataFrame, arms: list[str
     for audit, sel in emp.groupby("audit", sort=False):
         e = sel.iloc[0]
         kind = "" if e["canary_kind"] in ("crafted", "gradient") else f"{e['canary_kind']} "
-        guesses = f"{int(e['guesses']) // 2} 'in' and {int(e['guesses']) // 2} 'out' guesses"
-        if audit == "white_box_gradient":
-            tries = result.config.get("privacy_audit", {}).get("gradient_guess_fractions") or []
+        guesses = (f"{int(e['k_plus'])} 'in' guesses" if int(e['k_minus']) == 0 else
+                   f"{int(e['k_plus'])} 'in' and {int(e['k_minus'])} 'out' guesses")
+        if audit in ("white_box_gradient", "white_box_rows"):
+            key = "gradient_guess_fractions" if audit == "white_box_gradient" else "row_guess_fractions"
+            tries = result.config.get("privacy_audit", {}).get(key) or []
             if len(tries) > 1:
                 guesses += (f" (the best of {len(tries)} guess counts fixed in advance, each at its "
                             "Bonferroni share of the confidence)")

@@ -30,7 +30,12 @@ from ._audit_bound import epsilon_lower_bound
 from ._config import PrivacyAuditConfig
 from ._fdp_bound import gaussian_dp_epsilon, mu_lower_bound
 from ._membership import row_losses
-from ._whitebox_audit import gradient_canary_scores, guesses_from_scores, row_canary_scores
+from ._whitebox_audit import (
+    gradient_canary_scores,
+    guesses_from_scores,
+    in_guesses_from_scores,
+    row_canary_scores,
+)
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,11 @@ def score_canaries(model: FittedModel, X: np.ndarray, labels: np.ndarray, plan: 
 
 @dataclass(frozen=True, eq=False)
 class CraftedCanaries:
-    """The white-box audit's row canaries: test rows (disjoint from the black-box ones)
-    with flipped labels and features scaled by ``scale``, and which are included.
+    """The white-box audit's row canaries: Gaussian inputs of scale ``scale`` in the
+    encoded feature space (real rows are standardised, so each is far from all of them),
+    labels by coin, and which are included. ``rows`` are test rows (disjoint from the
+    black-box canaries) that lend each canary its group, and so its dropout rate in a
+    group-dropout arm.
 
     No real person sends such a row, but DP's guarantee must hold for every row: a
     mechanism that lets one of them stand out is not DP at the level it shows.
@@ -139,7 +147,7 @@ def plan_canary_runs(train: EncodedSplit, test: EncodedSplit, *, seeds: Sequence
     runs = []
     for seed in seeds:
         plan = canary_plan(test.y, config, seed, iso)
-        crafted = crafted_canaries(test, plan, config, seed, iso) if config.white_box else None
+        crafted = crafted_canaries(test, plan, config, seed) if config.white_box else None
         probe = None
         if config.white_box:
             gradient = None
@@ -147,7 +155,6 @@ def plan_canary_runs(train: EncodedSplit, test: EncodedSplit, *, seeds: Sequence
                 coins = np.random.default_rng([seed, 0x6CA8]).random(config.gradient_canaries) < 0.5
                 gradient = GradientCanaries(coins, config.gradient_canary_norm)
             probe = WhiteBoxProbe(rows_X=crafted.X if crafted is not None else None,
-                                  rows_y=crafted.labels if crafted is not None else None,
                                   gradient=gradient)
         inc = plan.rows[plan.included]
         parts_X, parts_y, parts_g = [train.X, test.X[inc]], [train.y, plan.labels[plan.included]], [
@@ -167,25 +174,29 @@ def plan_canary_runs(train: EncodedSplit, test: EncodedSplit, *, seeds: Sequence
     return runs
 
 
-def crafted_canaries(test: EncodedSplit, plan: CanaryPlan, config: PrivacyAuditConfig, seed: int,
-                     isolation_scores: np.ndarray | None) -> CraftedCanaries | None:
-    """The white-box row canaries: the next most isolated test rows after the black-box
-    canaries (or random ones), labels flipped, features scaled; coins of their own."""
+def crafted_canaries(test: EncodedSplit, plan: CanaryPlan, config: PrivacyAuditConfig,
+                     seed: int) -> CraftedCanaries | None:
+    """The white-box row canaries: Gaussian inputs, labels and coins of their own, and
+    random test rows (not black-box canaries) to lend them their groups.
+
+    Random directions rather than scaled test rows: the row audit recognises a canary by
+    its input's direction on the coordinates a dropout mask kept
+    (:func:`audit.training._whitebox.row_canary_matches`), which scaled real rows share
+    with one another far more than Gaussian vectors do.
+    """
     free = np.setdiff1d(np.arange(len(test.y)), plan.rows)
     m = min(config.white_box_canaries, len(free))
     if m < 2:
         return None
     rng = np.random.default_rng([seed, 0x6CA7])
-    if isolation_scores is not None:
-        rows = np.sort(free[np.argsort(-isolation_scores[free], kind="stable")[:m]])
-    else:
-        rows = np.sort(rng.choice(free, m, replace=False))
+    rows = np.sort(rng.choice(free, m, replace=False))
+    X = rng.standard_normal((m, test.X.shape[1])) * config.canary_scale
     included = rng.random(m) < 0.5
-    # Labels by coin, not flipped: flipped labels of scaled rows follow one rule (the
-    # model's own prediction, negated), which a network learns for all of them at once;
-    # coin labels must be memorised one by one.
+    # Labels by coin: a network's sign on a huge input follows its direction, so a coin
+    # label is wrong often enough, as training moves the network, for an included canary
+    # to show up with a large gradient in some step.
     labels = (rng.random(m) < 0.5).astype(float)
-    return CraftedCanaries(rows, test.X[rows] * config.canary_scale, labels, included, config.canary_scale)
+    return CraftedCanaries(rows, X.astype(test.X.dtype), labels, included, config.canary_scale)
 
 
 def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.ndarray, *,
@@ -194,15 +205,21 @@ def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.nd
     row per audit (black-box; white-box rows and gradients when observed)."""
     plan = run.plan
     guesses, correct = score_canaries(model, X_test[plan.rows], plan.labels, plan)
-    black_box = _Guesses(len(plan.rows), plan.included, guesses, correct)
+    black_box = _Guesses(len(plan.rows), plan.included, guesses // 2, guesses // 2, correct)
     rows = [_audit_row("black_box", run, arm, model, black_box, delta=delta, tests=n_seeds, config=config)]
     trace = model.trace
-    if trace is not None and trace.row_weights is not None and run.crafted is not None:
-        k = guess_count(config.guess_fraction, len(run.crafted.rows))
-        g, c = guesses_from_scores(row_canary_scores(trace.row_weights), run.crafted.included, k)
-        rows.append(_audit_row("white_box_rows", run, arm, model,
-                               _Guesses(len(run.crafted.rows), run.crafted.included, g, c),
-                               delta=delta, tests=n_seeds, config=config))
+    if trace is not None and trace.row_matches is not None and run.crafted is not None:
+        crafted = run.crafted
+        scores = row_canary_scores(trace.row_matches)
+        fractions = config.row_guess_fractions
+        tries = []
+        for fraction in fractions:
+            k = min(max(1, int(round(fraction * len(crafted.rows)))), len(crafted.rows))
+            g, c = in_guesses_from_scores(scores, crafted.included, k)
+            tries.append(_audit_row("white_box_rows", run, arm, model,
+                                    _Guesses(len(crafted.rows), crafted.included, g, 0, c),
+                                    delta=delta, tests=n_seeds * len(fractions), config=config))
+        rows.append(_best_of(tries))
     gradient = run.gradient
     if (trace is not None and trace.gradient_observation is not None and gradient is not None
             and model.ledger.noise_multiplier and model.ledger.sample_rate):
@@ -213,23 +230,33 @@ def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.nd
         for fraction in config.gradient_guess_fractions:
             g, c = guesses_from_scores(scores, gradient.included, guess_count(fraction, gradient.count))
             tries.append(_audit_row("white_box_gradient", run, arm, model,
-                                    _Guesses(gradient.count, gradient.included, g, c), delta=delta,
+                                    _Guesses(gradient.count, gradient.included, g // 2, g // 2, c),
+                                    delta=delta,
                                     tests=n_seeds * len(config.gradient_guess_fractions),
                                     config=config))
-        # Each try holds at its Bonferroni share; the largest bound of each kind holds at
-        # the audit's confidence. The row keeps the guesses of the best Steinke bound.
-        best = max(tries, key=lambda row: row["epsilon_lower_bound"])
-        rows.append({**best, "mu_lower_bound": max(row["mu_lower_bound"] for row in tries),
-                     "epsilon_lower_bound_gdp": max(row["epsilon_lower_bound_gdp"] for row in tries)})
+        rows.append(_best_of(tries))
     return rows
+
+
+def _best_of(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each try holds at its Bonferroni share; the largest bound of each kind holds at the
+    audit's confidence. The row keeps the guesses of the best Steinke bound."""
+    best = max(tries, key=lambda row: row["epsilon_lower_bound"])
+    return {**best, "mu_lower_bound": max(row["mu_lower_bound"] for row in tries),
+            "epsilon_lower_bound_gdp": max(row["epsilon_lower_bound_gdp"] for row in tries)}
 
 
 @dataclass(frozen=True)
 class _Guesses:
     canaries: int
     included: np.ndarray
-    guesses: int
+    k_plus: int
+    k_minus: int
     correct: int
+
+    @property
+    def guesses(self) -> int:
+        return self.k_plus + self.k_minus
 
 
 def _audit_row(audit: str, run: CanaryRun, arm: Arm, model: FittedModel, observed: _Guesses, *,
@@ -248,7 +275,8 @@ def _audit_row(audit: str, run: CanaryRun, arm: Arm, model: FittedModel, observe
         "arm": arm.label, "kind": arm.kind, "seed": run.seed, "audit": audit, "canaries": canaries,
         "canary_kind": config.canary_kind if audit == "black_box" else (
             "crafted" if audit == "white_box_rows" else "gradient"),
-        "included": int(np.sum(observed.included)), "k_plus": guesses // 2, "k_minus": guesses // 2,
+        "included": int(np.sum(observed.included)), "k_plus": observed.k_plus,
+        "k_minus": observed.k_minus,
         "guesses": guesses, "correct": correct, "delta": delta, "confidence": per_seed_confidence,
         "family_confidence": config.confidence,
         "epsilon_lower_bound": bound,

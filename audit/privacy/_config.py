@@ -23,6 +23,7 @@ from ..defaults import (
     DEFAULT_MECHANISM_ROWS,
     DEFAULT_MIA,
     DEFAULT_MIA_BOOTSTRAP,
+    DEFAULT_ROW_GUESS_FRACTIONS,
     DEFAULT_SHADOWS,
     DEFAULT_WHITE_BOX,
     DEFAULT_WHITE_BOX_CANARIES,
@@ -71,15 +72,21 @@ class PrivacyAuditConfig:
         Confidence of the epsilon lower bound.
     white_box
         Also audit every arm white-box: the canary runs record every step's update, the
-        crafted row canaries are scored by their weight in it, and DP-SGD runs get Dirac
-        gradient canaries (:mod:`audit.training._whitebox`). The row canaries' fit costs
-        about ``white_box_canaries^2`` operations per step and model on top of training
-        (a few seconds per canary run at the default 200; quadratic beyond).
+        crafted row canaries are scored by how closely an update carried each of them,
+        and DP-SGD runs get Dirac gradient canaries (:mod:`audit.training._whitebox`).
+        The row canaries cost about ``hidden x features x white_box_canaries``
+        operations per step and model on top of training (well under a second per canary
+        run at the default 400; linear beyond).
     white_box_canaries
-        Crafted row canaries per canary run for the white-box audit (test rows, labels
-        flipped, features scaled by ``canary_scale``), apart from the black-box ones.
+        Crafted row canaries per canary run for the white-box audit (Gaussian inputs of
+        scale ``canary_scale``, labels by coin), apart from the black-box ones.
     canary_scale
-        Factor the crafted canaries' features are multiplied by.
+        Standard deviation of each encoded feature of a crafted canary (real rows are
+        standardised to 1).
+    row_guess_fractions
+        ``k+ = round(f * white_box_canaries)`` "in" guesses on the row canaries (and no
+        "out" guesses) for each fraction ``f``, fixed before training; each is tried at a
+        Bonferroni share of the confidence and the largest bound is reported.
     gradient_canaries
         Dirac gradient canaries per DP-SGD canary run, on an appended block of audit
         coordinates (they cost a little noise per step, no training).
@@ -106,6 +113,7 @@ class PrivacyAuditConfig:
     white_box: bool = DEFAULT_WHITE_BOX
     white_box_canaries: int = DEFAULT_WHITE_BOX_CANARIES
     canary_scale: float = DEFAULT_CANARY_SCALE
+    row_guess_fractions: tuple[float, ...] = DEFAULT_ROW_GUESS_FRACTIONS
     gradient_canaries: int = DEFAULT_GRADIENT_CANARIES
     gradient_canary_norm: float = DEFAULT_GRADIENT_CANARY_NORM
     gradient_guess_fractions: tuple[float, ...] = DEFAULT_GRADIENT_GUESS_FRACTIONS
@@ -125,6 +133,7 @@ class PrivacyAuditConfig:
             "white_box": Options([True, False]),
             "white_box_canaries": (Options([0]), Interval(int, 2, None)),
             "canary_scale": Interval(float, 0, None, closed="neither"),
+            "row_guess_fractions": SequenceOf(Interval(float, 0, 1, closed="right")),
             "gradient_canaries": (Options([0]), Interval(int, 2, None)),
             "gradient_canary_norm": Interval(float, 1, None),
             "gradient_guess_fractions": SequenceOf(Interval(float, 0, 0.5, closed="right")),
@@ -146,5 +155,6 @@ class PrivacyAuditConfig:
         """JSON-ready: the guess fractions as a list, as ``results.json`` stores them."""
         out = asdict(self)
         out["gradient_guess_fractions"] = list(self.gradient_guess_fractions)
+        out["row_guess_fractions"] = list(self.row_guess_fractions)
         return out
 

@@ -67,14 +67,14 @@ CANARY_AUDITS: dict[str, CanaryAudit] = {
         every_step=False),
     "white_box_rows": CanaryAudit(
         "white_box_rows", "white-box rows",
-        "every step's update: crafted canary rows scored by their weight in it",
+        "every step's update: crafted canary rows recognised in it",
         "White-box rows: sees the update of every training step (every arm). Crafted canary "
-        "rows (test rows scaled x100 with coin-flip labels) are scored by their largest "
-        "least-squares weight in a step's update, all canaries' gradients fitted together "
-        "(computed without dropout: the attacker does not see the masks). DP-SGD's "
-        "guarantee covers the release of every step's update, so this attacker is inside "
-        "its threat model; for the other arms it measures what their training trajectory "
-        "leaks.",
+        "rows (random inputs about 1000 times larger than a real row, coin-flip labels) are "
+        "each recognised by their input's direction in the first layer's update, on "
+        "whichever features a dropout mask kept (the attacker does not see the masks), and "
+        "guessed 'in' when they showed. DP-SGD's guarantee covers the release of every "
+        "step's update, so this attacker is inside its threat model; for the other arms it "
+        "measures what their training trajectory leaks.",
         every_step=True),
     "white_box_gradient": CanaryAudit(
         "white_box_gradient", "white-box gradient",

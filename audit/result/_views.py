@@ -94,8 +94,8 @@ def _summary_notes(result: AuditResult) -> list[str]:
             observes = info.observes if info is not None else str(audit)
             label = info.label if info is not None else str(audit)
             kind = "" if e["canary_kind"] in ("crafted", "gradient") else f"{e['canary_kind']} "
-            notes.append(f"  {label} ({int(e['canaries'])} {kind}canaries, {int(e['guesses'])} "
-                         f"guesses): {observes}.")
+            notes.append(f"  {label} ({int(e['canaries'])} {kind}canaries, {guess_text(e)}): "
+                         f"{observes}.")
     return notes
 
 
@@ -146,3 +146,11 @@ def result_html(result: AuditResult) -> str:
 
 def _fmt(value: Any, digits: int) -> str:
     return "n/a" if is_missing(value) else f"{float(value):.{digits}f}"
+
+
+def guess_text(row: Any) -> str:
+    """How an audit row guessed: "k 'in' and k 'out' guesses", or "k 'in' guesses"."""
+    k_plus, k_minus = int(row["k_plus"]), int(row["k_minus"])
+    if k_minus == 0:
+        return f"{k_plus} 'in' guesses"
+    return f"{k_plus} 'in' and {k_minus} 'out' guesses"

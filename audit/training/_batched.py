@@ -72,7 +72,7 @@ from ._whitebox import (
     GradientCanaries,
     WhiteBoxProbe,
     WhiteBoxTrace,
-    row_canary_weights,
+    row_canary_matches,
     stack_rows,
 )
 
@@ -256,9 +256,8 @@ class _StackedRun:
         self.layer_widths = [X.shape[1], *config.hidden, 1]
         self.traces = [WhiteBoxTrace() for _ in specs] if probe is not None else []
         if probe is not None and probe.observes_rows:
-            self.canary_X, self.canary_y = stack_rows(
-                torch.as_tensor(probe.rows_X, dtype=self.dtype, device=self.device),
-                torch.as_tensor(probe.rows_y, dtype=self.dtype, device=self.device), len(specs))
+            self.canary_X = stack_rows(torch.as_tensor(probe.rows_X, dtype=self.dtype, device=self.device),
+                                       len(specs))
 
     @property
     def n(self) -> int:
@@ -334,12 +333,12 @@ class _StackedRun:
             canaries.finish()
 
     def _observe(self, models: StackedModels, update: dict[str, torch.Tensor]) -> None:
-        """Record every row canary's weight in the update (before the step)."""
+        """Record how closely the update carries every row canary (before the step)."""
         if self.probe is None or not self.probe.observes_rows:
             return
-        weights = row_canary_weights(models, self.canary_X, self.canary_y, update).to(torch.float32).cpu()
+        matches = row_canary_matches(models, self.canary_X, update).to(torch.float32).cpu()
         for k, trace in enumerate(self.traces):
-            trace._rows.append(weights[k])
+            trace._rows.append(matches[k])
 
     def _plain_steps(self) -> int:
         return math.ceil(self.n / min(self.config.batch_size, self.n))
@@ -371,7 +370,7 @@ class _StackedRun:
     def states(self) -> list[dict[str, torch.Tensor]]:
         for trace in self.traces:
             if trace._rows:
-                trace.row_weights = torch.stack(trace._rows).numpy()
+                trace.row_matches = torch.stack(trace._rows).numpy()
                 trace._rows.clear()
         self.stats.traces.extend(self.traces)
         if self.device.type == "cuda":
@@ -503,7 +502,7 @@ class BatchedTrainer(Trainer):
         """
         stats = BatchStats()
         if probe is not None and not private and probe.gradient is not None:
-            probe = WhiteBoxProbe(rows_X=probe.rows_X, rows_y=probe.rows_y)
+            probe = WhiteBoxProbe(rows_X=probe.rows_X)
         states = train_mlp_batch(
             X, y, specs, config=config, task=task, engine=self.engine, stats=stats,
             dp_rows=DPRowCount(mechanism.steps_per_epoch, mechanism.rows) if private else None,

@@ -3,12 +3,12 @@
 Two kinds of canary, both fixed before training and included by coin flips drawn in
 the plan (:mod:`audit.privacy._canaries`):
 
-* **Row canaries** are rows of the run (crafted test rows: features scaled, labels by
-  coin). At every step the trainer records the least-squares weights of the canaries'
-  gradients (at the current parameters, without dropout: the auditor does not see the
-  masks) in the step's update (the privatised gradient for DP-SGD, the minibatch mean
-  gradient otherwise, dropout masks and all), :func:`row_canary_weights`. Every arm gets
-  them.
+* **Row canaries** are rows of the run (crafted: Gaussian inputs far larger than any
+  real row, labels by coin). At every step the trainer records how closely the step's
+  update (the privatised gradient for DP-SGD, the minibatch mean gradient otherwise,
+  dropout masks and all) carries each canary's input on the first layer,
+  :func:`row_canary_matches`: a test that needs neither the masks nor the canaries'
+  gradients. Every arm gets them.
 * **Gradient canaries** (DP-SGD only) are Dirac vectors: canary ``j`` is a gradient of
   norm ``norm * C`` on coordinate ``j`` of an audit block of parameters appended to the
   model's (:data:`AUDIT_BLOCK`). The model never reads the block, so real rows'
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .._exceptions import ConfigError
-from ._stacked_mlp import StackedModels, mlp_backward, mlp_forward
+from ._stacked_mlp import StackedModels
 
 __all__ = ["AUDIT_BLOCK", "GradientCanaries", "WhiteBoxProbe", "WhiteBoxTrace"]
 
@@ -68,7 +68,6 @@ class WhiteBoxProbe:
     """What the trainer plants and observes in a canary run (see the module docstring)."""
 
     rows_X: np.ndarray | None = None
-    rows_y: np.ndarray | None = None
     gradient: GradientCanaries | None = None
 
     @property
@@ -82,62 +81,78 @@ class WhiteBoxTrace:
 
     Attributes
     ----------
-    row_weights
-        ``(steps, row canaries)``: each row canary's least-squares weight in the update.
+    row_matches
+        ``(steps, row canaries)``: how closely each step's update carries each row canary
+        (:func:`row_canary_matches`), in ``[0, 1]``.
     gradient_observation
         ``(steps, gradient canaries)``: the privatised update on each canary's coordinate,
         times the expected batch size over C (an included, sampled canary adds about 1).
     """
 
-    row_weights: np.ndarray | None = None
+    row_matches: np.ndarray | None = None
     gradient_observation: np.ndarray | None = None
     _rows: list[torch.Tensor] = field(default_factory=list, repr=False)
     _gradient: list[torch.Tensor] = field(default_factory=list, repr=False)
 
 
-def stack_rows(X: torch.Tensor, y: torch.Tensor, models: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same rows for every model, as contiguous ``(K, rows, d)`` and ``(K, rows)``
-    (a broadcast view would send batched matrix products down a path 40x slower)."""
-    return (X.unsqueeze(0).expand(models, -1, -1).contiguous(),
-            y.unsqueeze(0).expand(models, -1).contiguous())
+def stack_rows(X: torch.Tensor, models: int) -> torch.Tensor:
+    """The same rows for every model, as a contiguous ``(K, rows, d)`` (a broadcast view
+    would send batched matrix products down a path 40x slower)."""
+    return X.unsqueeze(0).expand(models, -1, -1).contiguous()
 
 
 def _layer_names(n_hidden: int) -> list[str]:
     return [f"hidden.{layer}" if layer < n_hidden else "output" for layer in range(n_hidden + 1)]
 
 
-#: Ridge of :func:`row_canary_weights`, relative to the mean squared canary gradient norm.
-RIDGE = 1e-3
+#: A first-layer row's coordinates that count as its support: at least this fraction of
+#: its largest entry. A canary's masked input puts a large entry on every coordinate its
+#: mask kept (the canary's values are about ``canary_scale``) and nothing on the others,
+#: which then hold only the real rows' small contributions.
+SUPPORT_FRACTION = 0.02
+#: Rows with fewer support coordinates are not compared: a canary cut down to one or two
+#: coordinates by its mask looks like every other canary cut down to them.
+MIN_SUPPORT = 5
+#: Rows whose largest entry is below this fraction of the step's largest are dead units.
+ACTIVE_FRACTION = 1e-3
 
 
-def row_canary_weights(models: StackedModels, X: torch.Tensor, y: torch.Tensor,
+def first_layer(n_hidden: int) -> str:
+    """Name prefix of the layer that reads the rows (the output layer of a linear model)."""
+    return _layer_names(n_hidden)[0]
+
+
+def row_canary_matches(models: StackedModels, X: torch.Tensor,
                        update: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The least-squares weights ``c`` of the canaries' gradients in the update, ``(K, rows)``.
+    """How closely the step's update carries each row canary, ``(K, rows)`` in ``[0, 1]``.
 
-    ``X`` and ``y`` are the canaries stacked per model (:func:`stack_rows`). Solves
-    ``(G G^T + lambda I) c = G u`` with ``G`` the canaries' gradients (rows) at the current
-    parameters and ``u`` the update, so that a canary in the step's batch gets about its
-    share of the mean (``1 / batch`` when unclipped and unmasked) and the others about 0,
-    however much their gradients overlap. The Gram matrix comes from layer inputs and
-    output gradients (``<delta_i a_i^T, delta_j a_j^T> = (delta_i . delta_j)(a_i . a_j)``),
-    so that no per-row gradient is materialised; ``lambda`` is :data:`RIDGE` times its mean
-    diagonal. It is rebuilt at every step: the crafted canaries' gradients move fast (they
-    saturate), and a Gram matrix 8 steps old took the baseline's bound from 2.3 to 0.
+    A row's gradient on the first layer's weights is ``delta a^T``: every row of that
+    block is a multiple of the row's input ``a`` as the layer saw it, after the dropout
+    mask ``m`` the auditor does not see (``a = x * m / keep``). A canary's input is
+    large (Gaussian, about ``canary_scale`` per coordinate), so that when it is in the
+    batch it dominates the rows of the block on the hidden units it reaches, and those
+    rows are proportional to ``x`` on the coordinates its mask kept and about 0 on the
+    others, whatever the mask was. So for each row ``g`` of the update's block, with ``S``
+    its support (:data:`SUPPORT_FRACTION`), a canary's match is ``|cos(g_S, x_S)|``, and
+    its match in the step is the largest over rows with at least :data:`MIN_SUPPORT`
+    support coordinates. A canary in the batch matches to 1 up to the real rows' share;
+    a canary that is not matches only by chance (a random direction on 5 or more
+    coordinates). Hidden-unit masks only choose which rows carry the canary.
+
+    ``X`` is the canaries stacked per model (:func:`stack_rows`). Costs two batched
+    products of ``(hidden, inputs)`` by ``(inputs, canaries)`` per step.
     """
-    params, n_hidden = models.params, models.n_hidden
-    valid = torch.ones(y.shape, dtype=X.dtype, device=X.device)
     with torch.no_grad():
-        out, inputs, pre = mlp_forward(params, X, None, n_hidden)
-        deltas = mlp_backward(params, out, y, valid, pre, None, n_hidden, models.loss)
-        dot = torch.zeros_like(valid)
-        gram = torch.zeros((*y.shape, y.shape[1]), dtype=X.dtype, device=X.device)
-        for prefix, a, delta in zip(_layer_names(n_hidden), inputs, deltas, strict=True):
-            projected = torch.baddbmm(update[f"{prefix}.bias"][:, None, :], a,
-                                      update[f"{prefix}.weight"].transpose(1, 2))
-            dot = dot + (delta * projected).sum(-1)
-            outer = torch.bmm(delta, delta.transpose(1, 2))
-            gram = gram + outer * (torch.bmm(a, a.transpose(1, 2)) + 1.0)
-        scale = torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
-        eye = torch.eye(y.shape[1], dtype=X.dtype, device=X.device)
-        factor = torch.linalg.lu_factor(gram + RIDGE * scale[:, None, None] * eye)
-        return torch.linalg.lu_solve(*factor, dot.unsqueeze(-1)).squeeze(-1)
+        block = update[f"{first_layer(models.n_hidden)}.weight"]          # (K, H, d)
+        size = block.abs()
+        peak = size.amax(dim=2, keepdim=True)                             # (K, H, 1)
+        support = (size >= SUPPORT_FRACTION * peak).to(block.dtype)
+        step_peak = peak.amax(dim=1, keepdim=True)
+        usable = (support.sum(dim=2, keepdim=True) >= MIN_SUPPORT) & (peak > ACTIVE_FRACTION * step_peak)
+        on_support = block * support
+        dot = torch.bmm(on_support, X.transpose(1, 2)).abs()             # (K, H, rows)
+        row_norm = on_support.norm(dim=2, keepdim=True)
+        canary_norm = torch.bmm(support, (X * X).transpose(1, 2)).clamp_min(0).sqrt()
+        cos = dot / (row_norm * canary_norm).clamp_min(1e-30)
+        cos = torch.where(usable, cos, torch.zeros_like(cos))
+        return cos.amax(dim=1).clamp(0.0, 1.0)
