@@ -51,6 +51,21 @@ def test_gaussian_dp_curve_values() -> None:
     assert gaussian_dp_epsilon(0.0, 1e-5) == 0.0
 
 
+def test_gaussian_dp_curve_in_the_far_tail() -> None:
+    """Large mu (a dropout arm's bound can be several): delta(eps) against the curve written
+    with math.erfc, which keeps its relative precision where 1 + erf rounds to 0, and no
+    overflow of e^eps beyond eps ~ 709."""
+    def delta_erfc(mu: float, eps: float) -> float:
+        phi = lambda z: 0.5 * math.erfc(-z / math.sqrt(2))  # noqa: E731
+        return phi(-eps / mu + mu / 2) - math.exp(eps) * phi(-eps / mu - mu / 2)
+
+    for mu, eps in ((5.0, 33.1), (5.0, 30.0), (8.0, 60.0)):
+        assert gaussian_dp_delta(mu, eps) == pytest.approx(delta_erfc(mu, eps), rel=1e-9)
+    eps = gaussian_dp_epsilon(5.0, 1e-5)
+    assert delta_erfc(5.0, eps) >= 1e-5 >= delta_erfc(5.0, eps + 1e-6)
+    assert math.isfinite(gaussian_dp_epsilon(40.0, 1e-5))
+
+
 def test_gaussian_dp_bound_edges_and_monotone() -> None:
     assert mu_lower_bound(canaries=1000, guesses=100, correct=50, confidence=0.95) == 0.0
     assert mu_lower_bound(canaries=1000, guesses=0, correct=0, confidence=0.95) == 0.0
@@ -300,3 +315,20 @@ def test_white_box_probe_on_cuda_matches_cpu() -> None:
         traces.append(stats.traces[0])
     np.testing.assert_allclose(traces[0].gradient_observation, traces[1].gradient_observation, atol=1e-4)
     np.testing.assert_allclose(traces[0].row_matches, traces[1].row_matches, atol=1e-4)
+
+
+def test_row_canaries_train_apart_from_the_black_box_canaries() -> None:
+    """The crafted rows get a canary run of their own: the black-box audit of a non-DP
+    arm is exactly the same with the white-box audit on or off (their huge inputs, in the
+    same run, took the baseline's black-box bound on Adult from 0.47 to 0)."""
+    def black_box(white_box: bool) -> dict:
+        config = AuditConfig(arms=(make_arm("baseline"),), seeds=(0,), n_bootstrap=0,
+                             training=TrainingConfig(epochs=2),
+                             privacy_audit=PrivacyAuditConfig(mia="none", canaries=200, white_box=white_box,
+                                                              white_box_canaries=100))
+        emp = run_audit("synthetic", config, n_rows=4000).empirical
+        assert set(emp["audit"]) == ({"black_box", "white_box_rows"} if white_box else {"black_box"})
+        row = emp[emp["audit"] == "black_box"].iloc[0]
+        return {k: row[k] for k in ("canaries", "included", "guesses", "correct", "epsilon_lower_bound")}
+
+    assert black_box(True) == black_box(False)

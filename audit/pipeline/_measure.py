@@ -17,7 +17,7 @@ from ..fairness._metrics import evaluate_predictions
 from ..privacy._canaries import score_canary_run
 from ..privacy._mechanism import dropout_noise_curve
 from ..privacy._membership import ShadowModels, run_membership_inference
-from ..result._schema import MECHANISM_COLUMNS
+from ..result._schema import EMPIRICAL_AUDITS, MECHANISM_COLUMNS
 from ._config import AuditConfig
 from ._plan import AuditPlan, TrainedModels
 from ._prepare import PreparedData
@@ -108,14 +108,19 @@ def privacy_rows_of(arm: Arm, seeds: Sequence[int], ledgers: Sequence[PrivacyLed
 
 
 def _canary_audit(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels) -> pd.DataFrame:
-    """One row per (arm, seed, audit): the canary run's lower bounds and violation flag."""
-    return pd.DataFrame([
+    """One row per (arm, seed, audit): the canary runs' lower bounds and violation flags,
+    in arm, seed and audit order (a seed's audits come from up to two runs)."""
+    rows = [
         row
         for run, models in zip(plan.canary_runs, trained.canaries, strict=True)
         for arm, model in zip(plan.arms, models, strict=True)
         for row in score_canary_run(run, arm, model, prepared.test.X, delta=plan.budgets.delta[arm.label],
-                                    n_seeds=len(plan.canary_runs), config=plan.config.privacy_audit)
-    ])
+                                    n_seeds=len(plan.seeds), config=plan.config.privacy_audit)
+    ]
+    arm_order = {arm.label: i for i, arm in enumerate(plan.arms)}
+    audit_order = {audit: i for i, audit in enumerate(EMPIRICAL_AUDITS)}
+    rows.sort(key=lambda row: (arm_order[row["arm"]], row["seed"], audit_order[row["audit"]]))
+    return pd.DataFrame(rows)
 
 
 def _mechanism(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,

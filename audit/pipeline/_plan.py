@@ -26,7 +26,7 @@ from .._exceptions import ConfigError, InternalError
 from ..arms._arms import Arm, DPSGDArm, GroupDropoutArm, UniformDropoutArm, make_arm
 from ..defaults import DEFAULT_DROPOUT, MAX_SOLVER_RATE
 from ..dp._accounting import default_delta
-from ..privacy._canaries import CanaryRun, plan_canary_runs
+from ..privacy._canaries import CanaryRun, crafted_canary_count, plan_canary_runs
 from ..privacy._membership import ShadowPool, plan_shadow_pool
 from ..solver._solver import DropoutSolution, GroupDropoutSearch, SolverProblem
 from ..training._config import TrainingConfig
@@ -236,13 +236,17 @@ class TrainedModels:
     canaries: list[list[FittedModel]]
 
 
-def audit_job_count(config: AuditConfig) -> int:
+def audit_job_count(config: AuditConfig, test_rows: int) -> int:
     """How many models :func:`plan_audit` will plan, known before the solver runs."""
     per_arm = len(config.seed_list)
     if config.privacy_audit.uses_shadows:
         per_arm += config.privacy_audit.shadows
-    if config.privacy_audit.canaries > 0:
-        per_arm += len(config.seed_list)
+    audit_cfg = config.privacy_audit
+    if audit_cfg.canaries > 0:
+        # A black-box run per seed, and a row-canary run with a white-box audit (unless
+        # the test split has no rows left to lend crafted canaries their groups).
+        runs = 2 if crafted_canary_count(audit_cfg, test_rows) else 1
+        per_arm += runs * len(config.seed_list)
     return len(config.arms) * per_arm
 
 

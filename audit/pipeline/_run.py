@@ -77,7 +77,7 @@ def run_audit(
     runner = executor if executor is not None else LocalExecutor(resolve_trainer_name(config))
     try:
         solver = plan_solver(prepared, config)
-        solver_jobs, announced = solver.jobs(), audit_job_count(config)
+        solver_jobs, announced = solver.jobs(), audit_job_count(config, len(prepared.test))
         tracker.expect(len(solver_jobs) + announced)
         solutions = solver.conclude(_train(runner, solver_jobs, solver.training, device, tracker))
         plan = plan_audit(prepared, config, solutions)
