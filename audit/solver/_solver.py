@@ -136,7 +136,8 @@ class DropoutSolution:
         held-out test rows beyond the uncertainty (row bootstrap, and seeds for the
         empirical route), and a sentence saying so.
     curve
-        Every candidate explored: one rate column per group, then ``val_gap``,
+        Every candidate explored: one rate column per group (``rate[g]``), its error per
+        group on the rows it was selected on (``val_error[g]``), then ``val_gap``,
         ``val_worst``, ``val_overall`` (and their ``*_std`` for the empirical route).
     """
 
@@ -572,6 +573,7 @@ class _ExactEvaluator(_Evaluator):
             val_err = out[0]
             self.records.append({
                 **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, p, strict=True)},
+                **{f"val_error[{lab}]": float(e) for lab, e in zip(self.labels, val_err, strict=True)},
                 "val_gap": float(val_err.max() - val_err.min()), "val_worst": float(val_err.max()),
                 "val_overall": self._overall(val_err, self.val),
             })
@@ -657,6 +659,7 @@ class _EmpiricalEvaluator(_Evaluator):
         gaps = val_e.max(axis=1) - val_e.min(axis=1)
         self.records.append({
             **{f"rate[{lab}]": float(r) for lab, r in zip(self.labels, c, strict=True)},
+            **{f"val_error[{lab}]": float(e) for lab, e in zip(self.labels, val_e.mean(axis=0), strict=True)},
             "val_gap": float(gaps.mean()), "val_gap_std": sample_std(gaps),
             "val_worst": float(val_e.max(axis=1).mean()),
             "val_worst_std": sample_std(val_e.max(axis=1)),
