@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_WHITE_BOX_CANARIES",
     "DEFAULT_SMALL_GROUPS",
     "DEFAULT_SOLVER_CANDIDATES",
+    "DEFAULT_SOLVER_FOLDS",
     "DEFAULT_SOLVER_MODEL",
     "DEFAULT_SPLIT_SEED",
     "DEFAULT_TEST_FRACTION",
@@ -84,9 +85,11 @@ DEFAULT_OBJECTIVE = "equalize"
 OBJECTIVE_CHOICES: tuple[str, ...] = ("equalize", "minimax")
 #: Candidate rate vectors the empirical solver trains besides uniform dropout.
 DEFAULT_SOLVER_CANDIDATES = 9
+#: Cross-fitting folds of the group-dropout solver's empirical route (0: one validation split).
+DEFAULT_SOLVER_FOLDS = 4
 #: Model of the group-dropout solver: ``"linear"`` (closed form) or ``"mlp"`` (trained).
 DEFAULT_SOLVER_MODEL: Final = "linear"
-SOLVER_MODEL_CHOICES: tuple[str, ...] = ("linear", "mlp")
+SOLVER_MODEL_CHOICES: tuple[str, ...] = ("linear", "logistic", "mlp")
 DEFAULT_EPSILON = 3.0
 DEFAULT_MAX_GRAD_NORM = 1.0
 DEFAULT_ACCOUNTANT = "prv"

@@ -158,10 +158,15 @@ def test_synthetic_is_seeded_and_documented_shape() -> None:
     ds = load_dataset("synthetic", n_rows=5000)
     share = (ds.groups == "minority").mean()
     assert 0.17 < share < 0.23  # 20% minority, binomial sd ~0.006 at n=5000
-    # The minority's signal column b has std 1 there and 0.5 in the majority (the model).
+    # The minority's signal column b has std 1 there and 0.1 in the majority; the
+    # majority's proxies a1..a6 the other way round (plus their N(0, 0.3^2) noise).
     b_std = {g: ds.features.loc[ds.groups == g, "b"].std() for g in ds.group_labels}
     assert b_std["minority"] == pytest.approx(1.0, rel=0.1)
-    assert b_std["majority"] == pytest.approx(0.5, rel=0.1)
+    assert b_std["majority"] == pytest.approx(0.1, rel=0.1)
+    a_std = {g: ds.features.loc[ds.groups == g, "a1"].std() for g in ds.group_labels}
+    assert a_std["majority"] == pytest.approx((1 + 0.3**2) ** 0.5, rel=0.1)
+    assert a_std["minority"] == pytest.approx((0.1**2 + 0.3**2) ** 0.5, rel=0.1)
+    assert {f"c{j}" for j in range(1, 7)} <= set(ds.features.columns)
 
 
 def test_synthetic_regression_task() -> None:

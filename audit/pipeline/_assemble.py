@@ -53,6 +53,7 @@ def assemble(prepared: PreparedData, plan: AuditPlan, measured: Measurements, *,
         empirical=normalise_empirical(measured.empirical, order),
         mechanism=measured.mechanism, mechanism_reference=measured.mechanism_reference,
         dp_cost=dp_group_cost(by_group, overall, config.arms, confidence=config.ci_level),
+        gap_changes=measured.gap_changes.reset_index(drop=True),
         roc=(pd.concat(measured.roc, ignore_index=True)[list(ROC_COLUMNS)] if measured.roc
              else pd.DataFrame()),
     )

@@ -13,6 +13,7 @@ import pandas as pd
 from .._exceptions import InternalError
 from ..arms._arms import Arm
 from ..dp._accounting import NO_GUARANTEE, PrivacyLedger
+from ..fairness._gap_change import comparison_pairs, gap_changes
 from ..fairness._metrics import evaluate_predictions
 from ..privacy._canaries import score_canary_run
 from ..privacy._mechanism import dropout_noise_curve
@@ -40,6 +41,7 @@ class Measurements:
     empirical: pd.DataFrame = field(default_factory=pd.DataFrame)
     mechanism: pd.DataFrame = field(default_factory=pd.DataFrame)
     mechanism_reference: dict[str, Any] = field(default_factory=dict)
+    gap_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
@@ -70,9 +72,11 @@ def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: Trai
     frames: dict[str, list[pd.DataFrame]] = {"by_group": [], "overall": [], "gaps": []}
     privacy_rows: list[dict[str, Any]] = []
     test = prepared.test
+    arm_scores: dict[str, np.ndarray] = {}
     for arm in plan.arms:
         models = [trained.arms[(arm.label, seed)] for seed in plan.seeds]
         scores = np.stack([m.predict(test.X) for m in models])
+        arm_scores[arm.label] = scores
         progress.stage("metrics", arm=arm.label)
         by_group, overall, gaps = evaluate_predictions(
             test.y, scores, test.groups, seeds=plan.seeds, threshold=config.threshold,
@@ -82,11 +86,15 @@ def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: Trai
         for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
             frames[key].append(df.assign(arm=arm.label, kind=arm.kind))
         privacy_rows.extend(privacy_rows_of(arm, plan.seeds, [m.ledger for m in models]))
+    pairs = comparison_pairs({arm.label: arm.kind for arm in plan.arms})
+    changes = gap_changes(test.y, arm_scores, test.groups, pairs, threshold=config.threshold,
+                          n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
+                          bootstrap_seed=config.bootstrap_seed) if pairs else pd.DataFrame()
     return Measurements(
         by_group=pd.concat(frames["by_group"], ignore_index=True),
         overall=pd.concat(frames["overall"], ignore_index=True),
         gaps=pd.concat(frames["gaps"], ignore_index=True),
-        privacy_rows=privacy_rows,
+        privacy_rows=privacy_rows, gap_changes=changes,
     )
 
 

@@ -56,6 +56,10 @@ class AuditResult:
         comparison (empty without a DP arm).
     dp_cost
         Per-group cost of each DP arm against the baseline.
+    gap_changes
+        Each arm's gap against another's (every arm against the baseline, group dropout
+        against uniform dropout), per rate metric, with a paired bootstrap interval of
+        the change (:mod:`audit.fairness._gap_change`).
     roc
         Membership-inference ROC points (first seed, all groups pooled); ``resolvable``
         is False where fpr < 1/n_nonmembers.
@@ -77,6 +81,7 @@ class AuditResult:
     mechanism: pd.DataFrame = field(default_factory=pd.DataFrame)
     mechanism_reference: dict[str, Any] = field(default_factory=dict)
     dp_cost: pd.DataFrame = field(default_factory=pd.DataFrame)
+    gap_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     roc: pd.DataFrame = field(default_factory=pd.DataFrame)
     schema_version: str = SCHEMA_VERSION
 

@@ -21,6 +21,7 @@ from ._schema import (
     ARMS_COLUMNS,
     DP_COST_COLUMNS,
     EMPIRICAL_COLUMNS,
+    GAP_CHANGE_COLUMNS,
     GAP_FIELDS,
     MECHANISM_COLUMNS,
     MIA_STAT_FIELDS,
@@ -45,7 +46,7 @@ __all__ = ["result_from_dict", "result_from_json", "result_to_dict", "result_to_
 #: Key of the seed-aggregated block next to the per-seed ``"seeds"`` list.
 AGGREGATE = "aggregate"
 #: Frames stored per arm as plain record lists, under the frame's name.
-_RECORD_FRAMES = ("mechanism", "dp_cost", "roc")
+_RECORD_FRAMES = ("mechanism", "dp_cost", "gap_changes", "roc")
 
 # ------------------------------------------------------------------ encode
 
@@ -280,6 +281,7 @@ def result_from_dict(cls: type[AuditResult], data: Mapping[str, Any]) -> AuditRe
         mechanism=frame_from_records(rows.records["mechanism"], MECHANISM_COLUMNS),
         mechanism_reference=dict(data.get("mechanism_reference") or {}),
         dp_cost=frame_from_records(rows.records["dp_cost"], DP_COST_COLUMNS),
+        gap_changes=frame_from_records(rows.records["gap_changes"], GAP_CHANGE_COLUMNS),
         roc=frame_from_records(rows.records["roc"], ROC_COLUMNS),
         schema_version=version,
     )

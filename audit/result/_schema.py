@@ -17,6 +17,7 @@ Frames of an :class:`audit.AuditResult` (``arm`` and ``kind`` lead every frame b
 * ``empirical``  -- :data:`EMPIRICAL_COLUMNS`
 * ``mechanism``  -- :data:`MECHANISM_COLUMNS`
 * ``dp_cost``    -- :data:`DP_COST_COLUMNS`
+* ``gap_changes`` -- :data:`GAP_CHANGE_COLUMNS`
 * ``roc``        -- :data:`ROC_COLUMNS`
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "ATTACK_METRICS_COLUMNS",
     "BY_GROUP_COLUMNS",
     "DP_COST_COLUMNS",
+    "GAP_CHANGE_COLUMNS",
     "EMPIRICAL_COLUMNS",
     "GAPS_COLUMNS",
     "GAP_FIELDS",
@@ -104,6 +106,10 @@ EMPIRICAL_COLUMNS = (
 EMPIRICAL_AUDITS = ("black_box", "white_box_rows", "white_box_gradient")
 ROC_COLUMNS = ("arm", "kind", "seed", "attack", "fpr", "tpr", "resolvable")
 MECHANISM_COLUMNS = ("arm", "kind", "row", "group", "rate", "grad_norm", "noise_norm", "noise_std")
+GAP_CHANGE_COLUMNS = (
+    "arm", "versus", "metric", "gap", "versus_gap", "change", "ci_low", "ci_high", "level",
+    "n_bootstrap", "beyond_uncertainty",
+)  # fmt: skip
 DP_COST_COLUMNS = (
     "arm", "group", "metric", "baseline", "cost", "std", "ci_low", "ci_high", "overall_cost",
     "excess", "excess_ci_low", "excess_ci_high", "flagged", "seeds",
@@ -114,9 +120,10 @@ _FLOAT_COLUMNS = {"value", "std", "ci_low", "ci_high", "epsilon", "delta", "nois
                   "sample_rate", "max_grad_norm"}
 _OBJECT_COLUMNS = {"arm", "kind", "group", "metric", "gap", "max_group", "min_group",
                    "accountant", "guarantee"}
-#: Columns of the small record frames (mechanism, dp_cost, roc) that are not numbers.
+#: Columns of the small record frames (mechanism, dp_cost, gap_changes, roc) that are
+#: not numbers.
 _RECORD_TEXT_COLUMNS = {"arm", "kind", "group", "metric", "baseline", "flagged", "attack",
-                        "resolvable"}
+                        "resolvable", "versus", "beyond_uncertainty"}
 
 
 # ------------------------------------------------------------------ values
@@ -234,7 +241,7 @@ def normalise_empirical(df: pd.DataFrame, arm_order: list[str]) -> pd.DataFrame:
 
 
 def frame_from_records(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
-    """A mechanism, dp_cost or roc frame from its records (empty frame without any)."""
+    """A mechanism, dp_cost, gap_changes or roc frame from its records (empty without any)."""
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows).reindex(columns=list(columns))
