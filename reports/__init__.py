@@ -8,8 +8,9 @@ Depends on :mod:`audit`, never the reverse::
 Renderers are registered by format (``RENDERERS``) and only lay out what
 :func:`build_report` produced, so both formats show the same numbers. Front ends
 that show a report piece by piece (the app) use the same public names: the figure
-functions (PNG bytes), :func:`tradeoff_points`, and the in-memory renderers
-:func:`render_pdf_bytes` and :func:`render_html_text`.
+functions (PNG bytes; :func:`solution_tradeoff_figure` and its caption
+:func:`dropout_tradeoff_caption` for a group-dropout solution), :func:`tradeoff_points`,
+and the in-memory renderers :func:`render_pdf_bytes` and :func:`render_html_text`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from pathlib import Path
 
 from audit import AuditResult
 
-from ._content import SECTION_TITLES, Report, build_report, tradeoff_points
+from ._content import (
+    SECTION_TITLES,
+    Report,
+    build_report,
+    dropout_tradeoff_caption,
+    has_group_errors,
+    solution_tradeoff_figure,
+    tradeoff_points,
+)
 from ._figures import (
     ArmStyle,
     arm_styles,
+    dropout_tradeoff_figure,
     gap_curve_figure,
     group_error_figure,
     mechanism_figure,
@@ -39,6 +49,8 @@ __all__ = [
     "SECTION_TITLES",
     "Report",
     "build_report",
+    "dropout_tradeoff_caption",
+    "has_group_errors",
     "tradeoff_points",
     # renderers: a Report (or an AuditResult) to PDF / HTML
     "RENDERERS",
@@ -51,11 +63,13 @@ __all__ = [
     # figures: PNG bytes, one fixed style per arm
     "ArmStyle",
     "arm_styles",
+    "dropout_tradeoff_figure",
     "gap_curve_figure",
     "group_error_figure",
     "mechanism_figure",
     "privacy_bounds_figure",
     "roc_figure",
+    "solution_tradeoff_figure",
     "tradeoff_figure",
 ]
 

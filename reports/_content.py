@@ -24,7 +24,8 @@ from audit import (
 from . import _figures
 from ._figures import level_text
 
-__all__ = ["Figure", "Paragraph", "Report", "Section", "Table", "build_report", "fmt"]
+__all__ = ["Figure", "Paragraph", "Report", "Section", "Table", "build_report", "dropout_tradeoff_caption",
+           "fmt", "has_group_errors", "solution_tradeoff_figure"]
 
 SECTION_TITLES = (
     "1. Audit overview",
@@ -290,16 +291,73 @@ def _group_dropout(result: AuditResult) -> Section:
                             rows, caption=f"Test {sol['metric']} per group, uniform dropout vs solved "
                                           f"rates; gap {fmt(sol['uniform']['gap'], 4)} -> "
                                           f"{fmt(sol['solved']['gap'], 4)}."))
-        if sol.get("curve") and len(sol["rates"]) == 2:
+        if has_group_errors(sol):
+            blocks.append(Figure(solution_tradeoff_figure(sol), dropout_tradeoff_caption(sol)))
+        elif sol.get("curve") and len(sol["rates"]) == 2:
+            # A results.json written before the curve carried each group's error.
             blocks.append(Figure(_figures.gap_curve_figure(sol["curve"], sol["rates"],
                                                            sol["uniform"]["validation"]["gap"],
                                                            sol["budget"]),
                                  "Validation gap along the budget line."))
         elif sol.get("curve"):
             blocks.append(Paragraph(f"{len(sol['curve'])} candidate rate vectors were explored; "
-                                    "with more than two groups they are listed in results.json "
-                                    "(no single line to plot).", "note"))
+                                    "they are listed in results.json (this file's curve has no "
+                                    "per-group errors to plot).", "note"))
     return Section(SECTION_TITLES[3], blocks)
+
+
+def has_group_errors(solution: dict[str, Any]) -> bool:
+    """Whether a solution's curve carries each group's error (``val_error[g]``), which
+    :func:`solution_tradeoff_figure` plots; results written before it did not."""
+    curve = solution.get("curve") or []
+    return bool(curve) and all(f"val_error[{g}]" in curve[0] for g in solution["rates"])
+
+
+def solution_tradeoff_figure(solution: dict[str, Any]) -> bytes:
+    """:func:`~reports.dropout_tradeoff_figure` of one of ``AuditResult.solutions``."""
+    return _figures.dropout_tradeoff_figure(solution["curve"], solution["rates"], solution["budget"],
+                                            objective=solution.get("objective", "equalize"),
+                                            metric=solution.get("metric", "error_rate"))
+
+
+def dropout_tradeoff_caption(solution: dict[str, Any]) -> str:
+    """The caption of :func:`solution_tradeoff_figure`: how to read it, levelling up vs
+    levelling down, and which rows its errors are on."""
+    groups = [str(g) for g in solution["rates"]]
+    budget = float(solution["budget"])
+    metric = {"mse": "MSE", "error_rate": "error"}.get(str(solution.get("metric")),
+                                                          str(solution.get("metric", "error")))
+    minimax = solution.get("objective") == "minimax"
+    seeds = solution.get("seeds") or []
+    if solution.get("route") == "empirical":
+        rows = "validation rows, mean over " + (f"{len(seeds)} training seeds" if len(seeds) != 1
+                                                else "one training seed")
+    else:
+        rows = "validation rows"
+    if len(groups) == 2:
+        axis = (f"Bottom axis: the dropout rate of {groups[0]}; top axis: the rate of {groups[1]} "
+                "at the same point (the budget fixes it).")
+    else:
+        axis = (f"Candidates run from the largest validation {'worst-group error' if minimax else 'gap'} "
+                "(left) to the smallest (right); each tick lists the candidate's rates, uniform's and "
+                "the chosen one's in bold.")
+    text = (f"Levelling up or levelling down? Every candidate rate vector the solver tried on the "
+            f"budget {budget:g}, with each group's {metric} (coloured lines) and the overall {metric} "
+            f"(black dashed line). {axis} A smaller gap between groups can come from levelling up "
+            "(the worse-off group's error falls) or from levelling down (a better-off group's error "
+            "rises towards it, and usually the overall error with it): only levelling up leaves "
+            f"anyone better off. Dotted line: uniform dropout (every group at {budget:g}); solid line: the "
+            f"chosen rates. Lower panel: the validation {'worst-group error' if minimax else 'gap'} "
+            "the solver minimised"
+            + (", ± 1 sd over seeds shaded" if solution.get("route") == "empirical" and len(seeds) > 1
+               else "")
+            + f". All these errors are on the rows the rates were selected on ({rows}), not on test "
+            "rows; the table above gives the test errors.")
+    applied = solution.get("applied_rates")
+    if applied and any(abs(float(applied[g]) - float(solution["rates"][g])) > 1e-9 for g in groups):
+        text += (" The arm itself trains with uniform dropout: the chosen rates did not beat it on "
+                 "test rows.")
+    return text
 
 
 def _audit_label(audit: str) -> str:

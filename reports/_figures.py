@@ -7,7 +7,7 @@ that arms stay distinguishable in greyscale (markers and dashes differ, not only
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import matplotlib
@@ -120,6 +120,214 @@ def gap_curve_figure(curve: Sequence[dict[str, object]], rates: dict[str, float]
         ax.axhline(uniform_gap, color="#555555", linestyle=":", linewidth=1)
         return _finish(fig, ax, f"dropout rate of group '{_short(first)}' (others set by the budget)",
                        "validation gap")
+
+
+#: How the trade-off figure draws the two reference candidates (neutral, so that no
+#: group's colour is reused).
+_UNIFORM_STYLE = {"color": "#555555", "linestyle": ":", "linewidth": 1.6}
+_CHOSEN_STYLE = {"color": "black", "linestyle": "-", "linewidth": 1.0, "alpha": 0.7}
+_OVERALL_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.8}
+_SCORE_COLOR = "#444444"
+#: Up to this many groups, a candidate's tick lists its rates one per line.
+_STACKED_RATES = 5
+#: Rates closer than this count as the same candidate.
+_SAME_RATES = 1e-6
+
+
+def _matching_row(df: pd.DataFrame, cols: list[str], target: Sequence[float]) -> int | None:
+    """Position (in ``df``'s order) of the candidate whose rates are ``target``, if any."""
+    dist = np.abs(df[cols].to_numpy(dtype=float) - np.asarray(target, dtype=float)).max(axis=1)
+    if dist.size == 0 or not np.nanmin(dist) <= _SAME_RATES:
+        return None
+    return int(np.nanargmin(dist))
+
+
+def dropout_tradeoff_figure(curve: Sequence[dict[str, object]], rates: dict[str, float], budget: float, *,
+                            objective: str = "equalize", metric: str = "error_rate",
+                            max_candidates: int = 16) -> bytes:
+    """Each group's error and the overall error of every candidate rate vector the
+    group-dropout solver explored: does a smaller gap come from levelling up (the worse
+    group's error falls) or levelling down (the better group's error rises)?
+
+    ``curve``, ``rates`` and ``budget`` are a solution's (``AuditResult.solutions[arm]``),
+    and so are ``objective`` and ``metric``. The errors are the curve's: on the rows the
+    rates were selected on, never test rows. Upper panel: one line per group
+    (``val_error[g]``) and the overall error (black dashed); lower panel: what the
+    solver minimised (``val_gap`` for ``"equalize"``, ``val_worst`` for ``"minimax"``),
+    with ± 1 sd over seeds where the curve has it. Uniform dropout (every group at the
+    budget) is a dotted vertical line, the chosen rates a solid one.
+
+    Two groups: x is the first group's rate along the budget line (bottom axis), the
+    top axis the second group's rate at the same point. More groups: one tick per
+    candidate, from the largest objective to the smallest (left to right, the way the
+    solver moves), labelled with its rates; at most ``max_candidates`` are shown,
+    spread evenly over the objective's range, uniform and the chosen rates always
+    among them.
+    """
+    groups = [str(g) for g in rates]
+    df = pd.DataFrame(list(curve))
+    rate_cols = [f"rate[{g}]" for g in groups]
+    err_cols = [f"val_error[{g}]" for g in groups]
+    score = "val_gap" if objective == "equalize" else "val_worst"
+    missing = [c for c in [*rate_cols, *err_cols, "val_overall", score] if c not in df]
+    if len(groups) < 2 or df.empty or missing:
+        raise ValueError("dropout_tradeoff_figure needs two or more groups and a curve with "
+                         f"rate[g], val_error[g], val_overall and {score} (missing: {missing})")
+    df = df.apply(pd.to_numeric, errors="coerce")
+    uniform_rates, chosen_rates = [float(budget)] * len(groups), [float(rates[g]) for g in groups]
+    two = len(groups) == 2
+    if two:
+        shown = df.sort_values(rate_cols[0], kind="stable").reset_index(drop=True)
+        x = shown[rate_cols[0]].to_numpy(dtype=float)
+    else:
+        shown = _shown_candidates(df, rate_cols, score, [uniform_rates, chosen_rates], max_candidates)
+        x = np.arange(len(shown), dtype=float)
+    uniform = _matching_row(shown, rate_cols, uniform_rates)
+    chosen = _matching_row(shown, rate_cols, chosen_rates)
+    every = max(1, len(shown) // 25)  # at most ~25 markers per line
+    score_label = "gap (max − min)" if score == "val_gap" else "worst group"
+    with plt.rc_context(_font()):
+        # Wide and low: a report page gives a figure its full width but under half its height.
+        fig, (ax, low) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 4.3),
+                                      gridspec_kw={"height_ratios": [3, 1.2], "hspace": 0.08})
+        for i, (g, col) in enumerate(zip(groups, err_cols, strict=True)):
+            ax.plot(x, shown[col], color=_COLORS[i % len(_COLORS)], marker=_MARKERS[i % len(_MARKERS)],
+                    linestyle=_LINES[(i // len(_COLORS)) % len(_LINES)], markersize=4, markevery=every,
+                    linewidth=1.4, label=_short(g, 24))
+        ax.plot(x, shown["val_overall"], label="overall", **_OVERALL_STYLE)  # type: ignore[arg-type]
+        low.plot(x, shown[score], color=_SCORE_COLOR, marker="d", markersize=3.5, markevery=every,
+                 linewidth=1.2, label=f"lower panel: validation {score_label}")
+        std = f"{score}_std"
+        if std in shown and shown[std].notna().any():
+            sd = shown[std].fillna(0.0)
+            low.fill_between(x, shown[score] - sd, shown[score] + sd, color=_SCORE_COLOR, alpha=0.15,
+                             label="± 1 sd over seeds")
+        chosen_text = "chosen rates" + (" (" + " / ".join(f"{r:.2f}" for r in chosen_rates) + ")"
+                                        if len(groups) <= 6 else "")
+        for pos, style, label in ((uniform, _UNIFORM_STYLE, f"uniform dropout (every group at {budget:g})"),
+                                  (chosen, _CHOSEN_STYLE, chosen_text)):
+            if pos is not None:
+                ax.axvline(x[pos], label=label, **style)  # type: ignore[arg-type]
+                low.axvline(x[pos], **style)  # type: ignore[arg-type]
+        ax.set_ylabel(f"{'MSE' if metric == 'mse' else metric.replace('_', ' ')} on selection rows")
+        low.set_ylabel(score_label)
+        for a in (ax, low):
+            a.grid(alpha=0.3)
+            _plain_ticks(a.yaxis)
+        if two:
+            low.xaxis.set_major_formatter(_rate_format())
+            low.set_xlabel(f"dropout rate of '{_short(groups[0])}'")
+            _second_rate_axis(ax, x, shown[rate_cols[1]].to_numpy(dtype=float),
+                              f"dropout rate of '{_short(groups[1])}' (set by the budget {budget:g})")
+        else:
+            _candidate_ticks(low, shown[rate_cols].to_numpy(dtype=float), [uniform, chosen])
+            low.set_xlabel(_candidates_label(groups, score, len(shown), len(df)))
+        _legend_below(fig, [ax, low], low)
+        return _png(fig)
+
+
+def _shown_candidates(df: pd.DataFrame, rate_cols: list[str], score: str, marked: Sequence[Sequence[float]],
+                      limit: int) -> pd.DataFrame:
+    """The candidates a many-group trade-off figure shows, from the largest ``score`` to
+    the smallest: at most ``limit``, those with ``marked`` rates (uniform, chosen) always,
+    and never two whose rates print alike (equal to 2 decimals), the marked ones kept."""
+    is_marked = np.zeros(len(df), dtype=bool)
+    for target in marked:
+        i = _matching_row(df, rate_cols, target)
+        if i is not None:
+            is_marked[i] = True
+    label = df[rate_cols].round(2).astype(str).agg("/".join, axis=1)
+    df = df.assign(_label=label, _other=~is_marked).sort_values("_other", kind="stable")
+    df = df.drop_duplicates("_label").drop(columns=["_label", "_other"])
+    df = df.sort_values(score, ascending=False, kind="stable").reset_index(drop=True)
+    keep = {i for i in (_matching_row(df, rate_cols, t) for t in marked) if i is not None}
+    keep |= _spread(df[score].to_numpy(dtype=float), limit - len(keep), taken=keep)
+    return df.iloc[sorted(keep)].reset_index(drop=True)
+
+
+def _candidates_label(groups: Sequence[str], score: str, shown: int, total: int) -> str:
+    """The x label of a many-group trade-off figure: the order, and how to read a tick."""
+    names = " / ".join(_short(g, 12) for g in groups) if len(groups) <= 6 else "the legend's groups"
+    names += ", top to bottom" if len(groups) <= _STACKED_RATES else ", in that order"
+    subset = f" ({shown} of {total}, spread evenly over that range)" if shown < total else ""
+    return (f"candidates, from the largest validation {'gap' if score == 'val_gap' else 'worst error'} "
+            f"to the smallest{subset}\neach tick: the candidate's rates of {names}")
+
+
+def _legend_below(fig: Any, axes: Sequence[Any], lowest: Any) -> None:
+    """One legend of every entry of ``axes``, below all that ``lowest`` draws (its tick
+    labels may be several lines tall)."""
+    handles: list[Any] = []
+    labels: list[str] = []
+    for a in axes:
+        h, lab = a.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    fig.draw_without_rendering()
+    bottom = lowest.get_tightbbox().transformed(fig.transFigure.inverted()).y0
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, bottom - 0.01),
+               ncol=min(3, len(labels)), fontsize=8, frameon=False)
+
+
+def _spread(scores: np.ndarray, n: int, taken: Collection[int] = ()) -> set[int]:
+    """Up to ``n`` positions not in ``taken`` whose scores are nearest to ``n`` evenly
+    spaced values from the largest score to the smallest: a solver's many near-optimal
+    candidates do not crowd out the rest of the range."""
+    chosen: set[int] = set()
+    finite = np.flatnonzero(np.isfinite(scores))
+    if n <= 0 or finite.size == 0:
+        return chosen
+    for target in np.linspace(scores[finite].max(), scores[finite].min(), n):
+        free = [i for i in finite if i not in chosen and i not in taken]
+        if not free:
+            break
+        chosen.add(int(min(free, key=lambda i: abs(scores[i] - target))))
+    return chosen
+
+
+def _rate_format() -> Any:
+    """Tick labels of a dropout rate: plain text (never mathtext), two decimals, no "-0.00"."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{0.0 if abs(v) < 0.005 else v:.2f}")
+
+
+def _second_rate_axis(ax: Any, first: np.ndarray, second: np.ndarray, label: str) -> None:
+    """A top axis with the second group's rate at each of the bottom axis's ticks.
+
+    Along the budget line the second rate is linear in the first; the line is fitted to
+    the curve's own points (no shares needed). Skipped when the curve has one point.
+    """
+    from matplotlib.ticker import FixedLocator
+
+    if np.ptp(first) <= _SAME_RATES:
+        return
+    slope, intercept = np.polyfit(first, second, 1)
+    if abs(slope) <= 1e-12:
+        return
+    top = ax.secondary_xaxis("top", functions=(lambda p: intercept + slope * p,
+                                               lambda q: (q - intercept) / slope))
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo - 1e-12 <= t <= hi + 1e-12]
+    top.xaxis.set_major_locator(FixedLocator([intercept + slope * t for t in ticks]))
+    top.xaxis.set_major_formatter(_rate_format())
+    top.set_xlabel(label)
+
+
+def _candidate_ticks(ax: Any, rate_rows: np.ndarray, marked: Sequence[int | None]) -> None:
+    """One categorical tick per candidate: its rates, one per line (or on one rotated
+    line with more than :data:`_STACKED_RATES` groups); uniform's and the chosen one's in bold."""
+    k = rate_rows.shape[1]
+    if k <= _STACKED_RATES:
+        labels = ["\n".join(f"{r:.2f}" for r in row) for row in rate_rows]
+        ax.set_xticks(np.arange(len(rate_rows)), labels, fontsize=7)
+    else:
+        labels = ["/".join(f"{r:.2f}" for r in row) for row in rate_rows]
+        ax.set_xticks(np.arange(len(rate_rows)), labels, fontsize=7, rotation=90)
+    ticks = ax.get_xticklabels()
+    for i in marked:
+        if i is not None:
+            ticks[i].set_fontweight("bold")
 
 
 def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, which: str = "major") -> bytes:

@@ -315,3 +315,43 @@ def test_rmia_choice_and_results_show_both_shadow_attacks() -> None:
     assert any("LiRA and RMIA attack" in c.value for c in at.caption)
     shown = [df.value for df in at.dataframe if "attack" in df.value.columns]
     assert len(shown) == 1 and set(shown[0]["attack"]) == {"loss", "lira", "rmia"}
+
+
+def test_results_page_shows_the_dropout_tradeoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the Results page shows a group-dropout solution, it shows the reports'
+    trade-off figure of that solution (the very PNG bytes) and its caption."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    from audit import (
+        AuditConfig,
+        GroupDropoutArm,
+        PrivacyAuditConfig,
+        TrainingConfig,
+        UniformDropoutArm,
+        run_audit,
+    )
+    from reports import dropout_tradeoff_caption, solution_tradeoff_figure
+
+    res = run_audit("synthetic", AuditConfig(
+        arms=(UniformDropoutArm(p=0.5), GroupDropoutArm()), seeds=1, n_bootstrap=0,
+        training=TrainingConfig(epochs=1, hidden=(4,)),
+        privacy_audit=PrivacyAuditConfig(canaries=0, mia="none", mechanism_rows=0)), n_rows=1000)
+    sol = res.solutions["group_dropout"]
+    shown: list[bytes] = []  # every image the page hands to Streamlit
+    store = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self: MemoryMediaFileStorage, path_or_data: object, mimetype: str, kind: object,
+             filename: str | None = None) -> str:
+        if isinstance(path_or_data, bytes):
+            shown.append(path_or_data)
+        return store(self, path_or_data, mimetype, kind, filename)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["result_json"] = res.to_json()
+    at.run()
+    at.switch_page("views/results.py").run()
+    assert not at.exception and not at.error
+    assert "Group-specific dropout (group_dropout)" in [s.value for s in at.subheader]
+    assert dropout_tradeoff_caption(sol) in [c.value for c in at.caption]
+    assert solution_tradeoff_figure(sol) in shown

@@ -4,11 +4,14 @@ from fairpriv_app.common import csv_bytes, result, show_error
 
 from audit import CANARY_AUDITS, GAUSSIAN_DP_NOTE
 from reports import (
+    dropout_tradeoff_caption,
     gap_curve_figure,
     group_error_figure,
+    has_group_errors,
     mechanism_figure,
     privacy_bounds_figure,
     roc_figure,
+    solution_tradeoff_figure,
     tradeoff_figure,
     tradeoff_points,
 )
@@ -82,7 +85,10 @@ try:
         for arm, sol in res.solutions.items():
             st.subheader(f"Group-specific dropout ({arm})")
             st.write(sol["verdict"])
-            if len(sol["rates"]) == 2 and sol.get("curve"):
+            if has_group_errors(sol):
+                st.image(solution_tradeoff_figure(sol))
+                st.caption(dropout_tradeoff_caption(sol))
+            elif len(sol["rates"]) == 2 and sol.get("curve"):  # a results.json from before
                 st.image(gap_curve_figure(sol["curve"], sol["rates"],
                                           sol["uniform"]["validation"]["gap"], sol["budget"]))
 except Exception as exc:  # noqa: BLE001 - shown, never a traceback
