@@ -266,6 +266,26 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
                          "Exceeds uncertainty"], grows,
                         caption="Gaps between groups (max - min); equalized odds = larger of FPR and "
                                 "FNR gaps; demographic parity = selection-rate gap."))
+    changes = result.gap_changes
+    if not changes.empty:
+        crows = []
+        for _, r in changes.iterrows():
+            if pd.isna(r["ci_low"]):
+                reading = "no interval"
+            elif bool(r["beyond_uncertainty"]):
+                reading = "wider" if r["change"] > 0 else "narrower"
+            else:
+                reading = "within uncertainty"
+            crows.append([f"{r['arm']} vs {r['versus']}", str(r["metric"]).replace("_", " "),
+                          fmt(r["gap"], 3), fmt(r["versus_gap"], 3),
+                          f"{r['change']:+.3f} [{fmt(r['ci_low'], 3)}, {fmt(r['ci_high'], 3)}]", reading])
+        blocks.append(Table(
+            ["Comparison", "Gap", "Arm's gap", "Versus", f"Change [{ci} CI]", "Reading"], crows,
+            caption="Does an arm widen or narrow a gap? Each arm against the baseline, and group "
+                    "dropout against uniform dropout: the change in the gap (max - min over groups, "
+                    "mean over seeds), with a paired bootstrap interval (the same resampled test "
+                    "rows for both arms, so the test rows' luck cancels; training seeds' spread "
+                    "is not in it)."))
     return Section(SECTION_TITLES[2], blocks)
 
 
@@ -277,7 +297,7 @@ def _group_dropout(result: AuditResult) -> Section:
     blocks: list[Block] = []
     for arm, sol in result.solutions.items():
         blocks.append(Paragraph(
-            f"{arm}: rates chosen on validation rows to {sol['objective']} group error under the "
+            f"{arm}: rates chosen on {_selection_rows(sol)} to {sol['objective']} group error under the "
             f"budget {fmt(sol['budget'], 3)} (expected dropout rate over training rows; check "
             f"{fmt(sol['budget_check'], 6)}). {sol['verdict']}"))
         rows = []
@@ -320,6 +340,12 @@ def solution_tradeoff_figure(solution: dict[str, Any]) -> bytes:
                                             metric=solution.get("metric", "error_rate"))
 
 
+def _selection_rows(solution: dict[str, Any]) -> str:
+    if solution.get("selection") == "cross-fitted":
+        return f"out-of-fold rows ({solution.get('folds')}-fold cross-fitting)"
+    return "validation rows"
+
+
 def dropout_tradeoff_caption(solution: dict[str, Any]) -> str:
     """The caption of :func:`solution_tradeoff_figure`: how to read it, levelling up vs
     levelling down, and which rows its errors are on."""
@@ -329,16 +355,21 @@ def dropout_tradeoff_caption(solution: dict[str, Any]) -> str:
                                                           str(solution.get("metric", "error")))
     minimax = solution.get("objective") == "minimax"
     seeds = solution.get("seeds") or []
-    if solution.get("route") == "empirical":
+    cross_fitted = solution.get("selection") == "cross-fitted"
+    if cross_fitted:
+        rows = (f"out of fold: the training and validation rows in {solution.get('folds')} folds, each "
+                "predicted by a model trained on the other folds")
+    elif solution.get("route") == "empirical":
         rows = "validation rows, mean over " + (f"{len(seeds)} training seeds" if len(seeds) != 1
                                                 else "one training seed")
     else:
         rows = "validation rows"
+    selected_on = "cross-fitted" if cross_fitted else "validation"
     if len(groups) == 2:
         axis = (f"Bottom axis: the dropout rate of {groups[0]}; top axis: the rate of {groups[1]} "
                 "at the same point (the budget fixes it).")
     else:
-        axis = (f"Candidates run from the largest validation {'worst-group error' if minimax else 'gap'} "
+        axis = (f"Candidates run from the largest {selected_on} {'worst-group error' if minimax else 'gap'} "
                 "(left) to the smallest (right); each tick lists the candidate's rates, uniform's and "
                 "the chosen one's in bold.")
     text = (f"Levelling up or levelling down? Every candidate rate vector the solver tried on the "
@@ -347,10 +378,10 @@ def dropout_tradeoff_caption(solution: dict[str, Any]) -> str:
             "(the worse-off group's error falls) or from levelling down (a better-off group's error "
             "rises towards it, and usually the overall error with it): only levelling up leaves "
             f"anyone better off. Dotted line: uniform dropout (every group at {budget:g}); solid line: the "
-            f"chosen rates. Lower panel: the validation {'worst-group error' if minimax else 'gap'} "
+            f"chosen rates. Lower panel: the {selected_on} {'worst-group error' if minimax else 'gap'} "
             "the solver minimised"
-            + (", ± 1 sd over seeds shaded" if solution.get("route") == "empirical" and len(seeds) > 1
-               else "")
+            + ((", ± 1 sd over folds shaded" if cross_fitted else ", ± 1 sd over seeds shaded")
+               if solution.get("route") == "empirical" and len(seeds) > 1 else "")
             + f". All these errors are on the rows the rates were selected on ({rows}), not on test "
             "rows; the table above gives the test errors.")
     applied = solution.get("applied_rates")

@@ -196,7 +196,7 @@ def dropout_tradeoff_figure(curve: Sequence[dict[str, object]], rates: dict[str,
                     linewidth=1.4, label=_short(g, 24))
         ax.plot(x, shown["val_overall"], label="overall", **_OVERALL_STYLE)  # type: ignore[arg-type]
         low.plot(x, shown[score], color=_SCORE_COLOR, marker="d", markersize=3.5, markevery=every,
-                 linewidth=1.2, label=f"lower panel: validation {score_label}")
+                 linewidth=1.2, label=f"lower panel: {score_label} on the selection rows")
         std = f"{score}_std"
         if std in shown and shown[std].notna().any():
             sd = shown[std].fillna(0.0)
@@ -250,7 +250,7 @@ def _candidates_label(groups: Sequence[str], score: str, shown: int, total: int)
     names = " / ".join(_short(g, 12) for g in groups) if len(groups) <= 6 else "the legend's groups"
     names += ", top to bottom" if len(groups) <= _STACKED_RATES else ", in that order"
     subset = f" ({shown} of {total}, spread evenly over that range)" if shown < total else ""
-    return (f"candidates, from the largest validation {'gap' if score == 'val_gap' else 'worst error'} "
+    return (f"candidates, from the largest selection-row {'gap' if score == 'val_gap' else 'worst error'} "
             f"to the smallest{subset}\neach tick: the candidate's rates of {names}")
 
 

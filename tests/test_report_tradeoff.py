@@ -117,8 +117,8 @@ def test_two_groups_errors_along_the_budget_line(monkeypatch: pytest.MonkeyPatch
     assert vertical_at(top, "uniform dropout") == pytest.approx(BUDGET)
     assert vertical_at(top, "chosen rates") == pytest.approx(rates[MONEY])
     assert len([ln for ln in low.get_lines() if np.ptp(np.asarray(ln.get_xdata(), float)) == 0]) == 2
-    # Lower panel: the validation gap, +- 1 sd shaded.
-    assert np.allclose(line(low, "lower panel: validation gap (max − min)").get_ydata(),
+    # Lower panel: the selection rows' gap, +- 1 sd shaded.
+    assert np.allclose(line(low, "lower panel: gap (max − min) on the selection rows").get_ydata(),
                        [r["val_gap"] for r in order])
     assert "± 1 sd over seeds" in legend
     # Ticks: plain numbers; the top axis gives the second group's rate at each bottom tick.
@@ -185,9 +185,9 @@ def test_three_groups_one_tick_per_candidate(monkeypatch: pytest.MonkeyPatch, li
     assert sorted(bold) == sorted([uniform_label, chosen_label])
     assert vertical_at(top, "uniform dropout") == labels.index(uniform_label)
     assert vertical_at(top, "chosen rates") == labels.index(chosen_label)
-    # Left to right from the largest validation gap to the smallest; the group lines
+    # Left to right from the largest selection-row gap to the smallest; the group lines
     # carry each shown candidate's own errors.
-    gaps = np.asarray(line(low, "lower panel: validation gap (max − min)").get_ydata(), dtype=float)
+    gaps = np.asarray(line(low, "lower panel: gap (max − min) on the selection rows").get_ydata(), dtype=float)
     assert np.all(np.diff(gaps) <= 0) and gaps[-1] == min(r["val_gap"] for r in curve)
     by_label = {"\n".join(f"{r[f'rate[{g}]']:.2f}" for g in GROUPS3): r for r in curve}
     for g in GROUPS3:
@@ -244,15 +244,16 @@ def test_report_section_shows_the_tradeoff_for_every_solution(solved: AuditResul
     assert figures[0].png[:8] == b"\x89PNG\r\n\x1a\n"
     for words in ("levelling up (the worse-off group's error falls)",
                   "levelling down (a better-off group's error rises", "not on test rows",
-                  "rows the rates were selected on (validation rows", f"budget {sol['budget']:g}"):
+                  "rows the rates were selected on (out of fold: the training and validation rows in 4 folds",
+                  f"budget {sol['budget']:g}"):
         assert words in caption, words
     if len(sol["rates"]) == 2:
         first, second = sol["rates"]
         assert f"Bottom axis: the dropout rate of {first}; top axis: the rate of {second}" in caption
-        assert "± 1 sd over seeds shaded" in caption and "mean over 2 training seeds" in caption
     else:
         assert "each tick lists the candidate's rates" in caption
-        assert "sd over seeds" not in caption and "mean over one training seed" in caption
+    # Cross-fitted: four fits, whatever the seeds, so the spread shown is over folds.
+    assert "± 1 sd over folds shaded" in caption and "seed" not in caption
     assert caption in render_html_text(report).replace("&#x27;", "'")
 
 

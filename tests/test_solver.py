@@ -165,7 +165,7 @@ def test_group_absent_from_validation_is_a_clear_error() -> None:
     [({"budget": 0.95}, r"budget must be in \[0, p_max=0.9\]"),
      ({"objective": "fair"}, r"objective must be one of \['equalize', 'minimax'\]"),
      ({"p_max": 1.0}, r"p_max must be a number in \(0, 1\), not 1.0"),
-     ({"model": "tree"}, r"model must be one of \['linear', 'mlp'\], not 'tree'")],
+     ({"model": "tree"}, r"model must be one of \['linear', 'logistic', 'mlp'\], not 'tree'")],
 )
 def test_bad_solver_options(kw: dict, message: str) -> None:
     train, val, test = _arrays()
@@ -184,7 +184,9 @@ def test_empirical_route_reports_uncertainty_and_does_not_overclaim() -> None:
     assert sol.seeds == [0, 1, 2, 3]  # four folds, each fit with its own seed
     single = solve_group_dropout(ds, budget=0.5, model="mlp", seeds=1, n_candidates=3, folds=0,
                                  training=TrainingConfig(epochs=1, hidden=(8,)))
-    assert single.seeds == [0] and len(single.curve) == 4
+    # uniform, 3 on the budget line, and the logistic closed form's choice unless among them
+    assert single.seeds == [0] and single.selection == "validation" and len(single.curve) in (4, 5)
+    assert sol.selection == "cross-fitted" and sol.folds == 4 and sol.logistic_seed is not None
     two = solve_group_dropout(ds, budget=0.5, model="linear", seeds=2, n_candidates=3,
                               training=TrainingConfig(epochs=1))
     assert np.isfinite(two.uniform.test_gap_std) and np.isfinite(two.solved.val_gap_std)

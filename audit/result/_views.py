@@ -77,6 +77,7 @@ def _summary_notes(result: AuditResult) -> list[str]:
         f"mean over {len(result.config.get('seeds', []))} seed(s); CI: bootstrap over test rows.",
         "epsilon 'none' = no formal privacy guarantee (dropout is not differential privacy).",
     ]
+    notes.extend(_gap_change_notes(result))
     if not result.mia.empty:
         notes.append("MIA AUC: loss-threshold membership inference, training rows vs as many "
                      "test rows (0.5 = no leakage).")
@@ -154,3 +155,23 @@ def guess_text(row: Any) -> str:
     if k_minus == 0:
         return f"{k_plus} 'in' guesses"
     return f"{k_plus} 'in' and {k_minus} 'out' guesses"
+
+
+def _gap_change_notes(result: AuditResult) -> list[str]:
+    """One line per compared pair: the error gap's change and its paired interval."""
+    changes = result.gap_changes
+    if changes.empty:
+        return []
+    rows = changes[changes["metric"] == "error_rate"]
+    lines = [f"error gap change between arms (paired: same test rows and resamples; "
+             f"{level_text(result.ci_level)} CI):"]
+    for _, r in rows.iterrows():
+        if is_missing(r["ci_low"]):
+            reading = "no interval (no bootstrap)"
+        elif bool(r["beyond_uncertainty"]):
+            reading = "wider, beyond uncertainty" if r["change"] > 0 else "narrower, beyond uncertainty"
+        else:
+            reading = "within uncertainty"
+        lines.append(f"  {r['arm']} vs {r['versus']}: {r['change']:+.3f} "
+                     f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}] ({reading})")
+    return lines

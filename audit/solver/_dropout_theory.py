@@ -186,7 +186,8 @@ def expected_dropout_logistic_loss(
 
 
 def fit_dropout_logistic(
-    X: np.ndarray, y: np.ndarray, rates: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-9
+    X: np.ndarray, y: np.ndarray, rates: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-9,
+    start: tuple[np.ndarray, float] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Logistic regression under input dropout, by Wager et al.'s adaptive regulariser.
 
@@ -215,6 +216,10 @@ def fit_dropout_logistic(
     tol
         Stop when every component of the objective's gradient is at most ``tol`` (in
         standardised coordinates: each feature scaled to unit mean square).
+    start
+        ``(weights, intercept)`` to start from instead (a warm start, e.g. the fit at a
+        neighbouring rate vector: a few times faster on Adult); for a non-convex penalty
+        the local minimum reached may then differ slightly.
 
     Returns
     -------
@@ -249,10 +254,13 @@ def fit_dropout_logistic(
     scale[scale == 0] = 1.0  # an all-zero column has zero gradient and stays at w_j = 0
     Xs = X / scale
     l2 = LOGISTIC_L2 * np.mean(Xs**2, axis=0)
-    start = np.zeros(d + 1)
-    start[-1] = special.logit(y.mean())
+    if start is None:
+        x0 = np.zeros(d + 1)
+        x0[-1] = special.logit(y.mean())
+    else:
+        x0 = np.append(np.asarray(start[0], dtype=np.float64) * scale, float(start[1]))
     res = optimize.minimize(
-        _logistic_objective, start, args=(Xs, y, odds, l2), jac=True, method="L-BFGS-B",
+        _logistic_objective, x0, args=(Xs, y, odds, l2), jac=True, method="L-BFGS-B",
         # ftol=0 leaves ``tol`` in charge: the default relative ftol (2.2e-9) stops at
         # gradients ~5e-8, short of the default tol, most visibly on separable rows.
         options={"maxiter": max_iter, "gtol": tol, "ftol": 0.0},
