@@ -591,12 +591,18 @@ def audit_bound(canaries: int, guesses: int, correct: int, delta: float, confide
 @click.option("--budget", type=float, required=True, help="Expected dropout rate sum_g pi_g p_g.")
 @click.option("--model", type=click.Choice(SOLVER_MODEL_CHOICES), default=DEFAULT_SOLVER_MODEL,
               show_default=True,
-              help="linear: exact closed form on a regression target, logistic otherwise.")
+              help="linear: exact closed form on a regression target, a trained logistic model "
+                   "otherwise; logistic: the logistic model's adaptive-regulariser closed form "
+                   "(binary target); mlp: the MLP, trained.")
 @click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=DEFAULT_OBJECTIVE,
               show_default=True)
 @click.option("--p-max", type=float, default=SolveOptions.p_max, show_default=True)
 @click.option("--seeds", type=int, default=SolveOptions.seeds, show_default=True,
-              help="Seeds per candidate (empirical).")
+              help="Training seeds (trained models): one per fold when cross-fitting (more folds "
+                   "take the next seeds), else one model per seed.")
+@click.option("--folds", type=int, default=SolveOptions.folds, show_default=True,
+              help="Cross-fitting folds of the training and validation rows (trained models); 0 "
+                   "scores models trained on the training rows on the validation rows.")
 @click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True)
 @click.option("--hidden", default=_widths(DEFAULT_HIDDEN), show_default=True,
               help="MLP hidden widths (--model mlp).")
@@ -622,7 +628,7 @@ def solve_dropout(**opts: Any) -> None:
     solution = solve_group_dropout(
         dataset, budget=opts["budget"], model=opts["model"], objective=opts["objective"],
         p_max=opts["p_max"], seeds=opts["seeds"], groups=groups, device=opts["device"],
-        n_candidates=opts["candidates"],
+        n_candidates=opts["candidates"], folds=opts["folds"],
         training=TrainingConfig(hidden=parse_hidden_layers(opts["hidden"]), epochs=opts["epochs"]),
     )
     click.echo(solution.summary())
