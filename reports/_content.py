@@ -299,7 +299,7 @@ def _group_dropout(result: AuditResult) -> Section:
         blocks.append(Paragraph(
             f"{arm}: rates chosen on {_selection_rows(sol)} to {sol['objective']} group error under the "
             f"budget {fmt(sol['budget'], 3)} (expected dropout rate over training rows; check "
-            f"{fmt(sol['budget_check'], 6)}). {sol['verdict']}"))
+            f"{fmt(sol['budget_check'], 6)}). {sol['verdict'][:1].upper() + sol['verdict'][1:]}"))
         rows = []
         for g, rate in sol["rates"].items():
             change = sol["error_change"][g]

@@ -154,7 +154,7 @@ def dropout_tradeoff_figure(curve: Sequence[dict[str, object]], rates: dict[str,
     rates were selected on, never test rows. Upper panel: one line per group
     (``val_error[g]``) and the overall error (black dashed); lower panel: what the
     solver minimised (``val_gap`` for ``"equalize"``, ``val_worst`` for ``"minimax"``),
-    with ± 1 sd over seeds where the curve has it. Uniform dropout (every group at the
+    with ± 1 sd over fits (seeds or folds) where the curve has it. Uniform dropout (every group at the
     budget) is a dotted vertical line, the chosen rates a solid one.
 
     Two groups: x is the first group's rate along the budget line (bottom axis), the
@@ -201,7 +201,7 @@ def dropout_tradeoff_figure(curve: Sequence[dict[str, object]], rates: dict[str,
         if std in shown and shown[std].notna().any():
             sd = shown[std].fillna(0.0)
             low.fill_between(x, shown[score] - sd, shown[score] + sd, color=_SCORE_COLOR, alpha=0.15,
-                             label="± 1 sd over seeds")
+                             label="± 1 sd over fits (seeds or folds)")
         chosen_text = "chosen rates" + (" (" + " / ".join(f"{r:.2f}" for r in chosen_rates) + ")"
                                         if len(groups) <= 6 else "")
         for pos, style, label in ((uniform, _UNIFORM_STYLE, f"uniform dropout (every group at {budget:g})"),

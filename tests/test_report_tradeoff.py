@@ -120,7 +120,7 @@ def test_two_groups_errors_along_the_budget_line(monkeypatch: pytest.MonkeyPatch
     # Lower panel: the selection rows' gap, +- 1 sd shaded.
     assert np.allclose(line(low, "lower panel: gap (max − min) on the selection rows").get_ydata(),
                        [r["val_gap"] for r in order])
-    assert "± 1 sd over seeds" in legend
+    assert "± 1 sd over fits (seeds or folds)" in legend
     # Ticks: plain numbers; the top axis gives the second group's rate at each bottom tick.
     bottom = texts(low.get_xticklabels())
     assert_plain(bottom)

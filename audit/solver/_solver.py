@@ -518,10 +518,11 @@ def _heldout_verdict(loss_uniform: np.ndarray, loss_solved: np.ndarray, groups: 
     at least 80% probability at the 95% level, ``floor + (z_0.975 + z_0.85) * sd``: ``sd``
     is the bootstrap standard deviation of the reduction, and ``floor`` the gap that
     sampling noise alone puts between equal groups (the mean range of the solved arm's
-    centred bootstrap group errors): a gap closed completely still measures about
-    ``floor``, so a true reduction must exceed it to show. A null result then reads as
-    "it does not help" when the interval rules out every reduction that large, and as
-    "this data cannot tell" when it does not.
+    centred bootstrap group errors; for minimax, their largest): a gap closed completely
+    still measures about ``floor``, so a true reduction must exceed it to show, and an
+    interval's upper end ``hi`` bounds the true reduction only up to ``hi + floor``. A
+    null result then reads as "it does not help" when that bound is below the
+    detectable reduction, and as "this data cannot tell" when it is not.
     """
     what = "gap" if objective == "equalize" else "worst-group error"
     idx = _resample_indices(groups, labels)
@@ -535,6 +536,9 @@ def _heldout_verdict(loss_uniform: np.ndarray, loss_solved: np.ndarray, groups: 
     point = float(np.mean(red))
     centred = b - b.mean(axis=0)
     floor = float(np.mean(centred.max(1) - centred.min(1))) if objective == "equalize" else 0.0
+    if objective == "minimax":
+        # The worst group's error is biased up by the same noise (the max of noisy means).
+        floor = float(np.mean(centred.max(1)))
     detectable = floor + (_Z_LEVEL + _Z_POWER) * float(np.std(red, ddof=1))
     n_test = len(groups)
     power = (f"with {n_test} test rows this test detects a {what} reduction of {detectable:.3g} or "
@@ -555,9 +559,12 @@ def _heldout_verdict(loss_uniform: np.ndarray, loss_solved: np.ndarray, groups: 
     if rows_ok and seeds_ok:
         return True, (f"confirmed on held-out test rows: the {what} falls by {point:.4g} (95% CI "
                       f"{lo:.4g} to {hi:.4g}{seed_text}); {power}.")
-    reading = (f"so it does not help by that much: a reduction above {hi:.3g} is ruled out"
-               if hi < detectable else
-               f"so this data cannot tell: reductions up to {hi:.3g} remain possible")
+    # The measured reduction understates a true one by up to about the floor (the solved
+    # arm's gap keeps its noise), so the true reduction is bounded by hi + floor.
+    bound = hi + floor
+    reading = (f"so it does not help by that much: a reduction above {bound:.3g} is ruled out"
+               if bound < detectable else
+               f"so this data cannot tell: reductions up to {bound:.3g} remain possible")
     return False, (f"no improvement over uniform dropout beyond its uncertainty: on held-out test "
                    f"rows the {what} changes by {-point:+.4g} (95% CI of the reduction {lo:.4g} to "
                    f"{hi:.4g}{seed_text}); {power}, {reading}.")
