@@ -81,9 +81,10 @@ def canary_plan(y_test: np.ndarray, config: PrivacyAuditConfig, seed: int,
     return CanaryPlan(rows, labels, included, k, k)
 
 
-def guess_count(fraction: float, canaries: int) -> int:
-    """``k+ = k-``: ``round(fraction * m)``, at least 1, never more in plus out than canaries."""
-    return min(max(1, int(round(fraction * canaries))), canaries // 2)
+def guess_count(fraction: float, canaries: int, *, sides: int = 2) -> int:
+    """Guesses per side: ``round(fraction * m)``, at least 1, and never more on all
+    ``sides`` together ("in" and "out": 2; "in" only: 1) than there are canaries."""
+    return min(max(1, int(round(fraction * canaries))), canaries // sides)
 
 
 def score_canaries(model: FittedModel, X: np.ndarray, labels: np.ndarray, plan: CanaryPlan
@@ -233,7 +234,7 @@ def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.nd
         fractions = config.row_guess_fractions
         tries = []
         for fraction in fractions:
-            k = min(max(1, int(round(fraction * len(crafted.rows)))), len(crafted.rows))
+            k = guess_count(fraction, len(crafted.rows), sides=1)
             g, c = in_guesses_from_scores(scores, crafted.included, k)
             tries.append(_audit_row("white_box_rows", run, arm, model,
                                     _Guesses(len(crafted.rows), crafted.included, g, 0, c),

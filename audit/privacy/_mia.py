@@ -700,14 +700,16 @@ def lira_offline_scores(
 
     scores = np.full(t.shape, np.nan)
     scores[has_any] = -log_ndtr((mu[has_any] - t[has_any]) / sd[has_any])
-    n_missing = int((~has_any).sum())
-    if n_missing:
-        warnings.warn(
-            f"{n_missing} of {len(t)} rows have no OUT shadow confidence; their LiRA score is NaN",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    _warn_rows_without_out(has_any, "OUT shadow confidence", "LiRA")
     return np.asarray(scores, dtype=np.float64)
+
+
+def _warn_rows_without_out(has_out: np.ndarray, what: str, attack: str) -> None:
+    """Warn, from the attack's caller, about rows that have no OUT model to compare with."""
+    n_missing = int((~has_out).sum())
+    if n_missing:
+        warnings.warn(f"{n_missing} of {len(has_out)} rows have no {what}; their {attack} score is NaN",
+                      RuntimeWarning, stacklevel=3)
 
 
 # Probabilities below this are raised to it in RMIA, so that every ratio is finite
@@ -879,13 +881,7 @@ def rmia_offline_scores(
     scores = np.full(p_x.shape, np.nan)
     # side="left": the number of population rows with gamma LR(z) strictly below LR(x).
     scores[has_out] = np.searchsorted(thresholds, lr_x[has_out], side="left") / thresholds.shape[0]
-    n_missing = int((~has_out).sum())
-    if n_missing:
-        warnings.warn(
-            f"{n_missing} of {len(p_x)} rows have no OUT reference probability; their RMIA score is NaN",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    _warn_rows_without_out(has_out, "OUT reference probability", "RMIA")
     return np.asarray(scores, dtype=np.float64)
 
 
