@@ -647,6 +647,11 @@ class _Evaluator:
         key = [f"rate[{g}]" for g in self.labels]
         return df.drop_duplicates(subset=key).sort_values(key).reset_index(drop=True)
 
+    def _overall(self, per_group: np.ndarray, split: Split) -> float:
+        """Overall error from group errors, weighted by the split's group sizes."""
+        counts = np.array([np.sum(split[2] == lab) for lab in self.labels])
+        return float(per_group @ counts / counts.sum())
+
 
 class _ExactEvaluator(_Evaluator):
     """Closed forms under dropout, scored on validation/test rows: linear regression
@@ -692,7 +697,7 @@ class _ExactEvaluator(_Evaluator):
             out = []
             for Xs, ys, gs in (self.val, self.test):
                 sq = self._row_loss(Xs, ys, w, b)
-                out.append(np.array([sq[gs == lab].mean() for lab in self.labels]))
+                out.append(_group_means(sq, gs, self.labels))
             self._test_rows[key] = sq
             self._cache[key] = (out[0], out[1])
             val_err = out[0]
@@ -703,10 +708,6 @@ class _ExactEvaluator(_Evaluator):
                 "val_overall": self._overall(val_err, self.val),
             })
         return self._cache[key]
-
-    def _overall(self, per_group: np.ndarray, split: Split) -> float:
-        counts = np.array([np.sum(split[2] == lab) for lab in self.labels])
-        return float(per_group @ counts / counts.sum())
 
     def report(self, p: np.ndarray) -> GroupErrors:
         val_e, test_e = self.errors(p)
@@ -828,10 +829,6 @@ class _EmpiricalEvaluator(_Evaluator):
     def test_row_losses(self, p: np.ndarray) -> np.ndarray:
         self.evaluate([p])
         return self._test_rows[self._key(p)]
-
-    def _overall(self, per_group: np.ndarray, split: Split) -> float:
-        counts = np.array([np.sum(split[2] == lab) for lab in self.labels])
-        return float(per_group @ counts / counts.sum())
 
     def objective(self, p: np.ndarray, objective: str) -> float:
         """The candidate's objective on its pooled selection errors."""
