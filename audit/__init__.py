@@ -24,9 +24,12 @@ from .arms._arms import (
 )
 from .data._datasets import (
     BUILTIN_DATASETS,
+    BuiltinTable,
     Dataset,
     LoadOptions,
     Splits,
+    builtin_table,
+    group_split_counts,
     load_dataset,
     make_synthetic,
     split_dataset,
@@ -99,10 +102,13 @@ __all__ = [
     "InternalError",
     # prepare: data
     "BUILTIN_DATASETS",
+    "BuiltinTable",
     "Dataset",
     "LoadOptions",
     "Splits",
     "TabularPreprocessor",
+    "builtin_table",
+    "group_split_counts",
     "load_dataset",
     "make_synthetic",
     "read_table",

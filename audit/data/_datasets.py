@@ -34,9 +34,12 @@ from ._readers import DEFAULT_NA_VALUES, clean_frame, read_table
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "BuiltinTable",
     "Dataset",
     "LoadOptions",
     "Splits",
+    "builtin_table",
+    "group_split_counts",
     "load_dataset",
     "make_synthetic",
     "split_dataset",
@@ -417,7 +420,8 @@ def split_dataset(
         Each group needs at least this many rows in every split.
     small_groups
         What to do with a group below the minimum: ``"error"`` (default) or
-        ``"merge"`` it into a group called ``"other"``.
+        ``"merge"`` it into a group called ``"other"`` (``"other (merged)"`` where the
+        data has a group of that name in any case, such as COMPAS's ``"Other"``).
 
     Raises
     ------
@@ -431,21 +435,7 @@ def split_dataset(
         )
     check_param("", "small_groups", small_groups, Options(SMALL_GROUPS_CHOICES))
     min_group_rows = check_param("", "min_group_rows", min_group_rows, Interval(int, 1, None))
-    rng = np.random.default_rng(seed)
-    if dataset.task == "classification":
-        strata = np.char.add(dataset.groups.astype(str), np.where(dataset.y > 0.5, "#1", "#0"))
-    else:
-        strata = dataset.groups.astype(str)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
-    for stratum in np.unique(strata):
-        rows = rng.permutation(np.flatnonzero(strata == stratum))
-        n_test = int(round(rows.shape[0] * test_fraction))
-        n_val = int(round(rows.shape[0] * val_fraction))
-        parts["test"].append(rows[:n_test])
-        parts["val"].append(rows[n_test:n_test + n_val])
-        parts["train"].append(rows[n_test + n_val:])
-    idx = {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
-
+    idx = _split_rows(dataset, seed, val_fraction, test_fraction)
     groups = dataset.groups.copy()
     counts = _split_counts(groups, idx)
     small = counts[(counts < min_group_rows).any(axis=1)]
@@ -463,17 +453,23 @@ def split_dataset(
         merged = tuple(str(g) for g in small.index)
         # Never pour small groups into a real group that happens to be called "other".
         label = MERGED_GROUP
-        while label in counts.index and label not in merged:
+        taken = {str(g).lower() for g in counts.index if g not in merged}
+        if label in taken:  # 'Other' beside 'other' would read as one group
+            label = f"{MERGED_GROUP} (merged)"
+        while label.lower() in taken:
             label = f"{label}*"
         groups = np.where(np.isin(groups, merged), label, groups)
         counts = _split_counts(groups, idx)
         if label in counts.index and (counts.loc[label] < min_group_rows).any():
             c = counts.loc[label]
+            workable = _largest_workable_minimum(_split_counts(dataset.groups, idx), min_group_rows)
+            lower = (f"Lower min_group_rows to {workable} (the largest minimum that merging "
+                     "can meet)" if workable else "Lower min_group_rows")
             raise DataError(
                 f"even after merging small groups into '{label}' it has too few rows "
                 f"(train {c['train']}, val {c['val']}, test {c['test']}; minimum "
-                f"{min_group_rows}). Lower min_group_rows or choose coarser sensitive columns.",
-                param="min_group_rows"
+                f"{min_group_rows}). {lower} or choose coarser sensitive columns.",
+                param="min_group_rows", fix={"min_group_rows": workable} if workable else None
             )
         if counts.shape[0] < 2:
             raise DataError(
@@ -481,6 +477,93 @@ def split_dataset(
             )
     return Splits(train=idx["train"], val=idx["val"], test=idx["test"], groups=groups,
                   merged=merged)
+
+
+def _split_rows(dataset: Dataset, seed: int, val_fraction: float,
+                test_fraction: float) -> dict[str, np.ndarray]:
+    """Sorted row indices per split, cut within each group x label stratum."""
+    rng = np.random.default_rng(seed)
+    if dataset.task == "classification":
+        strata = np.char.add(dataset.groups.astype(str), np.where(dataset.y > 0.5, "#1", "#0"))
+    else:
+        strata = dataset.groups.astype(str)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for stratum in np.unique(strata):
+        rows = rng.permutation(np.flatnonzero(strata == stratum))
+        n_test = int(round(rows.shape[0] * test_fraction))
+        n_val = int(round(rows.shape[0] * val_fraction))
+        parts["test"].append(rows[:n_test])
+        parts["val"].append(rows[n_test:n_test + n_val])
+        parts["train"].append(rows[n_test + n_val:])
+    return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+
+
+def group_split_counts(
+    dataset: Dataset,
+    *,
+    seed: int = DEFAULT_SPLIT_SEED,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    min_group_rows: int = DEFAULT_MIN_GROUP_ROWS,
+) -> pd.DataFrame:
+    """Rows per group in each split, before any merging, and which groups are too small.
+
+    The same split :func:`split_dataset` makes with these options, so a front end can
+    say which groups an audit would refuse (or merge) before anything is trained.
+
+    Returns
+    -------
+    DataFrame
+        Index ``group``; columns ``train``, ``val``, ``test`` (row counts) and
+        ``too_small`` (True where a split has fewer than ``min_group_rows`` rows).
+
+    Examples
+    --------
+    >>> from audit import group_split_counts, load_dataset
+    >>> ds = load_dataset("synthetic", n_rows=1000)
+    >>> group_split_counts(ds)["too_small"].any()
+    np.False_
+    """
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
+            "and sum to less than 1", param="val_fraction"
+        )
+    min_group_rows = check_param("", "min_group_rows", min_group_rows, Interval(int, 1, None))
+    counts = _split_counts(dataset.groups, _split_rows(dataset, seed, val_fraction, test_fraction))
+    return counts.assign(too_small=(counts < min_group_rows).any(axis=1))
+
+
+@dataclass(frozen=True)
+class BuiltinTable:
+    """A built-in dataset as a plain table, with the columns it is audited on by default."""
+
+    frame: pd.DataFrame
+    target: str
+    sensitive: tuple[str, ...]
+
+
+def builtin_table(name: str, *, path: str | Path | None = None, n_rows: int | None = None,
+                  seed: int = 0) -> BuiltinTable:
+    """The raw table of a built-in dataset and its default target and sensitive columns.
+
+    For front ends that show the table and let the user choose columns; the audit
+    itself takes the name directly (``load_dataset(name)``).
+
+    Examples
+    --------
+    >>> from audit import builtin_table
+    >>> table = builtin_table("synthetic", n_rows=600)
+    >>> table.target, table.sensitive
+    ('y', ('group',))
+    """
+    if name not in BUILTIN_DATASETS:
+        raise DataError(f"unknown built-in dataset {name!r}; valid: {', '.join(BUILTIN_DATASETS)}",
+                        param="source")
+    frame, defaults = _load_builtin(name, path=path, n_rows=n_rows, seed=seed,
+                                    na_values=DEFAULT_NA_VALUES, encoding=None)
+    return BuiltinTable(frame=frame, target=str(defaults["target"]),
+                        sensitive=tuple(defaults["sensitive"]))
 
 
 def make_synthetic(
@@ -720,6 +803,21 @@ def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
 def _list(items: Any) -> str:
     items = [str(i) for i in items]
     return ", ".join(items[:30]) + (f", ... ({len(items)} in all)" if len(items) > 30 else "")
+
+
+def _largest_workable_minimum(counts: pd.DataFrame, below: int) -> int | None:
+    """The largest minimum under ``below`` that merging small groups can meet, if any.
+
+    ``counts`` are rows per group and split before merging; a minimum works when the
+    groups under it, merged, reach it in every split and at least two groups remain.
+    """
+    for minimum in range(below - 1, 0, -1):
+        small = (counts < minimum).any(axis=1)
+        if small.any() and (counts[small].sum() < minimum).any():
+            continue
+        if (~small).sum() + (1 if small.any() else 0) >= 2:
+            return minimum
+    return None
 
 
 def _split_counts(groups: np.ndarray, idx: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -77,7 +77,7 @@ class PrivacyBudgets:
                 raise ConfigError(
                     f"arm '{arm.label}': delta {self.delta[arm.label]:g} is not below 1/n_train = "
                     f"{1 / n_train:.3g}; use a smaller delta (default min(1e-5, 1/(10 n_train)) = "
-                    f"{default_delta(n_train):.3g})")
+                    f"{default_delta(n_train):.3g})", param="delta")
 
 
 # --------------------------------------------------------------------------- solver
