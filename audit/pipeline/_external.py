@@ -265,6 +265,7 @@ def audit_onnx_model(
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - optional dependency
         raise DataError("auditing ONNX models needs onnxruntime: pip install onnxruntime") from None
+    from ..data._preprocess import check_numbers
     from ..data._readers import clean_frame, read_table
 
     frame = data.copy() if isinstance(data, pd.DataFrame) else read_table(Path(data), na_values=na_values)
@@ -280,6 +281,8 @@ def audit_onnx_model(
         raise DataError(
             f"ONNX model inputs must be numeric, but {non_numeric} are not; encode them as the model "
             "expects, or choose the columns with input_columns=...")
+    check_numbers(frame, cols, role="input", param="input_columns",
+                  fix="Remove or cap those values, or drop those rows.")
     X = frame[cols].to_numpy(dtype=np.float32)
     if np.isnan(X).any():
         raise DataError("input columns contain missing values; the model needs complete rows")
