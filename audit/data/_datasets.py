@@ -298,7 +298,8 @@ def _read_source(source: str | Path | pd.DataFrame,
         if not p.exists() and isinstance(source, str) and "/" not in source and "." not in source:
             raise DataError(
                 f"unknown dataset {source!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) "
-                "and no such file. Pass a built-in name or a path to a CSV/Parquet file."
+                "and no such file. Pass a built-in name or a path to a CSV/Parquet file.",
+                param="source"
             )
         return read_table(p, na_values=opts.na_values, encoding=opts.encoding), opts, opts.name or p.name
     raise ConfigError(
@@ -385,7 +386,8 @@ def _target_values(column: pd.Series, target: str, task: str, positive_label: st
     if positive_label is not None:
         raise ConfigError("positive_label applies to classification only", param="positive_label")
     if not pd.api.types.is_numeric_dtype(column):
-        raise DataError(f"regression target '{target}' is not numeric (e.g. {column.iloc[0]!r}).")
+        raise DataError(f"regression target '{target}' is not numeric (e.g. {column.iloc[0]!r}).",
+                        param="target")
     check_numbers(column.to_frame(), role="target", limit=TARGET_LIMIT, param="target",
                   why="models train on squared errors in 32-bit floats, which cannot hold the "
                       f"square of a number beyond ±{TARGET_LIMIT:.3g}",
@@ -659,10 +661,13 @@ def _binary_target(
     if len(uniques) != 2:
         shown = ", ".join(repr(str(v)) for v in list(uniques)[:6])
         more = "" if len(uniques) <= 6 else f", ... ({len(uniques)} in all)"
+        many = len(uniques) > 2
         raise DataError(
             f"target column '{name}' has {len(uniques)} distinct value(s) ({shown}{more}); "
             "a binary classification target needs exactly two. Map it to two classes first"
-            + (" or pass task='regression'." if len(uniques) > 2 else ".")
+            + (" or pass task='regression'." if many else "."),
+            # One value: the column is at fault; several: perhaps the task is.
+            param="task" if many else "target", fix={"task": "regression"} if many else None,
         )
     labels = sorted(uniques, key=str)
     if positive_label is not None:

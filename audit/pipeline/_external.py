@@ -258,7 +258,8 @@ def audit_onnx_model(
     """
     taken = sorted({"y_true", "y_pred", "y_score", "name"} & set(options))
     if taken:
-        raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column")
+        raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column",
+                          param=taken[0])
     opts = options_from_keywords(PredictionAuditOptions, "audit_onnx_model", options)
     member, na_values = opts.member, opts.na_values
     try:
@@ -280,7 +281,7 @@ def audit_onnx_model(
     if non_numeric:
         raise DataError(
             f"ONNX model inputs must be numeric, but {non_numeric} are not; encode them as the model "
-            "expects, or choose the columns with input_columns=...")
+            "expects, or choose the columns with input_columns=...", param="input_columns")
     check_numbers(frame, cols, role="input", param="input_columns",
                   fix="Remove or cap those values, or drop those rows.")
     X = frame[cols].to_numpy(dtype=np.float32)
