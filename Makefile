@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-all lint app bench clean
+.PHONY: install demo test test-ci test-all lint app bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist worksteal -q
+
+# Slow tests that guard what no faster test does (marked `ci`); .ci/run runs them after `test`.
+test-ci: install
+	$(BIN)/python -m pytest -m "slow and ci" -q tests
 
 test-all: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q

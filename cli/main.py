@@ -490,18 +490,31 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8501, show_default=True)
-def app(host: str, port: int) -> None:
-    """Launch the Streamlit app (upload data, audit, download the report)."""
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on (Streamlit's --server.address); other than localhost, "
+                   "anyone who can reach it can use the app.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True,
+              help="Port to serve on (Streamlit's --server.port).")
+@click.option("--headless/--no-headless", default=True, show_default=True,
+              help="Headless: only serve; --no-headless also opens a browser on this machine.")
+def app(host: str, port: int, headless: bool) -> None:
+    """Launch the Streamlit app (upload data, audit, download the report).
+
+    The command becomes the Streamlit server (same process), so stopping it with
+    Ctrl-C or SIGTERM stops the server. The largest upload is FAIRPRIV_MAX_UPLOAD_MB
+    megabytes (default 200).
+    """
+    import importlib.util
     import os
     from importlib.resources import files
 
     main_py = Path(str(files("fairpriv_app").joinpath("main.py")))
     if not main_py.exists():
         raise ConfigError(f"the app files are missing ({main_py}); reinstall fairpriv")
+    if importlib.util.find_spec("streamlit") is None:
+        raise ConfigError("the app needs Streamlit, which is not installed: pip install streamlit")
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), "--server.address", host,
-           "--server.port", str(port), "--server.headless", "true",
+           "--server.port", str(port), "--server.headless", "true" if headless else "false",
            "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200")]
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -511,7 +524,8 @@ def app(host: str, port: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # Become the Streamlit server rather than wait on it as a child: a SIGTERM or Ctrl-C
-    # sent to `fairpriv app` then reaches the server itself, and nothing is left serving.
+    # sent to `fairpriv app` then reaches the server itself, and nothing is left serving
+    # (tests/test_app_lifecycle.py).
     os.execv(sys.executable, cmd)
 
 

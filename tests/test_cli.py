@@ -367,3 +367,45 @@ def test_notes_and_messages_without_hints_are_shown_with_flags() -> None:
     bare = ConfigError("noise_multiplier must be a positive finite number, not 0.0")
     assert cli_message(bare, main.commands["epsilon"]) == \
         "--noise-multiplier must be a positive finite number, not 0.0"
+
+
+def test_app_execs_streamlit_with_the_options_passed_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `fairpriv app` replaces itself with Streamlit (os.execv), so that a SIGTERM reaches the
+    # server (tests/test_app_lifecycle.py runs it for real); here the exec is only recorded.
+    import os
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def execv(path: str, args: list[str]) -> None:
+        calls.append((path, args))
+
+    monkeypatch.setattr(os, "execv", execv)
+    res = CliRunner().invoke(main, ["app", "--host", "0.0.0.0", "--port", "8600", "--no-headless"])
+    assert res.exit_code == 0, res.output
+    assert "fairpriv app on http://0.0.0.0:8600" in res.output and "warning: serving on 0.0.0.0" in res.output
+    (path, args), = calls
+    assert args[1:4] == ["-m", "streamlit", "run"] and path == args[0]
+    flags = dict(zip(args[5::2], args[6::2], strict=True))
+    assert flags["--server.address"] == "0.0.0.0" and flags["--server.port"] == "8600"
+    assert flags["--server.headless"] == "false" and flags["--browser.gatherUsageStats"] == "false"
+    calls.clear()
+    assert CliRunner().invoke(main, ["app"]).exit_code == 0
+    defaults = dict(zip(calls[0][1][5::2], calls[0][1][6::2], strict=True))
+    assert defaults["--server.headless"] == "true" and defaults["--server.address"] == "127.0.0.1"
+
+
+def test_app_help_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import os
+
+    res = invoke("app", "--help")
+    for opt in ("--host", "--port", "--headless / --no-headless", "SIGTERM"):
+        assert opt in res.output
+    res = CliRunner().invoke(main, ["app", "--port", "0"])
+    assert res.exit_code == 2 and "0 is not in the range 1<=x<=65535" in res.output
+    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("must not exec without Streamlit"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "streamlit" else real(name, *a))
+    res = CliRunner().invoke(main, ["app"])
+    assert res.exit_code == 1
+    assert res.output.strip() == "Error: the app needs Streamlit, which is not installed: pip install streamlit"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -315,9 +316,116 @@ def test_merge_never_joins_a_real_group_called_other() -> None:
 
 def test_infinite_feature_values_are_refused() -> None:
     df = frame()
-    df.loc[[4, 9], "age"] = np.inf
-    with pytest.raises(DataError, match=r"feature column 'age' has 2 infinite value\(s\) \(first at data rows \[5, 10\]\)"):
+    df.loc[[4, 9], "age"] = [np.inf, -np.inf]
+    with pytest.raises(DataError, match=r"feature column 'age' has 2 infinite value\(s\) \(first at "
+                       r"data rows \[5, 10\]: inf, -inf\)\. Remove or cap") as info:
         load_dataset(df, target="income", sensitive="sex")
+    assert info.value.param == "features"
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 1e200, 1e39])
+def test_feature_values_beyond_float32_are_refused_naming_column_value_and_row(value: float) -> None:
+    # 1e308 used to pass load_dataset and turn into NaN in standardisation ("Input contains NaN"
+    # deep in training); anything beyond float32's range is refused up front, with the value.
+    df = frame()
+    df.loc[3, "age"] = value
+    with pytest.raises(DataError) as info:
+        load_dataset(df, target="income", sensitive="sex")
+    message = str(info.value)
+    assert message.startswith("feature column 'age' has 1 value(s) beyond ±3.4e+38 (first at data rows [4]: "
+                              f"{value:g})")
+    assert "32-bit floats" in message and "Remove or cap those values" in message
+    assert info.value.param == "features" and info.value.fix is None
+
+
+def test_every_bad_feature_column_is_named_in_one_message() -> None:
+    df = frame()
+    df["score"] = np.linspace(0, 1, len(df))
+    df.loc[0, "age"] = np.inf
+    df.loc[[5, 6], "score"] = [1e300, -np.inf]
+    with pytest.raises(DataError) as info:
+        load_dataset(df, target="income", sensitive="sex")
+    message = str(info.value)
+    assert "feature column 'age' has 1 infinite value(s) (first at data rows [1]: inf)" in message
+    assert ("feature column 'score' has 1 infinite value(s) and 1 value(s) beyond ±3.4e+38 "
+            "(first at data rows [6, 7]: 1e+300, -inf)") in message
+
+
+@pytest.mark.parametrize("value", [1e20, 1e30, 3e38])
+def test_large_finite_features_are_accepted_and_standardise_to_finite_inputs(value: float) -> None:
+    # Squares of these overflow float32, but standardisation runs in float64 (where they stay
+    # far inside the range) before the cast, so they encode safely.
+    from audit import TabularPreprocessor
+
+    df = frame()
+    df.loc[3, "age"] = value
+    ds = load_dataset(df, target="income", sensitive="sex")
+    X = TabularPreprocessor().fit(ds.features).transform(ds.features)
+    assert X.dtype == np.float32 and np.isfinite(X).all()
+    assert X[3, 0] == X[:, 0].max() > 10  # the outlier stands out; the rest stay finite
+
+
+def test_encoder_refuses_extreme_values_it_is_given_directly() -> None:
+    from audit import TabularPreprocessor
+
+    feats = frame()[["age", "job"]]
+    feats.loc[7, "age"] = 1e308
+    with pytest.raises(DataError, match=r"feature column 'age' has 1 value\(s\) beyond .*data rows \[8\]"):
+        TabularPreprocessor().fit(feats)
+    pre = TabularPreprocessor().fit(frame()[["age", "job"]])
+    with pytest.raises(DataError, match=r"'age' has 1 value\(s\) beyond .*\[8\]: 1e\+308"):
+        pre.transform(feats)  # row numbers follow the index, as load_dataset numbers rows
+
+
+@pytest.mark.parametrize("value, shown", [(np.inf, "1 infinite value(s)"), (1e20, "1 value(s) beyond ±1.84e+19"),
+                                          (-1e308, "1 value(s) beyond ±1.84e+19")])
+def test_regression_target_values_whose_square_overflows_float32_are_refused(value: float, shown: str) -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=100), "g": ["a", "b"] * 50, "y": rng.normal(size=100)})
+    df.loc[2, "y"] = value
+    with pytest.raises(DataError, match=rf"^target column 'y' has {re.escape(shown)} \(first at data rows \[3\]") as info:
+        load_dataset(df, target="y", sensitive="g", task="regression")
+    assert info.value.param == "target"
+    df.loc[2, "y"] = 1e12  # large but safe
+    assert load_dataset(df, target="y", sensitive="g", task="regression").y[2] == 1e12
+
+
+def test_one_column_file_says_so_and_what_to_do(tmp_path: Path) -> None:
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("age sex income\n30 F 1\n40 M 0\n")
+    with pytest.raises(DataError) as info:
+        load_dataset(spaced, target="income", sensitive="sex")
+    message = str(info.value)
+    assert message.startswith("'spaced.csv' has only one column ('age sex income'); an audit needs a "
+                              "target, a sensitive and at least one feature column.")
+    assert "No separator fairpriv recognises (comma, semicolon, tab or '|')" in message
+    assert "names separated by spaces" in message and "e.g. one of" not in message
+    assert info.value.param == "source"
+    # Without target= and sensitive= the message is the same (not "pass sensitive=, e.g. one of").
+    with pytest.raises(DataError, match="has only one column"):
+        load_dataset(spaced)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('"age,sex,income"\n"30,F,1"\n')
+    with pytest.raises(DataError, match=r"read as comma-separated, but its lines are quoted as one field"):
+        load_dataset(quoted, target="income", sensitive="sex")
+
+
+def test_one_column_frame_points_at_the_separator_it_was_read_with() -> None:
+    df = pd.DataFrame({"age;sex;income": ["30;F;1", "40;M;0"]})
+    with pytest.raises(DataError, match=r"^'survey' has only one column \('age;sex;income'\).*"
+                       r"pandas\.read_csv\(path, sep=';'\)") as info:
+        load_dataset(df, name="survey", target="income", sensitive="sex")
+    assert info.value.param == "source"
+
+
+def test_frame_name_is_the_dataset_name_and_used_in_messages() -> None:
+    ds = load_dataset(frame(), name="loans 2024", target="income", sensitive="sex")
+    assert ds.name == "loans 2024" and ds.describe()["name"] == "loans 2024"  # the report title's
+    assert load_dataset(frame(), target="income", sensitive="sex").name == "dataframe"
+    with pytest.raises(DataError, match="no target column given for 'loans 2024'"):
+        load_dataset(frame(), name="loans 2024", sensitive="sex")
+    with pytest.raises(DataError, match="no sensitive column given for 'loans 2024'"):
+        load_dataset(frame(), name="loans 2024", target="income")
 
 
 def test_mostly_numeric_column_with_stray_text_is_an_error(tmp_path: Path) -> None:

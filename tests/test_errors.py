@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import audit
@@ -177,3 +179,133 @@ def test_the_flag_check_sees_flags_in_messages() -> None:
     source = '"""Docstring with --flag is fine."""\nraise ConfigError(f"use {x} (CLI --small-groups merge)")\n'
     assert flag_mentions(source) == [(2, " (CLI --small-groups merge)")]
     assert flag_mentions('x = "a -- b, p=--1, small_groups=\'merge\'"\n') == []
+
+
+# --- structured hints (param / fix) on messages that name a Python parameter
+#
+# Front ends translate engine messages through ``exc.param`` and ``exc.fix`` (the CLI into
+# flags, the app into widget labels), so a message that tells the user to pass or use
+# ``name=...`` must say which parameter it is about, and one that spells a value to use
+# (``name='value'``) must offer it as ``fix``.
+
+_KEYWORD = re.compile(r"(?<![\w.-])([a-z_][a-z0-9_]*)=")
+_VALUE = re.compile(r"(?<![\w.-])([a-z_][a-z0-9_]*)=('[^']*'|-?\d[\w.]*)")
+#: (module, spelling) -> why the message spells a value without offering it as ``fix``.
+NO_FIX: dict[tuple[str, str], str] = {
+    ("audit/arms/_arms.py", "rates='auto'"): "two alternatives (an example mapping or 'auto'), not one fix; "
+                                             "or it describes the arm as given",
+    ("audit/training/_stacked_mlp.py", "per_sample='vmap'"): "describes the mode at fault",
+}
+
+
+def _message_text(call: ast.Call) -> str:
+    """The literal text of a raise's message; formatted values read as ``{}``."""
+    text = ""
+    for arg in call.args[:1]:
+        for node in ast.walk(arg):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text += node.value
+            elif isinstance(node, ast.FormattedValue):
+                text += "{}"
+    return text
+
+
+def _hinted_raises() -> list[tuple[str, int, str, set[str]]]:
+    """``(module, line, message text, keywords of the call)`` of every engine raise."""
+    found = []
+    for path in _engine_modules():
+        rel = str(path.relative_to(AUDIT_DIR.parent))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                keywords = {k.arg for k in node.exc.keywords if k.arg}
+                found.append((rel, node.lineno, _message_text(node.exc), keywords))
+    return found
+
+
+def test_messages_that_name_a_parameter_carry_param_and_fix() -> None:
+    no_param, no_fix, used = [], [], set()
+    for rel, line, text, keywords in _hinted_raises():
+        if _KEYWORD.search(text) and "param" not in keywords:
+            no_param.append(f"{rel}:{line}: {text[:90]!r}")
+        for m in _VALUE.finditer(text):
+            if "fix" in keywords:
+                continue
+            if (rel, m.group(0)) in NO_FIX:
+                used.add((rel, m.group(0)))
+            else:
+                no_fix.append(f"{rel}:{line}: {m.group(0)} in {text[:90]!r}")
+    assert not no_param, "messages naming name= need param=:\n" + "\n".join(no_param)
+    assert not no_fix, "messages spelling name=value need fix= (or a NO_FIX reason):\n" + "\n".join(no_fix)
+    assert used == set(NO_FIX), f"stale NO_FIX entries: {set(NO_FIX) - used}"
+
+
+def test_the_hint_check_reads_messages_as_written() -> None:
+    call = ast.parse("raise DataError(f'x {a}; pass target= or task=\\'regression\\'', param='task')").body[0]
+    assert isinstance(call, ast.Raise) and isinstance(call.exc, ast.Call)
+    text = _message_text(call.exc)
+    assert text == "x {}; pass target= or task='regression'"
+    assert _KEYWORD.findall(text) == ["target", "task"]
+    assert [m.group(0) for m in _VALUE.finditer(text)] == ["task='regression'"]
+    assert [m.group(0) for m in _VALUE.finditer("canaries=0 to skip; budget in [0, p_max={}]")] == ["canaries=0"]
+
+
+def _frame(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.normal(size=n), "job": rng.choice(["a", "b", "c"], n),
+                         "sex": rng.choice(["F", "M"], n), "y": rng.integers(0, 2, n)})
+
+
+def test_non_binary_target_hints_task_and_a_single_valued_one_the_target() -> None:
+    with pytest.raises(DataError) as info:
+        audit.load_dataset(_frame(), target="job", sensitive="sex")
+    assert str(info.value).endswith("Map it to two classes first or pass task='regression'.")
+    assert info.value.param == "task" and info.value.fix == {"task": "regression"}
+    frame = _frame()
+    frame["y"] = 1
+    with pytest.raises(DataError, match=r"Map it to two classes first\.$") as info:
+        audit.load_dataset(frame, target="y", sensitive="sex")
+    assert info.value.param == "target" and info.value.fix is None
+
+
+def test_unknown_dataset_hints_source() -> None:
+    with pytest.raises(DataError, match="unknown dataset 'adlut'") as info:
+        audit.load_dataset("adlut")
+    assert info.value.param == "source"
+
+
+def test_too_few_canaries_hints_canaries_zero_and_the_cli_spells_the_flag() -> None:
+    from fairpriv_cli.main import cli_message, main
+
+    from audit.privacy._canaries import canary_plan
+
+    with pytest.raises(ConfigError, match=r"canaries=0 to skip it$") as info:
+        canary_plan(np.zeros(1), audit.PrivacyAuditConfig(), seed=0)
+    assert info.value.param == "canaries" and info.value.fix == {"canaries": 0}
+    assert cli_message(info.value, main.commands["run"]).endswith("--canaries 0 to skip it")
+
+
+def test_batch_engine_mode_errors_hint_per_sample() -> None:
+    from audit.training._models import MLP
+
+    with pytest.raises(ConfigError, match="per_sample='vmap' for other modules") as info:
+        audit.BatchEngine(per_sample="ghost", model_factory=lambda d, h: MLP(d, hidden=h))
+    assert info.value.param == "per_sample" and info.value.fix == {"per_sample": "vmap"}
+    with pytest.raises(ConfigError) as info:
+        audit.BatchEngine(per_sample="fast")  # type: ignore[arg-type]
+    assert info.value.param == "per_sample"
+
+
+def test_onnx_input_errors_hint_input_columns() -> None:
+    pytest.importorskip("onnxruntime")
+    frame = _frame()
+    with pytest.raises(DataError, match=r"choose the columns with input_columns=") as info:
+        audit.audit_onnx_model(b"not read", frame, target="y", sensitive="sex")
+    assert info.value.param == "input_columns"
+    frame.loc[4, "x"] = 1e39  # would be inf as the float32 the model is fed
+    with pytest.raises(DataError, match=r"^input column 'x' has 1 value\(s\) beyond ±3\.4e\+38 "
+                       r"\(first at data rows \[5\]: 1e\+39\)") as info:
+        audit.audit_onnx_model(b"not read", frame, target="y", sensitive="sex", input_columns=["x"])
+    assert info.value.param == "input_columns"
+    with pytest.raises(ConfigError, match="sets \\['y_true'\\] itself") as info:
+        audit.audit_onnx_model(b"not read", frame, target="y", sensitive="sex", y_true="y")
+    assert info.value.param == "y_true"

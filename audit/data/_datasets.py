@@ -30,7 +30,8 @@ from ..defaults import (
     MISSING_TARGET_CHOICES,
     SMALL_GROUPS_CHOICES,
 )
-from ._readers import DEFAULT_NA_VALUES, clean_frame, read_table
+from ._preprocess import TARGET_LIMIT, check_numbers
+from ._readers import DEFAULT_NA_VALUES, DELIMITER_ATTR, clean_frame, read_table
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -245,6 +246,8 @@ def load_dataset(source: str | Path | pd.DataFrame, **options: Any) -> Dataset:
     frame, opts, display = _read_source(source, opts)
     if frame.shape[0] == 0:
         raise DataError(f"dataset '{display}' has no rows.")
+    if frame.shape[1] == 1:
+        raise DataError(_one_column_message(frame, display, source), param="source")
     columns = list(frame.columns)
     target, sensitive_cols = _roles(columns, opts, display)
     frame, dropped = _drop_missing_roles(frame, target, sensitive_cols, opts)
@@ -298,12 +301,38 @@ def _read_source(source: str | Path | pd.DataFrame,
         if not p.exists() and isinstance(source, str) and "/" not in source and "." not in source:
             raise DataError(
                 f"unknown dataset {source!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) "
-                "and no such file. Pass a built-in name or a path to a CSV/Parquet file."
+                "and no such file. Pass a built-in name or a path to a CSV/Parquet file.",
+                param="source"
             )
         return read_table(p, na_values=opts.na_values, encoding=opts.encoding), opts, opts.name or p.name
     raise ConfigError(
         f"source must be a built-in name, a path or a pandas DataFrame, not {type(source).__name__}"
     )
+
+
+def _one_column_message(frame: pd.DataFrame, display: str, source: object) -> str:
+    """Why a one-column table cannot be audited, and the likeliest cause: a wrong separator."""
+    name = str(frame.columns[0])
+    said = (f"'{display}' has only one column ({name!r}); an audit needs a target, a sensitive "
+            "and at least one feature column.")
+    inside = next((d for d in _DELIMITER_NAMES if d in name), None)
+    spaced = " It looks like names separated by spaces." if len(name.split()) > 1 else ""
+    if isinstance(source, pd.DataFrame):
+        sep = repr(inside) if inside else "';'"
+        return (f"{said}{spaced} If it was read from a file, read it with that file's separator "
+                f"(e.g. pandas.read_csv(path, sep={sep})).")
+    delimiter = frame.attrs.get(DELIMITER_ATTR)
+    if delimiter is None:  # Parquet: columns are stored, not parsed
+        return f"{said} Add the other columns to the file."
+    if inside == delimiter:
+        return (f"{said} It was read as {_DELIMITER_NAMES[delimiter]}-separated, but its lines "
+                "are quoted as one field each; remove the quotes that wrap each line.")
+    return (f"{said} No separator fairpriv recognises (comma, semicolon, tab or '|') appears on "
+            f"every line.{spaced} If the file has more columns, save it with one of those between "
+            "the fields (e.g. as CSV).")
+
+
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "'|'"}
 
 
 def _roles(columns: list[Any], opts: LoadOptions, display: str) -> tuple[str, tuple[str, ...]]:
@@ -317,6 +346,7 @@ def _roles(columns: list[Any], opts: LoadOptions, display: str) -> tuple[str, tu
     _require_columns([target], columns, "target")
     sensitive_cols = _as_tuple(opts.sensitive)
     if not sensitive_cols:
+        # load_dataset refuses one-column tables first, so there is always another column.
         raise DataError(
             f"no sensitive column given for '{display}'; pass sensitive= with one or more of "
             f"its columns, e.g. one of {_list(c for c in columns if c != target)}", param="sensitive"
@@ -359,13 +389,19 @@ def _target_values(column: pd.Series, target: str, task: str, positive_label: st
     if positive_label is not None:
         raise ConfigError("positive_label applies to classification only", param="positive_label")
     if not pd.api.types.is_numeric_dtype(column):
-        raise DataError(f"regression target '{target}' is not numeric (e.g. {column.iloc[0]!r}).")
+        raise DataError(f"regression target '{target}' is not numeric (e.g. {column.iloc[0]!r}).",
+                        param="target")
+    check_numbers(column.to_frame(), role="target", limit=TARGET_LIMIT, param="target",
+                  why="models train on squared errors in 32-bit floats, which cannot hold the "
+                      f"square of a number beyond ±{TARGET_LIMIT:.3g}",
+                  fix="Remove or cap those values, or rescale the target (e.g. in thousands).")
     return column.to_numpy(dtype=np.float64), None
 
 
 def _feature_frame(frame: pd.DataFrame, columns: list[Any], target: str, sensitive_cols: tuple[str, ...],
                    opts: LoadOptions, display: str, notes: list[str]) -> pd.DataFrame:
-    """The model-input columns: chosen, empty ones dropped (noted), infinities refused."""
+    """The model-input columns: chosen, empty ones dropped (noted), infinite or too large
+    numbers refused (:func:`~audit.data._preprocess.check_numbers`)."""
     if opts.features is None:
         excluded = {target} if opts.include_sensitive else {target, *sensitive_cols}
         feature_cols = [c for c in columns if c not in excluded]
@@ -386,15 +422,7 @@ def _feature_frame(frame: pd.DataFrame, columns: list[Any], target: str, sensiti
             "the model needs at least one input."
         )
     feats = frame[feature_cols].copy()
-    for col in feature_cols:
-        if pd.api.types.is_numeric_dtype(feats[col]) and not pd.api.types.is_bool_dtype(feats[col]):
-            infinite = np.isinf(feats[col].to_numpy(dtype=float))
-            if infinite.any():
-                rows = (np.flatnonzero(infinite)[:5] + 1).tolist()
-                raise DataError(
-                    f"feature column '{col}' has {int(infinite.sum())} infinite value(s) (first at "
-                    f"data rows {rows}); replace them with finite numbers or leave them empty."
-                )
+    check_numbers(feats)
     return feats
 
 
@@ -716,10 +744,13 @@ def _binary_target(
     if len(uniques) != 2:
         shown = ", ".join(repr(str(v)) for v in list(uniques)[:6])
         more = "" if len(uniques) <= 6 else f", ... ({len(uniques)} in all)"
+        many = len(uniques) > 2
         raise DataError(
             f"target column '{name}' has {len(uniques)} distinct value(s) ({shown}{more}); "
             "a binary classification target needs exactly two. Map it to two classes first"
-            + (" or pass task='regression'." if len(uniques) > 2 else ".")
+            + (" or pass task='regression'." if many else "."),
+            # One value: the column is at fault; several: perhaps the task is.
+            param="task" if many else "target", fix={"task": "regression"} if many else None,
         )
     labels = sorted(uniques, key=str)
     if positive_label is not None:

@@ -9,9 +9,19 @@ rare ones (and unseen ones) share one "infrequent" column.
 Fitting on the training rows keeps validation and test rows out of every statistic;
 note that these statistics *are* computed on the training rows, which the DP-SGD
 guarantee does not cover (reported in every audit).
+
+Numbers the encoder cannot take: infinite values, and values beyond ``FEATURE_LIMIT``
+(the range of the 32-bit floats models compute in, about 3.4e38). Standardising
+anything within it is safe (its squares stay far inside the 64-bit range the scaler
+works in; beyond about 1e154 they overflow and the scaler returns NaN), so merely large
+values are accepted. :func:`check_numbers` refuses the others with a message naming the
+column, the values and their rows; :func:`~audit.load_dataset` calls it on the feature
+columns, and the encoder again on whatever it is given.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,13 +30,61 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .._exceptions import TrainingError
+from .._exceptions import DataError, TrainingError
 
-__all__ = ["TabularPreprocessor"]
+__all__ = ["FEATURE_LIMIT", "TARGET_LIMIT", "TabularPreprocessor", "check_numbers"]
 
 MISSING_CATEGORY = "<missing>"
 #: Rare categories beyond this many per column are pooled, bounding the input width.
 MAX_CATEGORIES = 64
+#: Largest magnitude of a numeric feature: the range of float32, which models compute in.
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+#: Largest magnitude of a regression target: its squared errors are computed in float32.
+TARGET_LIMIT = float(np.sqrt(np.finfo(np.float32).max))
+_SHOWN = 5
+
+
+_FEATURE_WHY = "models compute in 32-bit floats, which hold numbers up to about ±3.4e+38"
+_FEATURE_FIX = ("Remove or cap those values, or empty those cells (missing feature values are "
+                "imputed), or leave the column(s) out of features=.")
+
+
+def check_numbers(frame: pd.DataFrame, columns: Sequence[str] | None = None, *,
+                  role: str = "feature", limit: float = FEATURE_LIMIT, param: str | None = "features",
+                  rows: np.ndarray | None = None, why: str = _FEATURE_WHY,
+                  fix: str = _FEATURE_FIX) -> None:
+    """Raise a :class:`DataError` if a numeric column holds an infinite value or one beyond ``limit``.
+
+    The message names every such column with its count, first values and their rows
+    (``rows``: the row number of each row, by default 1, 2, ...), then ``why`` (if a
+    value is beyond the limit) and ``fix``. Missing values (NaN) are not checked: they
+    are imputed or dropped elsewhere.
+    """
+    faults = []
+    beyond = False
+    for col in frame.columns if columns is None else columns:
+        series = frame[col]
+        if (not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+                or pd.api.types.is_integer_dtype(series)):
+            continue  # integers are finite and within float32's range
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(values) | (np.abs(values) > limit)
+        if not bad.any():
+            continue
+        where = np.flatnonzero(bad)
+        numbers = rows if rows is not None else np.arange(1, values.shape[0] + 1)
+        n_inf = int(np.isinf(values[where]).sum())
+        kinds = [f"{n_inf} infinite value(s)"] if n_inf else []
+        if where.shape[0] > n_inf:
+            beyond = True
+            kinds.append(f"{where.shape[0] - n_inf} value(s) beyond ±{limit:.3g}")
+        shown = ", ".join(f"{values[i]:g}" for i in where[:_SHOWN])
+        faults.append(f"{role} column '{col}' has {' and '.join(kinds)} (first at data rows "
+                      f"{[int(numbers[i]) for i in where[:_SHOWN]]}: {shown})")
+    if faults:
+        reason = f"; {why}" if beyond else ""
+        raise DataError(f"{'; '.join(faults)}{reason}. {fix}", param=param)
 
 
 class TabularPreprocessor:
@@ -50,7 +108,11 @@ class TabularPreprocessor:
         self.feature_names: list[str] = []
 
     def fit(self, frame: pd.DataFrame) -> TabularPreprocessor:
-        """Learn medians, scales and category vocabularies from ``frame``."""
+        """Learn medians, scales and category vocabularies from ``frame``.
+
+        Raises :class:`~audit.DataError` if a numeric column holds an infinite value or
+        one beyond :data:`FEATURE_LIMIT` (see :func:`check_numbers`).
+        """
         self.numeric_columns = [
             c for c in frame.columns
             if pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
@@ -91,6 +153,10 @@ class TabularPreprocessor:
         prepared = frame.copy()
         for c in self.numeric_columns:
             prepared[c] = prepared[c].astype(float)
+        # Rows as the frame's index labels count them (load_dataset's frames: row - 1).
+        index = frame.index.to_numpy()
+        rows = index + 1 if np.issubdtype(index.dtype, np.integer) else np.arange(1, len(frame) + 1)
+        check_numbers(prepared, self.numeric_columns, rows=rows)
         for c in self.categorical_columns:
             prepared[c] = prepared[c].astype(object).where(prepared[c].notna(), MISSING_CATEGORY)
             prepared[c] = prepared[c].map(str).astype(object)

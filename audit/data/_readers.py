@@ -18,9 +18,10 @@ import pandas as pd
 from .._exceptions import DataError, DataFileError, InternalError
 from ..defaults import DEFAULT_NA_VALUES
 
-__all__ = ["DEFAULT_NA_VALUES", "clean_frame", "read_table"]
+__all__ = ["DEFAULT_NA_VALUES", "DELIMITER_ATTR", "clean_frame", "read_table"]
 
-#: Cell values read as missing unless the caller passes others.
+#: Key of ``frame.attrs`` under which :func:`read_table` records the delimiter of a text file.
+DELIMITER_ATTR = "fairpriv_delimiter"
 
 _CANDIDATE_DELIMITERS = ",;\t|"
 _SNIFF_LINES = 50
@@ -60,7 +61,8 @@ def read_table(
     -------
     pandas.DataFrame
         Column names and string cells stripped, ``na_values`` as NaN, columns
-        whose every present value is a number converted to numbers.
+        whose every present value is a number converted to numbers. For a text file,
+        ``frame.attrs[DELIMITER_ATTR]`` is the delimiter it was read with.
 
     Raises
     ------
@@ -113,8 +115,9 @@ def read_table(
                 f"(delimiter {delimiter!r}). Fix that line or quote fields that contain "
                 "the delimiter."
             )
-    frame = pd.DataFrame(body, columns=columns, dtype=object)
-    return clean_frame(frame, na_values=na_values)
+    frame = clean_frame(pd.DataFrame(body, columns=columns, dtype=object), na_values=na_values)
+    frame.attrs[DELIMITER_ATTR] = delimiter
+    return frame
 
 
 def clean_frame(frame: pd.DataFrame, *, na_values: Sequence[str] = DEFAULT_NA_VALUES) -> pd.DataFrame:

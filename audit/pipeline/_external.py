@@ -258,13 +258,15 @@ def audit_onnx_model(
     """
     taken = sorted({"y_true", "y_pred", "y_score", "name"} & set(options))
     if taken:
-        raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column")
+        raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column",
+                          param=taken[0])
     opts = options_from_keywords(PredictionAuditOptions, "audit_onnx_model", options)
     member, na_values = opts.member, opts.na_values
     try:
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - optional dependency
         raise DataError("auditing ONNX models needs onnxruntime: pip install onnxruntime") from None
+    from ..data._preprocess import check_numbers
     from ..data._readers import clean_frame, read_table
 
     frame = data.copy() if isinstance(data, pd.DataFrame) else read_table(Path(data), na_values=na_values)
@@ -279,7 +281,9 @@ def audit_onnx_model(
     if non_numeric:
         raise DataError(
             f"ONNX model inputs must be numeric, but {non_numeric} are not; encode them as the model "
-            "expects, or choose the columns with input_columns=...")
+            "expects, or choose the columns with input_columns=...", param="input_columns")
+    check_numbers(frame, cols, role="input", param="input_columns",
+                  fix="Remove or cap those values, or drop those rows.")
     X = frame[cols].to_numpy(dtype=np.float32)
     if np.isnan(X).any():
         raise DataError("input columns contain missing values; the model needs complete rows")

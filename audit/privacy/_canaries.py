@@ -67,7 +67,8 @@ def canary_plan(y_test: np.ndarray, config: PrivacyAuditConfig, seed: int,
     if m < 2:
         raise ConfigError(
             f"the one-run audit needs at least 2 canaries, but only {m} are available (test rows: "
-            f"{len(y_test)}); use more data or canaries=0 to skip it")
+            f"{len(y_test)}); use more data or canaries=0 to skip it", param="canaries",
+            fix={"canaries": 0})
     rng = np.random.default_rng([seed, 0xCA7A])
     if config.canary_rows == "isolated" and isolation_scores is not None:
         rows = np.sort(np.argsort(-isolation_scores, kind="stable")[:m])

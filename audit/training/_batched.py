@@ -155,9 +155,11 @@ class BatchEngine:
 
     def __post_init__(self) -> None:
         if self.per_sample not in ("ghost", "vmap"):
-            raise ConfigError(f"per_sample must be 'ghost' or 'vmap', not {self.per_sample!r}")
+            raise ConfigError(f"per_sample must be 'ghost' or 'vmap', not {self.per_sample!r}",
+                              param="per_sample")
         if self.per_sample == "ghost" and self.model_factory is not None:
-            raise ConfigError("per_sample='ghost' needs the built-in MLP; use 'vmap' for other modules")
+            raise ConfigError("per_sample='ghost' needs the built-in MLP; use per_sample='vmap' for "
+                              "other modules", param="per_sample", fix={"per_sample": "vmap"})
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ class _StackedRun:
         self.X, self.y, self.specs, self.config, self.engine, self.stats = X, y, specs, config, engine, stats
         self.probe = probe
         if probe is not None and engine.per_sample != "ghost":
-            raise ConfigError("the white-box audit needs the built-in MLP (per_sample='ghost')")
+            raise ConfigError("the white-box audit needs the built-in MLP (per_sample='ghost')",
+                              param="per_sample", fix={"per_sample": "ghost"})
         self.device, self.dtype = X.device, X.dtype
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -248,7 +251,8 @@ class _StackedRun:
         if self.dropout and engine.per_sample == "vmap":
             raise ConfigError(
                 "per_sample='vmap' does not support dropout (its masks would not come from each "
-                "model's own seeded stream); use per_sample='ghost' with the built-in MLP")
+                "model's own seeded stream); use per_sample='ghost' with the built-in MLP",
+                param="per_sample", fix={"per_sample": "ghost"})
         self.widths = [m.in_features for m in self.base.modules() if isinstance(m, nn.Linear)]
         lr = torch.tensor([s.lr for s in specs], dtype=self.dtype, device=self.device)
         self.opt = StackedOptimizer(self.params, lr, config.optimizer)

@@ -188,7 +188,7 @@ def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor,
             summed[f"{prefix}.bias"] = weighted.sum(dim=1)
         return summed
     if masks is not None:
-        raise ConfigError("per_sample='vmap' does not support dropout")
+        raise ConfigError("per_sample='vmap' does not support dropout", param="per_sample")
     per_row = per_row_grads(models.base, params, chunk.x, chunk.y, models.loss)
     norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
     factor = factors(norm2, clip) * valid
@@ -261,7 +261,7 @@ def mean_grad(models: StackedModels, chunk: RowChunk, denominator: int) -> dict[
         from torch.func import functional_call, vmap
 
         if chunk.masks is not None:
-            raise ConfigError("per_sample='vmap' does not support dropout")
+            raise ConfigError("per_sample='vmap' does not support dropout", param="per_sample")
         base = models.base
         base.eval()
 
