@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from .._format import EPSILON_DIGITS, format_number
 from ._bounds import CANARY_AUDITS, largest_bounds, privacy_bounds
 from ._schema import is_missing
 
@@ -129,7 +130,7 @@ def result_html(result: AuditResult) -> str:
     table = result.error_table().round(4)
     privacy = result.aggregate("privacy")[["arm", "kind", "epsilon", "delta", "guarantee"]]
     privacy = privacy.assign(epsilon=privacy["epsilon"].map(
-        lambda e: "no guarantee" if is_missing(e) else f"{e:.3g}"))
+        lambda e: "no guarantee" if is_missing(e) else format_number(e, EPSILON_DIGITS)))
     banner = ""
     if result.dp_violations:
         banner = ("<p style='color:#b00;font-weight:bold'>DP VIOLATION: the empirical "
@@ -146,7 +147,7 @@ def result_html(result: AuditResult) -> str:
 
 
 def _fmt(value: Any, digits: int) -> str:
-    return "n/a" if is_missing(value) else f"{float(value):.{digits}f}"
+    return "n/a" if is_missing(value) else format_number(value, digits)
 
 
 def guess_text(row: Any) -> str:
@@ -172,6 +173,6 @@ def _gap_change_notes(result: AuditResult) -> list[str]:
             reading = "wider, beyond uncertainty" if r["change"] > 0 else "narrower, beyond uncertainty"
         else:
             reading = "within uncertainty"
-        lines.append(f"  {r['arm']} vs {r['versus']}: {r['change']:+.3f} "
+        lines.append(f"  {r['arm']} vs {r['versus']}: {format_number(r['change'], signed=True)} "
                      f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}] ({reading})")
     return lines
