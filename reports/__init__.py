@@ -9,7 +9,8 @@ Renderers are registered by format (``RENDERERS``) and only lay out what
 :func:`build_report` produced, so both formats show the same numbers. Front ends
 that show a report piece by piece (the app) use the same public names: the figure
 functions (PNG bytes; :func:`solution_tradeoff_figure` and its caption
-:func:`dropout_tradeoff_caption` for a group-dropout solution), :func:`tradeoff_points`,
+:func:`dropout_tradeoff_caption` for a group-dropout solution, :func:`roc_caption` for
+:func:`roc_figure`), :func:`tradeoff_points`,
 and the in-memory renderers :func:`render_pdf_bytes` and :func:`render_html_text`.
 """
 
@@ -37,6 +38,7 @@ from ._figures import (
     group_error_figure,
     mechanism_figure,
     privacy_bounds_figure,
+    roc_caption,
     roc_figure,
     tradeoff_figure,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "group_error_figure",
     "mechanism_figure",
     "privacy_bounds_figure",
+    "roc_caption",
     "roc_figure",
     "solution_tradeoff_figure",
     "tradeoff_figure",

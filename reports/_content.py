@@ -459,11 +459,7 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
                                     + (_SHADOW_ATTACKS_NOTE if _SHADOW_ATTACKS & set(sel["attack"])
                                        else "")))
     if not result.roc.empty:
-        blocks.append(Figure(_figures.roc_figure(result.roc, arms),
-                             "Membership-inference ROC curves, one panel per attack (log axes; the "
-                             "first seed, whose shadow models LiRA and RMIA use)."
-                             if _SHADOW_ATTACKS & set(result.roc["attack"])
-                             else "Loss-threshold attack ROC curves (log axes; first seed)."))
+        blocks.append(Figure(_figures.roc_figure(result.roc, arms), _figures.roc_caption(result.roc)))
     if not result.dp_cost.empty:
         crow = [[r["arm"], str(r["group"]), _ci(pd.Series({"value": r["cost"], "ci_low": r["ci_low"],
                                                             "ci_high": r["ci_high"]})),
@@ -545,8 +541,10 @@ def _tradeoffs(result: AuditResult, arms: list[str]) -> Section:
     points = tradeoff_points(result)
     rows = [[r["arm"], fmt(r["accuracy"]), fmt(r["gap"]), r["epsilon"]] for _, r in points.iterrows()]
     return Section(SECTION_TITLES[5], [
-        Figure(_figures.tradeoff_figure(points, arms),
-               "Accuracy vs error gap; epsilon next to each arm (none = no formal guarantee)."),
+        Figure(_figures.tradeoff_figure(points, arms, ci_level=result.ci_level),
+               "Accuracy vs error gap between groups (bars: the gap's "
+               f"{level_text(result.ci_level)} CI); each arm's epsilon in the legend (no guarantee = "
+               "no formal privacy guarantee). Up and to the left is worse on both."),
         Table(["Arm", "Accuracy", "Error gap", "Epsilon"], rows),
     ])
 
