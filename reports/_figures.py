@@ -85,18 +85,19 @@ def _font() -> Any:
 
 
 def group_error_figure(by_group: pd.DataFrame, arms: Sequence[str], metric: str = "error_rate", *,
-                       ci_level: float = 0.95) -> bytes:
+                       ci_level: float = 0.95, rows: str | None = None) -> bytes:
     """Dot plot: one row per group, one marker per arm, horizontal CI bars (PNG bytes).
 
     ``ci_level`` is the level of the intervals in ``by_group`` (``AuditResult.ci_level``),
-    named in the axis label.
+    named in the axis label; ``rows`` names the rows evaluated there (default: "test
+    rows (mean over seeds)"; e.g. "the uploaded predictions").
     """
     with figure_style():
-        return _png(group_error_plot(by_group, arms, metric, ci_level=ci_level))
+        return _png(group_error_plot(by_group, arms, metric, ci_level=ci_level, rows=rows))
 
 
 def group_error_plot(by_group: pd.DataFrame, arms: Sequence[str], metric: str = "error_rate", *,
-                     ci_level: float = 0.95) -> Figure:
+                     ci_level: float = 0.95, rows: str | None = None) -> Figure:
     """The Figure of :func:`group_error_figure` (draw it inside :func:`figure_style`)."""
     styles = arm_styles(arms)
     groups = sorted(by_group["group"].unique())
@@ -115,8 +116,9 @@ def group_error_plot(by_group: pd.DataFrame, arms: Sequence[str], metric: str = 
                     linestyle="none")
     ax.set_yticks(np.arange(len(groups)), [_short(g) for g in groups])
     ax.invert_yaxis()
-    ax.set_xlabel(f"{metric.replace('_', ' ')} on test rows (mean over seeds, "
-                  f"{level_text(ci_level)} CI)")
+    where = f"{rows}, " if rows else "test rows (mean over seeds, "
+    ax.set_xlabel(f"{metric.replace('_', ' ')} on {where}{level_text(ci_level)} CI"
+                  + ("" if rows else ")"))
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return fig

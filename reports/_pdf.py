@@ -127,7 +127,7 @@ def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
     if report.violation:
         story.append(_para(report.violation, "warning"))
     for i, section in enumerate(report.sections):
-        if i in (2, 8):  # fairness and the appendix start on a new page
+        if section.key in ("fairness", "appendix") and i > 0:  # they start on a new page
             story.append(PageBreak())
         for j, block in enumerate(section.blocks):
             if isinstance(block, TextBlock):
