@@ -80,10 +80,10 @@ def _summary_notes(result: AuditResult) -> list[str]:
     if external:
         n = ds.get("evaluated_rows", ds.get("rows"))
         member = (ds.get("inputs") or {}).get("member")
-        rows = f"the {n} rows the model did not train on" if member else f"all {n} rows"
+        evaluated = f"the {n} rows the model did not train on" if member else f"all {n} rows"
         notes += [
             f"positive class: {ds.get('positive_label')!r}; errors of the uploaded predictions on "
-            f"{rows}; CI: bootstrap over those rows.",
+            f"{evaluated}; CI: bootstrap over those rows.",
             "epsilon 'none' = no formal privacy guarantee (a model trained elsewhere has no known "
             "training mechanism).",
         ]
