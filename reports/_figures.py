@@ -120,7 +120,8 @@ def group_error_plot(by_group: pd.DataFrame, arms: Sequence[str], metric: str = 
     ax.set_xlabel(f"{metric.replace('_', ' ')} on {where}{level_text(ci_level)} CI"
                   + ("" if rows else ")"))
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if len(arms) > 1:  # one arm needs no legend
+        ax.legend(loc="best", fontsize=8)
     return fig
 
 

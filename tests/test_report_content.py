@@ -214,3 +214,16 @@ def test_the_title_uses_the_name_given_to_load_dataset() -> None:
     titles = [s.title for s in build_report(res).sections]
     assert not any("Trade-offs" in t or "Group-specific" in t or "Why dropout" in t for t in titles)
     assert titles[-1] == "6. Appendix: glossary, configuration and per-seed numbers"
+
+
+def test_pdf_columns_fit_their_longest_word(trained: AuditResult) -> None:
+    """Table columns are sized by content: no header word is split ("Accur acy"), and the
+    columns fill the page width."""
+    from reports._pdf import _PADDING, _column_widths, _text_width
+
+    for block in [b for s in build_report(trained).sections for b in s.blocks if isinstance(b, Table)]:
+        widths = _column_widths(block, 510.0)
+        assert sum(widths) == pytest.approx(510.0)
+        for j, head in enumerate(block.header):
+            longest = max((_text_width(w, bold=True) for w in head.split()), default=0.0)
+            assert widths[j] >= min(longest + _PADDING, 510.0 / len(widths)) - 1e-6, (head, widths)
