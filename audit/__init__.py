@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import defaults
 from ._exceptions import ConfigError, DataError, DataFileError, FairprivError, InternalError, TrainingError
+from ._format import EPSILON_DIGITS, RATE_DIGITS, decimals_for, format_interval, format_number
 from ._version import __version__
 from .arms._arms import (
     ARM_KINDS,
@@ -191,4 +192,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "PRIVACY_BOUNDS_COLUMNS",
     "AuditResult",
+    # render: how numbers read in every front end
+    "EPSILON_DIGITS",
+    "RATE_DIGITS",
+    "decimals_for",
+    "format_interval",
+    "format_number",
 ]

@@ -9,8 +9,12 @@ Renderers are registered by format (``RENDERERS``) and only lay out what
 :func:`build_report` produced, so both formats show the same numbers. Front ends
 that show a report piece by piece (the app) use the same public names: the figure
 functions (PNG bytes; :func:`solution_tradeoff_figure` and its caption
-:func:`dropout_tradeoff_caption` for a group-dropout solution), :func:`tradeoff_points`,
+:func:`dropout_tradeoff_caption` for a group-dropout solution, :func:`roc_caption` for
+:func:`roc_figure`), :func:`tradeoff_points`,
 and the in-memory renderers :func:`render_pdf_bytes` and :func:`render_html_text`.
+A results page uses the report's own content helpers: :func:`summary_table` (one row
+per arm), :func:`findings`, :func:`reading_guide`, :func:`mia_table` (membership
+inference by arm and group) and :data:`glossary` (term -> one line, for help texts).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ._content import (
     Report,
     build_report,
     dropout_tradeoff_caption,
+    glossary,
     has_group_errors,
     solution_tradeoff_figure,
     tradeoff_points,
@@ -37,20 +42,29 @@ from ._figures import (
     group_error_figure,
     mechanism_figure,
     privacy_bounds_figure,
+    roc_caption,
     roc_figure,
     tradeoff_figure,
 )
 from ._html import render_html_text, write_html
 from ._pdf import render_pdf_bytes, write_pdf
+from ._tables import mia_table, summary_table
+from ._words import findings, reading_guide
 
 # Grouped by what they do: content, rendering, figures.
 __all__ = [
-    # content model: every number and sentence of a report
+    # content model: every number and sentence of a report, and the pieces a front end
+    # shows on its own (the same words and numbers as the report)
     "SECTION_TITLES",
     "Report",
     "build_report",
     "dropout_tradeoff_caption",
+    "findings",
+    "glossary",
     "has_group_errors",
+    "mia_table",
+    "reading_guide",
+    "summary_table",
     "tradeoff_points",
     # renderers: a Report (or an AuditResult) to PDF / HTML
     "RENDERERS",
@@ -68,6 +82,7 @@ __all__ = [
     "group_error_figure",
     "mechanism_figure",
     "privacy_bounds_figure",
+    "roc_caption",
     "roc_figure",
     "solution_tradeoff_figure",
     "tradeoff_figure",

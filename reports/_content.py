@@ -1,13 +1,15 @@
 """The report's content model: sections of paragraphs, tables and figures, built once
 from an :class:`audit.AuditResult`. Renderers only lay it out; every number is
 formatted here, so the PDF and the HTML show the same text.
+
+The sentences and tables that front ends show piece by piece (:func:`summary_table`,
+:func:`findings`, :func:`reading_guide`, :func:`mia_table`, :data:`glossary`) come from
+the same functions the report is built with.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -18,224 +20,140 @@ from audit import (
     GUARANTEE_ASSUMPTIONS,
     NOT_COVERED,
     AuditResult,
+    decimals_for,
+    format_interval,
+    format_number,
     largest_bounds,
 )
 
 from . import _figures
-from ._figures import level_text
+from ._common import (
+    SECTION_NAMES,
+    Block,
+    Figure,
+    Paragraph,
+    Report,
+    Section,
+    Table,
+    accuracy,
+    audit_label,
+    ci_cell,
+    epsilon_text,
+    evaluated_rows,
+    fmt,
+    gap_row,
+    has_kind,
+    is_external,
+    level_text,
+    private_arms,
+    section_titles,
+    within_noise_text,
+)
+from ._tables import mia_table, summary_table
+from ._words import GLOSSARY, finding_paragraphs, glossary_for, reading_guide, violation_text
 
 __all__ = ["Figure", "Paragraph", "Report", "Section", "Table", "build_report", "dropout_tradeoff_caption",
-           "fmt", "has_group_errors", "solution_tradeoff_figure"]
+           "epsilon_text", "fmt", "glossary", "has_group_errors", "solution_tradeoff_figure"]
 
-SECTION_TITLES = (
-    "1. Audit overview",
-    "2. Findings",
-    "3. Fairness: error by group",
-    "4. Group-specific dropout",
-    "5. Privacy",
-    "6. Trade-offs",
-    "7. Why dropout is not differential privacy",
-    "8. Assumptions and limits",
-    "9. Appendix: configuration and per-seed numbers",
-)
+#: The section titles of a full report (every arm kind), in order. A report leaves out
+#: the sections that do not apply (:func:`reports._common.section_titles`) and numbers
+#: the others in order.
+SECTION_TITLES = tuple(f"{i}. {name}" for i, name in enumerate(SECTION_NAMES.values(), 1))
 
-
-@dataclass
-class Paragraph:
-    text: str
-    style: str = "body"  # body | finding | warning | note | code
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Figure:
-    png: bytes
-    caption: str
-
-
-Block = Paragraph | Table | Figure
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    title: str
-    violation: str | None
-    sections: list[Section]
-
-
-def fmt(value: Any, digits: int = 3, *, reason: str = "") -> str:
-    """A number as shown everywhere in reports; missing values as 'n/a (reason)'."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return f"n/a ({reason})" if reason else "n/a"
-    return f"{float(value):.{digits}f}"
+#: Term -> one-line explanation (arms, canaries, flipped labels, LiRA, RMIA, trainer,
+#: delta, epsilon, membership inference, seeds, epochs, ...): the report's glossary, and
+#: the app's help texts.
+glossary: dict[str, str] = GLOSSARY
 
 
 def _ci(row: pd.Series, digits: int = 3) -> str:
-    if pd.isna(row["ci_low"]):
-        return fmt(row["value"], digits)
-    return f"{fmt(row['value'], digits)} [{fmt(row['ci_low'], digits)}, {fmt(row['ci_high'], digits)}]"
-
-
-def epsilon_text(result: AuditResult, arm: str) -> str:
-    priv = result.aggregate("privacy")
-    sel = priv[priv["arm"] == arm]
-    if sel.empty or pd.isna(sel["epsilon"].iloc[0]):
-        return "no guarantee"
-    return fmt(sel["epsilon"].iloc[0], 2)
+    return ci_cell(row, digits)
 
 
 def build_report(result: AuditResult) -> Report:
-    """Assemble every section of the report from ``result``."""
+    """Assemble every section of the report that applies to ``result``."""
     arms = result.arm_names
-    violation = None
-    if result.dp_violations:
-        violation = ("DP VIOLATION: the empirical epsilon lower bound exceeds the accountant's "
-                     f"epsilon for {', '.join(result.dp_violations)}. The differential-privacy "
-                     "implementation or its accounting is wrong; do not rely on its guarantee.")
-    sections = [
-        _overview(result),
-        _findings(result, violation),
-        _fairness(result, arms),
-        _group_dropout(result),
-        _privacy(result, arms),
-        _tradeoffs(result, arms),
-        _mechanism(result, arms),
-        _limits(result),
-        _appendix(result),
-    ]
-    return Report(title=f"fairpriv audit: {result.dataset.get('name', 'dataset')}",
-                  violation=violation, sections=sections)
+    titles = section_titles(result)
+    builders = {
+        "overview": lambda: _overview(result),
+        "findings": lambda: _findings(result),
+        "fairness": lambda: _fairness(result, arms),
+        "group_dropout": lambda: _group_dropout(result),
+        "privacy": lambda: _privacy(result, arms),
+        "tradeoffs": lambda: _tradeoffs(result, arms),
+        "mechanism": lambda: _mechanism(result, arms),
+        "limits": lambda: _limits(result),
+        "appendix": lambda: _appendix(result),
+    }
+    sections = []
+    for key, title in titles.items():
+        blocks = builders[key]()
+        sections.append(Section(title, blocks, key=key))
+    name = str(result.dataset.get("name") or "dataset")
+    return Report(title=f"fairpriv audit: {name}", violation=violation_text(result), sections=sections)
 
 
-def _overview(result: AuditResult) -> Section:
+def _overview(result: AuditResult) -> list[Block]:
     ds, meta = result.dataset, result.meta
     groups = ds.get("groups", {})
+    external = is_external(result)
+    rows_text = str(ds.get("rows"))
+    if "evaluated_rows" in ds:
+        member = (ds.get("inputs") or {}).get("member")
+        rows_text += (f" ({ds['evaluated_rows']} evaluated: rows the model did not train on)" if member
+                      else " (all evaluated)")
     rows = [
         ["Dataset", str(ds.get("name"))],
-        ["Rows", str(ds.get("rows")) + (f" ({ds['evaluated_rows']} evaluated: rows the model did not "
-                                          "train on)" if "evaluated_rows" in ds else "")],
+        ["Rows", rows_text],
         ["Target (positive class)", f"{ds.get('target')} ({ds.get('positive_label')})"],
         ["Sensitive columns", ", ".join(ds.get("sensitive", []))],
         ["Groups", f"{len(groups)}"],
-        ["Arms", ", ".join(result.arm_names)],
-        ["Seeds", ", ".join(str(s) for s in result.config.get("seeds", []))],
+    ]
+    if external:
+        rows.append(["Model", "the uploaded predictions of a model trained elsewhere (no training here)"])
+    else:
+        rows += [["Arms", ", ".join(result.arm_names)],
+                 ["Seeds", ", ".join(str(s) for s in result.config.get("seeds", []))]]
+    rows += [
         ["Date", str(meta.get("created", "n/a"))],
         ["Configuration hash", str(meta.get("config_hash", "n/a"))],
         ["Versions", ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())],
     ]
     group_rows = [[str(g), str(n)] for g, n in groups.items()]
-    return Section(SECTION_TITLES[0], [
+    return [
         Table(["", ""], rows),
         Table(["Group", "Rows"], group_rows, caption="Group sizes in the whole dataset."),
-    ])
+    ]
 
 
-def _gap_row(result: AuditResult, arm: str) -> pd.Series | None:
-    gaps = result.aggregate("gaps")
-    sel = gaps[(gaps["arm"] == arm) & (gaps["metric"] == "error_rate") & (gaps["gap"] == "difference")]
-    return None if sel.empty else sel.iloc[0]
+def _frame_table(frame: pd.DataFrame, caption: str = "") -> Table:
+    return Table([str(c) for c in frame.columns], frame.astype(str).to_numpy().tolist(), caption=caption)
 
 
-def _accuracy(result: AuditResult, arm: str) -> float:
-    ov = result.aggregate("overall")
-    sel = ov[(ov["arm"] == arm) & (ov["metric"] == "error_rate")]
-    return math.nan if sel.empty else 1.0 - float(sel["value"].iloc[0])
+def _findings(result: AuditResult) -> list[Block]:
+    blocks: list[Block] = list(finding_paragraphs(result))
+    table = summary_table(result)
+    blocks.append(_frame_table(table, caption=(
+        "At a glance: accuracy, the error gap between groups (max - min) and privacy per arm"
+        if len(result.arm_names) > 1 else "At a glance: accuracy, the error gap between groups "
+        "(max - min) and privacy") + "; the reading guide below says how to read them."))
+    blocks.append(Paragraph("How to read these numbers", "body"))
+    blocks += [Paragraph(text, "note") for text in reading_guide(result)]
+    return blocks
 
 
-def _findings(result: AuditResult, violation: str | None) -> Section:
-    blocks: list[Block] = []
-    if violation:
-        blocks.append(Paragraph(violation, "warning"))
-    arms = result.arm_names
-    gaps = {a: _gap_row(result, a) for a in arms}
-    valid = {a: g for a, g in gaps.items() if g is not None and not pd.isna(g["value"])}
-    if valid:
-        best = min(valid, key=lambda a: float(valid[a]["value"]))
-        g = valid[best]
-        text = (f"Smallest error gap between groups: {best}, {fmt(g['value'])} "
-                f"({level_text(result.ci_level)} CI {fmt(g['ci_low'])} to {fmt(g['ci_high'])}; "
-                "highest error in "
-                f"{g['max_group']}, lowest in {g['min_group']}).")
-        if "baseline" in arms and best != "baseline":
-            cost = _accuracy(result, "baseline") - _accuracy(result, best)
-            side = "lower" if cost > 0 else "higher"
-            text += f" Its accuracy is {fmt(abs(cost))} {side} than the baseline's."
-        if pd.isna(g["exceeds_uncertainty"]):
-            text += " No confidence interval was computed, so its uncertainty is unknown."
-        elif not bool(g["exceeds_uncertainty"]):
-            text += " This gap is within its uncertainty: it is not evidence of a difference."
-        blocks.append(Paragraph(text, "finding"))
-    private = [a for a in arms if epsilon_text(result, a) != "no guarantee"]
-    others = [a for a in arms if a not in private]
-    kinds = dict(zip(result.arms["arm"], result.arms["kind"], strict=True))
-    if private:
-        blocks.append(Paragraph(
-            "Formal privacy guarantee: " + "; ".join(
-                f"{a} (epsilon {epsilon_text(result, a)})" for a in private) + ".", "finding"))
-    if others:
-        why = []
-        if any(kinds.get(a) in ("uniform_dropout", "group_dropout") for a in others):
-            why.append("dropout, however strong, is not differential privacy (section 7)")
-        if any(kinds.get(a) == "external" for a in others):
-            why.append("a model trained elsewhere has no known training mechanism")
-        blocks.append(Paragraph(
-            f"No formal privacy guarantee: {', '.join(others)}"
-            + (f"; {'; '.join(why)}" if why else "") + ".", "finding"))
-    mia = result.mia
-    if not mia.empty:
-        sel = mia[mia["seed"].isna() & (mia["attack"] == "loss") & (mia["metric"] == "auc")
-                  & (mia["group"] != "overall") & mia["available"].astype(bool)]
-        if not sel.empty:
-            top = sel.sort_values("value", kind="stable").iloc[-1]
-            above = sel[sel["ci_low"] > 0.5]
-            if above.empty:
-                blocks.append(Paragraph(
-                    "Membership inference: no group's attack AUC is above 0.5 (chance) beyond its "
-                    f"uncertainty; the highest is {fmt(top['value'])} for group {top['group']} under "
-                    f"{top['arm']}.", "finding"))
-            else:
-                worst = above.sort_values("value", kind="stable").iloc[-1]
-                blocks.append(Paragraph(
-                    f"Largest per-group privacy risk: membership-inference AUC {fmt(worst['value'])} "
-                    f"(CI {fmt(worst['ci_low'])} to {fmt(worst['ci_high'])}) for group "
-                    f"{worst['group']} under {worst['arm']}; 0.5 means the attack does no better "
-                    "than chance.", "finding"))
-    if not result.empirical.empty:
-        largest = largest_bounds(result.privacy_bounds())
-        leaking = [f"{r['arm']} ({fmt(r['epsilon_lower_bound'], 2)}, {_audit_label(r['audit'])})"
-                   for _, r in largest.iterrows() if r["epsilon_lower_bound"] > 0]
-        if leaking:
-            blocks.append(Paragraph(
-                "Measurable leakage (largest proven epsilon lower bound above 0, "
-                f"{level_text(result.confidence)} confidence; the audit that gave it in brackets): "
-                + ", ".join(leaking) + ". A lower bound shows leakage; it is never a guarantee.",
-                "finding"))
-    return Section(SECTION_TITLES[1], blocks)
-
-
-def _fairness(result: AuditResult, arms: list[str]) -> Section:
+def _fairness(result: AuditResult, arms: list[str]) -> list[Block]:
     agg = result.aggregate("by_group")
     ci = level_text(result.ci_level)
-    evaluated = "the rows evaluated" if "evaluated_rows" in result.dataset else \
-        "the test rows, averaged over training seeds,"
     blocks: list[Block] = [Paragraph(
-        f"Per-group metrics on {evaluated} with {ci} bootstrap "
-        "confidence intervals (test rows resampled within each group). Error = share of "
+        f"Per-group metrics on {evaluated_rows(result)}, with {ci} bootstrap "
+        "confidence intervals (rows resampled within each group). Error = share of "
         "wrong predictions; FPR/FNR = false positive/negative rate; selection = share "
         "predicted positive.")]
-    header = ["Arm", "Group", "n", "Error", "FPR", "FNR", "Selection"]
+    header = ["Group", "n", "Error", "FPR", "FNR", "Selection"]
+    several = len(arms) > 1
+    if several:
+        header.insert(0, "Arm")
     rows = []
     for arm in arms:
         sel = agg[agg["arm"] == arm]
@@ -246,10 +164,15 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
                 r = g.loc[m]
                 reason = {"fpr": "no negatives", "fnr": "no positives"}.get(m, "")
                 cells.append(_ci(r) if not pd.isna(r["value"]) else fmt(r["value"], reason=reason))
-            rows.append([arm, str(group), str(int(g.loc["error_rate", "n"])), *cells])
-    blocks.append(Table(header, rows, caption="Error, FPR, FNR and selection rate by arm and group."))
-    blocks.append(Figure(_figures.group_error_figure(agg, arms, ci_level=result.ci_level),
-                         f"Error rate by group for each arm (markers), with {ci} CIs."))
+            rows.append([*([arm] if several else []), str(group), str(int(g.loc["error_rate", "n"])),
+                         *cells])
+    blocks.append(Table(header, rows, caption="Error, FPR, FNR and selection rate "
+                        + ("by arm and group." if several else "by group.")))
+    rows_label = "the uploaded predictions" if is_external(result) else None
+    blocks.append(Figure(_figures.group_error_figure(agg, arms, ci_level=result.ci_level,
+                                                     rows=rows_label),
+                         "Error rate by group" + (" for each arm (markers)" if several else "")
+                         + f", with {ci} CIs."))
     gaps = result.aggregate("gaps")
     grows = []
     for arm in arms:
@@ -258,12 +181,11 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
             if sel.empty:
                 continue
             r = sel.iloc[0]
-            within = "" if pd.isna(r["exceeds_uncertainty"]) else (
-                "yes" if bool(r["exceeds_uncertainty"]) else "no (within noise)")
-            grows.append([arm, metric.replace("_", " "), _ci(r), f"{r['max_group']} / {r['min_group']}",
-                          within])
-    blocks.append(Table(["Arm", "Gap", f"Difference [{ci} CI]", "Highest / lowest group",
-                         "Exceeds uncertainty"], grows,
+            within = "" if pd.isna(r["exceeds_uncertainty"]) else within_noise_text(r["exceeds_uncertainty"])
+            grows.append([*([arm] if several else []), metric.replace("_", " "), _ci(r),
+                          f"{r['max_group']} / {r['min_group']}", within])
+    blocks.append(Table([*(["Arm"] if several else []), "Gap", f"Difference [{ci} CI]",
+                         "Highest / lowest group", "Exceeds uncertainty"], grows,
                         caption="Gaps between groups (max - min); equalized odds = larger of FPR and "
                                 "FNR gaps; demographic parity = selection-rate gap."))
     changes = result.gap_changes
@@ -278,7 +200,7 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
                 reading = "within uncertainty"
             crows.append([f"{r['arm']} vs {r['versus']}", str(r["metric"]).replace("_", " "),
                           fmt(r["gap"], 3), fmt(r["versus_gap"], 3),
-                          f"{r['change']:+.3f} [{fmt(r['ci_low'], 3)}, {fmt(r['ci_high'], 3)}]", reading])
+                          format_interval(r["change"], r["ci_low"], r["ci_high"], signed=True), reading])
         blocks.append(Table(
             ["Comparison", "Gap", "Arm's gap", "Versus", f"Change [{ci} CI]", "Reading"], crows,
             caption="Does an arm widen or narrow a gap? Each arm against the baseline, and group "
@@ -286,31 +208,34 @@ def _fairness(result: AuditResult, arms: list[str]) -> Section:
                     "mean over seeds), with a paired bootstrap interval (the same resampled test "
                     "rows for both arms, so the test rows' luck cancels; training seeds' spread "
                     "is not in it)."))
-    return Section(SECTION_TITLES[2], blocks)
+    return blocks
 
 
-def _group_dropout(result: AuditResult) -> Section:
+def _group_dropout(result: AuditResult) -> list[Block]:
     if not result.solutions:
-        return Section(SECTION_TITLES[3], [Paragraph(
-            "No group-dropout rates were solved in this audit (no group_dropout arm with "
-            "automatic rates).", "note")])
+        return [Paragraph("No group-dropout rates were solved in this audit: the group_dropout arm "
+                          "uses fixed rates.", "note")]
     blocks: list[Block] = []
     for arm, sol in result.solutions.items():
         blocks.append(Paragraph(
             f"{arm}: rates chosen on {_selection_rows(sol)} to {sol['objective']} group error under the "
             f"budget {fmt(sol['budget'], 3)} (expected dropout rate over training rows; check "
             f"{fmt(sol['budget_check'], 6)}). {sol['verdict'][:1].upper() + sol['verdict'][1:]}"))
+        values = [v for g in sol["rates"] for v in (sol["uniform"]["errors"][g], sol["solved"]["errors"][g],
+                                                     sol["error_change"][g])]
+        d = decimals_for(*values)
         rows = []
         for g, rate in sol["rates"].items():
-            change = sol["error_change"][g]
-            rows.append([str(g), fmt(sol["shares"][g]), fmt(rate), fmt(sol["uniform"]["errors"][g], 4),
-                         fmt(sol["solved"]["errors"][g], 4), f"{change:+.4f}",
+            rows.append([str(g), fmt(sol["shares"][g]), fmt(rate), fmt(sol["uniform"]["errors"][g], d),
+                         fmt(sol["solved"]["errors"][g], d),
+                         format_number(sol["error_change"][g], d, signed=True),
                          "yes" if g in sol["levelled_down"] else ""])
+        gd = decimals_for(sol["uniform"]["gap"], sol["solved"]["gap"])
         blocks.append(Table(["Group", "Share", "Rate", "Uniform", "Solved", "Change",
                              "Levelled down (made worse)"],
                             rows, caption=f"Test {sol['metric']} per group, uniform dropout vs solved "
-                                          f"rates; gap {fmt(sol['uniform']['gap'], 4)} -> "
-                                          f"{fmt(sol['solved']['gap'], 4)}."))
+                                          f"rates; gap {fmt(sol['uniform']['gap'], gd)} -> "
+                                          f"{fmt(sol['solved']['gap'], gd)}."))
         if has_group_errors(sol):
             blocks.append(Figure(solution_tradeoff_figure(sol), dropout_tradeoff_caption(sol)))
         elif sol.get("curve") and len(sol["rates"]) == 2:
@@ -323,7 +248,7 @@ def _group_dropout(result: AuditResult) -> Section:
             blocks.append(Paragraph(f"{len(sol['curve'])} candidate rate vectors were explored; "
                                     "they are listed in results.json (this file's curve has no "
                                     "per-group errors to plot).", "note"))
-    return Section(SECTION_TITLES[3], blocks)
+    return blocks
 
 
 def has_group_errors(solution: dict[str, Any]) -> bool:
@@ -392,8 +317,7 @@ def dropout_tradeoff_caption(solution: dict[str, Any]) -> str:
 
 
 def _audit_label(audit: str) -> str:
-    info = CANARY_AUDITS.get(audit)
-    return info.label if info is not None else audit
+    return audit_label(audit)
 
 
 #: Attacks scored from shadow models.
@@ -406,10 +330,48 @@ _SHADOW_ATTACKS_NOTE = (
     "ratio with those of validation rows that no model trained on.")
 
 
-def _privacy(result: AuditResult, arms: list[str]) -> Section:
-    priv = result.aggregate("privacy")
+def _privacy(result: AuditResult, arms: list[str]) -> list[Block]:
     bounds = result.privacy_bounds()
-    top = largest_bounds(bounds)
+    blocks: list[Block] = []
+    if is_external(result):
+        blocks.append(Paragraph(
+            "No formal privacy guarantee: the model was trained elsewhere, by a mechanism this audit "
+            "cannot see, so no epsilon can be stated, and no canary audit can run without retraining "
+            "it. What the audit can measure is membership inference on the uploaded scores."))
+    else:
+        blocks += _privacy_table(result, arms)
+    if not bounds.empty:
+        blocks += _claimed_vs_proven(result, bounds, arms)
+    table = mia_table(result)
+    if not table.empty:
+        attacks = set(result.mia["attack"].astype(str))
+        members = ("trained on (members) from others" if not is_external(result) else
+                   "trained on (members, from the member column) from the others")
+        blocks.append(_frame_table(table, caption=(
+            f"Membership inference: can an attacker tell the rows a model {members}? AUC 0.5 = no "
+            "better than chance; advantage = best true-positive minus false-positive rate; TPR @ "
+            "FPR = members found while wrongly flagging at most 1% (0.1%) of non-members; "
+            "intervals: bootstrap over members and non-members."
+            + (_SHADOW_ATTACKS_NOTE if _SHADOW_ATTACKS & attacks else ""))))
+    elif is_external(result):
+        blocks.append(Paragraph(
+            "Membership inference was not run: it needs the model's scores (y_score) and which rows "
+            "it trained on (member).", "note"))
+    if not result.roc.empty:
+        blocks.append(Figure(_figures.roc_figure(result.roc, arms), _figures.roc_caption(result.roc)))
+    if not result.dp_cost.empty:
+        crow = [[r["arm"], str(r["group"]), format_interval(r["cost"], r["ci_low"], r["ci_high"]),
+                 fmt(r["excess"]), "yes" if r["flagged"] else ""]
+                for _, r in result.dp_cost.iterrows()]
+        blocks.append(Table(["DP arm", "Group", f"Error cost vs baseline [{level_text(result.ci_level)} CI]",
+                             "Excess over overall cost", "Flagged"], crow,
+                            caption="DP's per-group cost, paired by seed."))
+    return blocks
+
+
+def _privacy_table(result: AuditResult, arms: list[str]) -> list[Block]:
+    priv = result.aggregate("privacy")
+    top = largest_bounds(result.privacy_bounds())
     rows = []
     for arm in arms:
         p = priv[priv["arm"] == arm].iloc[0]
@@ -418,15 +380,19 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
             t = top[top["arm"] == arm].iloc[0]
             bound = fmt(t["epsilon_lower_bound"], 2)
             if t["epsilon_lower_bound"] > 0:
-                bound += f" ({_audit_label(t['audit'])})"
+                bound += f" ({audit_label(t['audit'])})"
             bound += " VIOLATION" if t["dp_violation"] else ""
         delta_text = f"{float(p['delta']):.3g}" if not pd.isna(p["delta"]) else "-"
         rows.append([arm, epsilon_text(result, arm), delta_text,
                      fmt(p["noise_multiplier"], 3) if not pd.isna(p["noise_multiplier"]) else "-",
                      str(p["accountant"] or "-"), bound])
-    blocks: list[Block] = [
-        Paragraph("Formal guarantee (accountant) and empirical leakage per arm. Only DP-SGD has an "
-                  "epsilon; every other arm has no guarantee."),
+    private = private_arms(result)
+    intro = ("Formal guarantee (accountant) and empirical leakage per arm. Only DP-SGD has an "
+             "epsilon; every other arm has no guarantee." if private else
+             "Empirical leakage per arm. No arm of this audit has a formal guarantee (an epsilon): "
+             "only DP-SGD provides one.")
+    return [
+        Paragraph(intro),
         Table(["Arm", "Epsilon", "Delta", "Noise multiplier", "Accountant",
                "Largest proven lower bound (audit)"],
               rows, caption="Epsilon from the accountant after training; lower bound: the largest "
@@ -434,45 +400,6 @@ def _privacy(result: AuditResult, arms: list[str]) -> Section:
                             f"largest over seeds, {level_text(result.confidence)} confidence. A "
                             "lower bound shows leakage and is never a guarantee."),
     ]
-    if not bounds.empty:
-        blocks += _claimed_vs_proven(result, bounds, arms)
-    mia = result.mia
-    if not mia.empty:
-        sel = mia[mia["seed"].isna()]
-        mrows = []
-        for arm in arms:
-            for attack in _figures.attack_order(sel.loc[sel["arm"] == arm, "attack"].astype(str).tolist()):
-                part = sel[(sel["arm"] == arm) & (sel["attack"] == attack)]
-                for group in part["group"].unique():
-                    g = part[part["group"] == group].set_index("metric")
-                    cells = [_ci(g.loc[m]) if bool(g.loc[m, "available"]) else fmt(
-                        None, reason=_short_reason(str(g.loc[m, "reason"])))
-                        for m in ("auc", "advantage", "tpr_at_fpr_1pct", "tpr_at_fpr_0.1pct")]
-                    mrows.append([arm, _figures.ATTACK_LABELS.get(attack, attack), str(group), *cells])
-        blocks.append(Table(["Arm", "Attack", "Group", "AUC", "Advantage", "TPR @ FPR 1%",
-                             "TPR @ FPR 0.1%"], mrows,
-                            caption="Membership inference: can an attacker tell the rows a model "
-                                    "trained on (members) from others? AUC 0.5 = no better than "
-                                    "chance; advantage = best true-positive minus false-positive "
-                                    "rate; TPR @ FPR = members found while wrongly flagging at most "
-                                    "1% (0.1%) of non-members."
-                                    + (_SHADOW_ATTACKS_NOTE if _SHADOW_ATTACKS & set(sel["attack"])
-                                       else "")))
-    if not result.roc.empty:
-        blocks.append(Figure(_figures.roc_figure(result.roc, arms),
-                             "Membership-inference ROC curves, one panel per attack (log axes; the "
-                             "first seed, whose shadow models LiRA and RMIA use)."
-                             if _SHADOW_ATTACKS & set(result.roc["attack"])
-                             else "Loss-threshold attack ROC curves (log axes; first seed)."))
-    if not result.dp_cost.empty:
-        crow = [[r["arm"], str(r["group"]), _ci(pd.Series({"value": r["cost"], "ci_low": r["ci_low"],
-                                                            "ci_high": r["ci_high"]})),
-                 fmt(r["excess"]), "yes" if r["flagged"] else ""]
-                for _, r in result.dp_cost.iterrows()]
-        blocks.append(Table(["DP arm", "Group", f"Error cost vs baseline [{level_text(result.ci_level)} CI]",
-                             "Excess over overall cost", "Flagged"], crow,
-                            caption="DP's per-group cost, paired by seed."))
-    return Section(SECTION_TITLES[4], blocks)
 
 
 def _claimed_vs_proven(result: AuditResult, bounds: pd.DataFrame, arms: list[str]) -> list[Block]:
@@ -483,7 +410,7 @@ def _claimed_vs_proven(result: AuditResult, bounds: pd.DataFrame, arms: list[str
         "Claimed vs proven, in plain words: for each arm and canary audit, what the audit proves "
         "about the arm's claim (the figure below shows the same numbers on one axis).")]
     for _, r in bounds.iterrows():
-        blocks.append(Paragraph(f"{r['arm']}, {_audit_label(r['audit'])}: {r['verdict']}",
+        blocks.append(Paragraph(f"{r['arm']}, {audit_label(r['audit'])}: {r['verdict']}",
                                 "warning" if r["dp_violation"] else "finding"))
     blocks.append(Figure(
         _figures.privacy_bounds_figure(bounds, arms, labels=labels, confidence=result.confidence),
@@ -505,7 +432,7 @@ def _claimed_vs_proven(result: AuditResult, bounds: pd.DataFrame, arms: list[str
             if len(tries) > 1:
                 guesses += (f" (the best of {len(tries)} guess counts fixed in advance, each at its "
                             "Bonferroni share of the confidence)")
-        counts.append(f"{_audit_label(str(audit))}: {int(e['canaries'])} {kind}canaries, {guesses}")
+        counts.append(f"{audit_label(str(audit))}: {int(e['canaries'])} {kind}canaries, {guesses}")
     blocks.append(Paragraph(
         "How the one-run audits work (Steinke, Nasr, Jagielski 2023): canaries are each included "
         "in training with probability 1/2, the auditor's guesses are fixed in advance, and from "
@@ -522,36 +449,32 @@ def _claimed_vs_proven(result: AuditResult, bounds: pd.DataFrame, arms: list[str
     return blocks
 
 
-def _short_reason(reason: str) -> str:
-    if "non-members" in reason and "needs" in reason:
-        return "too few non-members"
-    return reason.split(";")[0]
-
-
 def tradeoff_points(result: AuditResult) -> pd.DataFrame:
+    """Per arm: accuracy, the error gap and its interval, and the epsilon ("none" where
+    there is no guarantee): the points of :func:`reports.tradeoff_figure`."""
     rows = []
     for arm in result.arm_names:
-        g = _gap_row(result, arm)
+        g = gap_row(result, arm)
         if g is None:
             continue
-        rows.append({"arm": arm, "accuracy": _accuracy(result, arm), "gap": float(g["value"]),
+        rows.append({"arm": arm, "accuracy": accuracy(result, arm), "gap": float(g["value"]),
                      "gap_low": float(g["ci_low"]) if not pd.isna(g["ci_low"]) else float(g["value"]),
                      "gap_high": float(g["ci_high"]) if not pd.isna(g["ci_high"]) else float(g["value"]),
                      "epsilon": epsilon_text(result, arm).replace("no guarantee", "none")})
     return pd.DataFrame(rows)
 
 
-def _tradeoffs(result: AuditResult, arms: list[str]) -> Section:
+def _tradeoffs(result: AuditResult, arms: list[str]) -> list[Block]:
     points = tradeoff_points(result)
-    rows = [[r["arm"], fmt(r["accuracy"]), fmt(r["gap"]), r["epsilon"]] for _, r in points.iterrows()]
-    return Section(SECTION_TITLES[5], [
-        Figure(_figures.tradeoff_figure(points, arms),
-               "Accuracy vs error gap; epsilon next to each arm (none = no formal guarantee)."),
-        Table(["Arm", "Accuracy", "Error gap", "Epsilon"], rows),
-    ])
+    findings_title = section_titles(result)["findings"]
+    return [Figure(_figures.tradeoff_figure(points, arms, ci_level=result.ci_level),
+                   "Accuracy vs error gap between groups (bars: the gap's "
+                   f"{level_text(result.ci_level)} CI); each arm's epsilon in the legend (no "
+                   "guarantee = no formal privacy guarantee). Up and to the left is worse on both. "
+                   f"The numbers are in the table of section {findings_title.split('.')[0]}.")]
 
 
-def _mechanism(result: AuditResult, arms: list[str]) -> Section:
+def _mechanism(result: AuditResult, arms: list[str]) -> list[Block]:
     blocks: list[Block] = [Paragraph(
         "Dropout multiplies activations by random masks, so the noise it adds to a row's "
         "gradient is proportional to that gradient: a row with a small gradient gets almost no "
@@ -561,30 +484,42 @@ def _mechanism(result: AuditResult, arms: list[str]) -> Section:
         "your own model: each point is a training row, its gradient noise under many dropout "
         "masks against its gradient norm.")]
     if result.mechanism.empty:
-        blocks.append(Paragraph("No dropout arm in this audit: no curve to show.", "note"))
+        blocks.append(Paragraph("The dropout-noise curve was not measured in this audit "
+                                "(mechanism_rows=0).", "note"))
     else:
         blocks.append(Figure(_figures.mechanism_figure(result.mechanism, result.mechanism_reference, arms),
                              "Dropout noise grows with the gradient; DP-SGD's noise level is fixed."))
-    return Section(SECTION_TITLES[6], blocks)
+    return blocks
 
 
-def _limits(result: AuditResult) -> Section:
-    blocks: list[Block] = [
-        Paragraph("What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS),
-        Paragraph(NOT_COVERED),
-        Paragraph("Empirical lower bounds and membership-inference results measure particular "
-                  "attacks: a small value is not a proof of privacy."),
-    ]
+def _limits(result: AuditResult) -> list[Block]:
+    blocks: list[Block] = []
+    if is_external(result):
+        blocks.append(Paragraph(
+            "The audit takes the uploaded predictions as given: it measures them on these rows only, "
+            "and cannot check how the model was trained, on which data, or whether these rows "
+            "represent the people it will be used on."))
+        if not result.mia.empty:
+            blocks.append(Paragraph("Membership inference measures one attack (the loss threshold): "
+                                    "a small value is not a proof of privacy."))
+    else:
+        if has_kind(result, "dp_sgd") or private_arms(result):
+            blocks += [Paragraph("What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS),
+                       Paragraph(NOT_COVERED)]
+        blocks.append(Paragraph("Empirical lower bounds and membership-inference results measure "
+                                "particular attacks: a small value is not a proof of privacy."))
     gaps = result.aggregate("gaps")
     within = gaps[(gaps["gap"] == "difference") & (gaps["exceeds_uncertainty"] == False)]  # noqa: E712
     if not within.empty:
-        items = sorted({f"{r['arm']}: {r['metric'].replace('_', ' ')}" for _, r in within.iterrows()})
+        several = len(result.arm_names) > 1
+        items = sorted({(f"{r['arm']}: " if several else "") + r["metric"].replace("_", " ")
+                        for _, r in within.iterrows()})
         blocks.append(Paragraph("Gaps smaller than their uncertainty (not findings): " + "; ".join(items)
                                 + ".", "note"))
     merged = result.dataset.get("splits", {}).get("merged_groups", [])
     if merged:
         blocks.append(Paragraph(f"Groups too small to audit were merged: {', '.join(merged)}.", "note"))
-    return Section(SECTION_TITLES[7], blocks)
+    return blocks
 
 
 def _wrapped_json(data: Any, width: int = 120) -> str:
@@ -598,12 +533,17 @@ def _wrapped_json(data: Any, width: int = 120) -> str:
     return "\n".join(lines)
 
 
-def _appendix(result: AuditResult) -> Section:
-    by_group = result.by_group
-    per_seed = by_group[by_group["seed"].notna() & (by_group["metric"] == "error_rate")]
-    rows = [[r["arm"], str(int(r["seed"])), str(r["group"]), fmt(r["value"], 4)]
-            for _, r in per_seed.iterrows()]
-    return Section(SECTION_TITLES[8], [
-        Table(["Arm", "Seed", "Group", "Error"], rows, caption="Per-seed test error by group."),
-        Paragraph(_wrapped_json(result.config), "code"),
-    ])
+def _appendix(result: AuditResult) -> list[Block]:
+    blocks: list[Block] = [Table(["Term", "Meaning"], [[t, m] for t, m in glossary_for(result).items()],
+                                 caption="Glossary.")]
+    if not is_external(result):
+        by_group = result.by_group
+        per_seed = by_group[by_group["seed"].notna() & (by_group["metric"] == "error_rate")]
+        rows = [[r["arm"], str(int(r["seed"])), str(r["group"]), fmt(r["value"])]
+                for _, r in per_seed.iterrows()]
+        blocks.append(Table(["Arm", "Seed", "Group", "Error"], rows, caption="Per-seed test error by group."))
+    config = dict(result.config)
+    if is_external(result):
+        config.pop("seeds", None)  # the engine's placeholder: nothing was trained
+    blocks.append(Paragraph(_wrapped_json(config), "code"))
+    return blocks

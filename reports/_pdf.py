@@ -79,7 +79,7 @@ def _table(block: TableBlock, width: float) -> list:
     if not data:
         return []
     table = Table(data, repeatRows=1 if header else 0, hAlign="LEFT",
-                  colWidths=[width / len(data[0])] * len(data[0]))
+                  colWidths=_column_widths(block, width))
     style = [
         ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#bbbbbb")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -94,6 +94,43 @@ def _table(block: TableBlock, width: float) -> list:
     caption = _para(block.caption, "caption")
     # Short tables stay with their caption; long ones must be free to split.
     return [KeepTogether([table, caption])] if len(data) <= 30 else [table, caption]
+
+
+#: Cells longer than this (in points) wrap instead of widening their column further.
+_CELL_CAP = 190.0
+#: Left plus right padding of a table cell, in points (ReportLab's default 6 + 6), and a
+#: little slack for the bold header font.
+_PADDING = 13.0
+
+
+def _text_width(text: str, bold: bool = False) -> float:
+    style = STYLES["head" if bold else "cell"]
+    font = style.fontName if all(ord(c) < 256 for c in text) else CJK_FONT
+    return float(pdfmetrics.stringWidth(text, font, style.fontSize))
+
+
+def _column_widths(block: TableBlock, width: float) -> list[float]:
+    """Column widths from their content: every column at least as wide as its longest
+    word (header or cell), so that no word is split; the room left goes to the columns
+    whose cells would otherwise wrap, in proportion to what they need."""
+    n = max([len(block.header), *(len(r) for r in block.rows)])
+    least, want = [], []
+    for j in range(n):
+        head = block.header[j] if j < len(block.header) else ""
+        cells = [r[j] for r in block.rows if j < len(r)]
+        words = [w for text in [head, *cells] for w in text.split()]
+        longest = max([_text_width(w, bold=True) for w in head.split()]
+                      + [_text_width(w) for w in words], default=0.0)
+        full = max([_text_width(head, bold=True)] + [_text_width(c) for c in cells], default=0.0)
+        least.append(longest + _PADDING)
+        want.append(max(longest, min(full, _CELL_CAP)) + _PADDING)
+    if sum(least) >= width:  # even single words do not fit: shrink all alike
+        return [width * w / sum(least) for w in least]
+    if sum(want) <= width:  # everything fits on one line: spread the rest evenly
+        return [w * width / sum(want) for w in want]
+    spare = width - sum(least)
+    extra = [w - m for w, m in zip(want, least, strict=True)]
+    return [m + spare * e / sum(extra) for m, e in zip(least, extra, strict=True)]
 
 
 def _figure(block: Figure, width: float, max_height: float) -> list:
@@ -127,7 +164,7 @@ def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
     if report.violation:
         story.append(_para(report.violation, "warning"))
     for i, section in enumerate(report.sections):
-        if i in (2, 8):  # fairness and the appendix start on a new page
+        if section.key in ("fairness", "appendix") and i > 0:  # they start on a new page
             story.append(PageBreak())
         for j, block in enumerate(section.blocks):
             if isinstance(block, TextBlock):

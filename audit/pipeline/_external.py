@@ -61,7 +61,8 @@ class PredictionAuditOptions:
         Bootstrap resamples of the fairness metrics and of the attack metrics, and the
         level of the fairness intervals.
     na_values, name, min_group_rows
-        Missing-value markers, the name shown in reports, the smallest group evaluated.
+        Missing-value markers, the name shown in reports (e.g. the uploaded file's name;
+        default "predictions"), the smallest group evaluated.
     """
 
     y_true: str = "y_true"
@@ -253,10 +254,11 @@ def audit_onnx_model(
     one-column output in [0, 1] (a logit outside [0, 1] goes through a sigmoid). The
     file is only parsed as ONNX: nothing is unpickled or executed outside onnxruntime.
     ``options`` are those of :func:`audit_predictions` (``member``, ``positive_label``,
-    ``n_bootstrap``, ``mia_bootstrap``, ``ci_level``, ``na_values``, ...) except the
-    prediction columns, which the model provides.
+    ``n_bootstrap``, ``mia_bootstrap``, ``ci_level``, ``na_values``, ``name`` (shown in
+    reports; default "onnx model"), ...) except the prediction columns, which the model
+    provides.
     """
-    taken = sorted({"y_true", "y_pred", "y_score", "name"} & set(options))
+    taken = sorted({"y_true", "y_pred", "y_score"} & set(options))
     if taken:
         raise ConfigError(f"audit_onnx_model sets {taken} itself; pass target= for the label column",
                           param=taken[0])
@@ -307,7 +309,8 @@ def audit_onnx_model(
     preds["__score"] = prob
     preds["__pred"] = (prob >= 0.5).astype(int)
     return audit_predictions(preds, sensitive=sens, **{**options, "y_true": target, "y_pred": "__pred",
-                                                       "y_score": "__score", "name": "onnx model"})
+                                                       "y_score": "__score",
+                                                       "name": opts.name or "onnx model"})
 
 
 def _probability(outputs: Sequence[Any]) -> np.ndarray:

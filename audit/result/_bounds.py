@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._exceptions import InternalError
+from .._format import EPSILON_DIGITS, format_number
 from ._schema import EMPIRICAL_AUDITS, is_missing
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ PRIVACY_BOUNDS_COLUMNS = (
 
 
 def _eps(value: float) -> str:
-    return f"{float(value):.2f}"
+    return format_number(value, EPSILON_DIGITS)
 
 
 def _level(confidence: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from .._format import EPSILON_DIGITS, format_number
 from ._bounds import CANARY_AUDITS, largest_bounds, privacy_bounds
 from ._schema import is_missing
 
@@ -69,18 +70,38 @@ def _summary_notes(result: AuditResult) -> list[str]:
     """The lines under the summary table saying what its numbers are."""
     ds = result.dataset
     merged = ds.get("splits", {}).get("merged_groups", [])
+    kinds = set(result.arms["kind"].astype(str)) if not result.arms.empty else set()
+    external = bool(kinds) and kinds <= {"external"}
     notes = [
         f"dataset: {ds.get('name')} ({ds.get('rows')} rows; groups "
         + ", ".join(f"{k}: {v}" for k, v in ds.get("groups", {}).items()) + ")"
         + (f"; merged into one group for the audit: {', '.join(merged)}" if merged else ""),
-        f"positive class: {ds.get('positive_label')!r}; errors on the test split, "
-        f"mean over {len(result.config.get('seeds', []))} seed(s); CI: bootstrap over test rows.",
-        "epsilon 'none' = no formal privacy guarantee (dropout is not differential privacy).",
     ]
+    if external:
+        n = ds.get("evaluated_rows", ds.get("rows"))
+        member = (ds.get("inputs") or {}).get("member")
+        evaluated = f"the {n} rows the model did not train on" if member else f"all {n} rows"
+        notes += [
+            f"positive class: {ds.get('positive_label')!r}; errors of the uploaded predictions on "
+            f"{evaluated}; CI: bootstrap over those rows.",
+            "epsilon 'none' = no formal privacy guarantee (a model trained elsewhere has no known "
+            "training mechanism).",
+        ]
+    else:
+        seeds = len(result.config.get("seeds", []))
+        dropout = bool(kinds & {"uniform_dropout", "group_dropout"})
+        notes += [
+            f"positive class: {ds.get('positive_label')!r}; errors on the test split, "
+            + (f"mean over {seeds} seeds" if seeds != 1 else "one training seed")
+            + "; CI: bootstrap over test rows.",
+            "epsilon 'none' = no formal privacy guarantee"
+            + (" (dropout is not differential privacy)." if dropout else "."),
+        ]
     notes.extend(_gap_change_notes(result))
     if not result.mia.empty:
-        notes.append("MIA AUC: loss-threshold membership inference, training rows vs as many "
-                     "test rows (0.5 = no leakage).")
+        notes.append("MIA AUC: loss-threshold membership inference, "
+                     + ("members vs non-members of the member column" if external else
+                        "training rows vs as many test rows") + " (0.5 = no leakage).")
     if not result.empirical.empty:
         notes.append(
             "eps lower bound: the largest over the canary audits below (the one that gave it in "
@@ -129,7 +150,7 @@ def result_html(result: AuditResult) -> str:
     table = result.error_table().round(4)
     privacy = result.aggregate("privacy")[["arm", "kind", "epsilon", "delta", "guarantee"]]
     privacy = privacy.assign(epsilon=privacy["epsilon"].map(
-        lambda e: "no guarantee" if is_missing(e) else f"{e:.3g}"))
+        lambda e: "no guarantee" if is_missing(e) else format_number(e, EPSILON_DIGITS)))
     banner = ""
     if result.dp_violations:
         banner = ("<p style='color:#b00;font-weight:bold'>DP VIOLATION: the empirical "
@@ -138,7 +159,9 @@ def result_html(result: AuditResult) -> str:
     return (
         banner
         + f"<h4>fairpriv audit: {html.escape(str(result.dataset.get('name')))}</h4>"
-        "<p>Error rate per group (test split, mean over seeds)</p>"
+        + ("<p>Error rate per group (the uploaded predictions)</p>"
+           if set(result.arms["kind"].astype(str)) == {"external"} else
+           "<p>Error rate per group (test split, mean over seeds)</p>")
         + table.to_html()
         + "<p>Privacy</p>"
         + privacy.to_html(index=False)
@@ -146,7 +169,7 @@ def result_html(result: AuditResult) -> str:
 
 
 def _fmt(value: Any, digits: int) -> str:
-    return "n/a" if is_missing(value) else f"{float(value):.{digits}f}"
+    return "n/a" if is_missing(value) else format_number(value, digits)
 
 
 def guess_text(row: Any) -> str:
@@ -172,6 +195,6 @@ def _gap_change_notes(result: AuditResult) -> list[str]:
             reading = "wider, beyond uncertainty" if r["change"] > 0 else "narrower, beyond uncertainty"
         else:
             reading = "within uncertainty"
-        lines.append(f"  {r['arm']} vs {r['versus']}: {r['change']:+.3f} "
+        lines.append(f"  {r['arm']} vs {r['versus']}: {format_number(r['change'], signed=True)} "
                      f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}] ({reading})")
     return lines

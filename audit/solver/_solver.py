@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import optimize
 
 from .._exceptions import ConfigError, DataError, InternalError
+from .._format import decimals_for, format_number
 from .._stats import sample_std, t_half_width
 from .._validation import Interval, Options, check_param, options_from_keywords
 from ..arms._arms import make_arm
@@ -541,33 +542,44 @@ def _heldout_verdict(loss_uniform: np.ndarray, loss_solved: np.ndarray, groups: 
         floor = float(np.mean(centred.max(1)))
     detectable = floor + (_Z_LEVEL + _Z_POWER) * float(np.std(red, ddof=1))
     n_test = len(groups)
-    power = (f"with {n_test} test rows this test detects a {what} reduction of {detectable:.3g} or "
+    half, seed_mean = math.nan, math.nan
+    if seed_diffs is not None and seed_diffs.shape[0] >= 2:
+        half = t_half_width(seed_diffs, 0.95)
+        seed_mean = float(seed_diffs.mean())
+    # The measured reduction understates a true one by up to about the floor (the solved
+    # arm's gap keeps its noise), so the true reduction is bounded by hi + floor.
+    bound = hi + floor
+    # One number of decimals for the whole sentence (3 for error rates; more for a metric
+    # on a smaller scale), so that a value and its interval read alike.
+    d = decimals_for(point, lo, hi, detectable, bound, seed_mean, half)
+
+    def num(value: float, signed: bool = False) -> str:
+        return format_number(value, d, signed=signed)
+
+    interval = f"95% CI of the reduction {num(lo)} to {num(hi)}"
+    power = (f"with {n_test} test rows this test detects a {what} reduction of {num(detectable)} or "
              f"more with {_POWER:.0%} probability")
     rows_ok = lo > 0
     seeds_ok, seed_text = True, ""
     if seed_diffs is not None and seed_diffs.shape[0] >= 2:
         S = seed_diffs.shape[0]
-        half = t_half_width(seed_diffs, 0.95)
-        seeds_ok = float(seed_diffs.mean()) - half > 0
-        seed_text = f"; over {S} fits {seed_diffs.mean():.4g} +- {half:.4g}"
+        seeds_ok = seed_mean - half > 0
+        seed_text = f"; over {S} fits {num(seed_mean)} ± {num(half)}"
     elif seed_diffs is not None:
         seeds_ok = False
         seed_text = "; one training seed, so training randomness is not accounted for"
     if power_only:
-        return rows_ok, (f"the held-out {what} changes by {-point:+.4g} (95% CI of the reduction "
-                         f"{lo:.4g} to {hi:.4g}); {power}.")
+        return rows_ok, (f"the held-out {what} changes by {num(-point, signed=True)} ({interval}); "
+                         f"{power}.")
     if rows_ok and seeds_ok:
-        return True, (f"confirmed on held-out test rows: the {what} falls by {point:.4g} (95% CI "
-                      f"{lo:.4g} to {hi:.4g}{seed_text}); {power}.")
-    # The measured reduction understates a true one by up to about the floor (the solved
-    # arm's gap keeps its noise), so the true reduction is bounded by hi + floor.
-    bound = hi + floor
-    reading = (f"so it does not help by that much: a reduction above {bound:.3g} is ruled out"
+        return True, (f"confirmed on held-out test rows: the {what} falls by {num(point)} (95% CI "
+                      f"{num(lo)} to {num(hi)}{seed_text}); {power}.")
+    reading = (f"so it does not help by that much: a reduction above {num(bound)} is ruled out"
                if bound < detectable else
-               f"so this data cannot tell: reductions up to {bound:.3g} remain possible")
+               f"so this data cannot tell: reductions up to {num(bound)} remain possible")
     return False, (f"no improvement over uniform dropout beyond its uncertainty: on held-out test "
-                   f"rows the {what} changes by {-point:+.4g} (95% CI of the reduction {lo:.4g} to "
-                   f"{hi:.4g}{seed_text}); {power}, {reading}.")
+                   f"rows the {what} changes by {num(-point, signed=True)} ({interval}{seed_text}); "
+                   f"{power}, {reading}.")
 
 
 def _levelled_down(loss_uniform: np.ndarray, loss_solved: np.ndarray, groups: np.ndarray,
