@@ -7,15 +7,24 @@ never through ``sys.path``.
 """
 
 import streamlit as st
+from fairpriv_app.common import collect_finished_job, job_panel, keep_settings
 
 st.set_page_config(page_title="fairpriv", layout="wide")
+# Before any page: settings survive page changes, and a finished audit reaches every page.
+keep_settings()
+collect_finished_job()
 
 pages = [
-    st.Page("views/data.py", title="1. Data", default=True),
+    st.Page("views/start.py", title="Start", default=True),
+    st.Page("views/data.py", title="1. Data"),
     st.Page("views/setup.py", title="2. Setup"),
     st.Page("views/run.py", title="3. Run"),
     st.Page("views/results.py", title="4. Results"),
     st.Page("views/report.py", title="5. Report"),
     st.Page("views/model.py", title="Audit an existing model"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+if page.title != "3. Run":
+    with st.sidebar:
+        job_panel(full=False)
+page.run()

@@ -49,6 +49,7 @@ from .dp._accounting import (
 )
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
+from .pipeline._estimate import AuditEstimate, estimate_audit
 from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
 from .pipeline._run import run_audit
 from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
@@ -184,6 +185,8 @@ __all__ = [
     # pipeline
     "AuditConfig",
     "ProgressEvent",
+    "AuditEstimate",
+    "estimate_audit",
     "PredictionAuditOptions",
     "audit_onnx_model",
     "audit_predictions",

@@ -516,10 +516,12 @@ def app(host: str, port: int, headless: bool) -> None:
     cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), "--server.address", host,
            "--server.port", str(port), "--server.headless", "true" if headless else "false",
            "--browser.gatherUsageStats", "false",
+           # No "Deploy" button: this is a tool, not a Streamlit project to publish.
+           "--client.toolbarMode", "minimal",
            "--server.maxUploadSize", os.environ.get("FAIRPRIV_MAX_UPLOAD_MB", "200")]
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: serving on {host}: anyone who can reach it can upload data and read "
-                   "server-side files through the 'adult (from a path)' source.", err=True)
+                   "server-side files through the 'UCI Adult (a file on the server)' source.", err=True)
     click.echo(f"fairpriv app on http://{host}:{port}")
     sys.stdout.flush()
     sys.stderr.flush()

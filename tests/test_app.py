@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +37,54 @@ def app() -> AppTest:
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.switch_page("views/data.py").run()
     at.file_uploader(key="upload").set_value((name, data, "text/csv")).run()
     return at
+
+
+def use_people(at: AppTest, rows: int = 800) -> AppTest:
+    upload(at, "people.csv", csv(people(rows)))
+    at.button(key="use_data").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+def quick_setup(at: AppTest, arms: list[str] | None = None) -> AppTest:
+    at.switch_page("views/setup.py").run()
+    if arms is not None:
+        at.multiselect(key="arms").set_value(arms).run()
+    for key, value in (("seeds", 1), ("epochs", 1), ("canaries", 100)):
+        at.number_input(key=key).set_value(value).run()
+    at.text_input(key="hidden").set_value("8").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+def wait_for_job(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Rerun the page (as the browser's auto-refresh does) until the session's audit ends."""
+    deadline = time.time() + timeout
+    while at.session_state["job"].state == "running":
+        assert time.time() < deadline, "the audit did not end in time"
+        time.sleep(0.5)
+        at.run()
+    at.run()
+    return at
+
+
+def texts(elements) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.value for e in elements]
 
 
 def test_data_page_upload_and_choose_columns() -> None:
     at = upload(app(), "people.csv", csv(people()))
     assert not at.exception and not at.error
-    at.selectbox(key="target").set_value("label").run()
-    at.multiselect(key="sensitive").set_value(["sex"]).run()
+    # Guessed from the names: the target 'label', the groups from 'sex'.
+    assert at.selectbox(key="target").value == "label"
+    assert at.multiselect(key="sensitive").value == ["sex"]
     at.button(key="use_data").click().run()
     assert not at.exception
-    assert any("Ready: 800 rows" in s.value for s in at.success)
+    assert any("Ready: 800 rows of people.csv" in s for s in texts(at.success))
+    assert at.session_state["load_kwargs"]["name"] == "people.csv"
 
 
 @pytest.mark.parametrize(("name", "data", "message"), [
@@ -58,56 +95,70 @@ def test_data_page_upload_and_choose_columns() -> None:
 def test_bad_uploads_show_an_error_not_an_exception(name: str, data: bytes, message: str) -> None:
     at = upload(app(), name, data)
     assert not at.exception
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert any(message in e for e in texts(at.error)), texts(at.error)
+    assert all("upload.csv" not in e for e in texts(at.error)), "names the temporary copy"
 
 
-def test_non_binary_target_and_one_group_are_errors() -> None:
+def test_non_binary_target_and_one_group_are_errors_in_the_apps_words() -> None:
     df = people()
     df["three"] = np.arange(len(df)) % 3
     df["one"] = "same"
     at = upload(app(), "p.csv", csv(df))
     at.selectbox(key="target").set_value("three").run()
     at.multiselect(key="sensitive").set_value(["sex"]).run()
-    at.button(key="use_data").click().run()
-    assert not at.exception and any("exactly two" in e.value for e in at.error)
+    assert not at.exception and any("exactly two" in e for e in texts(at.error))
+    # The app has no regression option: the engine's advice about one is left out.
+    assert not any("task" in e or "regression" in e for e in texts(at.error)), texts(at.error)
+    assert at.button(key="use_data").disabled
     at.selectbox(key="target").set_value("label").run()
     at.multiselect(key="sensitive").set_value(["one"]).run()
-    at.button(key="use_data").click().run()
-    assert not at.exception and any("only one group" in e.value for e in at.error)
+    assert not at.exception and any("only one group" in e for e in texts(at.error))
 
 
-def test_full_flow_run_results_and_downloads() -> None:
-    at = upload(app(), "people.csv", csv(people(1200)))
-    at.selectbox(key="target").set_value("label").run()
-    at.multiselect(key="sensitive").set_value(["sex"]).run()
+def test_small_groups_are_named_on_the_data_page_and_merged_there() -> None:
+    """COMPAS by race: the Data page names the groups too small to audit and offers the fix."""
+    from compas_like import compas_like
+    from fairpriv_app.common import build_config, settings
+
+    at = upload(app(), "compas.csv", csv(compas_like(scale=0.3)))
+    assert at.selectbox(key="target").value == "two_year_recid"
+    at.multiselect(key="sensitive").set_value(["race"]).run()
+    assert not at.exception
+    warning = " ".join(texts(at.warning))
+    assert "'Native American' (18 rows)" in warning and "'Asian' (32 rows)" in warning, warning
+    assert at.button(key="use_data").disabled
+    at.checkbox(key="merge_small").check().run()
+    # Merged they are still below the default minimum: the page says what minimum works.
+    assert any("'Minimum rows per group in each split' to 10" in e for e in texts(at.error)), texts(at.error)
+    assert not any("small_groups" in e or "min_group_rows" in e for e in texts(at.error))
+    at.button(key="use_workable").click().run()
+    assert at.number_input(key="min_group_rows").value == 10
+    # COMPAS has a group 'Other': the merged one is named apart from it.
+    assert any("'other (merged)' is 'Asian', 'Native American' together" in s for s in texts(at.success))
     at.button(key="use_data").click().run()
+    assert any(s.startswith("Ready:") for s in texts(at.success))
     at.switch_page("views/setup.py").run()
-    assert not at.exception
-    at.number_input(key="seeds").set_value(1).run()
-    at.number_input(key="epochs").set_value(1).run()
-    at.text_input(key="hidden").set_value("8").run()
-    at.number_input(key="canaries").set_value(100).run()
-    assert any("Settings saved" in s.value for s in at.success)
-    assert any("Estimated run time" in i.value for i in at.info)
-    at.switch_page("views/run.py").run()
-    at.button(key="run").click().run()
-    assert not at.exception, at.exception
-    assert at.get("progress"), "progress bar missing"
-    assert "result_json" in at.session_state
-    result = json.loads(at.session_state["result_json"])
-    assert [a["kind"] for a in result["arms"]] == ["baseline", "uniform_dropout", "group_dropout", "dp_sgd"]
-    at.switch_page("views/results.py").run()
-    assert not at.exception
-    labels = {b.label for b in at.get("download_button")}
-    assert {"Download by_group.csv", "Download gaps.csv", "Download mia.csv"} <= labels
-    at.switch_page("views/report.py").run()
-    assert not at.exception
-    labels = {b.label for b in at.get("download_button")}
-    assert labels == {"Download PDF report", "Download HTML report", "Download results.json"}
+    config = build_config(settings(at.session_state))
+    assert (config.small_groups, config.min_group_rows) == ("merge", 10)
+
+
+def test_adult_source_proposes_its_own_target_and_groups() -> None:
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "adult.data"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    at = app()
+    at.switch_page("views/data.py").run()
+    at.radio(key="source").set_value("UCI Adult (a file on the server)").run()
+    at.text_input(key="adult_path").set_value(str(path)).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.selectbox(key="target").value == "Y"
+    assert at.multiselect(key="sensitive").value == ["sex"]
 
 
 def test_setup_starts_on_the_engine_defaults() -> None:
-    """Every Setup widget starts on audit.defaults; the saved config equals the engine's."""
+    """Every Setup widget starts on audit.defaults; the configuration Run uses is the engine's."""
+    from fairpriv_app.common import build_config, settings
+
     from audit import ARM_KINDS, AuditConfig, defaults
 
     at = app()
@@ -125,24 +176,125 @@ def test_setup_starts_on_the_engine_defaults() -> None:
     assert list(at.selectbox(key="mia").options) == list(defaults.MIA_CHOICES)
     assert at.selectbox(key="canary_kind").value == defaults.DEFAULT_CANARY_KIND
     assert list(at.selectbox(key="canary_kind").options) == list(defaults.CANARY_KIND_CHOICES)
-    saved = AuditConfig.from_dict(at.session_state["config"])
+    assert at.checkbox(key="white_box").value == defaults.DEFAULT_WHITE_BOX
+    saved = build_config(settings(at.session_state))
     engine = AuditConfig()
-    for name in ("seeds", "epsilon", "delta", "training", "trainer", "device", "privacy_audit"):
+    for name in ("seeds", "epsilon", "delta", "training", "trainer", "device", "privacy_audit",
+                 "small_groups", "min_group_rows"):
         assert getattr(saved, name) == getattr(engine, name), name
     assert [a.kind for a in saved.arms] == [a.kind for a in engine.arms]
     assert saved.arms[1].p == defaults.DEFAULT_DROPOUT  # type: ignore[attr-defined]
     assert saved.arms[2].budget == defaults.DEFAULT_DROPOUT  # type: ignore[attr-defined]
+    # Every setting has a one-line explanation.
+    for widget in (*at.multiselect, *at.slider, *at.number_input, *at.text_input, *at.selectbox,
+                   *at.checkbox):
+        assert widget.help, f"{widget.label} has no help text"
+
+
+def test_setup_keeps_the_users_settings_across_pages_and_run_uses_them() -> None:
+    at = use_people(app())
+    quick_setup(at, arms=["baseline", "dp_sgd"])
+    at.slider(key="p").set_value(0.3).run()
+    for page in ("views/run.py", "views/results.py", "views/data.py", "views/setup.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+    assert at.multiselect(key="arms").value == ["baseline", "dp_sgd"]
+    assert (at.number_input(key="seeds").value, at.number_input(key="epochs").value) == (1, 1)
+    assert at.slider(key="p").value == 0.3 and at.text_input(key="hidden").value == "8"
+    at.switch_page("views/run.py").run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "arms: baseline, dp_sgd; 1 seed(s), 1 epochs" in shown, shown
+    # The data page also kept its choices.
+    at.switch_page("views/data.py").run()
+    assert at.selectbox(key="target").value == "label"
 
 
 def test_setup_rejects_bad_hidden_layers_with_the_engine_message() -> None:
-    at = app()
+    at = use_people(app())
     at.switch_page("views/setup.py").run()
     at.text_input(key="hidden").set_value("64;32").run()
     assert not at.exception
-    assert any("hidden" in e.value and "'64;32'" in e.value for e in at.error), [e.value for e in at.error]
-    assert "config" not in at.session_state
+    assert any("'64;32'" in e for e in texts(at.error)), texts(at.error)
+    at.switch_page("views/run.py").run()  # Run refuses the same settings, in the same words
+    assert any("'64;32'" in e for e in texts(at.error)) and not at.get("button"), texts(at.error)
+    at.switch_page("views/setup.py").run()
     at.text_input(key="hidden").set_value("").run()  # empty: a linear model
-    assert not at.error and at.session_state["config"]["training"]["hidden"] == []
+    assert not at.error
+
+
+def test_full_flow_runs_in_the_background_and_survives_page_changes() -> None:
+    at = use_people(app(), 1200)
+    quick_setup(at)
+    at.switch_page("views/run.py").run()
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["job"]
+    assert job.state == "running" and at.button(key="run").disabled
+    # Leave the page while it runs: the audit goes on, and every page shows its progress.
+    at.switch_page("views/data.py").run()
+    assert not at.exception
+    wait_for_job(at)
+    assert job.state == "finished", job.message
+    assert any("finished" in s for s in texts(at.sidebar.success)), texts(at.sidebar.success)
+    result = json.loads(at.session_state["result_json"])
+    assert [a["kind"] for a in result["arms"]] == ["baseline", "uniform_dropout", "group_dropout", "dp_sgd"]
+    at.switch_page("views/results.py").run()
+    assert not at.exception and not at.error
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Download by_group.csv", "Download gaps.csv", "Download mia.csv"} <= labels
+    # Downloads never rerun the page (a rerun cancels a download still in flight).
+    assert all(b.proto.ignore_rerun for b in at.get("download_button"))
+    at.switch_page("views/report.py").run()
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert {b.label for b in buttons} == {"Download PDF report", "Download HTML report",
+                                          "Download results.json"}
+    assert all(b.proto.ignore_rerun for b in buttons)
+
+
+def test_stopping_a_run_says_so() -> None:
+    at = use_people(app(), 1200)
+    quick_setup(at)
+    at.number_input(key="epochs").set_value(30).run()
+    at.switch_page("views/run.py").run()
+    at.button(key="run").click().run()
+    job = at.session_state["job"]
+    at.button(key="stop_run").click().run()
+    wait_for_job(at)
+    assert job.state == "stopped"
+    assert any("stopped by you" in w for w in texts(at.warning)), texts(at.warning)
+    assert "result_json" not in at.session_state
+
+
+def test_a_failed_run_shows_its_reason_without_a_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = use_people(app(), 1200)
+    quick_setup(at, arms=["baseline", "dp_sgd"])
+    at.text_input(key="delta").set_value("0.01").run()  # not below 1/n: refused when planned
+    at.switch_page("views/run.py").run()
+    at.button(key="run").click().run()
+    wait_for_job(at)
+    errors = texts(at.error)
+    assert any("failed" in e and "delta 0.01 is not below 1/n_train" in e for e in errors), errors
+    assert any("'DP-SGD delta'" in e for e in errors), errors
+    assert not at.exception
+
+
+def test_engine_errors_in_the_apps_words() -> None:
+    from fairpriv_app.common import app_message
+
+    from audit import DataError, load_dataset
+
+    def message(**options: object) -> str:
+        with pytest.raises(DataError) as info:
+            load_dataset(people(), **options)
+        return app_message(info.value)
+
+    assert "'Target column'" in message(sensitive="sex") and "target=" not in message(sensitive="sex")
+    text = message(target="label")
+    assert "'Sensitive column(s)'" in text and "sensitive=" not in text
+    text = message(target="label", sensitive="sex", positive_label="yes")
+    assert "positive label 'yes'" in text and "'Positive label'" in text
+    assert "Something went wrong (ValueError: x)" in app_message(ValueError("x"))
 
 
 def test_report_bytes_come_from_the_renderers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 import streamlit as st
-from fairpriv_app.common import keep_result, read_upload, show_error
+from fairpriv_app.common import TABLE_TYPES, keep_result, read_upload, show_error
 
 from audit import audit_predictions
 
@@ -12,7 +12,7 @@ mode = st.radio("What do you have?", ["predictions file", "ONNX model + labelled
 if mode == "ONNX model + labelled data":
     model_up = st.file_uploader("ONNX model (run with onnxruntime; never unpickled)", type=["onnx"],
                                 key="onnx_upload")
-    data_up = st.file_uploader("Labelled data (CSV or Parquet)", type=["csv", "tsv", "txt", "parquet"],
+    data_up = st.file_uploader("Labelled data (CSV, TSV, .data or Parquet)", type=TABLE_TYPES,
                                key="onnx_data")
     if model_up is not None and data_up is not None:
         try:
@@ -30,11 +30,11 @@ if mode == "ONNX model + labelled data":
                 res = audit_onnx_model(model_up.getvalue(), data, target=target, sensitive=sensitive,
                                        member=None if member_col == "(none)" else member_col,
                                        input_columns=inputs or None)
-                keep_result(res)
+                keep_result(res, data_up.name)
         except Exception as exc:  # noqa: BLE001 - shown, never a traceback
             show_error(exc)
     st.stop()
-up = st.file_uploader("Predictions (CSV or Parquet)", type=["csv", "tsv", "txt", "parquet"],
+up = st.file_uploader("Predictions (CSV, TSV, .data or Parquet)", type=TABLE_TYPES,
                       key="pred_upload")
 if up is not None:
     try:
@@ -58,7 +58,7 @@ if up is not None:
         if st.button("Audit predictions", type="primary", key="m_run"):
             res = audit_predictions(frame, sensitive=sensitive or [], y_true=y_true or "",
                                     y_pred=y_pred or "", y_score=y_score, member=member,
-                                    positive_label=positive or None)
-            keep_result(res)
+                                    positive_label=positive or None, name=up.name)
+            keep_result(res, up.name)
     except Exception as exc:  # noqa: BLE001 - shown, never a traceback
         show_error(exc)

@@ -1,104 +1,111 @@
 """Setup: the arms and settings of the audit.
 
-Every widget default and choice list is read from :mod:`audit.defaults` (or the
-engine's registries), and arms are built with :func:`audit.make_arm`, so a default
-or a new arm changes in the engine and nowhere here.
+Every widget starts on the engine's default (:mod:`audit.defaults`, through
+``SETUP_DEFAULTS``), choice lists come from the engine's registries, and the
+configuration is built by ``build_config``, which Run uses too: what this page shows
+is what Run audits, also after leaving the page and coming back.
 """
 
-from collections.abc import Sequence
-from typing import Any
+import json
 
 import streamlit as st
 import torch
-from fairpriv_app.common import show_error
-
-from audit import (
-    ARM_KINDS,
-    AuditConfig,
-    ConfigError,
-    GroupDropoutArm,
-    PrivacyAuditConfig,
-    TrainingConfig,
-    UniformDropoutArm,
-    available_arms,
-    available_trainers,
-    make_arm,
-    parse_hidden_layers,
+from fairpriv_app.common import (
+    SETUP_DEFAULTS,
+    build_config,
+    frame_hash,
+    settings,
+    show_error,
+    start_with,
 )
+
+from audit import AuditConfig, available_arms, available_trainers, estimate_audit, load_dataset
 from audit import defaults as d
+from reports import glossary
 
 
-def _delta(text: str) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(
-            f"delta must be a number such as 1e-6 (or empty for the default), not {text!r}") from None
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _choice(where: Any, label: str, options: Sequence[str], default: str, key: str) -> str:
-    """A selectbox (in column ``where``) over ``options``, starting on the engine's ``default``."""
-    options = list(options)
-    return str(where.selectbox(label, options, index=options.index(default), key=key))
+#: One line per setting; the terms the report also explains use the report's words.
+HELP = {
+    "arms": (f"{glossary['arm']} baseline: {glossary['baseline']} uniform_dropout: "
+             f"{glossary['uniform dropout']} group_dropout: {glossary['group-specific dropout']} "
+             f"dp_sgd: {glossary['DP-SGD']}"),
+    "p": ("The share of hidden units zeroed at each training step in the uniform-dropout arm; "
+          "the group-dropout arm spends the same average rate, split between the groups."),
+    "hidden": "Widths of the model's hidden layers, comma-separated; empty trains a logistic regression.",
+    "device": "Where the models train: 'auto' uses a GPU when there is one.",
+    "mia": (f"{glossary['membership inference']} loss: {glossary['loss-threshold attack']} "
+            f"lira: {glossary['LiRA']} rmia: {glossary['RMIA']} none: no attack."),
+    "canary_kind": f"{glossary['flipped']} natural: test rows with their own labels.",
+    "white_box": ("Also audit with crafted canaries the auditor can see in the model's updates: "
+                  "the strongest audit, which can prove an epsilon lower bound for dropout (dropout "
+                  "itself gives none); trains one more run per arm and seed."),
+}
 
-
-def _arm_params(kind: str, p: float) -> dict[str, float]:
-    """The page's settings for one arm kind; other kinds take their own defaults."""
-    return {UniformDropoutArm.kind: {"p": p}, GroupDropoutArm.kind: {"budget": p}}.get(kind, {})
-
-
-st.title("Setup")
-arms = st.multiselect("Arms", list(available_arms()), default=list(ARM_KINDS), key="arms")
+start_with(SETUP_DEFAULTS)
+st.title("2. Setup")
+notice = st.session_state.pop("data_notice", None)
+if notice:
+    st.success(notice)
+st.write("Choose which ways of training to compare (the arms) and how thorough the audit is. "
+         "Every setting is kept while you move between pages; Run uses exactly what is shown here.")
+st.multiselect("Arms", list(available_arms()), key="arms", help=HELP["arms"])
 c1, c2, c3 = st.columns(3)
 # The slider stops at the solver's largest rate: the same value is the group-dropout budget.
-p = c1.slider("Uniform dropout rate p (= group-dropout budget)", 0.0, d.MAX_SOLVER_RATE, d.DEFAULT_DROPOUT,
-              0.05, key="p")
-epsilon = c2.number_input("DP-SGD target epsilon", 0.1, 50.0, d.DEFAULT_EPSILON, 0.1, key="epsilon")
-delta_text = c3.text_input("DP-SGD delta (empty: min(1e-5, 1/(10 n)))", key="delta")
+c1.slider("Uniform dropout rate p (= group-dropout budget)", 0.0, d.MAX_SOLVER_RATE, step=0.05,
+          key="p", help=HELP["p"])
+c2.number_input("DP-SGD target epsilon", 0.1, 50.0, step=0.1, key="epsilon", help=glossary["epsilon"])
+c3.text_input("DP-SGD delta (empty: min(1e-5, 1/(10 n)))", key="delta", help=glossary["delta"])
 c4, c5, c6 = st.columns(3)
-seeds = c4.number_input("Seeds", 1, 10, d.DEFAULT_SEEDS, key="seeds")
-epochs = c5.number_input("Epochs", 1, 100, d.DEFAULT_EPOCHS, key="epochs")
-hidden = c6.text_input("Hidden layers (e.g. 64,32; empty = linear)",
-                       ",".join(str(w) for w in d.DEFAULT_HIDDEN), key="hidden")
+c4.number_input("Seeds", 1, 10, key="seeds", help=glossary["seeds"])
+c5.number_input("Epochs", 1, 100, key="epochs", help=glossary["epochs"])
+c6.text_input("Hidden layers (e.g. 64,32; empty = linear)", key="hidden", help=HELP["hidden"])
 c7, c8 = st.columns(2)
-trainers = [d.DEFAULT_TRAINER, *(t for t in available_trainers() if t != d.DEFAULT_TRAINER)]
-trainer = _choice(c7, "Trainer", trainers, d.DEFAULT_TRAINER, "trainer")
+c7.selectbox("Trainer", [d.DEFAULT_TRAINER, *(t for t in available_trainers() if t != d.DEFAULT_TRAINER)],
+             key="trainer", help=glossary["trainer"])
 # CUDA is offered only where there is a GPU ("auto" picks it there).
-devices = [dev for dev in d.DEVICE_CHOICES if dev != "cuda" or torch.cuda.is_available()]
-device = _choice(c8, "Device", devices, d.DEFAULT_DEVICE, "device")
+c8.selectbox("Device", [dev for dev in d.DEVICE_CHOICES if dev != "cuda" or torch.cuda.is_available()],
+             key="device", help=HELP["device"])
 st.subheader("Privacy audit")
-c9, c10, c11 = st.columns(3)
-mia = _choice(c9, "Membership inference", d.MIA_CHOICES, d.DEFAULT_MIA, "mia")
-shadowed = mia in ("lira", "rmia")
-if shadowed:
+c9, c10, c11, c12 = st.columns(4)
+mia = c9.selectbox("Membership inference", list(d.MIA_CHOICES), key="mia", help=HELP["mia"])
+if mia in ("lira", "rmia"):
     c9.caption(f"lira and rmia are the same audit: {d.DEFAULT_SHADOWS} shadow models per arm, "
                "trained once, scored by both LiRA and RMIA.")
-canaries = c10.number_input("Canaries (0 = no one-run audit)", 0, 5000, d.DEFAULT_CANARIES, step=100,
-                            key="canaries")
-canary_kind = _choice(c11, "Canary labels", d.CANARY_KIND_CHOICES, d.DEFAULT_CANARY_KIND, "canary_kind")
+c10.number_input("Canaries (0 = no one-run audit)", 0, 5000, step=100, key="canaries",
+                 help=glossary["canaries"])
+c11.selectbox("Canary labels", list(d.CANARY_KIND_CHOICES), key="canary_kind", help=HELP["canary_kind"])
+c12.checkbox("White-box audit", key="white_box", help=HELP["white_box"])
 
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _estimate(_frame: object, data_hash: str, load_json: str,
+              config_json: str) -> tuple[dict[str, int], float]:
+    estimate = estimate_audit(load_dataset(_frame, **json.loads(load_json)),
+                              AuditConfig.from_dict(json.loads(config_json)))
+    return estimate.models, estimate.seconds
+
+
+#: How the estimate names the models of each purpose.
+PURPOSES = {"arm": "for the arms", "solver": "group-dropout candidates", "shadow": "shadow models",
+            "canary": "canary runs"}
 try:
-    arm_objs = tuple(make_arm(kind, **_arm_params(kind, p)) for kind in arms)
-    config = AuditConfig(
-        arms=arm_objs, seeds=int(seeds), epsilon=float(epsilon),
-        delta=_delta(delta_text),
-        training=TrainingConfig(hidden=parse_hidden_layers(hidden), epochs=int(epochs)),
-        trainer=trainer, device=device,
-        privacy_audit=PrivacyAuditConfig(mia=mia, canaries=int(canaries), canary_kind=canary_kind))
-    st.session_state["config"] = config.to_dict()
+    config = build_config(settings())
     frame = st.session_state.get("frame")
     if frame is not None:
-        # Rough, measured on a 2-core CPU: ~1.5 s per 10k rows x 10 epochs per model,
-        # models = arms x seeds, doubled by the canary runs, plus the solver's candidates
-        # and the shadow models (per arm, once).
-        models = len(arm_objs) * int(seeds) * (2 if canaries else 1) + (
-            30 if GroupDropoutArm.kind in arms else 0) + (
-            len(arm_objs) * d.DEFAULT_SHADOWS if shadowed else 0)
-        estimate = 1.5 * len(frame) / 10_000 * int(epochs) / 10 * models / 4 + 5
-        st.info(f"Estimated run time on a 2-core CPU: about {estimate:.0f} s ({models} models).")
-    st.success("Settings saved. Go to Run.")
+        models, seconds = _estimate(frame, frame_hash(frame),
+                                    json.dumps(st.session_state["load_kwargs"], sort_keys=True),
+                                    json.dumps(config.to_dict(), sort_keys=True, default=str))
+        parts = ", ".join(f"{n} {PURPOSES.get(k, k)}" for k, n in models.items())
+        st.info(f"This audit trains {sum(models.values())} models ({parts}); on a 2-core CPU it "
+                f"takes roughly {_duration(seconds)}.")
+    else:
+        st.info("Choose the data on page 1 to see how long this audit takes.")
 except Exception as exc:  # noqa: BLE001 - shown, never a traceback
-    st.session_state.pop("config", None)  # Run must not use stale settings
     show_error(exc)
+st.button("Restore the defaults", key="restore_defaults",
+          on_click=lambda: st.session_state.update(SETUP_DEFAULTS))

@@ -117,22 +117,29 @@ def check_models_match(jobs: Sequence[FitJob], models: Sequence[FittedModel]) ->
 
 def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
     """Check every arm against the data, then plan the solver's candidates."""
+    searches = {label: GroupDropoutSearch(problem)
+                for label, problem in solver_problems(prepared, config).items()}
+    # Every search of one audit trains the same model (SolverProblem.empirical_training).
+    training = next(iter(searches.values())).training if searches else config.training
+    return SolverPlan(searches, training)
+
+
+def solver_problems(prepared: PreparedData, config: AuditConfig) -> dict[str, SolverProblem]:
+    """Check every arm against the data; the solver's problem of each auto group-dropout arm."""
     PrivacyBudgets.of(config, prepared.n_train).check(config.arms, prepared.n_train)
-    searches = {}
+    problems = {}
     for arm in config.arms:
         if not (isinstance(arm, GroupDropoutArm) and arm.auto):
             arm.row_dropout_rates(prepared.train.groups, prepared.group_labels)  # raises on bad groups
         else:
-            searches[arm.label] = GroupDropoutSearch(SolverProblem(
+            problems[arm.label] = SolverProblem(
                 train=prepared.train.as_tuple(), val=prepared.val.as_tuple(),
                 test=prepared.test.as_tuple(), budget=_group_budget(arm, config),
                 model="linear" if not config.training.hidden else "mlp",
                 objective=arm.objective,  # type: ignore[arg-type]
                 p_max=MAX_SOLVER_RATE, task=prepared.dataset.task, seeds=config.seed_list,
-                training=config.training))
-    # Every search of one audit trains the same model (SolverProblem.empirical_training).
-    training = next(iter(searches.values())).training if searches else config.training
-    return SolverPlan(searches, training)
+                training=config.training)
+    return problems
 
 
 def _group_budget(arm: GroupDropoutArm, config: AuditConfig) -> float:

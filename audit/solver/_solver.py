@@ -417,6 +417,19 @@ class GroupDropoutSearch:
         return _solution(self.problem, self.evaluator, best, self.logistic_seed)
 
 
+def planned_job_count(problem: SolverProblem) -> int:
+    """How many models :class:`GroupDropoutSearch` plans for ``problem``, without planning.
+
+    Planning an MLP search fits the logistic closed form for its extra candidate (seconds
+    on large data); this count assumes that candidate is distinct from the grid, so it
+    is exact or one candidate's fits too many.
+    """
+    candidates = len(_empirical_candidates(problem.space(), problem.n_candidates))
+    if problem.model == "mlp" and problem.task == "classification" and problem.budget > 0:
+        candidates += 1
+    return candidates * len(_plan_fits(problem).fits)
+
+
 #: Convergence tolerance of the logistic closed form in the solver.
 _LOGISTIC_TOL = 1e-5
 #: A logistic seed closer than this (per group) to a grid candidate adds nothing.
