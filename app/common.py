@@ -230,8 +230,12 @@ def app_message(exc: BaseException) -> str:
     if not isinstance(exc, FairprivError):
         return (f"Something went wrong ({type(exc).__name__}: {exc}). Check the inputs and try "
                 "again; if it keeps happening, please report it.")
-    message = str(exc)
-    for name, value in (exc.fix or {}).items():
+    return app_words(str(exc), param=exc.param, fix=exc.fix)
+
+
+def app_words(message: str, *, param: str | None = None, fix: Mapping[str, object] | None = None) -> str:
+    """Engine text (an error, or a dataset's note) with the app's labels for parameters."""
+    for name, value in (fix or {}).items():
         if (name, value) in APP_FIXES:
             message = message.replace(f"{name}={value!r}", APP_FIXES[name, value])
 
@@ -248,7 +252,6 @@ def app_message(exc: BaseException) -> str:
     message = re.sub(r",? or (?:pass|set) [a-z_]+=\S+?(?=[.;)]|$)", "", message)
     message = re.sub(r" ?\((?:CLI )?--[a-z-]+[^)]*\)", "", message)
     message = _VERB.sub(lambda m: "choose" + m.group(1), message)
-    param = getattr(exc, "param", None)
     if param in APP_LABELS:
         label, page = APP_LABELS[param]
         if f"'{label}'" not in message:

@@ -70,6 +70,12 @@ def _ci(row: pd.Series, digits: int = 3) -> str:
     return ci_cell(row, digits)
 
 
+def _seeds_text(seeds: Any) -> str:
+    """'3 (0, 1, 2)': how many seeds, then which (a lone '0' read as 'no seeds')."""
+    seeds = list(seeds) if isinstance(seeds, (list, tuple)) else list(range(int(seeds)))
+    return f"{len(seeds)} ({', '.join(str(s) for s in seeds)})"
+
+
 def build_report(result: AuditResult) -> Report:
     """Assemble every section of the report that applies to ``result``."""
     arms = result.arm_names
@@ -113,7 +119,7 @@ def _overview(result: AuditResult) -> list[Block]:
         rows.append(["Model", "the uploaded predictions of a model trained elsewhere (no training here)"])
     else:
         rows += [["Arms", ", ".join(result.arm_names)],
-                 ["Seeds", ", ".join(str(s) for s in result.config.get("seeds", []))]]
+                 ["Seeds", _seeds_text(result.config.get("seeds", []))]]
     rows += [
         ["Date", str(meta.get("created", "n/a"))],
         ["Configuration hash", str(meta.get("config_hash", "n/a"))],

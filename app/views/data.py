@@ -8,6 +8,7 @@ from fairpriv_app.common import (
     SOURCES,
     TABLE_TYPES,
     app_message,
+    app_words,
     commit_data,
     frame_hash,
     read_upload,
@@ -129,7 +130,7 @@ if frame is not None:
     ready = False
     if dataset is not None:
         for note in dataset.notes:
-            st.info(note)
+            st.info(app_words(note))
         st.subheader("Groups")
         minimum = int(st.session_state.get("min_group_rows", d.DEFAULT_MIN_GROUP_ROWS))
         counts = group_split_counts(dataset, min_group_rows=minimum)

@@ -82,7 +82,7 @@ c12.checkbox("White-box audit", key="white_box", help=HELP["white_box"])
 
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, show_spinner="Counting the models the audit trains...")
 def _estimate(_frame: object, data_hash: str, load_json: str,
               config_json: str) -> tuple[dict[str, int], float]:
     estimate = estimate_audit(load_dataset(_frame, **json.loads(load_json)),
