@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from ..data._datasets import Dataset
-from ._config import AuditConfig
 from ..solver._solver import planned_job_count
+from ._config import AuditConfig
 from ._plan import audit_job_count, solver_problems
 from ._prepare import prepare
 
