@@ -46,6 +46,7 @@ from .dp._accounting import (
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
+from .pipeline._progress import ProgressBar
 from .pipeline._run import run_audit
 from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from .privacy._config import PrivacyAuditConfig
@@ -176,6 +177,7 @@ __all__ = [
     "rmia_offline_scores",
     # pipeline
     "AuditConfig",
+    "ProgressBar",
     "ProgressEvent",
     "PredictionAuditOptions",
     "audit_onnx_model",
