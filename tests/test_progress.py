@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from audit import (
     AuditConfig,
     BaselineArm,
     DPSGDArm,
+    Executor,
     FitJob,
     FittedModel,
     GroupDropoutArm,
@@ -314,3 +315,25 @@ def test_cli_shows_progress_on_stderr(tmp_path: Path) -> None:
                                       "--arms", "baseline", "--epochs", "1", "--hidden", "8", "--bootstrap",
                                       "0", "--canaries", "0", "--no-report", "--quiet", "--out", str(tmp_path)])
     assert quiet.exit_code == 0 and "Training arms" not in quiet.stderr
+
+
+class _OldExecutor(Executor):
+    """An executor written before on_advance: it reports finished models only."""
+
+    name: ClassVar[str] = "old-style"
+
+    def run(self, jobs: Sequence[FitJob], *, config: TrainingConfig, device: Any,  # type: ignore[override]
+            task: Any = "classification", on_fitted: Any = None) -> list[FittedModel]:
+        return LocalExecutor("batched").run(jobs, config=config, device=device, task=task, on_fitted=on_fitted)
+
+
+def test_an_executor_without_on_advance_still_counts_every_model(data: Any) -> None:
+    events: list[ProgressEvent] = []
+    config = _config(arms=(BaselineArm(), UniformDropoutArm(p=0.3)),
+                     privacy_audit=PrivacyAuditConfig(mia="loss", mia_bootstrap=0, canaries=0, mechanism_rows=0))
+    run_audit(data, config, executor=_OldExecutor(), progress=events.append)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert _last_of(events, "arms").stage_done == 4 and events[-1].done == events[-1].total == 4
+    # Without step reports the fraction moves as models finish, by their estimated share.
+    assert all(0 < b - a < 0.5 for a, b in zip(fractions, fractions[1:], strict=False) if b != a)

@@ -154,7 +154,10 @@ class Progress:
 
     def advance(self, jobs: Sequence[FitJob], fraction: float) -> None:
         """``jobs`` (trained together) are ``fraction`` through their training."""
-        items = [self._jobs[id(job)][1] for job in jobs]
+        # Jobs never planned (an executor reporting copies of them) are not counted.
+        items = [self._jobs[id(job)][1] for job in jobs if id(job) in self._jobs]
+        if not items:
+            return
         work = 0.0
         fraction = min(1.0, fraction)
         for item in items:
@@ -178,6 +181,8 @@ class Progress:
 
     def fitted(self, job: FitJob) -> None:
         """A model is trained (what its trainer did not report is credited now)."""
+        if id(job) not in self._jobs:
+            return
         _, item = self._jobs[id(job)]
         if item.credited < 1:
             work = (1 - item.credited) * item.prior_s
@@ -221,11 +226,18 @@ class Progress:
         self.complete(kind, arm=arm, seed=seed)
 
     def finish(self) -> None:
-        """Everything is done: the ``"done"`` event (fraction 1)."""
-        left = [i for i in self._items if not i.finished]
+        """Everything is done: the ``"done"`` event (fraction 1).
+
+        A planned step never reported is a bug (:mod:`._work` and :mod:`._measure`
+        disagree); a model never reported (an executor that reports other objects than
+        the jobs it was given) is counted done now."""
+        left = [i for i in self._items if not i.finished and i.kind in STEP_LABELS]
         if left:
-            raise InternalError(f"progress: {len(left)} planned piece(s) of work never reported, e.g. "
+            raise InternalError(f"progress: {len(left)} planned step(s) never reported, e.g. "
                                 f"{left[0].kind} of {left[0].arm} in {left[0].stage}")
+        for _, item in self._jobs.values():
+            if not item.finished:
+                self._finished(item)
         self.fraction, self._eta = 1.0, 0.0
         self._emit("done")
 
