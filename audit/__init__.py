@@ -51,6 +51,7 @@ from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._estimate import AuditEstimate, estimate_audit
 from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
+from .pipeline._progress import ProgressBar
 from .pipeline._run import run_audit
 from .privacy._audit_bound import correct_guess_p_value, epsilon_lower_bound
 from .privacy._config import PrivacyAuditConfig
@@ -184,6 +185,7 @@ __all__ = [
     "rmia_offline_scores",
     # pipeline
     "AuditConfig",
+    "ProgressBar",
     "ProgressEvent",
     "AuditEstimate",
     "estimate_audit",

@@ -366,7 +366,8 @@ def _split_list(text: str) -> list[str]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for results.json, report.pdf and report.html.")
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True,
+              help="No progress bar (on stderr: the stage, its models or steps done, percent, time left).")
 def run(**opts: Any) -> None:
     """Run an audit and write OUT/results.json; print the summary table."""
     kinds = _split_list(opts["arms_text"])

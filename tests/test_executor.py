@@ -83,10 +83,16 @@ def test_every_model_goes_through_the_executor_and_progress_counts_them(dataset:
     candidates = len(result.solutions["group_dropout"]["curve"])
     assert candidates in (10, 11)
     assert purposes == {"arm": 8, "shadow": 8, "canary": 16, "solver": 4 * candidates}
-    total = 32 + 4 * candidates
+    # Progress also counts the 13 logistic models the closed form fits (uniform + 12 on
+    # the budget line) before the candidates are trained.
+    total = 32 + 4 * candidates + 13
     assert events[-1].stage == "done"
-    assert events[-1].done == events[-1].total == len(executor.seen) == total
-    assert all(e.total == total for e in events)
+    assert events[-1].done == events[-1].total == len(executor.seen) + 13 == total
+    # Known from the first event: the most candidates there can be (the closed form's
+    # choice among them), less its 4 folds once it turns out to be a grid point.
+    assert events[0].total == 32 + 4 * 11 + 13
+    assert {e.total for e in events} <= {32 + 4 * 11 + 13, total}
+    assert [e.total for e in events] == sorted((e.total for e in events), reverse=True)
     done = [e.done for e in events]
     assert done == sorted(done)  # never goes backwards
     # The shadows are trained once (8 above) and scored by LiRA and RMIA both.

@@ -135,14 +135,19 @@ def test_progress_callback(dataset) -> None:
     run_audit(dataset, small_config(arms=(BaselineArm(),), seeds=2, n_bootstrap=0),
               progress=events.append)
     stages = [e.stage for e in events]
-    # Every model is counted: two seeds, then a canary run per seed. The batched trainer
-    # trains the seeds together (both start, then both finish), then each canary run.
-    assert stages == ["train"] * 4 + ["trained", "trained", "canary", "canary",
-                                      "metrics", "privacy", "canaries", "done"]
-    assert [(e.arm, e.seed) for e in events if e.stage == "trained"] == [("baseline", 0), ("baseline", 1)]
-    assert [e.done for e in events if e.stage in ("trained", "canary")] == [1, 2, 3, 4]
-    assert events[-1].done == 4
+    # Every model is counted: two seeds, then a canary run per seed; then the measurement
+    # steps. The batched trainer trains the seeds together (both advance, then both finish).
+    assert list(dict.fromkeys(stages)) == ["arms", "canaries", "measure", "done"]
+    finished = [e for prev, e in zip(events, events[1:], strict=False) if e.done > prev.done]
+    assert [(e.stage, e.arm, e.seed) for e in finished] == [
+        ("arms", "baseline", 0), ("arms", "baseline", 1), ("canaries", "baseline", 0),
+        ("canaries", "baseline", 1)]
+    assert [e.done for e in finished] == [1, 2, 3, 4]
+    assert events[-1].done == 4 and events[-1].fraction == 1.0
     assert all(e.total == 4 for e in events)
+    # The two arms' seeds advance together, epoch by epoch, before either finishes.
+    together = [e for e in events if e.stage == "arms" and e.detail and "2 models together" in e.detail]
+    assert together and all(e.done == 0 for e in together)
 
 
 def test_wrong_group_rates_fail_before_training(dataset) -> None:

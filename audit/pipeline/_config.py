@@ -1,11 +1,12 @@
-"""What an audit trains and measures (:class:`AuditConfig`), and the progress events it reports."""
+"""What an audit trains and measures (:class:`AuditConfig`); the progress events it
+reports (:class:`ProgressEvent`) live in :mod:`._events` and are re-exported here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -39,6 +40,7 @@ from ..privacy._config import PrivacyAuditConfig
 from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
 from ..training._config import TrainingConfig
 from ..training._trainer import get_trainer
+from ._events import ProgressCallback, ProgressEvent
 
 __all__ = ["AuditConfig", "ProgressCallback", "ProgressEvent"]
 
@@ -194,27 +196,3 @@ class AuditConfig:
         """Short stable hash of the configuration (for caching and report covers)."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Reported to a progress callback before and after every model, and at each stage.
-
-    ``done`` and ``total`` count every model the audit trains. Stages: before a model,
-    ``"solve"`` (a group-dropout candidate) or ``"train"`` (any other); after it,
-    ``"solved"``, ``"trained"`` (an arm's model), ``"shadow"`` (a shadow model, shared by
-    LiRA and RMIA) or ``"canary"`` (a canary run); then ``"metrics"`` (per arm),
-    ``"privacy"`` (membership inference), ``"canaries"`` (scoring the canary runs) and
-    ``"done"``.
-    """
-
-    stage: str
-    arm: str | None
-    seed: int | None
-    done: int
-    total: int
-    elapsed_s: float
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
-

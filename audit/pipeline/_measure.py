@@ -1,5 +1,9 @@
 """Measure: fairness, privacy ledgers, membership inference, the canary audit, the
-dropout-noise curve and DP's per-group cost, from the audit's fitted models."""
+dropout-noise curve and DP's per-group cost, from the audit's fitted models.
+
+Each step reports to progress (``progress.step(kind, ...)``); :mod:`._work` plans the
+same steps, in the same kinds, arms and seeds, before anything runs.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +54,11 @@ def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
     config = plan.config
     out = _fairness_and_ledgers(prepared, plan, trained, progress)
     if config.privacy_audit.mia != "none":
-        progress.stage("privacy")
+        progress.begin("membership")
+
+        def scored(arm: str, seed: int) -> None:
+            progress.complete("membership", arm=arm, seed=seed)
+
         out.mia = run_membership_inference(
             trained.arms, kinds={arm.label: arm.kind for arm in plan.arms},
             train=prepared.train, test=prepared.test, config=config.privacy_audit,
@@ -58,11 +66,10 @@ def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
                 {(label, plan.seeds[0]): models for label, models in trained.shadows.items()},
                 plan.shadow_pool.population if plan.shadow_pool is not None else None)
             if trained.shadows else None,
-            roc_out=out.roc, roc_seed=plan.seeds[0])
+            roc_out=out.roc, roc_seed=plan.seeds[0], on_scored=scored)
     if plan.canary_runs:
-        progress.stage("canaries")
-        out.empirical = _canary_audit(prepared, plan, trained)
-    out.mechanism, out.mechanism_reference = _mechanism(prepared, plan, trained, out.privacy_rows)
+        out.empirical = _canary_audit(prepared, plan, trained, progress)
+    out.mechanism, out.mechanism_reference = _mechanism(prepared, plan, trained, out.privacy_rows, progress)
     return out
 
 
@@ -74,22 +81,25 @@ def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: Trai
     test = prepared.test
     arm_scores: dict[str, np.ndarray] = {}
     for arm in plan.arms:
-        models = [trained.arms[(arm.label, seed)] for seed in plan.seeds]
-        scores = np.stack([m.predict(test.X) for m in models])
-        arm_scores[arm.label] = scores
-        progress.stage("metrics", arm=arm.label)
-        by_group, overall, gaps = evaluate_predictions(
-            test.y, scores, test.groups, seeds=plan.seeds, threshold=config.threshold,
-            n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
-            bootstrap_seed=config.bootstrap_seed,
-        )
+        with progress.step("metrics", arm=arm.label):
+            models = [trained.arms[(arm.label, seed)] for seed in plan.seeds]
+            scores = np.stack([m.predict(test.X) for m in models])
+            arm_scores[arm.label] = scores
+            by_group, overall, gaps = evaluate_predictions(
+                test.y, scores, test.groups, seeds=plan.seeds, threshold=config.threshold,
+                n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
+                bootstrap_seed=config.bootstrap_seed,
+            )
         for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
             frames[key].append(df.assign(arm=arm.label, kind=arm.kind))
         privacy_rows.extend(privacy_rows_of(arm, plan.seeds, [m.ledger for m in models]))
     pairs = comparison_pairs({arm.label: arm.kind for arm in plan.arms})
-    changes = gap_changes(test.y, arm_scores, test.groups, pairs, threshold=config.threshold,
-                          n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
-                          bootstrap_seed=config.bootstrap_seed) if pairs else pd.DataFrame()
+    changes = pd.DataFrame()
+    if pairs:
+        with progress.step("gap_changes"):
+            changes = gap_changes(test.y, arm_scores, test.groups, pairs, threshold=config.threshold,
+                                  n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
+                                  bootstrap_seed=config.bootstrap_seed)
     return Measurements(
         by_group=pd.concat(frames["by_group"], ignore_index=True),
         overall=pd.concat(frames["overall"], ignore_index=True),
@@ -115,16 +125,19 @@ def privacy_rows_of(arm: Arm, seeds: Sequence[int], ledgers: Sequence[PrivacyLed
     return rows
 
 
-def _canary_audit(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels) -> pd.DataFrame:
+def _canary_audit(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
+                  progress: Progress) -> pd.DataFrame:
     """One row per (arm, seed, audit): the canary runs' lower bounds and violation flags,
     in arm, seed and audit order (a seed's audits come from up to two runs)."""
-    rows = [
-        row
-        for run, models in zip(plan.canary_runs, trained.canaries, strict=True)
-        for arm, model in zip(plan.arms, models, strict=True)
-        for row in score_canary_run(run, arm, model, prepared.test.X, delta=plan.budgets.delta[arm.label],
-                                    n_seeds=len(plan.seeds), config=plan.config.privacy_audit)
-    ]
+    rows = []
+    for run, models in zip(plan.canary_runs, trained.canaries, strict=True):
+        # A black-box run (with gradient canaries for DP-SGD), or a row-canary run.
+        kind = "canary_audit" if run.plan is not None else "white_box"
+        for arm, model in zip(plan.arms, models, strict=True):
+            with progress.step(kind, arm=arm.label, seed=run.seed):
+                rows += score_canary_run(run, arm, model, prepared.test.X,
+                                         delta=plan.budgets.delta[arm.label], n_seeds=len(plan.seeds),
+                                         config=plan.config.privacy_audit)
     arm_order = {arm.label: i for i, arm in enumerate(plan.arms)}
     audit_order = {audit: i for i, audit in enumerate(EMPIRICAL_AUDITS)}
     rows.sort(key=lambda row: (arm_order[row["arm"]], row["seed"], audit_order[row["audit"]]))
@@ -132,7 +145,7 @@ def _canary_audit(prepared: PreparedData, plan: AuditPlan, trained: TrainedModel
 
 
 def _mechanism(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
-               privacy_rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+               privacy_rows: list[dict[str, Any]], progress: Progress) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Dropout's gradient noise vs gradient norm for each dropout arm, and DP's fixed scale."""
     config: AuditConfig = plan.config
     seed, train = plan.seeds[0], prepared.train
@@ -147,9 +160,10 @@ def _mechanism(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
         rates = plan.row_rates(arm, train.groups)
         if not np.any(rates > 0):
             continue
-        curve = dropout_noise_curve(trained.arms[(arm.label, seed)], train.X[rows], train.y[rows],
-                                    rates[rows], masks=config.privacy_audit.mechanism_masks,
-                                    seed=seed, task=prepared.dataset.task)
+        with progress.step("mechanism", arm=arm.label):
+            curve = dropout_noise_curve(trained.arms[(arm.label, seed)], train.X[rows], train.y[rows],
+                                        rates[rows], masks=config.privacy_audit.mechanism_masks,
+                                        seed=seed, task=prepared.dataset.task)
         frames.append(curve.assign(arm=arm.label, kind=arm.kind, row=rows, group=train.groups[rows]))
     if not frames:
         return pd.DataFrame(), reference

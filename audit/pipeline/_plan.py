@@ -9,14 +9,16 @@ Two plans, because group-dropout rates are solved from trained candidates:
    :class:`~audit.FitJob` with its rows, rates, seed, epsilon and delta.
 
 :func:`plan_solver` first checks every arm against the data (group names, delta), so
-that a wrong group name fails in a second, not after the solver's training. The
-number of models :func:`plan_audit` will plan is known before the solver runs
-(:func:`audit_job_count`), so progress can count every model from the start.
+that a wrong group name fails in a second, not after the solver's training. The rows
+of the shadow models and canary runs do not depend on the arms' rates, so they are
+planned before the solver runs (:func:`plan_audit_rows`), and a provisional plan
+(``plan_audit(..., solutions=None)``) holds every model the audit will train, for
+progress to count and weigh from the start (:func:`audit_job_count` is its count).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +36,8 @@ from ..training._trainer import FitJob, FittedModel
 from ._config import AuditConfig
 from ._prepare import PreparedData
 
-__all__ = ["AuditPlan", "SolverPlan", "TrainedModels", "audit_job_count", "plan_audit", "plan_solver"]
+__all__ = ["AuditPlan", "AuditRows", "SolverPlan", "TrainedModels", "audit_job_count", "plan_audit",
+           "plan_audit_rows", "plan_solver"]
 
 
 # --------------------------------------------------------------------------- budgets
@@ -95,14 +98,18 @@ class SolverPlan:
     def jobs(self) -> list[FitJob]:
         return [job for search in self.searches.values() for job in search.jobs]
 
-    def conclude(self, models: Sequence[FittedModel]) -> dict[str, DropoutSolution]:
-        """Each search's solution from its share of the fitted models (in job order)."""
+    def conclude(self, models: Sequence[FittedModel],
+                 on_concluded: Callable[[str], None] | None = None) -> dict[str, DropoutSolution]:
+        """Each search's solution from its share of the fitted models (in job order);
+        ``on_concluded(label)`` after each search."""
         check_models_match(self.jobs(), models)
         out, start = {}, 0
         for label, search in self.searches.items():
             count = len(search.jobs)
             out[label] = search.conclude(models[start:start + count])
             start += count
+            if on_concluded is not None:
+                on_concluded(label)
         return out
 
 
@@ -257,16 +264,50 @@ def audit_job_count(config: AuditConfig, test_rows: int) -> int:
     return len(config.arms) * per_arm
 
 
+@dataclass(frozen=True, eq=False)
+class AuditRows:
+    """What the shadow models and canary runs train on, planned before the solver runs
+    (neither depends on the arms): the shadow pool (``None`` without shadows) and the
+    canary runs."""
+
+    shadow_pool: ShadowPool | None
+    canary_runs: tuple[CanaryRun, ...]
+
+
+def plan_audit_rows(prepared: PreparedData, config: AuditConfig) -> AuditRows:
+    """The shadow pool and the canary runs of the audit."""
+    audit_cfg, seeds, train = config.privacy_audit, config.seed_list, prepared.train
+    pool = None
+    if audit_cfg.uses_shadows:
+        pool = plan_shadow_pool(train, prepared.test, seed=seeds[0], shadows=audit_cfg.shadows,
+                                population=prepared.val)
+    runs: list[CanaryRun] = []
+    if audit_cfg.canaries > 0:
+        runs = plan_canary_runs(train, prepared.test, seeds=seeds, config=audit_cfg)
+    return AuditRows(pool, tuple(runs))
+
+
 def plan_audit(prepared: PreparedData, config: AuditConfig,
-               solutions: Mapping[str, DropoutSolution]) -> AuditPlan:
-    """Plan arms x seeds, shadows and canary runs with the solved group rates applied."""
+               solutions: Mapping[str, DropoutSolution] | None,
+               rows: AuditRows | None = None) -> AuditPlan:
+    """Plan arms x seeds, shadows and canary runs with the solved group rates applied.
+
+    With ``solutions=None`` the plan is provisional, for estimating the work ahead
+    before the solver has run: an auto group-dropout arm stands in with the uniform rate
+    at its budget. ``rows`` (default: planned here) are the shadow pool and canary runs
+    of :func:`plan_audit_rows`, so that both plans share them.
+    """
     budgets = PrivacyBudgets.of(config, prepared.n_train)
     arms: list[Arm] = []
     records: dict[str, dict[str, Any]] = {}
     for arm in config.arms:
-        if arm.label in solutions:
+        if solutions is not None and arm.label in solutions:
             trained, records[arm.label] = applied_solution(arm.label, solutions[arm.label])
             arms.append(trained)
+        elif solutions is None and isinstance(arm, GroupDropoutArm) and arm.auto:
+            budget = _group_budget(arm, config)
+            arms.append(make_arm("group_dropout", name=arm.label,
+                                 rates={g: budget for g in prepared.group_labels}))
         else:
             arms.append(arm)
     labels = prepared.group_labels
@@ -278,17 +319,12 @@ def plan_audit(prepared: PreparedData, config: AuditConfig,
 
     seeds = config.seed_list
     arm_jobs = [job(arm, prepared.train_rows, train.groups, seed, "arm") for arm in arms for seed in seeds]
-    audit_cfg = config.privacy_audit
-    pool = None
+    rows = rows if rows is not None else plan_audit_rows(prepared, config)
+    pool, runs = rows.shadow_pool, rows.canary_runs
     shadow_jobs: list[FitJob] = []
-    if audit_cfg.uses_shadows:
-        pool = plan_shadow_pool(train, prepared.test, seed=seeds[0], shadows=audit_cfg.shadows,
-                                population=prepared.val)
+    if pool is not None:
         shadow_jobs = [job(arm, pool.rows(s, arm.label), pool.groups[half], pool.shadow_seed(s), "shadow")
                        for arm in arms for s, half in enumerate(pool.halves)]
-    runs: list[CanaryRun] = []
-    if audit_cfg.canaries > 0:
-        runs = plan_canary_runs(train, prepared.test, seeds=seeds, config=audit_cfg)
     canary_jobs = [job(arm, run.rows, run.groups, run.seed, "canary") for run in runs for arm in arms]
     return AuditPlan(
         config=config, arms=tuple(arms), budgets=budgets, solutions=records, group_labels=labels,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +60,7 @@ def membership_sample(n_train: int, n_test: int, seed: int) -> MembershipSample:
                             np.sort(rng.choice(n_test, n, replace=False)))
 
 
-def run_membership_inference(
+def run_membership_inference(  # noqa: PLR0913 - the models, their data, and three optional outputs
     models: Mapping[tuple[str, int], FittedModel],
     *,
     kinds: Mapping[str, str],
@@ -70,6 +70,7 @@ def run_membership_inference(
     shadows: ShadowModels | None = None,
     roc_out: list[pd.DataFrame] | None = None,
     roc_seed: int | None = None,
+    on_scored: Callable[[str, int], None] | None = None,
 ) -> pd.DataFrame:
     """Attack metrics for every (arm, seed) model: a tidy frame with ``attack`` column.
 
@@ -77,7 +78,8 @@ def run_membership_inference(
     where the pool is the members followed by the non-members of the sample: LiRA is
     scored from them, and RMIA too when ``shadows.population`` is given. ROC points of
     ``roc_seed``'s attacks (default: the smallest seed) are appended to ``roc_out`` when
-    given; an audit passes the seed its shadows were trained for.
+    given; an audit passes the seed its shadows were trained for. ``on_scored(arm, seed)``
+    is called after each model's attacks (progress).
     """
     if roc_seed is None:
         roc_seed = min((s for _, s in models), default=0)
@@ -119,6 +121,8 @@ def run_membership_inference(
             adv = df["metric"] == "advantage"
             df.loc[adv, ["ci_low", "ci_high"]] = np.nan
             frames.append(df.assign(arm=arm, kind=kinds[arm], seed=seed, attack=attack))
+        if on_scored is not None:
+            on_scored(arm, seed)
     if not frames:
         return pd.DataFrame()
     per_seed = pd.concat(frames, ignore_index=True)

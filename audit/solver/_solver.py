@@ -33,7 +33,7 @@ every result reports each group's error change against uniform dropout and flags
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -387,6 +387,12 @@ class GroupDropoutSearch:
     ``jobs`` lists every candidate x seed to train (candidates fixed in advance);
     ``conclude(models)`` takes the fitted models in the same order and returns the
     :class:`DropoutSolution`.
+
+    An MLP search on a binary target first fits the logistic closed form on
+    :attr:`closed_form_fits` candidates (:meth:`seed`; seconds to a minute on 20,000
+    rows), whose choice joins the grid unless a grid point is that choice already.
+    Building the search is cheap; the closed form runs when :meth:`seed` or ``jobs``
+    is first called, so that progress can count its fits.
     """
 
     def __init__(self, problem: SolverProblem) -> None:
@@ -397,14 +403,48 @@ class GroupDropoutSearch:
         self.evaluator = _EmpiricalEvaluator(problem)
         self.candidates = _empirical_candidates(self.space, problem.n_candidates)
         #: The logistic closed form's choice, added as a candidate of an MLP search on a
-        #: binary target (where the grid may have no point near it).
+        #: binary target (where the grid may have no point near it); set by :meth:`seed`.
         self.logistic_seed: np.ndarray | None = None
-        if problem.model == "mlp" and problem.task == "classification" and problem.budget > 0:
-            self.logistic_seed = _logistic_choice(problem)
+        self._seeds = problem.model == "mlp" and problem.task == "classification" and problem.budget > 0
+        #: Logistic models the closed form fits before the candidates are trained (0: none).
+        self.closed_form_fits = len(_empirical_candidates(self.space, _SEED_CANDIDATES)) if self._seeds else 0
+        self._jobs: list[FitJob] | None = None
+        self._provisional: list[FitJob] | None = None
+
+    def seed(self, on_fit: Callable[[], None] | None = None) -> None:
+        """Fit the closed form (once; ``on_fit()`` after each of its fits) and fix the
+        candidates and :attr:`jobs`."""
+        if self._jobs is not None:
+            return
+        if self._seeds:
+            self.logistic_seed = _logistic_choice(self.problem, on_fit)
             if all(np.abs(self.logistic_seed - c).max() > _SEED_DISTINCT for c in self.candidates):
                 self.candidates.append(self.logistic_seed)
-        #: Every candidate x seed, candidate-major, fixed when the search is planned.
-        self.jobs: list[FitJob] = self.evaluator.jobs_for(self.candidates)
+        self._jobs = self.evaluator.jobs_for(self.candidates)
+
+    @property
+    def jobs(self) -> list[FitJob]:
+        """Every candidate x seed, candidate-major (fixed once the closed form has run)."""
+        self.seed()
+        if self._jobs is None:  # pragma: no cover - seed() sets it
+            raise InternalError("the search's jobs were not planned")
+        return self._jobs
+
+    def provisional_jobs(self) -> list[FitJob]:
+        """The most jobs :attr:`jobs` can hold, known before the closed form runs: the
+        grid's, and one more candidate's (stand-in rates) when the closed form's choice
+        may join it. For estimating the work ahead only (the same list at every call)."""
+        if self._provisional is None:
+            extra = self.evaluator.jobs_for(self.candidates[:1]) if self._seeds else []
+            self._provisional = [*self.evaluator.jobs_for(self.candidates), *extra]
+        return self._provisional
+
+    @property
+    def rows_scored(self) -> int:
+        """Rows each fitted candidate model predicts when the search concludes (its
+        scored rows and the report split)."""
+        fits = self.evaluator.fits.fits
+        return sum(len(fit.scored_rows) for fit in fits) // max(1, len(fits)) + len(self.evaluator.test[1])
 
     @property
     def training(self) -> TrainingConfig:
@@ -438,11 +478,11 @@ _SEED_DISTINCT = 0.01
 _SEED_CANDIDATES = 12
 
 
-def _logistic_choice(problem: SolverProblem) -> np.ndarray:
+def _logistic_choice(problem: SolverProblem, on_fit: Callable[[], None] | None = None) -> np.ndarray:
     """The rates the logistic closed form picks on the same problem (a cheap grid)."""
     evaluator = _ExactEvaluator(problem.train, problem.val, problem.report_split, problem.labels,
                                 logistic=True)
-    return _solve_on_candidates(evaluator, problem.space(), problem.objective, _SEED_CANDIDATES)
+    return _solve_on_candidates(evaluator, problem.space(), problem.objective, _SEED_CANDIDATES, on_fit)
 
 
 def solve_on_arrays(
@@ -1073,11 +1113,15 @@ def _solve_exact_many(ev: _ExactEvaluator, space: _BudgetSet, objective: str) ->
 _LOGISTIC_CANDIDATES = 40
 
 
-def _solve_on_candidates(ev: _ExactEvaluator, space: _BudgetSet, objective: str, n: int) -> np.ndarray:
-    """The best of a fixed candidate set (uniform included), as :func:`_pick` decides."""
+def _solve_on_candidates(ev: _ExactEvaluator, space: _BudgetSet, objective: str, n: int,
+                         on_fit: Callable[[], None] | None = None) -> np.ndarray:
+    """The best of a fixed candidate set (uniform included), as :func:`_pick` decides;
+    ``on_fit()`` is called after each candidate is fitted."""
     candidates = _empirical_candidates(space, n)
     for c in candidates:
         ev.errors(c)
+        if on_fit is not None:
+            on_fit()
     return _pick(ev, candidates, objective)
 
 

@@ -49,6 +49,7 @@ from ..dp._accounting import (
     noise_multiplier_for_epsilon,
 )
 from ._config import TrainingConfig
+from ._cost import JobWork, Mechanisms, job_costs
 from ._models import MLP
 from ._privatizer import DPSGDPrivatizer
 from ._stacked_mlp import (
@@ -66,7 +67,16 @@ from ._stacked_mlp import (
     row_bytes,
     row_loss,
 )
-from ._trainer import FitJob, FittedModel, Task, Trainer, check_shared_rows, register_trainer
+from ._trainer import (
+    AdvanceCallback,
+    FitJob,
+    FittedModel,
+    Task,
+    Trainer,
+    check_shared_rows,
+    register_trainer,
+    report_interval,
+)
 from ._whitebox import (
     AUDIT_BLOCK,
     GradientCanaries,
@@ -182,6 +192,7 @@ def train_mlp_batch(  # noqa: PLR0913 - one keyword per independent part of a ru
     stats: BatchStats | None = None,
     dp_rows: DPRowCount | None = None,
     probe: WhiteBoxProbe | None = None,
+    on_step: StepCallback | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Train K models on the same rows; return each model's ``state_dict``.
 
@@ -203,6 +214,11 @@ def train_mlp_batch(  # noqa: PLR0913 - one keyword per independent part of a ru
     probe
         Canaries to plant and observe at every step (:mod:`._whitebox`); the traces are
         appended to ``stats.traces``. Needs the built-in MLP (``per_sample="ghost"``).
+    on_step
+        ``on_step(steps_done, steps)``: called with 0 before the first step, then every
+        :func:`~audit.training._trainer.report_interval` steps (at least once an epoch)
+        and after the last. All K models advance together. An exception it raises stops
+        the run there.
     """
     if not specs:
         return []
@@ -212,10 +228,28 @@ def train_mlp_batch(  # noqa: PLR0913 - one keyword per independent part of a ru
     run = _StackedRun(X, y, specs, config, task, engine or BatchEngine(),
                       stats if stats is not None else BatchStats(), probe)
     if private.pop():
-        run.train_private(dp_rows)
+        run.train_private(dp_rows, on_step)
     else:
-        run.train_plain()
+        run.train_plain(on_step)
     return run.states()
+
+
+#: ``on_step(steps_done, steps)`` of :func:`train_mlp_batch`.
+StepCallback = Callable[[int, int], None]
+
+
+class _StepReports:
+    """Calls ``on_step`` at the start, every few steps and after the last step."""
+
+    def __init__(self, on_step: StepCallback | None, steps: int, steps_per_epoch: int) -> None:
+        self.on_step, self.steps = on_step, steps
+        self.every = report_interval(steps, steps_per_epoch)
+        if on_step is not None:
+            on_step(0, steps)
+
+    def took(self, done: int) -> None:
+        if self.on_step is not None and (done % self.every == 0 or done == self.steps):
+            self.on_step(done, self.steps)
 
 
 class _StackedRun:
@@ -288,7 +322,7 @@ class _StackedRun:
                start: int, stop: int) -> RowChunk:
         return RowChunk(self.X[idx], self.y[idx], valid, chunk_masks(masks, start, stop))
 
-    def train_private(self, dp_rows: DPRowCount | None) -> None:
+    def train_private(self, dp_rows: DPRowCount | None, on_step: StepCallback | None = None) -> None:
         specs, n, stats, privatizer = self.specs, self.n, self.stats, self.engine.privatizer
         models = StackedModels(self.base, self.params, self.engine.per_sample, self.loss_fn)
         clip = self._vector([float(s.max_grad_norm or 0.0) for s in specs])
@@ -303,6 +337,7 @@ class _StackedRun:
         canaries = _GradientCanaryRun(self, gradient, clip) if gradient is not None else None
         privatizer.start(steps_per_epoch)
         stats.min_draw = n
+        reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch)
         for step in range(self.config.epochs * steps_per_epoch):
             real = privatizer.sample(self.gens, n, rates, step)
             counts = real.sum(dim=1)
@@ -333,6 +368,7 @@ class _StackedRun:
                 canaries.observe(update, expected)
             self.opt.step(update)
             stats.steps += 1
+            reports.took(step + 1)
         if canaries is not None:
             canaries.finish()
 
@@ -347,14 +383,17 @@ class _StackedRun:
     def _plain_steps(self) -> int:
         return math.ceil(self.n / min(self.config.batch_size, self.n))
 
-    def train_plain(self) -> None:
+    def train_plain(self, on_step: StepCallback | None = None) -> None:
         n, stats, K = self.n, self.stats, len(self.specs)
         models = StackedModels(self.base, self.params, self.engine.per_sample, self.loss_fn)
         bsz = min(self.config.batch_size, n)
         chunk_rows = self._chunk_rows("ghost", bsz)
+        steps_per_epoch = self._plain_steps()
+        reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch)
+        taken = 0
         for _ in range(self.config.epochs):
             perms = torch.stack([g.permutation(n) for g in self.gens]).to(self.device)
-            for s in range(self._plain_steps()):
+            for s in range(steps_per_epoch):
                 batch = perms[:, s * bsz:(s + 1) * bsz]
                 masks = self._step_masks(batch, torch.full((K,), batch.shape[1]))
                 grads = {k: torch.zeros_like(v) for k, v in self.params.items()}
@@ -370,6 +409,8 @@ class _StackedRun:
                 self._observe(models, grads)
                 self.opt.step(grads)
                 stats.steps += 1
+                taken += 1
+                reports.took(taken)
 
     def states(self) -> list[dict[str, torch.Tensor]]:
         for trace in self.traces:
@@ -459,11 +500,14 @@ class BatchedTrainer(Trainer):
 
     def fit_many(self, jobs: Sequence[FitJob], *, config: TrainingConfig, device: torch.device,
                  task: Task = "classification",
-                 on_fitted: Callable[[int], None] | None = None) -> list[FittedModel]:
+                 on_fitted: Callable[[int], None] | None = None,
+                 on_advance: AdvanceCallback | None = None) -> list[FittedModel]:
         """Train every job; see :meth:`Trainer.fit_many`.
 
         DP jobs whose rows set ``accounting_rows`` get a mechanism (sampling rate, steps,
         noise and the expected batch size) fixed by that many rows instead of ``len(X)``.
+        The non-private jobs are trained as one batch, then the private ones: each batch
+        reports ``on_advance`` for all its models together, every few steps.
         """
         data = check_shared_rows(jobs, self)
         for job in jobs:
@@ -480,12 +524,14 @@ class BatchedTrainer(Trainer):
             members = [i for i, j in enumerate(jobs) if j.arm.private == private]
             if not members:
                 continue
+            if on_advance is not None:
+                on_advance(members, 0.0)
             pairs = [mechanism.spec_and_ledger(jobs[i], config) if private else
                      (BatchedModelSpec(seed=jobs[i].seed, rates=jobs[i].rates, lr=config.lr,
                                        stream=jobs[i].arm.label), PrivacyLedger(mechanism=jobs[i].arm.kind))
                      for i in members]
             states, traces = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism,
-                                               private, data.probe)
+                                               data.probe, _steps_of(on_advance, members))
             for pos, (i, state, (_, ledger)) in enumerate(zip(members, states, pairs, strict=True)):
                 model = MLP(data.X.shape[1], hidden=config.hidden).to(device)
                 model.load_state_dict(state)
@@ -497,20 +543,21 @@ class BatchedTrainer(Trainer):
 
     def _train_group(self, X: torch.Tensor, y: torch.Tensor, specs: list[BatchedModelSpec],
                      config: TrainingConfig, task: Task, mechanism: _DPMechanism,
-                     private: bool, probe: WhiteBoxProbe | None
+                     probe: WhiteBoxProbe | None, on_step: StepCallback | None = None,
                      ) -> tuple[list[dict[str, torch.Tensor]], list[WhiteBoxTrace]]:
         """One call of :func:`train_mlp_batch` for jobs that are all private or all not.
 
         Gradient canaries need clipping and noise: non-private models get the row
         canaries of a probe only.
         """
+        private = specs[0].private
         stats = BatchStats()
         if probe is not None and not private and probe.gradient is not None:
             probe = WhiteBoxProbe(rows_X=probe.rows_X)
         states = train_mlp_batch(
             X, y, specs, config=config, task=task, engine=self.engine, stats=stats,
             dp_rows=DPRowCount(mechanism.steps_per_epoch, mechanism.rows) if private else None,
-            probe=probe)
+            probe=probe, on_step=on_step)
         self.last_stats.append(stats)
         n = X.shape[0]
         plain_steps = config.epochs * math.ceil(n / min(config.batch_size, n))
@@ -520,6 +567,12 @@ class BatchedTrainer(Trainer):
                 f"the batched trainer took {stats.steps} steps but accounted for {expected_steps}; "
                 "no epsilon can be reported for this run")
         return states, stats.traces
+
+    def work(self, jobs: Sequence[FitJob], *, config: TrainingConfig,
+             mechanisms: Mechanisms | None = None) -> list[JobWork]:
+        """Estimated cost of each job: one batch for the non-private jobs and one for the
+        private ones, each batch's cost shared by its models."""
+        return job_costs(jobs, config, stacked=True, mechanisms=mechanisms)
 
 
 @dataclass(frozen=True)
@@ -556,6 +609,20 @@ class _DPMechanism:
             sample_rate=self.sample_rate, steps=self.steps, accountant=arm.accountant,
             max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS)
         return spec, ledger
+
+
+def _steps_of(on_advance: AdvanceCallback | None, members: list[int]) -> StepCallback | None:
+    """A batch's ``on_step`` reporting its models' advance (its start is reported before
+    the noise is calibrated, so the step-0 call is not repeated)."""
+    if on_advance is None:
+        return None
+    callback = on_advance
+
+    def on_step(done: int, steps: int) -> None:
+        if done > 0:
+            callback(members, done / steps)
+
+    return on_step
 
 
 def _all_fitted(results: list[FittedModel | None]) -> list[FittedModel]:

@@ -7,6 +7,7 @@ trainers are tested against.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,7 +20,19 @@ from ..arms._arms import DPSGDArm
 from ..dp._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
 from ._models import MLP
-from ._trainer import FitJob, FittedModel, ModelFactory, Task, Trainer, check_shared_rows, register_trainer
+from ._trainer import (
+    AdvanceCallback,
+    FitJob,
+    FittedModel,
+    ModelFactory,
+    Task,
+    Trainer,
+    check_shared_rows,
+    register_trainer,
+)
+
+#: ``on_epoch(epochs_done)``, called after every epoch.
+EpochCallback = Callable[[int], None]
 
 
 class _RowBatchDataset(TensorDataset):
@@ -55,8 +68,28 @@ class ReferenceTrainer(Trainer):
     def __init__(self, model_factory: ModelFactory | None = None) -> None:
         self.model_factory: ModelFactory = model_factory or (lambda d, h: MLP(d, hidden=h))
 
+    def fit_many(self, jobs: Sequence[FitJob], *, config: TrainingConfig, device: torch.device,
+                 task: Task = "classification", on_fitted: Callable[[int], None] | None = None,
+                 on_advance: AdvanceCallback | None = None) -> list[FittedModel]:
+        """One model after the other; each reports ``on_advance`` after every epoch."""
+        check_shared_rows(jobs, self)
+        out = []
+        for i, job in enumerate(jobs):
+            on_epoch: EpochCallback | None = None
+            if on_advance is not None:
+                on_advance([i], 0.0)
+                on_epoch = _epochs_of(on_advance, i, config.epochs)
+            out.append(self._fit(job, config=config, device=device, task=task, on_epoch=on_epoch))
+            if on_fitted is not None:
+                on_fitted(i)
+        return out
+
     def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
             task: Task = "classification") -> FittedModel:
+        return self._fit(job, config=config, device=device, task=task)
+
+    def _fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
+             task: Task = "classification", on_epoch: EpochCallback | None = None) -> FittedModel:
         check_shared_rows([job], self)
         arm = job.arm
         if arm.private and not isinstance(arm, DPSGDArm):
@@ -71,11 +104,18 @@ class ReferenceTrainer(Trainer):
             loader = _shuffled_loader(job, config, device)
             loss_fn: nn.Module = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
             if isinstance(arm, DPSGDArm):
-                ledger = _train_private(arm, job, model, optimizer, loader, loss_fn, config, device)
+                ledger = _train_private(job, model, optimizer, loader, loss_fn, config, device, on_epoch)
             else:
-                _run_epochs(model, optimizer, loader, loss_fn, config.epochs)
+                _run_epochs(model, optimizer, loader, loss_fn, config.epochs, on_epoch)
                 ledger = PrivacyLedger(mechanism=arm.kind)
         return FittedModel(model=model, ledger=ledger, device=device, task=task)
+
+
+def _epochs_of(on_advance: AdvanceCallback, position: int, epochs: int) -> EpochCallback:
+    def on_epoch(done: int) -> None:
+        on_advance([position], done / epochs)
+
+    return on_epoch
 
 
 def _shuffled_loader(job: FitJob, config: TrainingConfig, device: torch.device) -> DataLoader:
@@ -89,15 +129,15 @@ def _shuffled_loader(job: FitJob, config: TrainingConfig, device: torch.device) 
                       generator=generator, collate_fn=_identity_collate)  # type: ignore[arg-type]
 
 
-def _train_private(arm: DPSGDArm, job: FitJob, model: nn.Module, optimizer: torch.optim.Optimizer,
+def _train_private(job: FitJob, model: nn.Module, optimizer: torch.optim.Optimizer,
                    loader: DataLoader, loss_fn: nn.Module, config: TrainingConfig,
-                   device: torch.device) -> PrivacyLedger:
+                   device: torch.device, on_epoch: EpochCallback | None = None) -> PrivacyLedger:
     """DP-SGD through Opacus; ``model`` is left a plain module with the trained weights."""
     if job.epsilon is None or job.delta is None:
         raise ConfigError("dp_sgd needs a target epsilon and delta")
     with quiet_opacus():
         pending, model_dp, optimizer, loader = _make_private(job, model, optimizer, loader, config, device)
-        _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs)
+        _run_epochs(model_dp, optimizer, loader, loss_fn, config.epochs, on_epoch)
         ledger = _finish_ledger(pending, job.delta)
     # Drop Opacus' hooks and per-sample attributes: the module GradSampleModule
     # wrapped is a plain module again.
@@ -112,9 +152,9 @@ def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Opt
 
 
 def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
-                loss_fn: nn.Module, epochs: int) -> None:
+                loss_fn: nn.Module, epochs: int, on_epoch: EpochCallback | None = None) -> None:
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         for xb, yb, rb in loader:
             optimizer.zero_grad(set_to_none=True)
             if xb.shape[0] == 0:
@@ -125,6 +165,8 @@ def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Data
                 loss = loss_fn(model(xb, rb), yb)
             loss.backward()
             optimizer.step()
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
 
 
 @dataclass

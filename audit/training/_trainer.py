@@ -8,10 +8,12 @@ other trainers are tested against. Trainers are registered by name.
 
 from __future__ import annotations
 
+import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -21,10 +23,12 @@ from .._exceptions import ConfigError
 from ..arms._arms import Arm
 from ..dp._accounting import PrivacyLedger
 from ._config import TrainingConfig
+from ._cost import JobWork, Mechanisms, job_costs
 from ._whitebox import WhiteBoxProbe, WhiteBoxTrace
 
 __all__ = [
     "JOB_PURPOSES",
+    "AdvanceCallback",
     "FitJob",
     "FittedModel",
     "Trainer",
@@ -196,6 +200,32 @@ def trainers_fixing_mechanism() -> tuple[str, ...]:
 
 Task = Literal["classification", "regression"]
 
+#: ``on_advance(positions, fraction)``: the jobs at ``positions`` of a ``fit_many`` call
+#: are ``fraction`` (0 to 1) of the way through their training. Trainers call it when a
+#: model (or a batch of models trained together) starts, with 0, then every few steps
+#: (at least once an epoch). An exception it raises stops the training: that is how a
+#: caller cancels.
+AdvanceCallback = Callable[[Sequence[int], float], None]
+
+#: Progress reports per trainer call: a batch reports every ``steps / REPORTS_PER_RUN``
+#: steps, and at least once an epoch.
+REPORTS_PER_RUN = 20
+
+
+def report_interval(steps: int, steps_per_epoch: int) -> int:
+    """Steps between two progress reports of a run of ``steps`` steps."""
+    return max(1, min(steps_per_epoch, math.ceil(steps / REPORTS_PER_RUN)))
+
+
+def accepts_keyword(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``function`` takes the keyword ``name`` (or any keyword): so that a trainer
+    or executor written before ``on_advance`` existed keeps working without it."""
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
 
 class Trainer(ABC):
     """Base class of trainers.
@@ -204,7 +234,7 @@ class Trainer(ABC):
     trainers able to train several models at once (``batched``) can do so. The default
     ``fit_many`` calls ``fit`` in turn. Audits do not call trainers directly: an
     executor (:mod:`audit.training._executor`) groups an audit's jobs by their rows and
-    hands each group to a trainer.
+    hands each group to a trainer. ``work`` estimates what each job costs (for progress).
     """
 
     name: ClassVar[str] = ""
@@ -221,15 +251,27 @@ class Trainer(ABC):
         device: torch.device,
         task: Task = "classification",
         on_fitted: Callable[[int], None] | None = None,
+        on_advance: AdvanceCallback | None = None,
     ) -> list[FittedModel]:
-        """Train every job; ``on_fitted(i)`` is called when job ``i`` is done."""
+        """Train every job; ``on_fitted(i)`` is called when job ``i`` is done, and
+        ``on_advance`` as training advances (see :data:`AdvanceCallback`; this default
+        reports each model's start only, as ``fit`` trains it in one call)."""
         check_shared_rows(jobs, self)
         out = []
         for i, job in enumerate(jobs):
+            if on_advance is not None:
+                on_advance([i], 0.0)
             out.append(self.fit(job, config=config, device=device, task=task))
             if on_fitted is not None:
                 on_fitted(i)
         return out
+
+    def work(self, jobs: Sequence[FitJob], *, config: TrainingConfig,
+             mechanisms: Mechanisms | None = None) -> list[JobWork]:
+        """Estimated cost of each job of one ``fit_many`` call (row passes and set-up,
+        :mod:`audit.training._cost`; ``mechanisms``: the DP mechanisms whose noise
+        calibration is already counted); this default trains one model at a time."""
+        return job_costs(jobs, config, stacked=False, mechanisms=mechanisms)
 
     @abstractmethod
     def fit(self, job: FitJob, *, config: TrainingConfig, device: torch.device,
