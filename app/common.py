@@ -333,22 +333,12 @@ class AuditJob:
 
 
 def progress_fraction(event: ProgressEvent | None) -> float:
-    if event is None:
-        return 0.0
-    fraction = getattr(event, "fraction", None)
-    if fraction is None:
-        fraction = event.done / event.total if event.total else 0.0
-    return float(min(max(fraction, 0.0), 1.0))
+    return 0.0 if event is None else float(event.fraction)
 
 
 def progress_text(event: ProgressEvent | None) -> str:
-    """The engine's one-line description of where an audit is (the CLI shows the same)."""
-    if event is None:
-        return "starting"
-    describe = getattr(event, "describe", None)
-    if callable(describe):
-        return str(describe())
-    return f"{event.stage} ({event.done}/{event.total} models)"
+    """The engine's one line on where an audit is (the CLI and notebooks show the same)."""
+    return "Loading and planning the audit" if event is None else event.describe()
 
 
 def start_audit(frame: pd.DataFrame, load_kwargs: dict[str, Any], config: AuditConfig,
