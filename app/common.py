@@ -296,6 +296,8 @@ class AuditJob:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     collected: bool = False
+    #: The same data and settings had been audited already (in any session): reused.
+    reused: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
@@ -348,7 +350,7 @@ def start_audit(frame: pd.DataFrame, load_kwargs: dict[str, Any], config: AuditC
     config_json = json.dumps(config.to_dict(), sort_keys=True, default=str)
     key = hashlib.sha256(f"{frame_hash(frame)}|{load_json}|{config_json}".encode()).hexdigest()
     store = result_store()  # fetched here: the thread has no Streamlit context
-    job = AuditJob(label=label)
+    job = AuditJob(label=label, reused=key in store)
 
     def work(progress: Callable[[ProgressEvent], None]) -> str:
         if key not in store:
@@ -432,8 +434,9 @@ def job_panel(*, full: bool) -> None:
                     job.stop()
                     st.info("Stopping at the next step...")
         elif job.state == "finished":
-            st.success(f"Audit of {job.label} finished in {_clock(job.elapsed)}"
-                       + (": see Results and Report." if full else "."))
+            how = ("reused: the same data and settings were audited before" if job.reused
+                   else f"finished in {_clock(job.elapsed)}")
+            st.success(f"Audit of {job.label} {how}" + (": see Results and Report." if full else "."))
         elif job.state == "failed":
             st.error(f"The audit of {job.label} failed: {job.message}")
         else:

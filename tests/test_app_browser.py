@@ -79,16 +79,25 @@ def new_page(browser, server: str, **options):  # type: ignore[no-untyped-def]
     return page
 
 
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the page's script run is over: while it runs, Streamlit keeps the
+    previous run's elements (marked stale) beside the new ones."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-stale=true]') && "
+                           "!document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+
+
 def go(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("link", name=name).click()
     page.get_by_role("heading", name=name).wait_for()
+    settle(page)
 
 
 def fill(page, label: str, value: str) -> None:  # type: ignore[no-untyped-def]
     box = page.get_by_label(label, exact=True)
     box.fill(value)
     box.press("Enter")
-    page.wait_for_timeout(400)
+    settle(page)
 
 
 def tick(page, label: str) -> None:  # type: ignore[no-untyped-def]
