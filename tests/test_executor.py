@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fit_helpers import RecordingExecutor
 
 from audit import (
     AuditConfig,
@@ -52,16 +53,7 @@ def _config(**kw: Any) -> AuditConfig:
     return AuditConfig(**base)
 
 
-class _Recording(LocalExecutor):
-    """Trains like the local executor and remembers every job it was given."""
-
-    def __init__(self) -> None:
-        super().__init__("batched")
-        self.seen: list[FitJob] = []
-
-    def run(self, jobs: Sequence[FitJob], **kw: Any) -> list[FittedModel]:  # type: ignore[override]
-        self.seen.extend(jobs)
-        return super().run(jobs, **kw)
+_Recording = RecordingExecutor
 
 
 class _Reversed(LocalExecutor):

@@ -16,6 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from fairpriv_cli.main import main
+from fit_helpers import RecordingExecutor
 
 from audit import (
     AuditConfig,
@@ -57,16 +58,7 @@ def _config(**kw: Any) -> AuditConfig:
     return AuditConfig(**base)
 
 
-class _Recording(LocalExecutor):
-    """Trains like the local executor and remembers every job it trained."""
-
-    def __init__(self) -> None:
-        super().__init__("batched")
-        self.seen: list[FitJob] = []
-
-    def run(self, jobs: Sequence[FitJob], **kw: Any) -> list[FittedModel]:  # type: ignore[override]
-        self.seen.extend(jobs)
-        return super().run(jobs, **kw)
+_Recording = RecordingExecutor
 
 
 @pytest.fixture(scope="module")
