@@ -220,7 +220,7 @@ _PROSE = re.compile(r"(?<![\w'\"-])(min_group_rows|positive_label|small_groups)(
 _VERB = re.compile(r"\b(?:pass|set|use)( '[^']+')")
 
 
-def app_message(exc: BaseException) -> str:
+def app_message(exc: BaseException, *, page: str | None = None) -> str:
     """An engine error in the app's words: widget labels instead of Python parameters.
 
     ``small_groups='merge'`` becomes "tick 'Merge small groups' on the Data page",
@@ -230,11 +230,13 @@ def app_message(exc: BaseException) -> str:
     if not isinstance(exc, FairprivError):
         return (f"Something went wrong ({type(exc).__name__}: {exc}). Check the inputs and try "
                 "again; if it keeps happening, please report it.")
-    return app_words(str(exc), param=exc.param, fix=exc.fix)
+    return app_words(str(exc), param=exc.param, fix=exc.fix, page=page)
 
 
-def app_words(message: str, *, param: str | None = None, fix: Mapping[str, object] | None = None) -> str:
-    """Engine text (an error, or a dataset's note) with the app's labels for parameters."""
+def app_words(message: str, *, param: str | None = None, fix: Mapping[str, object] | None = None,
+              page: str | None = None) -> str:
+    """Engine text (an error, or a dataset's note) with the app's labels for parameters;
+    ``page`` is where it is shown (a pointer to that page is left out)."""
     for name, value in (fix or {}).items():
         if (name, value) in APP_FIXES:
             message = message.replace(f"{name}={value!r}", APP_FIXES[name, value])
@@ -246,22 +248,33 @@ def app_words(message: str, *, param: str | None = None, fix: Mapping[str, objec
         value = m.group(2).strip("'")
         return f"'{label[0]}' = {value}" if value else f"'{label[0]}'"
 
+    if param in APP_LABELS:
+        # "TrainingConfig hidden must be ..." -> "'Hidden layers' must be ..."
+        message = re.sub(rf"^(?:\S+ )?{re.escape(param)}(?= must )", f"'{APP_LABELS[param][0]}'", message)
     message = _KEYWORD.sub(keyword, message)
+    message = message.replace("1/n_train", "1/(training rows)").replace("n_train", "training rows")
     message = _PROSE.sub(lambda m: f"'{APP_LABELS[m.group(1)][0]}'", message)
     # Advice about options the app has no control for ("or pass task='regression'").
     message = re.sub(r",? or (?:pass|set) [a-z_]+=\S+?(?=[.;)]|$)", "", message)
+    # Clauses that still name a parameter the app has no control for are advice it cannot follow.
+    parts = re.split(r"(, or |; )", message)
+    if len(parts) > 1:
+        kept = [parts[0]] + [sep + part for sep, part in zip(parts[1::2], parts[2::2], strict=True)
+                             if not re.search(r"(?<![\w.-])[a-z_]+=(?!\w)", part)]
+        if len(kept) < (len(parts) + 1) // 2:  # a clause was dropped: end the sentence
+            message = "".join(kept).rstrip().rstrip(",;") + "."
     message = re.sub(r" ?\((?:CLI )?--[a-z-]+[^)]*\)", "", message)
     message = _VERB.sub(lambda m: "choose" + m.group(1), message)
     if param in APP_LABELS:
-        label, page = APP_LABELS[param]
-        if f"'{label}'" not in message:
-            message += f" (see '{label}' on the {page} page)"
+        label, where = APP_LABELS[param]
+        if f"'{label}'" not in message and where != page:
+            message += f" (see '{label}' on the {where} page)"
     return message
 
 
-def show_error(exc: BaseException) -> None:
-    """Any error as a message in the app's words; never a traceback."""
-    st.error(app_message(exc))
+def show_error(exc: BaseException, *, page: str | None = None) -> None:
+    """Any error as a message in the app's words (shown on ``page``); never a traceback."""
+    st.error(app_message(exc, page=page))
 
 
 # --------------------------------------------------------------------------- the audit job
@@ -392,8 +405,14 @@ def keep_result(res: AuditResult, label: str) -> None:
     st.success("Done: see Results and Report.")
 
 
-def state(key: str, default: Any = None) -> Any:
-    return st.session_state.get(key, default)
+def no_result_notice() -> None:
+    """What a results page says before there is a result: that one is coming, or how to get one."""
+    job = current_job()
+    if job is not None and job.state == "running":
+        st.info(f"The audit of {job.label} is still running (see its progress in the sidebar); "
+                "this page shows its results when it ends.")
+    else:
+        st.warning("No audit yet: run one on page 3.")
 
 
 def file_stem(label: str) -> str:

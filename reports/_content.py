@@ -71,9 +71,10 @@ def _ci(row: pd.Series, digits: int = 3) -> str:
 
 
 def _seeds_text(seeds: Any) -> str:
-    """'3 (0, 1, 2)': how many seeds, then which (a lone '0' read as 'no seeds')."""
+    """'3 (seeds 0, 1, 2)': how many, then which (a lone '0' read as 'no seeds')."""
     seeds = list(seeds) if isinstance(seeds, (list, tuple)) else list(range(int(seeds)))
-    return f"{len(seeds)} ({', '.join(str(s) for s in seeds)})"
+    which = ", ".join(str(s) for s in seeds)
+    return f"{len(seeds)} (seed{'s' if len(seeds) != 1 else ''} {which})"
 
 
 def build_report(result: AuditResult) -> Report:

@@ -115,6 +115,18 @@ def test_non_binary_target_and_one_group_are_errors_in_the_apps_words() -> None:
     assert not at.exception and any("only one group" in e for e in texts(at.error))
 
 
+def test_extreme_values_and_one_column_files_get_the_engines_clear_message() -> None:
+    df = people()
+    df.loc[3, "x0"] = 1e308  # passed the Data page once, then failed with "Input contains NaN"
+    at = upload(app(), "huge.csv", csv(df))
+    errors = texts(at.error)
+    assert any("'x0'" in e and "1e+308" in e for e in errors), errors
+    assert not any("NaN" in e for e in errors) and at.button(key="use_data").disabled
+    at = upload(app(), "one.csv", b"age income\n30 1\n40 0\n")  # spaces: not a separator
+    assert not at.exception
+    assert any("one column" in e for e in texts(at.error)), texts(at.error)
+
+
 def test_small_groups_are_named_on_the_data_page_and_merged_there() -> None:
     """COMPAS by race: the Data page names the groups too small to audit and offers the fix."""
     from compas_like import compas_like
@@ -274,7 +286,7 @@ def test_a_failed_run_shows_its_reason_without_a_click(monkeypatch: pytest.Monke
     at.button(key="run").click().run()
     wait_for_job(at)
     errors = texts(at.error)
-    assert any("failed" in e and "delta 0.01 is not below 1/n_train" in e for e in errors), errors
+    assert any("failed" in e and "delta 0.01 is not below 1/(training rows)" in e for e in errors), errors
     assert any("'DP-SGD delta'" in e for e in errors), errors
     assert not at.exception
 

@@ -225,7 +225,7 @@ def test_a_failed_run_shows_its_reason_without_a_click(server: str, browser) -> 
     fill(page, "DP-SGD delta (empty: min(1e-5, 1/(10 n)))", "0.01")
     go(page, "3. Run")
     page.get_by_role("button", name="Run audit").click()
-    page.get_by_text("failed: arm 'dp_sgd': delta 0.01 is not below 1/n_train").wait_for()
+    page.get_by_text("failed: arm 'dp_sgd': delta 0.01 is not below 1/(training rows)").wait_for()
     assert page.get_by_text("'DP-SGD delta'").first.is_visible()
     no_exception(page)
     page.close()

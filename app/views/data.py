@@ -22,6 +22,8 @@ from audit import defaults as d
 #: Column names that usually hold the target or a sensitive attribute (first match wins).
 TARGET_NAMES = ("y", "label", "target", "income", "class", "outcome", "two_year_recid")
 SENSITIVE_NAMES = ("group", "sex", "gender", "race", "ethnicity", "age_group")
+#: Below this many rows per split the app does not offer a lower minimum as the fix.
+MEASURABLE_ROWS = 10
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -93,7 +95,7 @@ try:
             table = _builtin("adult", path, 0)
             frame, name, defaults = table.frame, os.path.basename(path), (table.target, list(table.sensitive))
 except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
-    show_error(exc)
+    show_error(exc, page="Data")
 
 if frame is not None:
     columns = [str(c) for c in frame.columns]
@@ -119,11 +121,11 @@ if frame is not None:
                              help="Which target value counts as the positive outcome (e.g. "
                                   "'>50K'); by default 1, True or the second value in order.")
     dataset: Dataset | None = None
-    if sensitive:
+    if sensitive or len(columns) == 1:  # one column: the engine says why (e.g. the separator)
         try:
             dataset = _checked(frame, frame_hash(frame), target, tuple(sensitive), positive or None, name)
         except Exception as exc:  # noqa: BLE001
-            show_error(exc)
+            show_error(exc, page="Data")
     else:
         st.info("Choose at least one sensitive column: the audit compares the groups it defines.")
 
@@ -144,8 +146,9 @@ if frame is not None:
                 "measure their error: " + "; ".join(
                     f"'{g}' ({int(counts.loc[g, ['train', 'val', 'test']].sum())} rows)"
                     for g in too_small)
-                + ". Merge them into one group called 'other', lower the minimum, or choose "
-                  "coarser sensitive columns.")
+                + (". They are merged below." if st.session_state.get("merge_small") else
+                   ". Merge them into one group called 'other', lower the minimum, or choose "
+                   "coarser sensitive columns."))
         with st.expander("Small groups", expanded=bool(too_small)):
             m1, m2 = st.columns(2)
             m1.checkbox("Merge small groups", key="merge_small",
@@ -166,9 +169,13 @@ if frame is not None:
                            + ", ".join(repr(g) for g in splits.merged) + " together.")
         except DataError as exc:
             if not (too_small and not st.session_state.get("merge_small")):  # said just above
-                st.error(app_message(exc))
+                st.error(app_message(exc, page="Data"))
             workable = (exc.fix or {}).get("min_group_rows")
-            if workable:
+            if workable and workable < MEASURABLE_ROWS:
+                st.info(f"A minimum of {workable} would let the audit run, but an error rate measured "
+                        f"on fewer than {MEASURABLE_ROWS} rows says next to nothing: choose coarser "
+                        "sensitive columns, or leave these groups' rows out of the file.")
+            elif workable:
                 st.button(f"Use minimum {workable} and merge", key="use_workable",
                           on_click=lambda: st.session_state.update(min_group_rows=workable,
                                                                    merge_small=True))

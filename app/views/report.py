@@ -1,6 +1,6 @@
 import streamlit as st
 import streamlit.components.v1 as components
-from fairpriv_app.common import file_stem, result, show_error
+from fairpriv_app.common import file_stem, no_result_notice, result, show_error
 
 from audit import AuditResult
 from reports import build_report, render_html_text, render_pdf_bytes
@@ -16,7 +16,7 @@ st.title("5. Report")
 try:
     res = result()
     if res is None:
-        st.warning("No audit yet: run one on page 3.")
+        no_result_notice()
         st.stop()
     text = st.session_state["result_json"]
     stem = file_stem(st.session_state.get("result_label", res.dataset.get("name", "audit")))

@@ -1,6 +1,8 @@
+import re
+
 import pandas as pd
 import streamlit as st
-from fairpriv_app.common import csv_bytes, file_stem, result, show_error
+from fairpriv_app.common import csv_bytes, file_stem, no_result_notice, result, show_error
 
 from audit import CANARY_AUDITS, GAUSSIAN_DP_NOTE
 from reports import (
@@ -36,7 +38,7 @@ st.title("4. Results")
 try:
     res = result()
     if res is None:
-        st.warning("No audit yet: run one on page 3.")
+        no_result_notice()
         st.stop()
     stem = file_stem(st.session_state.get("result_label", res.dataset.get("name", "audit")))
     if res.dp_violations:
@@ -45,7 +47,8 @@ try:
     st.subheader("Summary")
     st.table(summary_table(res))
     st.subheader("What the audit found")
-    st.markdown("\n".join(f"- {line}" for line in findings(res)))
+    # The PDF's section numbers do not exist on this page.
+    st.markdown("\n".join(f"- {re.sub(r' ?[(]section [0-9]+[)]', '', line)}" for line in findings(res)))
     with st.expander("How to read this", expanded=False):
         st.markdown("\n".join(f"- {line}" for line in reading_guide(res)))
     arms = res.arm_names

@@ -106,6 +106,6 @@ try:
     else:
         st.info("Choose the data on page 1 to see how long this audit takes.")
 except Exception as exc:  # noqa: BLE001 - shown, never a traceback
-    show_error(exc)
+    show_error(exc, page="Setup")
 st.button("Restore the defaults", key="restore_defaults",
           on_click=lambda: st.session_state.update(SETUP_DEFAULTS))
