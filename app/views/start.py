@@ -22,8 +22,9 @@ st.write("No data at hand? Try it on a built-in synthetic table of "
 if st.button("Use the demo data", type="primary", key="use_demo"):
     try:
         table = builtin_table("synthetic", n_rows=DEMO_ROWS)
+        label = "demo data (synthetic)"
         commit_data(table.frame, {"target": table.target, "sensitive": list(table.sensitive),
-                                  "positive_label": None, "name": "demo data (synthetic)"}, "demo data (synthetic)", SOURCES[1])
+                                  "positive_label": None, "name": label}, label, SOURCES[1])
         st.session_state.update(source=SOURCES[1], syn_rows=DEMO_ROWS, target=table.target,
                                 sensitive=list(table.sensitive))
         st.session_state["data_notice"] = (
