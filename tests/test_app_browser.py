@@ -102,7 +102,7 @@ def fill(page, label: str, value: str) -> None:  # type: ignore[no-untyped-def]
 
 def tick(page, label: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_test_id("stCheckbox").filter(has_text=label).locator("label").click()
-    page.wait_for_timeout(400)
+    settle(page)
 
 
 def quick_settings(page, epochs: str = "2") -> None:  # type: ignore[no-untyped-def]
@@ -143,11 +143,14 @@ def test_compas_small_groups_are_merged_on_the_data_page_then_run_and_report(  #
     # Group by race instead of the guessed sex.
     page.get_by_role("button", name="Remove sex").click()
     page.get_by_role("button", name="Remove sex").wait_for(state="detached")
+    settle(page)
     box = page.get_by_test_id("stMultiSelect").locator("input")
     box.click()
     box.fill("race")
     box.press("Enter")
     page.keyboard.press("Escape")
+    page.get_by_role("button", name="Remove race").wait_for()
+    settle(page)
     page.get_by_text("'Native American' (18 rows)").wait_for()
     assert page.get_by_role("button", name="Use this data").is_disabled()
     tick(page, "Merge small groups")
@@ -168,6 +171,15 @@ def test_compas_small_groups_are_merged_on_the_data_page_then_run_and_report(  #
     assert info.value.suggested_filename == "compas-report.pdf"
     text = " ".join(p.extract_text() or "" for p in PdfReader(str(pdf)).pages)
     assert "other (merged)" in text and "compas.csv" in text
+    # Downloads clicked in quick succession all arrive (a rerun used to cancel the one in flight).
+    downloads = []
+    for label in ("Download HTML report", "Download results.json", "Download PDF report"):
+        with page.expect_download() as info:
+            page.get_by_role("button", name=label).click()
+        downloads.append(info.value)
+    for download in downloads:
+        assert download.failure() is None, (download.suggested_filename, download.failure())
+        assert Path(download.path()).stat().st_size > 1000, download.suggested_filename
     page.close()
 
 
@@ -177,7 +189,8 @@ def test_settings_hold_across_pages_and_run_uses_them(server: str, browser) -> N
     page.get_by_text("The demo data is ready").wait_for()
     quick_settings(page, epochs="3")
     page.get_by_role("button", name="Remove group_dropout").click()
-    page.wait_for_timeout(400)
+    page.get_by_role("button", name="Remove group_dropout").wait_for(state="detached")
+    settle(page)
     go(page, "3. Run")
     page.get_by_text("arms: baseline, uniform_dropout, dp_sgd; 1 seed(s), 3 epochs").wait_for()
     go(page, "1. Data")
