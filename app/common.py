@@ -37,6 +37,7 @@ from audit import (
     PrivacyAuditConfig,
     ProgressEvent,
     TrainingConfig,
+    format_duration,
     load_dataset,
     make_arm,
     parse_hidden_layers,
@@ -337,7 +338,7 @@ class AuditJob:
         except StoppedByUser:
             self.state = "stopped"
             self.message = (f"The audit of {self.label} was stopped by you after "
-                            f"{_clock(self.elapsed)}"
+                            f"{format_duration(self.elapsed)}"
                             + (f", at {progress_text(self.event)}" if self.event else "")
                             + ". Nothing of this run was kept; press 'Run audit' to start again.")
         except BaseException as exc:  # noqa: BLE001 - reported on the pages, never raised
@@ -421,11 +422,6 @@ def file_stem(label: str) -> str:
     return stem or "audit"
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
 def job_panel(*, full: bool) -> None:
     """Where the session's audit is: progress while it runs, then its outcome.
 
@@ -444,7 +440,7 @@ def job_panel(*, full: bool) -> None:
             st.rerun()
         if job.state == "running":
             st.progress(progress_fraction(job.event), text=progress_text(job.event))
-            st.caption(f"Audit of {job.label} running for {_clock(job.elapsed)}. It keeps running "
+            st.caption(f"Audit of {job.label} running for {format_duration(job.elapsed)}. It keeps running "
                        "while you look at other pages.")
             if full:
                 if job.stopping:
@@ -454,7 +450,7 @@ def job_panel(*, full: bool) -> None:
                     st.info("Stopping at the next step...")
         elif job.state == "finished":
             how = ("reused: the same data and settings were audited before" if job.reused
-                   else f"finished in {_clock(job.elapsed)}")
+                   else f"finished in {format_duration(job.elapsed)}")
             st.success(f"Audit of {job.label} {how}" + (": see Results and Report." if full else "."))
         elif job.state == "failed":
             st.error(f"The audit of {job.label} failed: {job.message}")

@@ -50,6 +50,7 @@ from .dp._accounting import (
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._estimate import AuditEstimate, estimate_audit
+from .pipeline._events import format_duration
 from .pipeline._external import PredictionAuditOptions, audit_onnx_model, audit_predictions
 from .pipeline._progress import ProgressBar
 from .pipeline._run import run_audit
@@ -187,6 +188,7 @@ __all__ = [
     "AuditConfig",
     "ProgressBar",
     "ProgressEvent",
+    "format_duration",
     "AuditEstimate",
     "estimate_audit",
     "PredictionAuditOptions",

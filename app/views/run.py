@@ -15,8 +15,7 @@ except Exception as exc:  # noqa: BLE001 - shown, never a traceback
     show_error(exc)
     st.stop()
 arms = ", ".join(arm.label for arm in config.arms)
-seeds = len(config.seeds) if isinstance(config.seeds, tuple) else config.seeds
-st.write(f"**{label}**: {len(frame):,} rows; arms: {arms}; {seeds} seed(s), "
+st.write(f"**{label}**: {len(frame):,} rows; arms: {arms}; {len(config.seed_list)} seed(s), "
          f"{config.training.epochs} epochs; membership inference: {config.privacy_audit.mia}; "
          f"{config.privacy_audit.canaries} canaries. (Change them on page 2, Setup.)")
 job = current_job()
