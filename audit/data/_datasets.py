@@ -456,11 +456,7 @@ def split_dataset(
     DataError
         A group is too small (message names it and its counts per split).
     """
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(
-            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
-            "and sum to less than 1", param="val_fraction"
-        )
+    _check_fractions(val_fraction, test_fraction)
     check_param("", "small_groups", small_groups, Options(SMALL_GROUPS_CHOICES))
     min_group_rows = check_param("", "min_group_rows", min_group_rows, Interval(int, 1, None))
     idx = _split_rows(dataset, seed, val_fraction, test_fraction)
@@ -505,6 +501,14 @@ def split_dataset(
             )
     return Splits(train=idx["train"], val=idx["val"], test=idx["test"], groups=groups,
                   merged=merged)
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
+            "and sum to less than 1", param="val_fraction"
+        )
 
 
 def _split_rows(dataset: Dataset, seed: int, val_fraction: float,
@@ -552,11 +556,7 @@ def group_split_counts(
     >>> group_split_counts(ds)["too_small"].any()
     np.False_
     """
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(
-            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
-            "and sum to less than 1", param="val_fraction"
-        )
+    _check_fractions(val_fraction, test_fraction)
     min_group_rows = check_param("", "min_group_rows", min_group_rows, Interval(int, 1, None))
     counts = _split_counts(dataset.groups, _split_rows(dataset, seed, val_fraction, test_fraction))
     return counts.assign(too_small=(counts < min_group_rows).any(axis=1))
