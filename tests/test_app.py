@@ -29,6 +29,24 @@ def people(n: int = 800, seed: int = 0) -> pd.DataFrame:
                          "label": (x[:, 0] + rng.normal(0, 1, n) > 0).astype(int)})
 
 
+@pytest.fixture
+def served_media(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Every file the app hands to Streamlit's media store (images, downloads): id -> data."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stored: dict[str, object] = {}
+    store = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self: MemoryMediaFileStorage, path_or_data: object, mimetype: str, kind: object,
+             filename: str | None = None) -> str:
+        file_id = store(self, path_or_data, mimetype, kind, filename)  # type: ignore[arg-type]
+        stored[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return stored
+
+
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
@@ -309,10 +327,10 @@ def test_engine_errors_in_the_apps_words() -> None:
     assert "Something went wrong (ValueError: x)" in app_message(ValueError("x"))
 
 
-def test_report_bytes_come_from_the_renderers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_report_bytes_come_from_the_renderers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              served_media: dict[str, object]) -> None:
     """The report page's downloads are exactly what ``reports`` renders for the same result."""
     from reportlab import rl_config
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     from audit import AuditConfig, BaselineArm, PrivacyAuditConfig, TrainingConfig, run_audit
     from reports import render_html, render_pdf
@@ -324,22 +342,13 @@ def test_report_bytes_come_from_the_renderers(monkeypatch: pytest.MonkeyPatch, t
                     n_rows=600)
     # ReportLab stamps each PDF with the time and a random id unless told to be invariant.
     monkeypatch.setattr(rl_config, "invariant", 1)
-    stored: dict[str, bytes] = {}  # media file id -> the bytes a download button serves
-    store = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self: MemoryMediaFileStorage, path_or_data: object, mimetype: str, kind: object,
-             filename: str | None = None) -> str:
-        file_id = store(self, path_or_data, mimetype, kind, filename)  # type: ignore[arg-type]
-        assert isinstance(path_or_data, bytes)
-        stored[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    stored = served_media  # media file id -> the bytes a download button serves
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["result_json"] = res.to_json()
     at.run()
     at.switch_page("views/report.py").run()
     assert not at.exception and not at.error
+    assert all(isinstance(data, bytes) for data in stored.values())
     served = {b.label: stored[b.proto.url.rsplit("/", 1)[-1].split(".")[0]]
               for b in at.get("download_button")}
     render_pdf(res, tmp_path / "report.pdf")
@@ -481,10 +490,9 @@ def test_rmia_choice_and_results_show_both_shadow_attacks() -> None:
     assert len(shown) == 1 and set(shown[0]["attack"]) == {"loss", "lira", "rmia"}
 
 
-def test_results_page_shows_the_dropout_tradeoff(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_page_shows_the_dropout_tradeoff(served_media: dict[str, object]) -> None:
     """Where the Results page shows a group-dropout solution, it shows the reports'
     trade-off figure of that solution (the very PNG bytes) and its caption."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     from audit import (
         AuditConfig,
@@ -501,16 +509,6 @@ def test_results_page_shows_the_dropout_tradeoff(monkeypatch: pytest.MonkeyPatch
         training=TrainingConfig(epochs=1, hidden=(4,)),
         privacy_audit=PrivacyAuditConfig(canaries=0, mia="none", mechanism_rows=0)), n_rows=1000)
     sol = res.solutions["group_dropout"]
-    shown: list[bytes] = []  # every image the page hands to Streamlit
-    store = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self: MemoryMediaFileStorage, path_or_data: object, mimetype: str, kind: object,
-             filename: str | None = None) -> str:
-        if isinstance(path_or_data, bytes):
-            shown.append(path_or_data)
-        return store(self, path_or_data, mimetype, kind, filename)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["result_json"] = res.to_json()
     at.run()
@@ -518,4 +516,5 @@ def test_results_page_shows_the_dropout_tradeoff(monkeypatch: pytest.MonkeyPatch
     assert not at.exception and not at.error
     assert "Group-specific dropout (group_dropout)" in [s.value for s in at.subheader]
     assert dropout_tradeoff_caption(sol) in [c.value for c in at.caption]
+    shown = [data for data in served_media.values() if isinstance(data, bytes)]  # every image
     assert solution_tradeoff_figure(sol) in shown
