@@ -68,7 +68,11 @@ SETUP_DEFAULTS: dict[str, Any] = {
     "canaries": d.DEFAULT_CANARIES,
     "canary_kind": d.DEFAULT_CANARY_KIND,
     "white_box": d.DEFAULT_WHITE_BOX,
+    "ci_level": d.DEFAULT_CI_LEVEL,
+    "simultaneous_ci": d.DEFAULT_SIMULTANEOUS_CI,
 }
+#: The confidence levels Setup offers.
+CI_LEVELS = (0.9, 0.95, 0.99)
 #: The Data page's group options (they go into the audit's configuration).
 GROUP_DEFAULTS: dict[str, Any] = {
     "merge_small": d.DEFAULT_SMALL_GROUPS == "merge",
@@ -134,6 +138,7 @@ def build_config(values: Mapping[str, Any]) -> AuditConfig:
         trainer=values["trainer"], device=values["device"],
         min_group_rows=int(values["min_group_rows"]),
         small_groups="merge" if values["merge_small"] else "error",
+        ci_level=float(values["ci_level"]), simultaneous_ci=bool(values["simultaneous_ci"]),
         privacy_audit=PrivacyAuditConfig(mia=values["mia"], canaries=int(values["canaries"]),
                                          canary_kind=values["canary_kind"],
                                          white_box=bool(values["white_box"])))
@@ -206,6 +211,8 @@ APP_LABELS: dict[str, tuple[str, str]] = {
     "canaries": ("Canaries", "Setup"),
     "canary_kind": ("Canary labels", "Setup"),
     "white_box": ("White-box audit", "Setup"),
+    "ci_level": ("Confidence level", "Setup"),
+    "simultaneous_ci": ("Simultaneous across groups", "Setup"),
     "y_true": ("True label", "Audit an existing model"),
     "y_pred": ("Prediction", "Audit an existing model"),
     "y_score": ("Score", "Audit an existing model"),

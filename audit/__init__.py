@@ -47,6 +47,7 @@ from .dp._accounting import (
     default_delta,
     noise_multiplier_for_epsilon,
 )
+from .fairness._intervals import difference_interval, rate_interval, ratio_interval
 from .fairness._metrics import METRICS, evaluate_predictions
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._estimate import AuditEstimate, estimate_audit
@@ -68,6 +69,7 @@ from .result._bounds import (
     largest_bounds,
 )
 from .result._container import AuditResult
+from .result._views import describe_intervals, level_text
 from .result._schema import SCHEMA_VERSION
 from .solver._solver import DropoutSolution, GroupErrors, SolveOptions, solve_group_dropout
 from .training._batched import (
@@ -159,7 +161,10 @@ __all__ = [
     "register_executor",
     # measure: fairness
     "METRICS",
+    "difference_interval",
     "evaluate_predictions",
+    "rate_interval",
+    "ratio_interval",
     # measure: privacy
     "ACCOUNTANTS",
     "CANARY_AUDITS",
@@ -197,6 +202,8 @@ __all__ = [
     "run_audit",
     # assemble: result
     "SCHEMA_VERSION",
+    "describe_intervals",
+    "level_text",
     "PRIVACY_BOUNDS_COLUMNS",
     "AuditResult",
     # render: how numbers read in every front end

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_CANARY_ROWS",
     "DEFAULT_CANARY_SCALE",
     "DEFAULT_CI_LEVEL",
+    "DEFAULT_SIMULTANEOUS_CI",
     "DEFAULT_CONFIDENCE",
     "DEFAULT_DEVICE",
     "DEFAULT_DROPOUT",
@@ -128,6 +129,8 @@ DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 # --- fairness measurement
 DEFAULT_N_BOOTSTRAP = 1000
 DEFAULT_CI_LEVEL = 0.95
+#: Intervals hold one at a time; True makes each metric's hold across all groups.
+DEFAULT_SIMULTANEOUS_CI = False
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP_SEED = 0
 

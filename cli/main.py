@@ -57,6 +57,7 @@ from audit.defaults import (
     DEFAULT_CANARIES,
     DEFAULT_CANARY_KIND,
     DEFAULT_CANARY_ROWS,
+    DEFAULT_CI_LEVEL,
     DEFAULT_CONFIDENCE,
     DEFAULT_DEVICE,
     DEFAULT_DROPOUT,
@@ -334,7 +335,13 @@ def _split_list(text: str) -> list[str]:
               help="batched: all models at once (auto picks it); reference: one at a time via Opacus.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default=DEFAULT_DEVICE, show_default=True)
 @click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True,
-              help="Bootstrap resamples of the test rows for CIs (0: none).")
+              help="Bootstrap resamples of the test rows for the CIs of AUC and log-loss (0: none); "
+                   "rates and their gaps get score intervals without resampling.")
+@click.option("--ci-level", type=float, default=DEFAULT_CI_LEVEL, show_default=True,
+              help="Confidence level of every interval.")
+@click.option("--simultaneous-ci", is_flag=True,
+              help="Make each metric's intervals hold together across all groups (and gaps "
+                   "across all pairs of groups), by Bonferroni: for many intersectional groups.")
 @click.option("--min-group-rows", type=int, default=DEFAULT_MIN_GROUP_ROWS, show_default=True,
               help="Minimum rows per group in every split.")
 @click.option("--small-groups", type=click.Choice(SMALL_GROUPS_CHOICES), default=DEFAULT_SMALL_GROUPS,
@@ -387,6 +394,7 @@ def run(**opts: Any) -> None:
         training=TrainingConfig(hidden=hidden, epochs=opts["epochs"],
                                 batch_size=opts["batch_size"], lr=opts["lr"]),
         trainer=opts["trainer"], device=opts["device"], n_bootstrap=opts["n_bootstrap"],
+        ci_level=opts["ci_level"], simultaneous_ci=opts["simultaneous_ci"],
         min_group_rows=opts["min_group_rows"], small_groups=opts["small_groups"],
         privacy_audit=PrivacyAuditConfig(mia=opts["mia"], shadows=opts["shadows"],
                                          canaries=opts["canaries"], canary_kind=opts["canary_kind"],
@@ -546,7 +554,12 @@ def app(host: str, port: int, headless: bool) -> None:
 @click.option("--y-score", default=None, help="Score column (probability of the positive class).")
 @click.option("--member", default=None, help="Membership column (1 = in the training data).")
 @click.option("--positive-label", default=None)
-@click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True,
+              help="Bootstrap resamples for the CIs of AUC and log-loss (rates need none).")
+@click.option("--ci-level", type=float, default=DEFAULT_CI_LEVEL, show_default=True,
+              help="Confidence level of every interval.")
+@click.option("--simultaneous-ci", is_flag=True,
+              help="Make each metric's intervals hold together across all groups (Bonferroni).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
 def audit_model(**opts: Any) -> None:
@@ -557,12 +570,14 @@ def audit_model(**opts: Any) -> None:
         result = audit_onnx_model(
             opts["onnx_model"], opts["data_path"], target=opts["y_true"],
             sensitive=list(opts["sensitive"]), member=opts["member"],
-            positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"])
+            positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"],
+            ci_level=opts["ci_level"], simultaneous_ci=opts["simultaneous_ci"])
     elif opts["predictions"] is not None:
         result = audit_predictions(
             opts["predictions"], sensitive=list(opts["sensitive"]), y_true=opts["y_true"],
             y_pred=opts["y_pred"], y_score=opts["y_score"], member=opts["member"],
-            positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"])
+            positive_label=opts["positive_label"], n_bootstrap=opts["n_bootstrap"],
+            ci_level=opts["ci_level"], simultaneous_ci=opts["simultaneous_ci"])
     else:
         raise ConfigError("give --predictions FILE, or --onnx MODEL with --data FILE")
     out = Path(opts["out_dir"])

@@ -21,6 +21,7 @@ from audit import (
     NOT_COVERED,
     AuditResult,
     decimals_for,
+    describe_intervals,
     format_interval,
     format_number,
     largest_bounds,
@@ -153,10 +154,9 @@ def _fairness(result: AuditResult, arms: list[str]) -> list[Block]:
     agg = result.aggregate("by_group")
     ci = level_text(result.ci_level)
     blocks: list[Block] = [Paragraph(
-        f"Per-group metrics on {evaluated_rows(result)}, with {ci} bootstrap "
-        "confidence intervals (rows resampled within each group). Error = share of "
-        "wrong predictions; FPR/FNR = false positive/negative rate; selection = share "
-        "predicted positive.")]
+        f"Per-group metrics on {evaluated_rows(result)}, with {ci} confidence intervals. "
+        "Error = share of wrong predictions; FPR/FNR = false positive/negative rate; "
+        "selection = share predicted positive."), Paragraph(describe_intervals(result), "note")]
     header = ["Group", "n", "Error", "FPR", "FNR", "Selection"]
     several = len(arms) > 1
     if several:

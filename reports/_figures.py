@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from audit import decimals_for, format_number  # noqa: E402
+from audit import decimals_for, format_number, level_text  # noqa: E402
 
 __all__ = ["ATTACK_LABELS", "ArmStyle", "arm_styles", "attack_order", "level_text", "privacy_bounds_figure"]
 
@@ -40,11 +40,6 @@ def attack_order(attacks: Sequence[str]) -> list[str]:
     """The attacks present, in :data:`ATTACK_LABELS` order, unknown ones after (sorted)."""
     present = set(attacks)
     return [a for a in ATTACK_LABELS if a in present] + sorted(present - set(ATTACK_LABELS))
-
-
-def level_text(level: float) -> str:
-    """A confidence level as a percentage: 0.95 -> '95%', 0.995 -> '99.5%'."""
-    return f"{100 * float(level):g}%"
 
 
 def arm_styles(arms: Sequence[str]) -> dict[str, ArmStyle]:

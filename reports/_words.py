@@ -80,11 +80,16 @@ GLOSSARY: dict[str, str] = {
              "order; metrics are averaged over seeds, and their spread shows training randomness.",
     "epochs": "Passes over the training rows during training.",
     "error gap": "The difference between the highest and the lowest group error rate (max - min), "
-                 "with a bootstrap confidence interval; an interval that includes 0 means the gap "
-                 "is within noise.",
+                 "with a confidence interval; an interval that includes 0 means the gap is within "
+                 "noise.",
     "confidence interval": "A range that contains the true value with the probability named with "
-                           "it (its level), here from resampling the evaluated rows within each "
-                           "group.",
+                           "it (its level). Rates and gaps use score intervals (Wilson, Newcombe), "
+                           "which keep their level in small groups; AUC and log-loss resample the "
+                           "evaluated rows within each group (bootstrap).",
+    "simultaneous intervals": "Intervals that hold together across all groups (and gaps across "
+                              "all pairs of groups), each at a higher level (Bonferroni), so that "
+                              "with many groups no interval misses by chance more often than the "
+                              "level says.",
     "TPR @ FPR": "True positive rate at a fixed false positive rate: the share of members an attack "
                  "finds while wrongly flagging at most 1% (or 0.1%) of non-members.",
 }
@@ -214,7 +219,8 @@ def reading_guide(result: AuditResult) -> list[str]:
     ci = level_text(result.ci_level)
     items = [
         f"Error gap: the difference between the highest and the lowest group error rate (max - min) "
-        f"on {evaluated_rows(result)}, with its {ci} bootstrap confidence interval. An interval that "
+        f"on {evaluated_rows(result)}, with its {ci} confidence interval (Newcombe's score "
+        "interval, which keeps its level for groups of a few dozen rows). An interval that "
         "includes 0 means the gap is within noise: not evidence that the groups differ."
     ]
     private = private_arms(result)

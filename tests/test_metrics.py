@@ -95,18 +95,75 @@ def test_group_with_one_class_gives_nan_not_zero() -> None:
     assert not np.isnan(c.loc["fnr", "value"])
 
 
-def test_no_bootstrap_gives_nan_intervals() -> None:
+def test_no_bootstrap_leaves_only_the_bootstrapped_metrics_without_intervals() -> None:
     y, s, g = toy(n=300)
     by_group, _, gaps = evaluate_predictions(y, s[None, :], g, seeds=[0], n_bootstrap=0)
-    assert by_group["ci_low"].isna().all()
-    assert gaps["exceeds_uncertainty"].isna().all()
+    boot = by_group["metric"].isin(["log_loss", "roc_auc"])
+    assert by_group.loc[boot, "ci_low"].isna().all()
+    assert set(by_group.loc[boot, "ci_method"]) == {"none"}
+    # Rates need no resampling: their score intervals are there regardless.
+    assert by_group.loc[~boot, "ci_low"].notna().all()
+    assert set(by_group.loc[~boot, "ci_method"]) <= {"wilson", "wilson-cc"}
+    assert gaps.loc[gaps["metric"].isin(["log_loss", "roc_auc"]), "exceeds_uncertainty"].isna().all()
+    assert gaps.loc[gaps["metric"] == "error_rate", "exceeds_uncertainty"].notna().all()
+
+
+def test_interval_methods_are_named_and_chosen_by_group_size() -> None:
+    y, s, g = toy(n=2000, seed=5)
+    g = g.copy()
+    g[:30] = "C"  # 30 rows: continuity-corrected rate and gap intervals
+    by_group, overall, gaps = evaluate_predictions(y, s[None, :], g, seeds=[0], n_bootstrap=20)
+    methods = by_group[(by_group["metric"] == "error_rate") & by_group["seed"].isna()].set_index("group")["ci_method"]
+    assert methods["C"] == "wilson-cc" and methods["A"] == "wilson"
+    assert set(by_group.loc[by_group["metric"] == "roc_auc", "ci_method"]) == {"bootstrap"}
+    assert set(overall.loc[overall["metric"] == "error_rate", "ci_method"]) == {"wilson"}
+    err = gaps[(gaps["metric"] == "error_rate") & gaps["seed"].isna()].set_index("gap")
+    involves_c = "C" in (err.loc["difference", "max_group"], err.loc["difference", "min_group"])
+    assert err.loc["difference", "ci_method"] == ("newcombe-cc" if involves_c else "newcombe")
+    assert err.loc["ratio", "ci_method"].startswith("mover-wilson")
+
+
+def test_rate_intervals_equal_the_score_interval_of_the_counts() -> None:
+    from audit.fairness._intervals import difference_interval, rate_interval
+    y, s, g = toy(n=700, seed=6, shift=1.0)
+    by_group, _, gaps = evaluate_predictions(y, s[None, :], g, seeds=[0], n_bootstrap=0)
+    pred = s >= 0.5
+    row = by_group[(by_group["metric"] == "fpr") & (by_group["group"] == "B") & by_group["seed"].notna()].iloc[0]
+    neg_b = (g == "B") & (y == 0)
+    lo, hi, _ = rate_interval(np.sum(pred & neg_b), np.sum(neg_b), 0.95)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((float(lo), float(hi)))
+    gap = gaps[(gaps["metric"] == "fpr") & (gaps["gap"] == "difference") & gaps["seed"].notna()].iloc[0]
+    assert (gap["max_group"], gap["min_group"]) == ("B", "A")
+    neg_a = (g == "A") & (y == 0)
+    dlo, dhi, _ = difference_interval(np.sum(pred & neg_b), np.sum(neg_b), np.sum(pred & neg_a),
+                                      np.sum(neg_a), 0.95)
+    assert (gap["ci_low"], gap["ci_high"]) == pytest.approx((float(dlo), float(dhi)))
+
+
+def test_simultaneous_intervals_are_wider_by_bonferroni() -> None:
+    from audit.fairness._intervals import rate_interval
+    y, s, g = toy(n=900, seed=7)
+    g = np.where(np.arange(900) % 3 == 0, "C", g)  # three groups: 3 pairs
+    one, _, one_gaps = evaluate_predictions(y, s[None, :], g, seeds=[0], n_bootstrap=0)
+    fam, _, fam_gaps = evaluate_predictions(y, s[None, :], g, seeds=[0], n_bootstrap=0,
+                                            simultaneous_ci=True)
+    pick = (one["metric"] == "error_rate") & (one["group"] == "C") & one["seed"].notna()
+    errors_c = np.sum((s >= 0.5)[g == "C"] != y[g == "C"])
+    lo, hi, _ = rate_interval(errors_c, np.sum(g == "C"), 1 - 0.05 / 3)
+    got = (fam.loc[pick, "ci_low"].iloc[0], fam.loc[pick, "ci_high"].iloc[0])
+    assert got == pytest.approx((float(lo), float(hi)))
+    wider = (fam["ci_high"] - fam["ci_low"]) - (one["ci_high"] - one["ci_low"])
+    assert (wider.dropna() > 0).all()  # NaN: AUC and log-loss, not bootstrapped here
+    width = (fam_gaps["ci_high"] - fam_gaps["ci_low"]) - (one_gaps["ci_high"] - one_gaps["ci_low"])
+    assert (width.dropna() > 0).all()
 
 
 def test_frames_have_stable_columns_and_int_seed() -> None:
     y, s, g = toy(n=300)
     by_group, overall, gaps = evaluate_predictions(y, s[None, :], g, seeds=[5], n_bootstrap=10)
-    assert list(by_group.columns) == ["seed", "group", "metric", "value", "std", "ci_low", "ci_high", "n"]
-    assert list(overall.columns) == ["seed", "metric", "value", "std", "ci_low", "ci_high", "n"]
+    assert list(by_group.columns) == ["seed", "group", "metric", "value", "std", "ci_low", "ci_high",
+                                      "ci_method", "n"]
+    assert list(overall.columns) == ["seed", "metric", "value", "std", "ci_low", "ci_high", "ci_method", "n"]
     assert by_group["seed"].dtype == pd.Int64Dtype()
     assert set(gaps.columns) >= {"gap", "max_group", "min_group", "exceeds_uncertainty"}
 

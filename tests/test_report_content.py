@@ -114,7 +114,8 @@ def test_summary_table_leaves_out_what_was_not_measured() -> None:
                       privacy_audit=PrivacyAuditConfig(mia="none", canaries=0, mechanism_rows=0))
     table = summary_table(run_audit(load_dataset("synthetic", n_rows=1500), cfg))
     assert "Proven epsilon lower bound" not in table and "MIA AUC [CI]" not in table
-    assert set(table["Gap beyond noise"]) == {"no interval"}
+    # Error gaps have score intervals, which need no bootstrap resamples.
+    assert set(table["Gap beyond noise"]) <= {"yes", "no (within noise)"}
 
 
 def test_mia_table_is_a_readable_pivot(trained: AuditResult) -> None:

@@ -96,7 +96,7 @@ def test_results_json_schema(result: AuditResult, dataset) -> None:
     agg = arm["metrics"]["aggregate"]
     assert set(agg) == {"overall", "by_group", "gaps"}
     assert set(agg["by_group"]) == {"majority", "minority"}
-    assert {"value", "std", "ci_low", "ci_high", "n"} == set(agg["by_group"]["minority"]["error_rate"])
+    assert {"value", "std", "ci_low", "ci_high", "ci_method", "n"} == set(agg["by_group"]["minority"]["error_rate"])
     assert set(agg["gaps"]["error_rate"]) == {"difference", "ratio"}
     assert [s["seed"] for s in arm["metrics"]["seeds"]] == [0, 1]
 

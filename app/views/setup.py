@@ -11,6 +11,7 @@ import json
 import streamlit as st
 import torch
 from fairpriv_app.common import (
+    CI_LEVELS,
     SETUP_DEFAULTS,
     build_config,
     frame_hash,
@@ -19,7 +20,14 @@ from fairpriv_app.common import (
     start_with,
 )
 
-from audit import AuditConfig, available_arms, available_trainers, estimate_audit, load_dataset
+from audit import (
+    AuditConfig,
+    available_arms,
+    available_trainers,
+    estimate_audit,
+    level_text,
+    load_dataset,
+)
 from audit import defaults as d
 from reports import glossary
 
@@ -40,6 +48,8 @@ HELP = {
     "mia": (f"{glossary['membership inference']} loss: {glossary['loss-threshold attack']} "
             f"lira: {glossary['LiRA']} rmia: {glossary['RMIA']} none: no attack."),
     "canary_kind": f"{glossary['flipped']} natural: test rows with their own labels.",
+    "simultaneous_ci": (f"{glossary['simultaneous intervals']} Worth it with many groups (several "
+                        "sensitive columns); each interval is wider."),
     "white_box": ("Also audit with crafted canaries the auditor can see in the model's updates: "
                   "the strongest audit, which can prove an epsilon lower bound for dropout (dropout "
                   "itself gives none); trains one more run per arm and seed."),
@@ -79,6 +89,11 @@ c10.number_input("Canaries (0 = no one-run audit)", 0, 5000, step=100, key="cana
                  help=glossary["canaries"])
 c11.selectbox("Canary labels", list(d.CANARY_KIND_CHOICES), key="canary_kind", help=HELP["canary_kind"])
 c12.checkbox("White-box audit", key="white_box", help=HELP["white_box"])
+st.subheader("Intervals")
+c13, c14 = st.columns(2)
+c13.selectbox("Confidence level", list(CI_LEVELS), key="ci_level", format_func=level_text,
+              help=glossary["confidence interval"])
+c14.checkbox("Simultaneous across groups", key="simultaneous_ci", help=HELP["simultaneous_ci"])
 
 
 

@@ -26,6 +26,7 @@ from ..defaults import (
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_N_BOOTSTRAP,
     DEFAULT_SEEDS,
+    DEFAULT_SIMULTANEOUS_CI,
     DEFAULT_SMALL_GROUPS,
     DEFAULT_SPLIT_SEED,
     DEFAULT_TEST_FRACTION,
@@ -81,7 +82,14 @@ class AuditConfig:
         Every group needs ``min_group_rows`` rows in every split; smaller groups
         raise an error or are merged into ``"other"``.
     n_bootstrap, ci_level, bootstrap_seed
-        Bootstrap over test rows for the confidence intervals.
+        Confidence level of every interval; bootstrap resamples of the test rows for
+        the intervals of ROC AUC and log-loss (rates get score intervals, which need
+        no resampling: see :mod:`audit.fairness._intervals`).
+    simultaneous_ci
+        Make each metric's per-group intervals hold together (family-wise) across the
+        groups, and its gap intervals across every pair of groups, by Bonferroni:
+        for intersectional audits with many groups, where some interval among many
+        misses by chance. Off by default (each interval holds on its own).
     threshold
         Decision threshold on the predicted probability.
     privacy_audit
@@ -103,6 +111,7 @@ class AuditConfig:
     n_bootstrap: int = DEFAULT_N_BOOTSTRAP
     ci_level: float = DEFAULT_CI_LEVEL
     bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED
+    simultaneous_ci: bool = DEFAULT_SIMULTANEOUS_CI
     threshold: float = DEFAULT_THRESHOLD
     privacy_audit: PrivacyAuditConfig = field(default_factory=PrivacyAuditConfig)
 
@@ -133,6 +142,7 @@ class AuditConfig:
             "n_bootstrap": Interval(int, 0, None),
             "ci_level": Interval(float, 0, 1, closed="neither"),
             "bootstrap_seed": Interval(int, 0, None),
+            "simultaneous_ci": Options((True, False)),
             "threshold": Interval(float, 0, 1),
         })
         if isinstance(self.seeds, int):

@@ -30,6 +30,7 @@ from ..defaults import (
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_N_BOOTSTRAP,
     DEFAULT_NA_VALUES,
+    DEFAULT_SIMULTANEOUS_CI,
 )
 from ..dp._accounting import NO_GUARANTEE
 from ..fairness._metrics import evaluate_predictions
@@ -58,8 +59,12 @@ class PredictionAuditOptions:
     positive_label
         Which label value is positive (default as in :func:`load_dataset`).
     n_bootstrap, mia_bootstrap, ci_level
-        Bootstrap resamples of the fairness metrics and of the attack metrics, and the
-        level of the fairness intervals.
+        Bootstrap resamples of the fairness metrics that are not rates (AUC, log-loss;
+        rates get score intervals) and of the attack metrics, and the level of the
+        fairness intervals.
+    simultaneous_ci
+        Bonferroni-adjust each metric's intervals to hold together across the groups
+        (see :class:`AuditConfig`).
     na_values, name, min_group_rows
         Missing-value markers, the name shown in reports (e.g. the uploaded file's name;
         default "predictions"), the smallest group evaluated.
@@ -73,6 +78,7 @@ class PredictionAuditOptions:
     n_bootstrap: int = DEFAULT_N_BOOTSTRAP
     mia_bootstrap: int = DEFAULT_MIA_BOOTSTRAP
     ci_level: float = DEFAULT_CI_LEVEL
+    simultaneous_ci: bool = DEFAULT_SIMULTANEOUS_CI
     na_values: Sequence[str] = DEFAULT_NA_VALUES
     name: str | None = None
     min_group_rows: int = DEFAULT_MIN_GROUP_ROWS
@@ -91,7 +97,7 @@ def audit_predictions(source: str | Path | pd.DataFrame, *, sensitive: str | Seq
     **options
         The fields of :class:`PredictionAuditOptions`: ``y_true``, ``y_pred``,
         ``y_score``, ``member``, ``positive_label``, ``n_bootstrap``, ``mia_bootstrap``,
-        ``ci_level``, ``na_values``, ``name``, ``min_group_rows``.
+        ``ci_level``, ``simultaneous_ci``, ``na_values``, ``name``, ``min_group_rows``.
 
     Returns
     -------
@@ -118,7 +124,7 @@ def audit_predictions(source: str | Path | pd.DataFrame, *, sensitive: str | Seq
     info["inputs"] = {"y_true": opts.y_true, "y_pred": opts.y_pred, "y_score": opts.y_score,
                       "member": opts.member}
     config: dict[str, Any] = {"seeds": [0], "n_bootstrap": opts.n_bootstrap, "ci_level": opts.ci_level,
-                              "source": "predictions"}
+                              "simultaneous_ci": opts.simultaneous_ci, "source": "predictions"}
     digest = hashlib.sha256(json.dumps({**config, **info["inputs"]}, sort_keys=True).encode())
     meta = {"created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             "elapsed_s": round(time.perf_counter() - started, 3), "trainer": "none",
@@ -190,7 +196,7 @@ def _fairness(data: _Predictions, opts: PredictionAuditOptions) -> tuple[pd.Data
     used = data.score if data.score is not None else data.pred
     by_group, overall, gaps = evaluate_predictions(
         ds.y[keep], used[keep][None, :], ds.groups[keep], seeds=[0],
-        n_bootstrap=opts.n_bootstrap, ci_level=opts.ci_level)
+        n_bootstrap=opts.n_bootstrap, ci_level=opts.ci_level, simultaneous_ci=opts.simultaneous_ci)
     if data.score is None:
         for df in (by_group, overall):
             mask = df["metric"].isin(["log_loss", "roc_auc"])

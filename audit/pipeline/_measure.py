@@ -88,7 +88,7 @@ def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: Trai
             by_group, overall, gaps = evaluate_predictions(
                 test.y, scores, test.groups, seeds=plan.seeds, threshold=config.threshold,
                 n_bootstrap=config.n_bootstrap, ci_level=config.ci_level,
-                bootstrap_seed=config.bootstrap_seed,
+                bootstrap_seed=config.bootstrap_seed, simultaneous_ci=config.simultaneous_ci,
             )
         for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
             frames[key].append(df.assign(arm=arm.label, kind=arm.kind))

@@ -30,6 +30,7 @@ from ._schema import (
     SCHEMA_VERSION,
     STAT_FIELDS,
     frame_from_records,
+    is_missing,
     json_safe,
     none_to_nan,
     normalise_empirical,
@@ -119,15 +120,16 @@ def _metrics_block(result: AuditResult, arm: str, seed: int | None) -> dict[str,
     def rows(df: pd.DataFrame) -> pd.DataFrame:
         return _seed_rows(df[df["arm"] == arm], seed)
 
-    overall = {str(r["metric"]): {**_fields(r, STAT_FIELDS), "n": int(r["n"])}
+    overall = {str(r["metric"]): {**_fields(r, STAT_FIELDS), "ci_method": _method(r), "n": int(r["n"])}
                for _, r in rows(result.overall).iterrows()}
     by_group: dict[str, dict[str, Any]] = {}
     for _, r in rows(result.by_group).iterrows():
         by_group.setdefault(str(r["group"]), {})[str(r["metric"])] = {
-            **_fields(r, STAT_FIELDS), "n": int(r["n"])}
+            **_fields(r, STAT_FIELDS), "ci_method": _method(r), "n": int(r["n"])}
     gaps: dict[str, dict[str, Any]] = {}
     for _, r in rows(result.gaps).iterrows():
-        gaps.setdefault(str(r["metric"]), {})[str(r["gap"])] = _fields(r, GAP_FIELDS)
+        gaps.setdefault(str(r["metric"]), {})[str(r["gap"])] = {
+            **_fields(r, GAP_FIELDS), "ci_method": _method(r)}
     return {"overall": overall, "by_group": by_group, "gaps": gaps}
 
 
@@ -174,6 +176,12 @@ def _empirical_block(empirical: pd.DataFrame, arm: str) -> dict[str, Any] | None
         "by_audit": by_audit,
         "per_seed": [_fields(r, per_seed_fields) for _, r in sel.iterrows()],
     }
+
+
+def _method(row: pd.Series) -> str | None:
+    """An interval's method name; None for rows read from a file written before 1.1."""
+    value = row.get("ci_method")
+    return None if is_missing(value) else str(value)
 
 
 def _fields(row: pd.Series, names: tuple[str, ...]) -> dict[str, Any]:
@@ -231,14 +239,17 @@ class _FrameRows:
     def _add_metrics(self, name: str, kind: str, seed: int | None, block: Mapping[str, Any]) -> None:
         at = {"arm": name, "kind": kind, "seed": seed}
         for metric, st in block["overall"].items():
-            self.overall.append({**at, "metric": metric, **_restored(st, STAT_FIELDS), "n": st["n"]})
+            self.overall.append({**at, "metric": metric, **_restored(st, STAT_FIELDS),
+                                 "ci_method": st.get("ci_method"), "n": st["n"]})
         for group, metrics in block["by_group"].items():
             for metric, st in metrics.items():
                 self.by_group.append({**at, "group": group, "metric": metric,
-                                      **_restored(st, STAT_FIELDS), "n": st["n"]})
+                                      **_restored(st, STAT_FIELDS), "ci_method": st.get("ci_method"),
+                                      "n": st["n"]})
         for metric, kinds in block["gaps"].items():
             for gap, st in kinds.items():
                 self.gaps.append({**at, "metric": metric, "gap": gap, **_restored(st, STAT_FIELDS),
+                                  "ci_method": st.get("ci_method"),
                                   "max_group": st["max_group"], "min_group": st["min_group"],
                                   "exceeds_uncertainty": nullable_bool(st["exceeds_uncertainty"])})
 

@@ -80,9 +80,9 @@ ARMS_COLUMNS = ("arm", "kind", "params")
 #: A statistic with its spread over seeds and its confidence interval.
 STAT_FIELDS = ("value", "std", "ci_low", "ci_high")
 GAP_FIELDS = (*STAT_FIELDS, "max_group", "min_group", "exceeds_uncertainty")
-BY_GROUP_COLUMNS = ("seed", "group", "metric", *STAT_FIELDS, "n")
-OVERALL_COLUMNS = ("seed", "metric", *STAT_FIELDS, "n")
-GAPS_COLUMNS = ("seed", "metric", "gap", *GAP_FIELDS)
+BY_GROUP_COLUMNS = ("seed", "group", "metric", *STAT_FIELDS, "ci_method", "n")
+OVERALL_COLUMNS = ("seed", "metric", *STAT_FIELDS, "ci_method", "n")
+GAPS_COLUMNS = ("seed", "metric", "gap", *GAP_FIELDS[:4], "ci_method", *GAP_FIELDS[4:])
 
 PRIVACY_FIELDS = (
     "epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant",
@@ -119,7 +119,7 @@ _METRIC_ORDER = {m: i for i, m in enumerate((*METRICS, *GAP_ONLY_METRICS, *MIA_M
 _FLOAT_COLUMNS = {"value", "std", "ci_low", "ci_high", "epsilon", "delta", "noise_multiplier",
                   "sample_rate", "max_grad_norm"}
 _OBJECT_COLUMNS = {"arm", "kind", "group", "metric", "gap", "max_group", "min_group",
-                   "accountant", "guarantee"}
+                   "accountant", "guarantee", "ci_method"}
 #: Columns of the small record frames (mechanism, dp_cost, gap_changes, roc) that are
 #: not numbers.
 _RECORD_TEXT_COLUMNS = {"arm", "kind", "group", "metric", "baseline", "flagged", "attack",

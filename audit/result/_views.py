@@ -12,12 +12,52 @@ from ._schema import is_missing
 if TYPE_CHECKING:
     from ._container import AuditResult
 
-__all__ = ["level_text", "result_html", "result_summary"]
+__all__ = ["describe_intervals", "level_text", "result_html", "result_summary"]
 
 
 def level_text(level: float) -> str:
     """A confidence level as a percentage: 0.95 -> '95%', 0.995 -> '99.5%'."""
-    return f"{100 * float(level):g}%"
+    return f"{100 * float(level):.4g}%"
+
+
+# What each interval method is, in a report's words, in the order they are listed.
+_METHOD_WORDS = (
+    ({"wilson", "wilson-cc"}, "group rates (error, FPR, FNR, selection) by Wilson's score interval",
+     "wilson-cc", "continuity-corrected where the rate's denominator has under 100 rows"),
+    ({"newcombe", "newcombe-cc"}, "gaps between groups' rates by Newcombe's hybrid score interval",
+     "newcombe-cc", "continuity-corrected where a group has under 40 rows"),
+    ({"mover-wilson", "mover-wilson-cc"}, "ratios of rates by the MOVER-R method from those "
+     "Wilson intervals", None, ""),
+    ({"bootstrap"}, "ROC AUC and log-loss by a percentile bootstrap over test rows resampled "
+     "within each group", None, ""),
+)
+
+
+def describe_intervals(result: AuditResult) -> str:
+    """One sentence naming the interval methods a result used, for reports and summaries.
+
+    Files written before the methods were recorded (schema 1.0) used the percentile
+    bootstrap for every interval, and say so.
+    """
+    level = level_text(result.ci_level)
+    used = {str(m) for df in (result.by_group, result.gaps) if "ci_method" in df
+            for m in df["ci_method"].dropna().unique()}
+    if not used:
+        return (f"Intervals ({level}): percentile bootstrap over the evaluated rows, resampled "
+                "within each group.")
+    parts = []
+    for methods, words, corrected, correction in _METHOD_WORDS:
+        if used & methods:
+            parts.append(words + (f" ({correction})" if corrected in used else ""))
+    text = f"Intervals ({level}): " + "; ".join(parts) + "."
+    if result.config.get("simultaneous_ci"):
+        groups = result.aggregate("by_group")["group"].nunique()
+        pairs = groups * (groups - 1) // 2
+        text += (f" Simultaneous: each metric's {groups} group intervals hold together, and its "
+                 f"gaps over all {pairs} pairs of groups (Bonferroni: "
+                 f"{level_text(1 - (1 - result.ci_level) / max(groups, 1))} and "
+                 f"{level_text(1 - (1 - result.ci_level) / max(pairs, 1))} each).")
+    return text
 
 
 def result_summary(result: AuditResult) -> str:
@@ -83,7 +123,7 @@ def _summary_notes(result: AuditResult) -> list[str]:
         evaluated = f"the {n} rows the model did not train on" if member else f"all {n} rows"
         notes += [
             f"positive class: {ds.get('positive_label')!r}; errors of the uploaded predictions on "
-            f"{evaluated}; CI: bootstrap over those rows.",
+            f"{evaluated}.",
             "epsilon 'none' = no formal privacy guarantee (a model trained elsewhere has no known "
             "training mechanism).",
         ]
@@ -93,10 +133,11 @@ def _summary_notes(result: AuditResult) -> list[str]:
         notes += [
             f"positive class: {ds.get('positive_label')!r}; errors on the test split, "
             + (f"mean over {seeds} seeds" if seeds != 1 else "one training seed")
-            + "; CI: bootstrap over test rows.",
+            + ".",
             "epsilon 'none' = no formal privacy guarantee"
             + (" (dropout is not differential privacy)." if dropout else "."),
         ]
+    notes.append(describe_intervals(result))
     notes.extend(_gap_change_notes(result))
     if not result.mia.empty:
         notes.append("MIA AUC: loss-threshold membership inference, "
