@@ -178,10 +178,13 @@ def validate_results(source: str | Path | Mapping[str, Any]) -> None:
 
     Examples
     --------
-    >>> validate_results({"schema_version": "1.0", "config": {"seeds": [0]}})
-    Traceback (most recent call last):
-    ...
-    audit._exceptions.DataFileError: not a valid results file: dataset: required field is missing (and 1 other problem)
+    >>> dataset = {"name": "d", "rows": 2, "groups": {"a": 2}}
+    >>> try:
+    ...     validate_results({"schema_version": "1.1", "config": {"seeds": [0]},
+    ...                       "dataset": dataset, "arms": []})
+    ... except DataFileError as exc:
+    ...     print(exc)
+    not a valid results file: arms: [] should be non-empty
     """
     if isinstance(source, Mapping):
         data: Any = source
