@@ -71,6 +71,7 @@ from .result._bounds import (
 from .result._container import AuditResult
 from .result._views import describe_intervals, level_text
 from .result._schema import SCHEMA_VERSION
+from .result._validate import results_schema, validate_results
 from .solver._solver import DropoutSolution, GroupErrors, SolveOptions, solve_group_dropout
 from .training._batched import (
     BatchedModelSpec,
@@ -206,6 +207,8 @@ __all__ = [
     "level_text",
     "PRIVACY_BOUNDS_COLUMNS",
     "AuditResult",
+    "results_schema",
+    "validate_results",
     # render: how numbers read in every front end
     "EPSILON_DIGITS",
     "RATE_DIGITS",

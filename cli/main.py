@@ -24,6 +24,7 @@ from audit import (
     ARM_KINDS,
     BUILTIN_DATASETS,
     CANARY_AUDITS,
+    SCHEMA_VERSION,
     Arm,
     AuditConfig,
     AuditResult,
@@ -47,6 +48,7 @@ from audit import (
     run_trainer_benchmark,
     solve_group_dropout,
     split_dataset,
+    validate_results,
 )
 from audit.defaults import (
     ACCOUNTANT_CHOICES,
@@ -496,6 +498,47 @@ def report(results: str, pdf: str | None, html: str | None) -> None:
     _write_reports(result, Path(pdf) if pdf else None, Path(html) if html else None)
     if result.dp_violations:
         click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)} (shown on page 1).", err=True)
+
+
+def _minor_newer(version: str) -> bool:
+    """Whether results ``version`` (already validated: MAJOR.MINOR) is newer than ours."""
+    def pair(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+    return pair(version) > pair(SCHEMA_VERSION)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True), metavar="FILE...")
+def validate(files: tuple[str, ...]) -> None:
+    """Check each results FILE (a results.json, or an output folder holding one) against
+    fairpriv's results schema; exit status 1 if any does not conform.
+
+    Prints "FILE: valid (schema 1.1)" for each good file and one "Error: FILE: ..." line,
+    naming the first field at fault, for each bad one.
+    """
+    import json
+
+    command = click.get_current_context().command
+    failed = 0
+    for name in files:
+        # The path is checked here, not by click.Path(exists=True): a missing file is
+        # reported like any other bad file, and the remaining files are still checked.
+        path = Path(name)
+        if path.is_dir():
+            path = path / "results.json"
+        try:
+            validate_results(path)
+        except FairprivError as exc:
+            failed += 1
+            click.echo(f"Error: {name}: {cli_message(exc, command)}", err=True)
+            continue
+        version = str(json.loads(path.read_text(encoding="utf-8"))["schema_version"])
+        note = (f"; newer than this fairpriv's {SCHEMA_VERSION}, so fields it does not know "
+                "were not checked") if _minor_newer(version) else ""
+        click.echo(f"{name}: valid (schema {version}{note})")
+    if failed:
+        # Exit status 1 like every other error; the messages are already printed.
+        click.get_current_context().exit(1)
 
 
 @main.command()

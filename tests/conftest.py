@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +38,36 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a test tried to open a network connection")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_files_are_validated() -> Iterator[None]:
+    """Check every results.json the suite writes against the shipped schema.
+
+    Every writer (``AuditResult.to_json``, so ``fairpriv run``/``audit-model``, the app's
+    download and the golden generator) goes through ``audit.result._json.result_to_json``;
+    wrapping it once, for the session, covers every test and every fixture, module- and
+    session-scoped ones included, where explicit calls would miss the next test that
+    writes one. A check costs tens of milliseconds, small beside the audit that made the
+    result. Subprocesses (``tests/test_app_lifecycle.py``) are not covered; they write no
+    results.
+    """
+    from audit import DataFileError, validate_results
+    from audit.result import _container, _json
+
+    original = _json.result_to_json
+
+    def checked(result: Any, path: str | Path | None = None, *, indent: int = 2) -> str:
+        text = original(result, path, indent=indent)
+        try:
+            validate_results(json.loads(text))
+        except DataFileError as exc:
+            raise AssertionError(f"fairpriv wrote a results file its own schema rejects: {exc}. "
+                                 "Fix the writer or audit/result/results.schema.json.") from None
+        return text
+
+    with pytest.MonkeyPatch.context() as patch:
+        # _container holds its own reference (from ._json import result_to_json).
+        patch.setattr(_json, "result_to_json", checked)
+        patch.setattr(_container, "result_to_json", checked)
+        yield

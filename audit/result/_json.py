@@ -38,6 +38,7 @@ from ._schema import (
     normalise_mia,
     nullable_bool,
 )
+from ._validate import check_schema_version, validate_results
 
 if TYPE_CHECKING:
     from ._container import AuditResult
@@ -53,9 +54,12 @@ _RECORD_FRAMES = ("mechanism", "dp_cost", "gap_changes", "roc")
 
 
 def result_to_dict(result: AuditResult) -> dict[str, Any]:
-    """The ``results.json`` structure (DESIGN section 5)."""
+    """The ``results.json`` structure (DESIGN section 5), described by ``results.schema.json``."""
     return {
-        "schema_version": result.schema_version,
+        # The layout written is always this version's, whatever file the result was read
+        # from: an older file read and written again gains the current keys, so it must
+        # not keep claiming the older version.
+        "schema_version": SCHEMA_VERSION,
         "meta": result.meta,
         "config": result.config,
         "dataset": result.dataset,
@@ -265,12 +269,8 @@ def _restored(stats: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any
 
 def result_from_dict(cls: type[AuditResult], data: Mapping[str, Any]) -> AuditResult:
     """Rebuild a result of class ``cls`` from :func:`result_to_dict` output."""
-    version = str(data.get("schema_version", ""))
-    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise DataFileError(
-            f"results schema_version {version!r} is not supported (this fairpriv reads "
-            f"{SCHEMA_VERSION}); re-run the audit with this version."
-        )
+    check_schema_version(data)
+    version = str(data["schema_version"])
     rows = _FrameRows()
     solutions: dict[str, Any] = {}
     for arm in data["arms"]:
@@ -310,6 +310,10 @@ def result_from_json(cls: type[AuditResult], source: str | Path) -> AuditResult:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFileError(f"not a valid results JSON: {exc}") from None
+    # Checked against the schema first (tens of milliseconds, a small part of building
+    # the frames): a corrupted file then fails with the field at fault named, not with a
+    # KeyError from deep inside the reader.
+    validate_results(data)
     try:
         return result_from_dict(cls, data)
     except (KeyError, TypeError) as exc:

@@ -63,8 +63,12 @@ __all__ = [
     "nullable_bool",
 ]
 
-#: Version of the ``results.json`` layout; bumped on any incompatible change.
-SCHEMA_VERSION = "1.0"
+#: Version of the ``results.json`` layout, MAJOR.MINOR, bumped on any change: the minor
+#: when fields are added (older readers of the major still read the file), the major when
+#: a change breaks readers. ``results.schema.json`` carries the same number
+#: (``x-fairpriv-schema-version``); 1.1 is the first version described by that schema
+#: (its fields are those of the last 1.0 files).
+SCHEMA_VERSION = "1.1"
 
 # ------------------------------------------------------------------ metric names
 
