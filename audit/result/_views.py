@@ -28,7 +28,7 @@ _METHOD_WORDS = (
      "newcombe-cc", "continuity-corrected where a group has under 40 rows"),
     ({"mover-wilson", "mover-wilson-cc"}, "ratios of rates by the MOVER-R method from those "
      "Wilson intervals", None, ""),
-    ({"bootstrap"}, "ROC AUC and log-loss by a percentile bootstrap over test rows resampled "
+    ({"bootstrap"}, "ROC AUC and log-loss by a percentile bootstrap over the evaluated rows resampled "
      "within each group", None, ""),
 )
 
