@@ -21,6 +21,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from audit import decimals_for, format_number, level_text  # noqa: E402
 
+from ._fonts import cjk_font_file  # noqa: E402
+
 __all__ = ["ATTACK_LABELS", "ArmStyle", "arm_styles", "attack_order", "level_text", "privacy_bounds_figure"]
 
 #: Membership-inference attacks in report order, with the names a report shows.
@@ -72,6 +74,14 @@ def _font() -> Any:
 
     params: dict[str, Any] = {"text.parse_math": False}
     names = {f.name for f in font_manager.fontManager.ttflist}
+    found = cjk_font_file()
+    if found is not None:
+        # The font the PDF embeds, so that figures and text match. matplotlib's font list
+        # is a cache built once: it lacks fonts installed after it was made.
+        if found.family not in names:
+            font_manager.fontManager.addfont(found.path)
+        params["font.family"] = ["DejaVu Sans", found.family]
+        return params
     for cand in ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback"):
         if cand in names:
             params["font.family"] = ["DejaVu Sans", cand]

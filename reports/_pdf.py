@@ -1,8 +1,15 @@
-"""PDF renderer (ReportLab platypus) for the report content model."""
+"""PDF renderer (ReportLab platypus) for the report content model.
+
+Every font in the PDF is embedded (subsets of TrueType fonts, see :mod:`reports._fonts`):
+DejaVu Sans and DejaVu Sans Mono from matplotlib's own files for Latin text and symbols,
+and a CJK system font for what DejaVu lacks. When no CJK TrueType font is installed, such
+text falls back to the standard CID font STSong-Light, not embedded, with a warning.
+"""
 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -12,63 +19,78 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import (
     Image,
     KeepTogether,
     PageBreak,
     Paragraph,
-    Preformatted,
     SimpleDocTemplate,
     Spacer,
     Table,
     TableStyle,
+    XPreformatted,
 )
 
 from ._content import Figure, Report
 from ._content import Paragraph as TextBlock
 from ._content import Table as TableBlock
+from ._fonts import BOLD, CJK_FALLBACK, FALLBACK_WARNING, MONO, SANS, cjk_font, covers
 
 __all__ = ["render_pdf_bytes"]
 
-#: Adobe's standard CID font for simplified Chinese: no embedding needed, and every
-#: conforming viewer (and poppler, with a CJK system font) renders it.
-CJK_FONT = "STSong-Light"
-pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-
 _BASE = getSampleStyleSheet()
+# The sample sheet's styles name Helvetica (not embedded): every style sets its font.
+_SANS = {"fontName": SANS, "bulletFontName": SANS}
+_BOLD = {"fontName": BOLD, "bulletFontName": BOLD}
 STYLES = {
-    "title": ParagraphStyle("t", parent=_BASE["Title"], fontSize=18, leading=22),
+    "title": ParagraphStyle("t", parent=_BASE["Title"], fontSize=18, leading=22, **_BOLD),
     "h1": ParagraphStyle("h1", parent=_BASE["Heading2"], fontSize=13, leading=16, spaceBefore=8,
-                         keepWithNext=1),
-    "body": ParagraphStyle("b", parent=_BASE["BodyText"], fontSize=9, leading=12, alignment=TA_LEFT),
+                         keepWithNext=1, **_BOLD),
+    "body": ParagraphStyle("b", parent=_BASE["BodyText"], fontSize=9, leading=12, alignment=TA_LEFT,
+                           **_SANS),
     "finding": ParagraphStyle("f", parent=_BASE["BodyText"], fontSize=9.5, leading=12.5,
-                              leftIndent=8, bulletIndent=0, spaceAfter=3),
+                              leftIndent=8, bulletIndent=0, spaceAfter=3, **_SANS),
     "note": ParagraphStyle("n", parent=_BASE["BodyText"], fontSize=8.5, leading=11,
-                           textColor=colors.HexColor("#444444")),
+                           textColor=colors.HexColor("#444444"), **_SANS),
     "warning": ParagraphStyle("w", parent=_BASE["BodyText"], fontSize=11, leading=14,
-                              textColor=colors.HexColor("#b00020"), fontName="Helvetica-Bold",
+                              textColor=colors.HexColor("#b00020"),
                               borderColor=colors.HexColor("#b00020"), borderWidth=1.2,
-                              borderPadding=6, spaceBefore=6, spaceAfter=10),
-    "cell": ParagraphStyle("c", parent=_BASE["BodyText"], fontSize=7.5, leading=9),
-    "head": ParagraphStyle("hd", parent=_BASE["BodyText"], fontSize=7.5, leading=9,
-                           fontName="Helvetica-Bold"),
+                              borderPadding=6, spaceBefore=6, spaceAfter=10, **_BOLD),
+    "cell": ParagraphStyle("c", parent=_BASE["BodyText"], fontSize=7.5, leading=9, **_SANS),
+    "head": ParagraphStyle("hd", parent=_BASE["BodyText"], fontSize=7.5, leading=9, **_BOLD),
     "caption": ParagraphStyle("cap", parent=_BASE["BodyText"], fontSize=8, leading=10,
-                              textColor=colors.HexColor("#333333"), spaceAfter=6),
+                              textColor=colors.HexColor("#333333"), spaceAfter=6, **_SANS),
+    "code": ParagraphStyle("code", fontName=MONO, bulletFontName=MONO, fontSize=6.5, leading=7.5),
 }
 
 
-def _markup(text: str) -> str:
-    """Escape for ReportLab's mini-HTML; only runs of non-Latin characters get the CJK font."""
-    import re
+def _runs(text: str, font: str) -> list[tuple[str, str]]:
+    """``text`` cut into ``(font, run)`` pieces: characters ``font`` has a glyph for stay
+    in it, the others (Chinese etc.) go to the CJK font, looked up only when needed."""
+    have = covers(font)
+    other: str | None = None
+    runs: list[tuple[str, str]] = []
+    for ch in text:
+        use = font
+        if ord(ch) not in have and ch not in "\n\r\t":
+            other = other or cjk_font().name
+            use = other
+        if runs and runs[-1][0] == use:
+            runs[-1] = (use, runs[-1][1] + ch)
+        else:
+            runs.append((use, ch))
+    return runs
 
-    parts = re.split(r"([^\x00-\xff]+)", text)
-    return "".join(f'<font name="{CJK_FONT}">{escape(p)}</font>' if i % 2 else escape(p)
-                   for i, p in enumerate(parts) if p)
+
+def _markup(text: str, font: str = SANS) -> str:
+    """Escape for ReportLab's mini-HTML, with the runs ``font`` has no glyphs for in the
+    CJK font."""
+    return "".join(escape(run) if name == font else f'<font name="{name}">{escape(run)}</font>'
+                   for name, run in _runs(text, font))
 
 
 def _para(text: str, style: str) -> Paragraph:
-    return Paragraph(_markup(text), STYLES[style])
+    return Paragraph(_markup(text, STYLES[style].fontName), STYLES[style])
 
 
 def _table(block: TableBlock, width: float) -> list:
@@ -81,6 +103,9 @@ def _table(block: TableBlock, width: float) -> list:
     table = Table(data, repeatRows=1 if header else 0, hAlign="LEFT",
                   colWidths=_column_widths(block, width))
     style = [
+        # Cells hold Paragraphs, but ReportLab selects the cell font (default Helvetica,
+        # not embedded) before drawing each one.
+        ("FONTNAME", (0, 0), (-1, -1), SANS),
         ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#bbbbbb")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("TOPPADDING", (0, 0), (-1, -1), 2),
@@ -105,8 +130,8 @@ _PADDING = 13.0
 
 def _text_width(text: str, bold: bool = False) -> float:
     style = STYLES["head" if bold else "cell"]
-    font = style.fontName if all(ord(c) < 256 for c in text) else CJK_FONT
-    return float(pdfmetrics.stringWidth(text, font, style.fontSize))
+    return sum(float(pdfmetrics.stringWidth(run, font, style.fontSize))
+               for font, run in _runs(text, style.fontName))
 
 
 def _column_widths(block: TableBlock, width: float) -> list[float]:
@@ -144,21 +169,28 @@ def _figure(block: Figure, width: float, max_height: float) -> list:
 
 
 def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
-    """Lay out ``report`` as a PDF; returns the bytes and the number of pages."""
+    """Lay out ``report`` as a PDF; returns the bytes and the number of pages.
+
+    Every font is embedded, except where no CJK TrueType font is installed and the report
+    holds text DejaVu Sans cannot draw: that text is then set in the standard CID font
+    STSong-Light, not embedded, and a :class:`UserWarning` says so.
+    """
     buf = io.BytesIO()
     pages = {"n": 0}
 
     def footer(canvas, doc) -> None:  # type: ignore[no-untyped-def]
         pages["n"] = doc.page
         canvas.saveState()
-        canvas.setFont("Helvetica", 7)
+        canvas.setFont(SANS, 7)
         canvas.setFillColor(colors.HexColor("#666666"))
         canvas.drawString(15 * mm, 10 * mm, f"fairpriv report - page {doc.page}")
         canvas.restoreState()
 
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
                             topMargin=15 * mm, bottomMargin=18 * mm, title=report.title,
-                            author="fairpriv")
+                            author="fairpriv",
+                            # else each page's preamble selects Helvetica, not embedded
+                            initialFontName=SANS)
     width, height = doc.width, doc.height
     story: list = [_para(report.title, "title")]
     if report.violation:
@@ -169,8 +201,8 @@ def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
         for j, block in enumerate(section.blocks):
             if isinstance(block, TextBlock):
                 if block.style == "code":
-                    flow: list = [Preformatted(block.text, ParagraphStyle(
-                        "code", fontName="Courier", fontSize=6.5, leading=7.5))]
+                    # Preformatted would set Chinese in the monospace font, as boxes.
+                    flow: list = [XPreformatted(_markup(block.text, MONO), STYLES["code"])]
                 else:
                     flow = [_para(block.text, block.style)]
             elif isinstance(block, TableBlock):
@@ -188,7 +220,10 @@ def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
         if not section.blocks:
             story.append(_para(section.title, "h1"))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
-    return buf.getvalue(), pages["n"]
+    data = buf.getvalue()
+    if f"/BaseFont /{CJK_FALLBACK}".encode() in data:
+        warnings.warn(FALLBACK_WARNING, UserWarning, stacklevel=2)
+    return data, pages["n"]
 
 
 def write_pdf(report: Report, path: str | Path) -> int:

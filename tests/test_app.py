@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pdf_checks import assert_pdf_sound
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
@@ -355,6 +356,7 @@ def test_report_bytes_come_from_the_renderers(monkeypatch: pytest.MonkeyPatch, t
     render_html(res, tmp_path / "report.html")
     assert served["Download PDF report"][:5] == b"%PDF-"
     assert served["Download PDF report"] == (tmp_path / "report.pdf").read_bytes()
+    assert_pdf_sound(tmp_path / "report.pdf")
     assert served["Download HTML report"] == (tmp_path / "report.html").read_bytes()
     assert served["Download results.json"] == res.to_json().encode("utf-8")
 

@@ -133,6 +133,7 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def test_compas_small_groups_are_merged_on_the_data_page_then_run_and_report(  # type: ignore[no-untyped-def]
         server: str, browser, tmp_path: Path) -> None:
     from compas_like import compas_like
+    from pdf_checks import assert_pdf_sound
     from pypdf import PdfReader
 
     data = write_csv(tmp_path / "compas.csv", compas_like(scale=0.3))
@@ -169,6 +170,7 @@ def test_compas_small_groups_are_merged_on_the_data_page_then_run_and_report(  #
     pdf = tmp_path / "report.pdf"
     info.value.save_as(str(pdf))
     assert info.value.suggested_filename == "compas-report.pdf"
+    assert_pdf_sound(pdf)
     text = " ".join(p.extract_text() or "" for p in PdfReader(str(pdf)).pages)
     assert "other (merged)" in text and "compas.csv" in text
     # Downloads clicked in quick succession all arrive (a rerun used to cancel the one in flight).

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from fairpriv_cli.main import main
+from pdf_checks import assert_pdf_sound
 
 from audit import AuditResult, DataError, audit_predictions
 
@@ -90,6 +91,7 @@ def test_cli_audit_model_writes_results_and_reports(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "o" / "results.json").read_text())
     assert data["arms"][0]["kind"] == "external" and data["arms"][0]["privacy"]["epsilon"] is None
     assert (tmp_path / "o" / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert_pdf_sound(tmp_path / "o" / "report.pdf")
     assert AuditResult.from_json(tmp_path / "o" / "results.json").to_dict() == data
 
 

@@ -145,6 +145,7 @@ def _memorable_frame(n: int = 2000, d: int = 60, seed: int = 0) -> pd.DataFrame:
 
 
 def test_dp_violation_is_flagged_and_shown_first(tmp_path: Path) -> None:
+    from pdf_checks import assert_pdf_sound
     from pypdf import PdfReader
 
     from reports import SECTION_TITLES, render_html, render_pdf
@@ -173,6 +174,7 @@ def test_dp_violation_is_flagged_and_shown_first(tmp_path: Path) -> None:
     assert notebook.startswith("<p") and notebook.index("DP VIOLATION") < notebook.index("<h4>")
     # ...on the PDF's first page under the title, before the first section...
     render_pdf(res, tmp_path / "r.pdf")
+    assert_pdf_sound(tmp_path / "r.pdf")
     page_one = PdfReader(str(tmp_path / "r.pdf")).pages[0].extract_text()
     assert "DP VIOLATION" in page_one and "dp_sgd" in page_one
     assert page_one.index("DP VIOLATION") < page_one.index(SECTION_TITLES[0])

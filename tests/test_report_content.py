@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pdf_checks import assert_pdf_sound
 from pypdf import PdfReader
 
 import reports
@@ -81,6 +82,7 @@ def texts(report: reports.Report) -> list[str]:
 
 def pdf_text(data: bytes, tmp_path: Path) -> str:
     (tmp_path / "r.pdf").write_bytes(data)
+    assert_pdf_sound(tmp_path / "r.pdf")
     return " ".join(" ".join(p.extract_text() or "" for p in PdfReader(str(tmp_path / "r.pdf")).pages).split())
 
 
