@@ -69,9 +69,9 @@ from .result._bounds import (
     largest_bounds,
 )
 from .result._container import AuditResult
-from .result._views import describe_intervals, level_text
 from .result._schema import SCHEMA_VERSION
 from .result._validate import results_schema, validate_results
+from .result._views import describe_intervals, level_text
 from .solver._solver import DropoutSolution, GroupErrors, SolveOptions, solve_group_dropout
 from .training._batched import (
     BatchedModelSpec,
