@@ -39,7 +39,7 @@ def _result(rows: list[dict[str, object]]) -> AuditResult:
     empty = pd.DataFrame({"arm": [], "kind": [], "seed": []})
     by_group, overall, gaps, privacy = normalise_frames(empty, empty, empty, privacy, order)
     return AuditResult(
-        config={"seeds": [0, 1], "privacy_audit": {"confidence": 0.95}}, dataset={"name": "hand"},
+        config={"seeds": [0, 1], "privacy_audit": {"confidence": 0.95}}, dataset={"name": "hand", "rows": 0, "groups": {}},
         arms=pd.DataFrame([{"arm": a, "kind": k, "params": {}} for a, k in ARMS]),
         by_group=by_group, overall=overall, gaps=gaps, privacy=privacy,
         empirical=normalise_empirical(pd.DataFrame(rows, columns=list(EMPIRICAL_COLUMNS)), order))
