@@ -26,11 +26,12 @@ import pandas as pd
 
 from .._exceptions import InternalError
 from ._bootstrap import bootstrap_group_metrics, point_group_metrics
+from ._metrics import RATE_METRICS
 
 __all__ = ["COMPARED_METRICS", "comparison_pairs", "gap_changes"]
 
 #: Rate metrics whose gaps are compared between arms.
-COMPARED_METRICS = ("error_rate", "fpr", "fnr", "selection_rate")
+COMPARED_METRICS = RATE_METRICS
 
 
 def comparison_pairs(kinds: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -201,3 +201,17 @@ def bonferroni_level(level: float, comparisons: int) -> float:
     0.99
     """
     return 1.0 - (1.0 - level) / max(int(comparisons), 1)
+
+
+def simultaneous_levels(level: float, n_groups: int) -> tuple[float, float]:
+    """Bonferroni levels of one metric's group intervals and of its gap intervals.
+
+    The G group intervals hold together at ``level``, and so do the gaps of all
+    ``G (G - 1) / 2`` pairs of groups (a gap's pair is chosen after seeing the data).
+
+    Examples
+    --------
+    >>> simultaneous_levels(0.95, 3)
+    (0.9833333333333333, 0.9833333333333333)
+    """
+    return bonferroni_level(level, n_groups), bonferroni_level(level, n_groups * (n_groups - 1) // 2)

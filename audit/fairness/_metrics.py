@@ -40,7 +40,7 @@ from .._exceptions import DataError, InternalError
 from ..defaults import DEFAULT_BOOTSTRAP_SEED, DEFAULT_CI_LEVEL, DEFAULT_N_BOOTSTRAP, DEFAULT_THRESHOLD
 from ..result._schema import BY_GROUP_COLUMNS, GAP_ONLY_METRICS, GAPS_COLUMNS, METRICS, OVERALL_COLUMNS
 from ._bootstrap import bootstrap_group_metrics, percentile_interval
-from ._intervals import bonferroni_level, difference_interval, rate_interval, ratio_interval
+from ._intervals import difference_interval, rate_interval, ratio_interval, simultaneous_levels
 
 __all__ = [
     "BOOTSTRAP_METRICS",
@@ -177,7 +177,8 @@ def evaluate_predictions(  # noqa: PLR0913 - the data, then one keyword per inte
         )
         if tuple(draws.group_labels) != labels:
             raise InternalError("bootstrap and MetricFrame disagree on the group order")
-    levels = _Levels.of(ci_level, len(labels), simultaneous_ci)
+    group_level, gap_level = simultaneous_levels(ci_level, len(labels)) if simultaneous_ci \
+        else (ci_level, ci_level)
     counts = rate_counts(y_true, scores, groups, labels, threshold)
 
     by_group_rows: list[dict[str, Any]] = []
@@ -189,7 +190,7 @@ def evaluate_predictions(  # noqa: PLR0913 - the data, then one keyword per inte
         view = _SeedView(point, point_overall, draws, counts, None if seed is pd.NA else s_idx)
         for m in METRICS:
             values, stds, overall_value, overall_std = view.values(m)
-            lo, hi, method = view.group_interval(m, levels.group)
+            lo, hi, method = view.group_interval(m, group_level)
             for g_idx, g in enumerate(labels):
                 by_group_rows.append({
                     "seed": seed, "group": g, "metric": m, "value": float(values[g_idx]),
@@ -201,7 +202,7 @@ def evaluate_predictions(  # noqa: PLR0913 - the data, then one keyword per inte
                 "seed": seed, "metric": m, "value": overall_value, "std": overall_std,
                 "ci_low": olo, "ci_high": ohi, "ci_method": omethod, "n": n_total,
             })
-        gap_rows.extend(_gap_rows(seed, view, labels, levels.gap))
+        gap_rows.extend(_gap_rows(seed, view, labels, gap_level))
 
     by_group_df = pd.DataFrame(by_group_rows, columns=list(BY_GROUP_COLUMNS))
     overall_df = pd.DataFrame(overall_rows, columns=list(OVERALL_COLUMNS))
@@ -247,20 +248,6 @@ def rate_counts(
                             k_overall=(hit & eligible).sum(axis=1).astype(np.float64),
                             n_overall=int(eligible.sum()))
     return out
-
-
-@dataclass(frozen=True)
-class _Levels:
-    """Per-interval levels: the audit's, or Bonferroni-adjusted when simultaneous."""
-
-    group: float
-    gap: float
-
-    @classmethod
-    def of(cls, level: float, n_groups: int, simultaneous: bool) -> _Levels:
-        if not simultaneous:
-            return cls(level, level)
-        return cls(bonferroni_level(level, n_groups), bonferroni_level(level, n_groups * (n_groups - 1) // 2))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from .._format import EPSILON_DIGITS, format_number
+from ..fairness._intervals import SMALL_GAP_ROWS, SMALL_RATE_ROWS, simultaneous_levels
 from ._bounds import CANARY_AUDITS, largest_bounds, privacy_bounds
 from ._schema import is_missing
 
@@ -23,9 +24,9 @@ def level_text(level: float) -> str:
 # What each interval method is, in a report's words, in the order they are listed.
 _METHOD_WORDS = (
     ({"wilson", "wilson-cc"}, "group rates (error, FPR, FNR, selection) by Wilson's score interval",
-     "wilson-cc", "continuity-corrected where the rate's denominator has under 100 rows"),
+     "wilson-cc", f"continuity-corrected where the rate's denominator has under {SMALL_RATE_ROWS} rows"),
     ({"newcombe", "newcombe-cc"}, "gaps between groups' rates by Newcombe's hybrid score interval",
-     "newcombe-cc", "continuity-corrected where a group has under 40 rows"),
+     "newcombe-cc", f"continuity-corrected where a group has under {SMALL_GAP_ROWS} rows"),
     ({"mover-wilson", "mover-wilson-cc"}, "ratios of rates by the MOVER-R method from those "
      "Wilson intervals", None, ""),
     ({"bootstrap"}, "ROC AUC and log-loss by a percentile bootstrap over the evaluated rows resampled "
@@ -52,11 +53,10 @@ def describe_intervals(result: AuditResult) -> str:
     text = f"Intervals ({level}): " + "; ".join(parts) + "."
     if result.config.get("simultaneous_ci"):
         groups = result.aggregate("by_group")["group"].nunique()
-        pairs = groups * (groups - 1) // 2
+        group_level, gap_level = simultaneous_levels(result.ci_level, groups)
         text += (f" Simultaneous: each metric's {groups} group intervals hold together, and its "
-                 f"gaps over all {pairs} pairs of groups (Bonferroni: "
-                 f"{level_text(1 - (1 - result.ci_level) / max(groups, 1))} and "
-                 f"{level_text(1 - (1 - result.ci_level) / max(pairs, 1))} each).")
+                 f"gaps over all {groups * (groups - 1) // 2} pairs of groups (Bonferroni: "
+                 f"{level_text(group_level)} and {level_text(gap_level)} each).")
     return text
 
 
