@@ -516,23 +516,17 @@ def validate(files: tuple[str, ...]) -> None:
     Prints "FILE: valid (schema 1.1)" for each good file and one "Error: FILE: ..." line,
     naming the first field at fault, for each bad one.
     """
-    import json
-
     command = click.get_current_context().command
     failed = 0
     for name in files:
-        # The path is checked here, not by click.Path(exists=True): a missing file is
-        # reported like any other bad file, and the remaining files are still checked.
-        path = Path(name)
-        if path.is_dir():
-            path = path / "results.json"
+        # The path is checked by validate_results, not by click.Path(exists=True): a
+        # missing file is reported like any other bad file, and the rest still checked.
         try:
-            validate_results(path)
+            version = validate_results(name)
         except FairprivError as exc:
             failed += 1
             click.echo(f"Error: {name}: {cli_message(exc, command)}", err=True)
             continue
-        version = str(json.loads(path.read_text(encoding="utf-8"))["schema_version"])
         note = (f"; newer than this fairpriv's {SCHEMA_VERSION}, so fields it does not know "
                 "were not checked") if _minor_newer(version) else ""
         click.echo(f"{name}: valid (schema {version}{note})")

@@ -153,7 +153,7 @@ def _describe(error: ValidationError) -> str:
     return f"{field_path(path)}: {error.message}"
 
 
-def validate_results(source: str | Path | Mapping[str, Any]) -> None:
+def validate_results(source: str | Path | Mapping[str, Any]) -> str:
     """Check a ``results.json`` against fairpriv's schema; raise if it does not conform.
 
     Parameters
@@ -161,6 +161,11 @@ def validate_results(source: str | Path | Mapping[str, Any]) -> None:
     source
         A parsed results file (a mapping, as ``json.load`` gives), the path of a
         ``results.json``, or a directory holding one (an audit's output folder).
+
+    Returns
+    -------
+    str
+        The file's ``schema_version``, e.g. ``"1.1"``.
 
     Raises
     ------
@@ -197,7 +202,7 @@ def validate_results(source: str | Path | Mapping[str, Any]) -> None:
     newer = version > (_version(SCHEMA_VERSION) or version)
     errors = [e for e in _validator().iter_errors(data) if not (newer and _is_addition(e))]
     if not errors:
-        return
+        return str(data["schema_version"])
     # iter_errors walks the file in order, so the first error is the first field at fault.
     first = _describe(errors[0])
     others = len(errors) - 1
