@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/fairpriv bench --models 8 --device cpu --json
 	$(BIN)/python bench/bench_bootstrap.py
 	$(BIN)/python bench/bench_audit_bound.py
+	$(BIN)/python bench/bench_watch.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -268,9 +268,9 @@ def app_words(message: str, *, param: str | None = None, fix: Mapping[str, objec
     parts = re.split(r"(, or |; )", message)
     if len(parts) > 1:
         kept = [parts[0]] + [sep + part for sep, part in zip(parts[1::2], parts[2::2], strict=True)
-                             if not re.search(r"(?<![\w.-])[a-z_]+=(?!\w)", part)]
+                             if not re.search(r"(?<![\w.-])[a-z_][a-z0-9_]*=", part)]
         if len(kept) < (len(parts) + 1) // 2:  # a clause was dropped: end the sentence
-            message = "".join(kept).rstrip().rstrip(",;") + "."
+            message = "".join(kept).rstrip().rstrip(",;.") + "."
     message = re.sub(r" ?\((?:CLI )?--[a-z-]+[^)]*\)", "", message)
     message = _VERB.sub(lambda m: "choose" + m.group(1), message)
     if param in APP_LABELS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -307,6 +308,33 @@ def test_a_failed_run_shows_its_reason_without_a_click(monkeypatch: pytest.Monke
     errors = texts(at.error)
     assert any("failed" in e and "delta 0.01 is not below 1/(training rows)" in e for e in errors), errors
     assert any("'DP-SGD delta'" in e for e in errors), errors
+    assert not at.exception
+
+
+def test_diverged_training_is_shown_as_the_engines_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app has no learning-rate widget; a configuration with a huge one stands for any
+    run whose training turns NaN. It used to fail with "Input contains NaN"."""
+    import dataclasses
+
+    import fairpriv_app.common as common
+
+    build = common.build_config
+
+    def diverging(values: object) -> object:
+        config = build(values)  # type: ignore[arg-type]
+        return dataclasses.replace(config, training=dataclasses.replace(config.training, lr=1e30))
+
+    monkeypatch.setattr(common, "build_config", diverging)
+    at = use_people(app(), 1200)
+    quick_setup(at, arms=["baseline"])
+    at.switch_page("views/run.py").run()
+    at.button(key="run").click().run()
+    wait_for_job(at)
+    errors = texts(at.error)
+    assert any("failed" in e and "Training diverged" in e and "arm 'baseline' (seed 0)" in e
+               and re.search(r"at step \d+ of \d+", e) for e in errors), errors
+    # Advice about a learning rate the app cannot set is left out, as are Python spellings.
+    assert not any("lr=" in e or "NaN." in e or "Traceback" in e for e in errors), errors
     assert not at.exception
 
 

@@ -17,6 +17,14 @@ works in; beyond about 1e154 they overflow and the scaler returns NaN), so merel
 values are accepted. :func:`check_numbers` refuses the others with a message naming the
 column, the values and their rows; :func:`~audit.load_dataset` calls it on the feature
 columns, and the encoder again on whatever it is given.
+
+A value within that range can still lie absurdly far from the training rows: a test
+row of 1e30 in a column whose training rows are all 0 to 100, or any other value in a
+column constant on the training rows. Standardised, it would reach the model beyond
+``STANDARDISED_LIMIT`` (about 1.8e19, the square root of float32's range), where one
+product with a weight and a sum over a layer can already overflow to infinity, and the
+model's predictions would be NaN. :meth:`TabularPreprocessor.transform` refuses such
+values naming the column, the value, its row and the training rows' range.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .._exceptions import DataError, TrainingError
 
-__all__ = ["FEATURE_LIMIT", "TARGET_LIMIT", "TabularPreprocessor", "check_numbers"]
+__all__ = ["FEATURE_LIMIT", "STANDARDISED_LIMIT", "TARGET_LIMIT", "TabularPreprocessor", "check_numbers"]
 
 MISSING_CATEGORY = "<missing>"
 #: Rare categories beyond this many per column are pooled, bounding the input width.
@@ -41,6 +49,8 @@ MAX_CATEGORIES = 64
 FEATURE_LIMIT = float(np.finfo(np.float32).max)
 #: Largest magnitude of a regression target: its squared errors are computed in float32.
 TARGET_LIMIT = float(np.sqrt(np.finfo(np.float32).max))
+#: Largest magnitude of a standardised feature: a product of two such numbers stays in float32.
+STANDARDISED_LIMIT = float(np.sqrt(np.finfo(np.float32).max))
 _SHOWN = 5
 
 
@@ -143,21 +153,63 @@ class TabularPreprocessor:
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Encode ``frame`` with the fitted statistics (float32 matrix)."""
+        """Encode ``frame`` with the fitted statistics (float32 matrix).
+
+        Raises :class:`~audit.DataError` naming the column, value and row if a value
+        standardises beyond :data:`STANDARDISED_LIMIT` (see the module docstring).
+        """
         if self._transformer is None:
             raise TrainingError("TabularPreprocessor.transform called before fit; call fit first")
-        out = self._transformer.transform(self._prepare(frame))
-        return np.asarray(out, dtype=np.float32)
+        prepared = self._prepare(frame)
+        out = np.asarray(self._transformer.transform(prepared), dtype=np.float64)
+        self._check_standardised(out, prepared)
+        return out.astype(np.float32)
+
+    def _check_standardised(self, encoded: np.ndarray, prepared: pd.DataFrame) -> None:
+        """Refuse values that standardise beyond :data:`STANDARDISED_LIMIT` (in float64,
+        before the cast to float32 could turn them into infinities)."""
+        faults = []
+        for j, name in enumerate(self.feature_names):
+            if name not in self.numeric_columns:
+                continue  # missing-value indicators and one-hot columns are 0 or 1
+            bad = np.flatnonzero(~(np.abs(encoded[:, j]) <= STANDARDISED_LIMIT))
+            if bad.shape[0] == 0:
+                continue
+            mean, scale = self._train_location(name)
+            values = prepared[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            rows = _row_numbers(prepared)
+            shown = ", ".join(f"{values[i]:g}" for i in bad[:_SHOWN])
+            faults.append(
+                f"feature column '{name}' has {bad.shape[0]} value(s) more than "
+                f"{STANDARDISED_LIMIT:.3g} standard deviations from its training rows' mean "
+                f"(first at data rows {[int(rows[i]) for i in bad[:_SHOWN]]}: {shown}; the training "
+                f"rows have mean {mean:.4g} and standard deviation {scale:.4g})")
+        if faults:
+            raise DataError(
+                f"{'; '.join(faults)}. Standardised, such values overflow the 32-bit floats models "
+                f"compute in and the predictions become NaN. {_FEATURE_FIX}", param="features")
+
+    def _train_location(self, column: str) -> tuple[float, float]:
+        """The training rows' mean and standard deviation of numeric ``column``."""
+        assert self._transformer is not None
+        scaler = self._transformer.named_transformers_["numeric"].named_steps["scale"]
+        j = self.numeric_columns.index(column)
+        std = float(np.sqrt(scaler.var_[j])) if scaler.var_ is not None else float("nan")
+        return float(scaler.mean_[j]), std
 
     def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         prepared = frame.copy()
         for c in self.numeric_columns:
             prepared[c] = prepared[c].astype(float)
-        # Rows as the frame's index labels count them (load_dataset's frames: row - 1).
-        index = frame.index.to_numpy()
-        rows = index + 1 if np.issubdtype(index.dtype, np.integer) else np.arange(1, len(frame) + 1)
-        check_numbers(prepared, self.numeric_columns, rows=rows)
+        check_numbers(prepared, self.numeric_columns, rows=_row_numbers(frame))
         for c in self.categorical_columns:
             prepared[c] = prepared[c].astype(object).where(prepared[c].notna(), MISSING_CATEGORY)
             prepared[c] = prepared[c].map(str).astype(object)
         return prepared
+
+
+def _row_numbers(frame: pd.DataFrame) -> np.ndarray:
+    """Data row numbers of ``frame``'s rows as its index labels count them (load_dataset's
+    frames: label + 1), else 1, 2, ..."""
+    index = frame.index.to_numpy()
+    return index + 1 if np.issubdtype(index.dtype, np.integer) else np.arange(1, len(frame) + 1)

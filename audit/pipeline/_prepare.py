@@ -70,5 +70,5 @@ def prepare(data: Dataset | str | Path | pd.DataFrame, config: AuditConfig,
     return PreparedData(
         dataset=dataset, splits=splits, preprocessor=pre, train=train, val=encode(splits.val),
         test=encode(splits.test), group_labels=tuple(str(g) for g in np.unique(splits.groups)),
-        train_rows=TrainingRows(train.X, train.y, name="train"),
+        train_rows=TrainingRows(train.X, train.y, name="train", feature_names=tuple(pre.feature_names)),
     )

@@ -50,6 +50,7 @@ from ..dp._accounting import (
 )
 from ._config import TrainingConfig
 from ._cost import JobWork, Mechanisms, job_costs
+from ._divergence import NonFiniteWatch, RunDiverged, job_diverged
 from ._models import MLP
 from ._privatizer import DPSGDPrivatizer
 from ._stacked_mlp import (
@@ -239,17 +240,21 @@ StepCallback = Callable[[int, int], None]
 
 
 class _StepReports:
-    """Calls ``on_step`` at the start, every few steps and after the last step."""
+    """Calls ``on_step`` at the start, every few steps and after the last step, and checks
+    at each of those points that no model has diverged (the watch's one host sync)."""
 
-    def __init__(self, on_step: StepCallback | None, steps: int, steps_per_epoch: int) -> None:
-        self.on_step, self.steps = on_step, steps
+    def __init__(self, on_step: StepCallback | None, steps: int, steps_per_epoch: int,
+                 run: _StackedRun) -> None:
+        self.on_step, self.steps, self.steps_per_epoch, self.run = on_step, steps, steps_per_epoch, run
         self.every = report_interval(steps, steps_per_epoch)
         if on_step is not None:
             on_step(0, steps)
 
     def took(self, done: int) -> None:
-        if self.on_step is not None and (done % self.every == 0 or done == self.steps):
-            self.on_step(done, self.steps)
+        if done % self.every == 0 or done == self.steps:
+            self.run.check_finite(self.steps, self.steps_per_epoch)
+            if self.on_step is not None:
+                self.on_step(done, self.steps)
 
 
 class _StackedRun:
@@ -293,6 +298,7 @@ class _StackedRun:
         self.loss_fn = row_loss(task)
         self.layer_widths = [X.shape[1], *config.hidden, 1]
         self.traces = [WhiteBoxTrace() for _ in specs] if probe is not None else []
+        self.watch = NonFiniteWatch(len(specs), self.device)
         if probe is not None and probe.observes_rows:
             self.canary_X = stack_rows(torch.as_tensor(probe.rows_X, dtype=self.dtype, device=self.device),
                                        len(specs))
@@ -337,7 +343,7 @@ class _StackedRun:
         canaries = _GradientCanaryRun(self, gradient, clip) if gradient is not None else None
         privatizer.start(steps_per_epoch)
         stats.min_draw = n
-        reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch)
+        reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch, self)
         for step in range(self.config.epochs * steps_per_epoch):
             real = privatizer.sample(self.gens, n, rates, step)
             counts = real.sum(dim=1)
@@ -355,7 +361,7 @@ class _StackedRun:
                 valid = (torch.arange(start, stop, device=self.device)[None, :]
                          < counts.to(self.device)[:, None]).to(self.dtype)
                 part = clipped_sum(models, self._chunk(order[:, start:stop], valid, masks, start, stop), clip,
-                                   privatizer.clip_factors)
+                                   privatizer.clip_factors, watch=self.watch)
                 for key in summed:
                     summed[key] += part[key]
                 stats.chunks += 1
@@ -366,7 +372,7 @@ class _StackedRun:
             self._observe(models, update)
             if canaries is not None:
                 canaries.observe(update, expected)
-            self.opt.step(update)
+            self._take_step(update)
             stats.steps += 1
             reports.took(step + 1)
         if canaries is not None:
@@ -380,6 +386,20 @@ class _StackedRun:
         for k, trace in enumerate(self.traces):
             trace._rows.append(matches[k])
 
+    def _take_step(self, update: dict[str, torch.Tensor]) -> None:
+        """Apply the update; the watch sees the update and the weights it gives."""
+        self.watch.gradient(update)
+        self.opt.step(update)
+        self.watch.weights(self.params)
+        self.watch.end_step()
+
+    def check_finite(self, steps: int, steps_per_epoch: int) -> None:
+        """Raise :class:`RunDiverged` if a model's loss, gradient or weights went non-finite."""
+        divergence = self.watch.first()
+        if divergence is not None:
+            raise RunDiverged(divergence, seed=self.specs[divergence.model].seed, steps=steps,
+                              steps_per_epoch=steps_per_epoch)
+
     def _plain_steps(self) -> int:
         return math.ceil(self.n / min(self.config.batch_size, self.n))
 
@@ -389,7 +409,7 @@ class _StackedRun:
         bsz = min(self.config.batch_size, n)
         chunk_rows = self._chunk_rows("ghost", bsz)
         steps_per_epoch = self._plain_steps()
-        reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch)
+        reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch, self)
         taken = 0
         for _ in range(self.config.epochs):
             perms = torch.stack([g.permutation(n) for g in self.gens]).to(self.device)
@@ -402,12 +422,12 @@ class _StackedRun:
                     idx = batch[:, start:stop]
                     valid = torch.ones(idx.shape, dtype=self.dtype, device=self.device)
                     part = mean_grad(models, self._chunk(idx, valid, masks, start, stop),
-                                     denominator=batch.shape[1])
+                                     denominator=batch.shape[1], watch=self.watch)
                     for key in grads:
                         grads[key] += part[key]
                     stats.chunks += 1
                 self._observe(models, grads)
-                self.opt.step(grads)
+                self._take_step(grads)
                 stats.steps += 1
                 taken += 1
                 reports.took(taken)
@@ -530,8 +550,11 @@ class BatchedTrainer(Trainer):
                      (BatchedModelSpec(seed=jobs[i].seed, rates=jobs[i].rates, lr=config.lr,
                                        stream=jobs[i].arm.label), PrivacyLedger(mechanism=jobs[i].arm.kind))
                      for i in members]
-            states, traces = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism,
-                                               data.probe, _steps_of(on_advance, members))
+            try:
+                states, traces = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism,
+                                                   data.probe, _steps_of(on_advance, members))
+            except RunDiverged as stopped:
+                raise job_diverged(stopped, jobs[members[stopped.divergence.model]], config) from None
             for pos, (i, state, (_, ledger)) in enumerate(zip(members, states, pairs, strict=True)):
                 model = MLP(data.X.shape[1], hidden=config.hidden).to(device)
                 model.load_state_dict(state)

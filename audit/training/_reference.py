@@ -19,6 +19,7 @@ from .._exceptions import ConfigError, InternalError, TrainingError
 from ..arms._arms import DPSGDArm
 from ..dp._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
+from ._divergence import NonFiniteWatch, RunDiverged, job_diverged
 from ._models import MLP
 from ._trainer import (
     AdvanceCallback,
@@ -103,11 +104,14 @@ class ReferenceTrainer(Trainer):
             optimizer = _make_optimizer(model, config)
             loader = _shuffled_loader(job, config, device)
             loss_fn: nn.Module = nn.BCEWithLogitsLoss() if task == "classification" else nn.MSELoss()
-            if isinstance(arm, DPSGDArm):
-                ledger = _train_private(job, model, optimizer, loader, loss_fn, config, device, on_epoch)
-            else:
-                _run_epochs(model, optimizer, loader, loss_fn, config.epochs, on_epoch)
-                ledger = PrivacyLedger(mechanism=arm.kind)
+            try:
+                if isinstance(arm, DPSGDArm):
+                    ledger = _train_private(job, model, optimizer, loader, loss_fn, config, device, on_epoch)
+                else:
+                    _run_epochs(model, optimizer, loader, loss_fn, config.epochs, on_epoch)
+                    ledger = PrivacyLedger(mechanism=arm.kind)
+            except RunDiverged as stopped:
+                raise job_diverged(stopped, job, config) from None
         return FittedModel(model=model, ledger=ledger, device=device, task=task)
 
 
@@ -153,7 +157,11 @@ def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Opt
 
 def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
                 loss_fn: nn.Module, epochs: int, on_epoch: EpochCallback | None = None) -> None:
+    """Train; raise :class:`RunDiverged` (checked after every epoch) at the first step whose
+    loss, applied gradient or resulting weights are not finite."""
     model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    watch = NonFiniteWatch(1, params[0].device if params else torch.device("cpu"))
     for epoch in range(epochs):
         for xb, yb, rb in loader:
             optimizer.zero_grad(set_to_none=True)
@@ -163,8 +171,16 @@ def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Data
                 loss = (model(xb, rb) * 0.0).sum()
             else:
                 loss = loss_fn(model(xb, rb), yb)
+            watch.loss(loss.reshape(1, 1), torch.ones((1, 1), device=loss.device))
             loss.backward()
             optimizer.step()
+            # After the step, .grad holds the gradient applied (for DP-SGD: noised and clipped).
+            watch.gradient([p.grad[None] for p in params if p.grad is not None] or [loss.reshape(1, 1)])
+            watch.weights([p[None] for p in params])
+            watch.end_step()
+        divergence = watch.first()
+        if divergence is not None:
+            raise RunDiverged(divergence, seed=None, steps=epochs * len(loader), steps_per_epoch=len(loader))
         if on_epoch is not None:
             on_epoch(epoch + 1)
 

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from .._exceptions import ConfigError
 from ._config import stream_seed
+from ._divergence import NonFiniteWatch
 
 PerSampleMode = Literal["ghost", "vmap"]
 
@@ -167,15 +168,21 @@ ClipFactors = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor,
-                factors: ClipFactors = clip_factors) -> dict[str, torch.Tensor]:
+                factors: ClipFactors = clip_factors, watch: NonFiniteWatch | None = None,
+                ) -> dict[str, torch.Tensor]:
     """Sum over valid rows of the per-row gradients, each clipped to its model's norm
-    (by ``factors(norm2, clip)``, :func:`clip_factors` unless a DP-SGD step says otherwise)."""
+    (by ``factors(norm2, clip)``, :func:`clip_factors` unless a DP-SGD step says otherwise).
+
+    ``watch`` is shown the rows' losses (the built-in MLP only: ``"vmap"`` computes no
+    outputs here, and its gradients are checked by the caller)."""
     params, valid, masks = models.params, chunk.valid, chunk.masks
     if models.mode == "ghost":
         n_hidden = models.n_hidden
         with torch.no_grad():
             out, inputs, pre = mlp_forward(params, chunk.x, masks, n_hidden)
             deltas = mlp_backward(params, out, chunk.y, valid, pre, masks, n_hidden, models.loss)
+            if watch is not None:
+                watch.loss(models.loss(out, chunk.y), valid)
         norm2 = torch.zeros_like(valid)
         for a, delta in zip(inputs, deltas, strict=True):
             norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
@@ -252,8 +259,10 @@ def per_row_grads(
     return result
 
 
-def mean_grad(models: StackedModels, chunk: RowChunk, denominator: int) -> dict[str, torch.Tensor]:
-    """Gradient of each model's mean loss over its batch (this chunk's share)."""
+def mean_grad(models: StackedModels, chunk: RowChunk, denominator: int,
+              watch: NonFiniteWatch | None = None) -> dict[str, torch.Tensor]:
+    """Gradient of each model's mean loss over its batch (this chunk's share); ``watch``
+    is shown the rows' losses."""
     leaves = {k: v.detach().requires_grad_(True) for k, v in models.params.items()}
     if models.mode == "ghost":
         out, _, _ = mlp_forward(leaves, chunk.x, chunk.masks, models.n_hidden)
@@ -269,7 +278,10 @@ def mean_grad(models: StackedModels, chunk: RowChunk, denominator: int) -> dict[
             return functional_call(base, p, (x,))
 
         out = vmap(one_model)(leaves, chunk.x)
-    loss = (models.loss(out, chunk.y) * chunk.valid).sum() / denominator
+    per_row = models.loss(out, chunk.y)
+    if watch is not None:
+        watch.loss(per_row, chunk.valid)
+    loss = (per_row * chunk.valid).sum() / denominator
     grads = torch.autograd.grad(loss, list(leaves.values()))
     return dict(zip(leaves.keys(), grads, strict=True))
 

@@ -24,6 +24,7 @@ from ..arms._arms import Arm
 from ..dp._accounting import PrivacyLedger
 from ._config import TrainingConfig
 from ._cost import JobWork, Mechanisms, job_costs
+from ._divergence import prediction_error
 from ._whitebox import WhiteBoxProbe, WhiteBoxTrace
 
 __all__ = [
@@ -54,7 +55,11 @@ class FittedModel:
     trace: WhiteBoxTrace | None = None
 
     def predict(self, X: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
-        """Probability of the positive class (classification) or the prediction (regression)."""
+        """Probability of the positive class (classification) or the prediction (regression).
+
+        Raises :class:`~audit.TrainingError` (naming the arm and seed, the rows and the
+        likely cause) if a prediction is NaN or infinite.
+        """
         self.model.eval()
         out = []
         with torch.no_grad():
@@ -65,7 +70,14 @@ class FittedModel:
                 if self.task == "classification":
                     pred = torch.sigmoid(pred)
                 out.append(pred.double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+        predictions = np.concatenate(out) if out else np.zeros(0)
+        job = self.job
+        failed = prediction_error(predictions, X, arm=job.arm.label if job is not None else None,
+                                  seed=job.seed if job is not None else None,
+                                  feature_names=job.data.feature_names if job is not None else None)
+        if failed is not None:
+            raise failed
+        return predictions
 
 ModelFactory = Callable[[int, Sequence[int]], nn.Module]
 
@@ -108,6 +120,9 @@ class TrainingRows:
     probe
         Canaries a white-box audit plants and observes at every step (canary runs);
         only trainers with ``observes_steps`` honour it.
+    feature_names
+        Names of the encoded columns of ``X``, if known: a training error names the
+        feature it suspects by them.
     """
 
     X: np.ndarray
@@ -115,6 +130,7 @@ class TrainingRows:
     name: str = "train"
     accounting_rows: int | None = None
     probe: WhiteBoxProbe | None = None
+    feature_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.X.shape[0] != self.y.shape[0]:
