@@ -54,6 +54,7 @@ __all__ = [
     "Interval",
     "Options",
     "SequenceOf",
+    "Text",
     "check_param",
     "describe",
     "validate_params",
@@ -201,6 +202,25 @@ class Options(Constraint):
 
     def __repr__(self) -> str:
         return f"Options({self.values!r})"
+
+
+class Text(Constraint):
+    """A string, such as a column name (a number is not one: ``0`` is not the column ``'0'``).
+
+    >>> str(Text())
+    'text'
+    >>> Text().convert(0) is INVALID
+    True
+    """
+
+    def convert(self, value: Any) -> Any:
+        return value if isinstance(value, str) else INVALID
+
+    def describe(self, plural: bool = False) -> str:
+        return "texts" if plural else "text"
+
+    def __repr__(self) -> str:
+        return "Text()"
 
 
 class SequenceOf(Constraint):

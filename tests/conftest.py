@@ -15,6 +15,18 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 ADULT_DATA = SHARED_DATA / "adult.data"
 ADULT_TEST = SHARED_DATA / "adult.test"
 
+# Property-based tests (test_properties.py) run a fixed, derandomised set of examples, so
+# that CI and every developer see the same ones and the suite's time is bounded; explore
+# afresh with `pytest --hypothesis-profile=explore tests/test_properties.py`.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("fairpriv", max_examples=100, derandomize=True, deadline=None, database=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+settings.register_profile("explore", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("fairpriv")
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two xdist workers on two cores: one torch thread each avoids oversubscription.
     import torch

@@ -442,3 +442,30 @@ def test_column_suggestion_ignores_case() -> None:
     df = frame().rename(columns={"income": "Income"})
     with pytest.raises(DataError, match="Did you mean 'Income'"):
         load_dataset(df, target="income", sensitive="sex")
+
+
+def test_date_and_duration_features_are_read_as_days_and_noted() -> None:
+    # A date column used to be parsed as text (a NaT among them: "numeric except for 0 cells"),
+    # and an all-NaT one raised TypeError; dates are numbers of days now.
+    df = pd.DataFrame({"y": [0, 1, 1, 0], "g": ["a", "b", "a", "b"],
+                       "when": pd.to_datetime(["1970-01-02", None, "1970-01-11", "2000-01-01"]),
+                       "took": pd.to_timedelta(["1 day", "36 hours", None, "0 s"])})
+    ds = load_dataset(df, target="y", sensitive="g")
+    assert ds.features["when"].tolist()[:1] == [1.0] and np.isnan(ds.features["when"][1])
+    assert ds.features["when"][2] == 10.0 and ds.features["took"].tolist()[:2] == [1.0, 1.5]
+    assert "date feature column(s) ['when'] are read as days since 1970-01-01" in ds.notes
+    assert "duration feature column(s) ['took'] are read as numbers of days" in ds.notes
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"target": "y", "sensitive": 0}, "sensitive must be text, a sequence of texts or None, not 0 (column names)"),
+    ({"target": 1, "sensitive": "g"}, "target must be text or None, not 1 (a column name)"),
+    ({"target": "y", "sensitive": "g", "features": ["x", 3]}, "features must be a sequence of texts or None"),
+])
+def test_column_roles_must_be_names(options: dict[str, object], message: str) -> None:
+    from audit import ConfigError
+
+    df = pd.DataFrame({"y": [0, 1], "g": ["a", "b"], "x": [1.0, 2.0]})
+    with pytest.raises(ConfigError) as info:
+        load_dataset(df, **options)
+    assert str(info.value).startswith(message)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import ConfigError, DataError
-from .._validation import Interval, Options, check_param, options_from_keywords
+from .._validation import Interval, Options, SequenceOf, Text, check_param, options_from_keywords
 from ..defaults import (
     DEFAULT_MIN_GROUP_ROWS,
     DEFAULT_MISSING_TARGET,
@@ -182,6 +182,11 @@ class LoadOptions:
         if self.task is not None:
             check_param("", "task", self.task, Options(("classification", "regression")))
         check_param("", "missing_target", self.missing_target, Options(MISSING_TARGET_CHOICES))
+        # Column roles are names: a number (sensitive=0) would fail deep inside the reader.
+        check_param("", "target", self.target, Text(), None, note="a column name")
+        check_param("", "sensitive", self.sensitive, Text(), SequenceOf(Text()), None,
+                    note="column names")
+        check_param("", "features", self.features, SequenceOf(Text()), None, note="column names")
 
 
 def load_dataset(source: str | Path | pd.DataFrame, **options: Any) -> Dataset:
@@ -421,8 +426,29 @@ def _feature_frame(frame: pd.DataFrame, columns: list[Any], target: str, sensiti
             f"'{display}' has no feature columns besides the target and sensitive columns; "
             "the model needs at least one input."
         )
-    feats = frame[feature_cols].copy()
+    feats = _dates_as_days(frame[feature_cols].copy(), notes)
     check_numbers(feats)
+    return feats
+
+
+_EPOCH = "1970-01-01"
+
+
+def _dates_as_days(feats: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Date and duration feature columns as numbers of days (noted), so that the encoder
+    standardises them like any number instead of making every date a category."""
+    dates = [c for c in feats.columns if pd.api.types.is_datetime64_any_dtype(feats[c])]
+    durations = [c for c in feats.columns if pd.api.types.is_timedelta64_dtype(feats[c])]
+    seconds_a_day = 86400.0
+    for c in dates:
+        origin = pd.Timestamp(_EPOCH, tz=getattr(feats[c].dt, "tz", None))
+        feats[c] = (feats[c] - origin).dt.total_seconds() / seconds_a_day
+    for c in durations:
+        feats[c] = feats[c].dt.total_seconds() / seconds_a_day
+    if dates:
+        notes.append(f"date feature column(s) {dates} are read as days since {_EPOCH}")
+    if durations:
+        notes.append(f"duration feature column(s) {durations} are read as numbers of days")
     return feats
 
 

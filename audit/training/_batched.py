@@ -50,7 +50,7 @@ from ..dp._accounting import (
 )
 from ._config import TrainingConfig
 from ._cost import JobWork, Mechanisms, job_costs
-from ._divergence import NonFiniteWatch, RunDiverged, job_diverged
+from ._divergence import NonFiniteWatch, RunDiverged, divergence_error
 from ._models import MLP
 from ._privatizer import DPSGDPrivatizer
 from ._stacked_mlp import (
@@ -554,7 +554,7 @@ class BatchedTrainer(Trainer):
                 states, traces = self._train_group(Xt, yt, [s for s, _ in pairs], config, task, mechanism,
                                                    data.probe, _steps_of(on_advance, members))
             except RunDiverged as stopped:
-                raise job_diverged(stopped, jobs[members[stopped.divergence.model]], config) from None
+                raise divergence_error(stopped, jobs[members[stopped.divergence.model]], config) from None
             for pos, (i, state, (_, ledger)) in enumerate(zip(members, states, pairs, strict=True)):
                 model = MLP(data.X.shape[1], hidden=config.hidden).to(device)
                 model.load_state_dict(state)

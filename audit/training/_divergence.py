@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ._trainer import FitJob
 
 __all__ = ["QUANTITIES", "Divergence", "NonFiniteWatch", "RunDiverged", "divergence_error",
-           "finite_models", "job_diverged", "prediction_error"]
+           "finite_models", "prediction_error"]
 
 #: What the watch checks each step, in the order a step computes them.
 QUANTITIES = ("loss", "gradient", "weights")
@@ -96,11 +96,11 @@ class NonFiniteWatch:
         # non-finite loss there means a non-finite loss on a real row of the same model.
         self._pending[0] |= ~torch.isfinite((per_row.detach() * valid).sum(dim=1))
 
-    def gradient(self, update: Mapping[str, torch.Tensor]) -> None:
+    def gradient(self, update: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> None:
         """The update a step applies (the mean gradient, or DP-SGD's noisy clipped mean)."""
         self._pending[1] |= ~finite_models(update)
 
-    def weights(self, params: Mapping[str, torch.Tensor]) -> None:
+    def weights(self, params: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> None:
         """The parameters after the step."""
         self._pending[2] |= ~finite_models(params)
 
@@ -129,35 +129,21 @@ _PURPOSES = {
 }
 
 
-def divergence_error(divergence: Divergence, *, arm: str, seed: int, purpose: str, steps: int,
-                     steps_per_epoch: int, config: TrainingConfig, X: np.ndarray,
-                     feature_names: Sequence[str] | None = None,
-                     rows_name: str = "the training rows") -> TrainingError:
-    """The :class:`~audit.TrainingError` for a run stopped at ``divergence``.
+def divergence_error(stopped: RunDiverged, job: FitJob, config: TrainingConfig) -> TrainingError:
+    """The :class:`~audit.TrainingError` for ``job``, whose run raised ``stopped``.
 
     Names the arm, seed, step (and epoch) and what went non-finite, then the likely cause
-    (:func:`likely_causes`) given the training ``config`` and rows ``X``.
+    (:func:`likely_causes`) given the training ``config`` and the job's rows.
     """
-    step, epoch = divergence.step, (divergence.step - 1) // steps_per_epoch + 1
-    epochs = max(1, steps // steps_per_epoch)
-    what = _PURPOSES.get(purpose, _PURPOSES["arm"]).format(arm=arm)
-    causes, fix = likely_causes(config, X, feature_names, rows_name=rows_name)
-    message = (f"Training diverged: the {divergence.quantity} of {what} (seed {seed}) became NaN or "
-               f"infinite at step {step} of {steps} (epoch {epoch} of {epochs}), so training stopped "
-               f"there. Likely cause: {causes}")
+    divergence, per_epoch = stopped.divergence, stopped.steps_per_epoch
+    epoch, epochs = (divergence.step - 1) // per_epoch + 1, max(1, stopped.steps // per_epoch)
+    what = _PURPOSES.get(job.purpose, _PURPOSES["arm"]).format(arm=job.arm.label)
+    rows_name = "the training rows" if job.data.name == "train" else f"the rows '{job.data.name}'"
+    causes, fix = likely_causes(config, job.data.X, job.data.feature_names, rows_name=rows_name)
+    message = (f"Training diverged: the {divergence.quantity} of {what} (seed {job.seed}) became NaN or "
+               f"infinite at step {divergence.step} of {stopped.steps} (epoch {epoch} of {epochs}), so "
+               f"training stopped there. Likely cause: {causes}")
     return TrainingError(message, param="lr" if fix else None, fix=fix)
-
-
-def job_diverged(stopped: RunDiverged, job: FitJob, config: TrainingConfig) -> TrainingError:
-    """:func:`divergence_error` for the job whose run raised ``stopped``."""
-    return divergence_error(stopped.divergence, arm=job.arm.label, seed=job.seed, purpose=job.purpose,
-                            steps=stopped.steps, steps_per_epoch=stopped.steps_per_epoch, config=config,
-                            X=job.data.X, feature_names=job.data.feature_names,
-                            rows_name=_rows_name(job.data.name))
-
-
-def _rows_name(name: str) -> str:
-    return "the training rows" if name == "train" else f"the rows '{name}'"
 
 
 def likely_causes(config: TrainingConfig, X: np.ndarray, feature_names: Sequence[str] | None = None, *,
@@ -199,7 +185,7 @@ def _most_extreme_feature(X: np.ndarray, feature_names: Sequence[str] | None, ro
     value = float(magnitude[row, col])
     if value < EXTREME_FEATURE:
         return None
-    name = (f"feature '{feature_names[col]}'" if feature_names is not None and col < len(feature_names)
+    name = (f"feature '{feature_names[int(col)]}'" if feature_names is not None and col < len(feature_names)
             else f"encoded feature {col + 1}")
     number = int(row_numbers[row]) if row_numbers is not None else int(row) + 1
     if not np.isfinite(value):

@@ -19,7 +19,7 @@ from .._exceptions import ConfigError, InternalError, TrainingError
 from ..arms._arms import DPSGDArm
 from ..dp._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
-from ._divergence import NonFiniteWatch, RunDiverged, job_diverged
+from ._divergence import NonFiniteWatch, RunDiverged, divergence_error
 from ._models import MLP
 from ._trainer import (
     AdvanceCallback,
@@ -111,7 +111,7 @@ class ReferenceTrainer(Trainer):
                     _run_epochs(model, optimizer, loader, loss_fn, config.epochs, on_epoch)
                     ledger = PrivacyLedger(mechanism=arm.kind)
             except RunDiverged as stopped:
-                raise job_diverged(stopped, job, config) from None
+                raise divergence_error(stopped, job, config) from None
         return FittedModel(model=model, ledger=ledger, device=device, task=task)
 
 
