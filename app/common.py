@@ -287,6 +287,8 @@ def show_error(exc: BaseException, *, page: str | None = None) -> None:
 
 # --------------------------------------------------------------------------- the audit job
 
+#: Results kept read (parsed from their JSON) per server process.
+MAX_PARSED_RESULTS = 8
 #: Finished audits kept per server process (oldest dropped first).
 MAX_STORED_RESULTS = 32
 
@@ -402,8 +404,16 @@ def collect_finished_job() -> None:
 
 
 def result() -> AuditResult | None:
+    """The session's audit result (read from its JSON once per text, not on every render)."""
     text = st.session_state.get("result_json")
-    return None if text is None else AuditResult.from_json(text)
+    return None if text is None else _parsed_result(text)
+
+
+@st.cache_resource(max_entries=MAX_PARSED_RESULTS, show_spinner=False)
+def _parsed_result(text: str) -> AuditResult:
+    # Reading validates against the schema (50-180 ms); every page render asks for the
+    # result, so each text is read once. Pages only read the result, never change it.
+    return AuditResult.from_json(text)
 
 
 def keep_result(res: AuditResult, label: str) -> None:
