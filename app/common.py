@@ -226,6 +226,10 @@ _KEYWORD = re.compile(
     r"(?<![\w.-])([a-z_][a-z0-9_]*)=('(?:[^'\\]|\\.)*'|-?\d[\w.+-]*|(?=[\s,.;:)]|$))")
 _PROSE = re.compile(r"(?<![\w'\"-])(min_group_rows|positive_label|small_groups)(?![\w'\"(=-])")
 _VERB = re.compile(r"\b(?:pass|set|use)( '[^']+')")
+#: A Python spelling ``name=`` or ``name=value`` left after the labels were put in; quoted
+#: text (the user's column names and values, which may hold '=') is masked first.
+_NAMES_A_PARAMETER = re.compile(r"(?<![\w.-])[a-z_][a-z0-9_]*=")
+_QUOTED = re.compile(r"'[^']*'")
 
 
 def app_message(exc: BaseException, *, page: str | None = None) -> str:
@@ -268,7 +272,7 @@ def app_words(message: str, *, param: str | None = None, fix: Mapping[str, objec
     parts = re.split(r"(, or |; )", message)
     if len(parts) > 1:
         kept = [parts[0]] + [sep + part for sep, part in zip(parts[1::2], parts[2::2], strict=True)
-                             if not re.search(r"(?<![\w.-])[a-z_][a-z0-9_]*=", part)]
+                             if not _NAMES_A_PARAMETER.search(_QUOTED.sub("''", part))]
         if len(kept) < (len(parts) + 1) // 2:  # a clause was dropped: end the sentence
             message = "".join(kept).rstrip().rstrip(",;.") + "."
     message = re.sub(r" ?\((?:CLI )?--[a-z-]+[^)]*\)", "", message)

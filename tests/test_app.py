@@ -338,6 +338,21 @@ def test_diverged_training_is_shown_as_the_engines_message(monkeypatch: pytest.M
     assert not at.exception
 
 
+def test_quoted_user_text_holding_equals_signs_is_never_cut() -> None:
+    """Clauses that still name a parameter the app lacks are dropped; a column or group whose
+    own name holds '=' is not such a clause."""
+    from fairpriv_app.common import app_words
+
+    text = ("feature column 'dose=mg' has 1 infinite value(s) (first at data rows [2]: inf). Remove or "
+            "cap those values, or empty those cells (missing feature values are imputed), or leave the "
+            "column(s) out of features=.")
+    shown = app_words(text, param="features")
+    assert shown.startswith("feature column 'dose=mg' has 1 infinite value(s)") and "Remove or cap" in shown
+    assert "features=" not in shown and shown.endswith("imputed).")
+    advice = "Likely cause: a learning rate 200 times the default; lower it, e.g. lr=0.005."
+    assert app_words(advice) == "Likely cause: a learning rate 200 times the default."
+
+
 def test_engine_errors_in_the_apps_words() -> None:
     from fairpriv_app.common import app_message
 

@@ -469,3 +469,32 @@ def test_column_roles_must_be_names(options: dict[str, object], message: str) ->
     with pytest.raises(ConfigError) as info:
         load_dataset(df, **options)
     assert str(info.value).startswith(message)
+
+
+def test_generators_of_column_names_are_read_once() -> None:
+    # Validating the roles must not use up a generator the loader then finds empty.
+    df = pd.DataFrame({"y": [0, 1, 1, 0], "g": ["a", "b", "a", "b"], "x": [1.0, 2, 3, 4], "z": [0.0, 1, 0, 1]})
+    ds = load_dataset(df, target="y", sensitive=(c for c in ["g"]), features=(c for c in ["x"]))
+    assert ds.group_labels == ("a", "b") and list(ds.features.columns) == ["x"]
+
+
+def test_a_text_value_and_a_column_encoding_to_one_name_is_a_data_error() -> None:
+    # 'color' = 'red' one-hot encodes as 'color_red', which is also a column: scikit-learn
+    # raised "Output feature names: ['color_red'] are not unique" from inside run_audit.
+    from audit import TabularPreprocessor
+
+    df = pd.DataFrame({"color": ["red", "blue"] * 5, "color_red": np.arange(10.0)})
+    with pytest.raises(DataError) as info:
+        TabularPreprocessor().fit(df)
+    assert str(info.value).startswith(
+        "two features would both be encoded as 'color_red' (column 'color_red' and the value 'red' of "
+        "text column 'color')")
+    assert "Rename one of the columns." in str(info.value)
+
+
+def test_timezone_aware_dates_count_days_from_the_utc_epoch() -> None:
+    df = pd.DataFrame({"y": [0, 1], "g": ["a", "b"],
+                       "when": pd.to_datetime(["1970-01-02T00:00:00", "1970-01-03T00:00:00"]).tz_localize(
+                           "Europe/Berlin")})  # midnight in Berlin is 23:00 UTC (winter time)
+    ds = load_dataset(df, target="y", sensitive="g")
+    assert ds.features["when"].tolist() == pytest.approx([23 / 24, 1 + 23 / 24])

@@ -81,30 +81,71 @@ def test_the_first_bad_step_and_model_are_named(monkeypatch: pytest.MonkeyPatch)
             next(iter(self.params.values()))[planted_model].view(-1)[0] = float("nan")
 
     monkeypatch.setattr(_stacked_mlp.StackedOptimizer, "step", poisoned)
-    config = TrainingConfig(hidden=(8,), epochs=4, batch_size=64)
+    # 60 steps: the watch is read every 3 steps (at 6, then 9), after the NaN of step 7.
+    config = TrainingConfig(hidden=(8,), epochs=12, batch_size=64, lr=0.02)
     with pytest.raises(TrainingError) as info:
         BatchedTrainer().fit_many(jobs(rows()), config=config, device=CPU)
     message = str(info.value)
     assert ("the weights of the model of arm 'uniform_dropout' (seed 4) became NaN or infinite at step "
-            "7 of 20 (epoch 2 of 4)") in message, message
-    # The default learning rate and ordinary features: no usual cause applies, and it says so.
+            "7 of 60 (epoch 2 of 12); training was stopped.") in message, message
+    # Ordinary features and a learning rate only 4 times the default: no usual cause applies,
+    # and it says so rather than blaming the learning rate.
     assert "none of the usual ones" in message and info.value.fix is None
 
 
-def test_dp_sgd_models_are_watched_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    planted = 3
-    step = _stacked_mlp.StackedOptimizer.step
+def test_dp_sgd_updates_are_watched_before_they_are_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NaN in DP-SGD's noisy clipped mean is caught as a gradient, at its step."""
+    from audit.training._privatizer import DPSGDPrivatizer
 
-    def poisoned(self: _stacked_mlp.StackedOptimizer, grads: dict[str, torch.Tensor]) -> None:
-        if self.t + 1 == planted:
-            grads = {k: v * float("inf") for k, v in grads.items()}
-        step(self, grads)
+    planted, calls = 3, []
+    noisy_mean = DPSGDPrivatizer.noisy_mean
 
-    monkeypatch.setattr(_stacked_mlp.StackedOptimizer, "step", poisoned)
-    data = rows()
-    with pytest.raises(TrainingError, match=r"the weights of the model of arm 'dp_sgd' \(seed 7\) became NaN "
+    def poisoned(self: DPSGDPrivatizer, *args: object, **kw: object) -> dict[str, torch.Tensor]:
+        update = noisy_mean(self, *args, **kw)  # type: ignore[arg-type]
+        calls.append(1)
+        return {k: v * float("nan") for k, v in update.items()} if len(calls) == planted else update
+
+    monkeypatch.setattr(DPSGDPrivatizer, "noisy_mean", poisoned)
+    with pytest.raises(TrainingError, match=r"the gradient of the model of arm 'dp_sgd' \(seed 7\) became NaN "
                                             r"or infinite at step 3 of "):
-        BatchedTrainer().fit_many(jobs(data)[2:], config=TrainingConfig(hidden=(8,), epochs=2), device=CPU)
+        BatchedTrainer().fit_many(jobs(rows())[2:], config=TrainingConfig(hidden=(8,), epochs=2), device=CPU)
+
+
+def test_the_reference_trainer_names_the_first_bad_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit.training import _reference
+
+    make = _reference._make_optimizer
+
+    def poisoning(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+        optimizer = make(model, config)
+        step, taken = optimizer.step, []
+
+        def poisoned_step(*args: object, **kw: object) -> object:
+            out = step(*args, **kw)  # type: ignore[arg-type]
+            taken.append(1)
+            if len(taken) == 7:
+                with torch.no_grad():
+                    next(model.parameters()).view(-1)[0] = float("inf")
+            return out
+
+        optimizer.step = poisoned_step  # type: ignore[method-assign]
+        return optimizer
+
+    monkeypatch.setattr(_reference, "_make_optimizer", poisoning)
+    with pytest.raises(TrainingError, match=r"the weights of the model of arm 'baseline' \(seed 0\) became "
+                                            r"NaN or infinite at step 7 of 15 \(epoch 2 of 3\)"):
+        ReferenceTrainer().fit_many(jobs(rows())[:1], config=TrainingConfig(hidden=(8,), epochs=3, batch_size=64),
+                                    device=CPU)
+
+
+def test_huge_regression_targets_are_named_as_the_cause() -> None:
+    # Within the loader's limit (1.8e19), but 64 squared errors of 3e18 overflow float32.
+    data = rows()
+    huge = TrainingRows(data.X, data.y * 3e18, feature_names=data.feature_names)
+    with pytest.raises(TrainingError, match=r"Likely cause: target values as large as 3e\+18, whose squared "
+                                            r"errors summed over a batch overflow 32-bit floats"):
+        BatchedTrainer().fit_many(jobs(huge)[:1], config=TrainingConfig(hidden=(8,), epochs=1, batch_size=64),
+                                  device=CPU, task="regression")
 
 
 def test_an_extreme_feature_is_named_as_the_likely_cause() -> None:

@@ -183,10 +183,13 @@ class LoadOptions:
             check_param("", "task", self.task, Options(("classification", "regression")))
         check_param("", "missing_target", self.missing_target, Options(MISSING_TARGET_CHOICES))
         # Column roles are names: a number (sensitive=0) would fail deep inside the reader.
-        check_param("", "target", self.target, Text(), None, note="a column name")
-        check_param("", "sensitive", self.sensitive, Text(), SequenceOf(Text()), None,
-                    note="column names")
-        check_param("", "features", self.features, SequenceOf(Text()), None, note="column names")
+        # Stored as converted: a generator of names is read once, here, into a tuple.
+        object.__setattr__(self, "target", check_param("", "target", self.target, Text(), None,
+                                                       note="a column name"))
+        object.__setattr__(self, "sensitive", check_param("", "sensitive", self.sensitive, Text(),
+                                                          SequenceOf(Text()), None, note="column names"))
+        object.__setattr__(self, "features", check_param("", "features", self.features, SequenceOf(Text()),
+                                                         None, note="column names"))
 
 
 def load_dataset(source: str | Path | pd.DataFrame, **options: Any) -> Dataset:
@@ -441,8 +444,10 @@ def _dates_as_days(feats: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     durations = [c for c in feats.columns if pd.api.types.is_timedelta64_dtype(feats[c])]
     seconds_a_day = 86400.0
     for c in dates:
-        origin = pd.Timestamp(_EPOCH, tz=getattr(feats[c].dt, "tz", None))
-        feats[c] = (feats[c] - origin).dt.total_seconds() / seconds_a_day
+        values = feats[c]
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)  # days since the UTC epoch
+        feats[c] = (values - pd.Timestamp(_EPOCH)).dt.total_seconds() / seconds_a_day
     for c in durations:
         feats[c] = feats[c].dt.total_seconds() / seconds_a_day
     if dates:

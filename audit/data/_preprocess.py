@@ -19,9 +19,10 @@ column, the values and their rows; :func:`~audit.load_dataset` calls it on the f
 columns, and the encoder again on whatever it is given.
 
 A value within that range can still lie absurdly far from the training rows: a test
-row of 1e30 in a column whose training rows are all 0 to 100, or any other value in a
-column constant on the training rows. Standardised, it would reach the model beyond
-``STANDARDISED_LIMIT`` (about 1.8e19, the square root of float32's range), where one
+row of 1e30 in a column whose training rows are all 0 to 100, or a value 1e20 away from
+the constant of a column constant on the training rows (scaled by 1). Standardised, it
+would reach the model beyond ``STANDARDISED_LIMIT`` (about 1.8e19, the square root of
+float32's range), where one
 product with a weight and a sum over a layer can already overflow to infinity, and the
 model's predictions would be NaN. :meth:`TabularPreprocessor.transform` refuses such
 values naming the column, the value, its row and the training rows' range.
@@ -29,6 +30,7 @@ values naming the column, the value, its row and the training rows' range.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -147,10 +149,29 @@ class TabularPreprocessor:
                 self.categorical_columns,
             ))
         self._transformer = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
-        self._transformer.fit(self._prepare(frame))
-        names = [str(n) for n in self._transformer.get_feature_names_out()]
+        try:
+            self._transformer.fit(self._prepare(frame))
+            names = [str(n) for n in self._transformer.get_feature_names_out()]
+        except ValueError as exc:
+            if "are not unique" not in str(exc):
+                raise
+            raise self._name_clash(str(exc)) from None
         self.feature_names = [n.replace("missingindicator_", "missing_") for n in names]
         return self
+
+    def _name_clash(self, message: str) -> DataError:
+        """Which columns encode to the same feature name (a text column 'color' with the value
+        'red' and a column named 'color_red'), from scikit-learn's message."""
+        listed = message.split("names: ", 1)[-1].split(" are not unique", 1)[0]
+        clashes = []
+        for name in re.findall(r"'((?:[^'\\]|\\.)*)'", listed):
+            sources = [f"column '{c}'" for c in self.numeric_columns if str(c) == name]
+            sources += [f"the value '{name[len(str(c)) + 1:]}' of text column '{c}'"
+                        for c in self.categorical_columns if name.startswith(f"{c}_")]
+            clashes.append(f"'{name}' ({' and '.join(sources) or 'two columns'})")
+        return DataError(
+            f"two features would both be encoded as {', '.join(clashes)}: a text column's values "
+            "become columns named <column>_<value>. Rename one of the columns.", param="features")
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Encode ``frame`` with the fitted statistics (float32 matrix).
@@ -169,9 +190,9 @@ class TabularPreprocessor:
         """Refuse values that standardise beyond :data:`STANDARDISED_LIMIT` (in float64,
         before the cast to float32 could turn them into infinities)."""
         faults = []
-        for j, name in enumerate(self.feature_names):
-            if name not in self.numeric_columns:
-                continue  # missing-value indicators and one-hot columns are 0 or 1
+        # The numeric columns' scaled values come first, in their order (then the
+        # missing-value indicators, scaled too but only ever 0 or 1 before, then one-hots).
+        for j, name in enumerate(self.numeric_columns):
             bad = np.flatnonzero(~(np.abs(encoded[:, j]) <= STANDARDISED_LIMIT))
             if bad.shape[0] == 0:
                 continue

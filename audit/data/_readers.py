@@ -132,13 +132,20 @@ def clean_frame(frame: pd.DataFrame, *, na_values: Sequence[str] = DEFAULT_NA_VA
     na_set = {str(v).strip() for v in na_values}
     for name in columns:
         col = out[name]
-        if (pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
-                or pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col)):
-            continue  # already typed: nothing to strip or parse (dates become numbers as features)
+        if _already_typed(col):
+            continue
         stripped = col.map(lambda v: v.strip() if isinstance(v, str) else v)
         stripped = stripped.map(lambda v: np.nan if isinstance(v, str) and v in na_set else v)
         out[name] = _maybe_numeric(stripped)
     return out
+
+
+def _already_typed(col: pd.Series) -> bool:
+    """Numbers, booleans, dates and durations: nothing to strip or parse (dates and
+    durations become numbers of days as features, in load_dataset)."""
+    types = pd.api.types
+    return bool(types.is_bool_dtype(col) or types.is_numeric_dtype(col) or types.is_datetime64_any_dtype(col)
+                or types.is_timedelta64_dtype(col))
 
 
 def _maybe_numeric(col: pd.Series) -> pd.Series:

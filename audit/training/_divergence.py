@@ -35,6 +35,10 @@ __all__ = ["QUANTITIES", "Divergence", "NonFiniteWatch", "RunDiverged", "diverge
 #: What the watch checks each step, in the order a step computes them.
 QUANTITIES = ("loss", "gradient", "weights")
 
+#: A learning rate this many times the default or more is named as a likely cause.
+LARGE_LR_FACTOR = 10.0
+#: Regression targets beyond this size are named: 256 squared errors of 1e17 overflow float32.
+LARGE_TARGET = 1e15
 #: Standardised feature values beyond this many standard deviations are named as a likely
 #: cause: a row that far out dominates every product with a weight.
 EXTREME_FEATURE = 1e3
@@ -92,8 +96,9 @@ class NonFiniteWatch:
 
     def loss(self, per_row: torch.Tensor, valid: torch.Tensor) -> None:
         """Per-row losses ``(K, rows)`` of a chunk; padding rows (``valid == 0``) are ignored."""
-        # One sum per model, as in finite_models; padding rows repeat real rows, so a
-        # non-finite loss there means a non-finite loss on a real row of the same model.
+        # One sum per model, as in finite_models. Padding rows are training rows too (the
+        # unsampled ones of a DP step), so a non-finite loss there is a diverged model all
+        # the same.
         self._pending[0] |= ~torch.isfinite((per_row.detach() * valid).sum(dim=1))
 
     def gradient(self, update: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> None:
@@ -139,35 +144,43 @@ def divergence_error(stopped: RunDiverged, job: FitJob, config: TrainingConfig) 
     epoch, epochs = (divergence.step - 1) // per_epoch + 1, max(1, stopped.steps // per_epoch)
     what = _PURPOSES.get(job.purpose, _PURPOSES["arm"]).format(arm=job.arm.label)
     rows_name = "the training rows" if job.data.name == "train" else f"the rows '{job.data.name}'"
-    causes, fix = likely_causes(config, job.data.X, job.data.feature_names, rows_name=rows_name)
+    causes, fix = likely_causes(config, job.data.X, job.data.feature_names, rows_name=rows_name,
+                                y=job.data.y)
     message = (f"Training diverged: the {divergence.quantity} of {what} (seed {job.seed}) became NaN or "
-               f"infinite at step {divergence.step} of {stopped.steps} (epoch {epoch} of {epochs}), so "
-               f"training stopped there. Likely cause: {causes}")
+               f"infinite at step {divergence.step} of {stopped.steps} (epoch {epoch} of {epochs}); training "
+               f"was stopped. Likely cause: {causes}")
     return TrainingError(message, param="lr" if fix else None, fix=fix)
 
 
 def likely_causes(config: TrainingConfig, X: np.ndarray, feature_names: Sequence[str] | None = None, *,
-                  rows_name: str = "the training rows") -> tuple[str, dict[str, object] | None]:
+                  rows_name: str = "the training rows",
+                  y: np.ndarray | None = None) -> tuple[str, dict[str, object] | None]:
     """Why a model's values would turn non-finite, most likely first, and the fix to suggest.
 
-    A learning rate above the default is named first (Adam's steps are about ``lr`` in
-    size, so only a huge rate drives the weights to infinity); then feature values many
-    standard deviations from the training mean (outliers that pass the encoder's checks
-    but dominate every product with a weight).
+    A learning rate of :data:`LARGE_LR_FACTOR` times the default or more is named first
+    (Adam's steps are about ``lr`` in size, so only a large rate drives the weights to
+    infinity); then regression targets whose squared errors summed over a batch overflow
+    float32; then feature values many standard deviations from the training mean (rows
+    that reach a model without the audit's encoder, or test rows far out).
     """
     causes: list[str] = []
     fix: dict[str, object] | None = None
-    if config.lr > DEFAULT_LR:
+    if config.lr >= LARGE_LR_FACTOR * DEFAULT_LR:
         causes.append(f"a learning rate {config.lr / DEFAULT_LR:.3g} times the default; lower it, "
                       f"e.g. lr={DEFAULT_LR:g}")
         fix = {"lr": DEFAULT_LR}
+    largest_target = float(np.nanmax(np.abs(y))) if y is not None and y.size else 0.0
+    if largest_target > LARGE_TARGET:
+        causes.append(f"target values as large as {largest_target:.3g}, whose squared errors summed "
+                      "over a batch overflow 32-bit floats; rescale the target (e.g. in thousands)")
     extreme = _most_extreme_feature(X, feature_names, rows_name)
     if extreme is not None:
         causes.append(extreme)
     if not causes:
-        causes.append(f"none of the usual ones (a learning rate above the default {DEFAULT_LR:g}, "
-                      "feature values far from their training mean) applies; try a lower learning "
-                      "rate, and please report this with the data's shape")
+        causes.append(f"none of the usual ones (a learning rate {LARGE_LR_FACTOR:g} or more times the "
+                      f"default {DEFAULT_LR:g}, huge targets, feature values far from their training "
+                      "mean) applies; try a lower learning rate, and please report this with the "
+                      "data's shape")
     return "; also possible: ".join(causes) + ".", fix
 
 
