@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Ray (the 'ray' extra) is installed for the sweep backend's tests; the core needs none of it.
 # torch is pinned to the CPU wheel this machine has on disk; anything 2.13.0 does not
 # satisfy would pull a multi-GB CUDA build. pyproject.toml keeps the looser torch>=2.6.
 TORCH_PIN := torch==2.13.0
@@ -15,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet '$(TORCH_PIN)' -e '.[test]'
+	$(BIN)/python -m pip install --quiet '$(TORCH_PIN)' -e '.[test,ray]'
 	touch $(STAMP)
 
 demo: install
@@ -45,6 +46,7 @@ bench: install
 	$(BIN)/python bench/bench_bootstrap.py
 	$(BIN)/python bench/bench_audit_bound.py
 	$(BIN)/python bench/bench_watch.py
+	$(BIN)/python bench/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache *.egg-info

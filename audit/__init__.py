@@ -73,6 +73,10 @@ from .result._schema import SCHEMA_VERSION
 from .result._validate import results_schema, validate_results
 from .result._views import describe_intervals, level_text
 from .solver._solver import DropoutSolution, GroupErrors, SolveOptions, solve_group_dropout
+from .sweep._backends import available_sweep_backends
+from .sweep._config import SweepConfig, SweepPoint, parse_number_list
+from .sweep._result import SWEEP_COLUMNS, SweepResult
+from .sweep._run import SweepEvent, run_sweep
 from .training._batched import (
     BatchedModelSpec,
     BatchedTrainer,
@@ -201,6 +205,15 @@ __all__ = [
     "audit_onnx_model",
     "audit_predictions",
     "run_audit",
+    # sweeps: the same audit over epsilons and dropout budgets
+    "SWEEP_COLUMNS",
+    "SweepConfig",
+    "SweepEvent",
+    "SweepPoint",
+    "SweepResult",
+    "available_sweep_backends",
+    "parse_number_list",
+    "run_sweep",
     # assemble: result
     "SCHEMA_VERSION",
     "describe_intervals",

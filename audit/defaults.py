@@ -58,6 +58,9 @@ __all__ = [
     "DEFAULT_SOLVER_FOLDS",
     "DEFAULT_SOLVER_MODEL",
     "DEFAULT_SPLIT_SEED",
+    "DEFAULT_SWEEP_BACKEND",
+    "DEFAULT_SWEEP_BUDGETS",
+    "DEFAULT_SWEEP_EPSILONS",
     "DEFAULT_TEST_FRACTION",
     "DEFAULT_THRESHOLD",
     "DEFAULT_TRAINER",
@@ -68,6 +71,7 @@ __all__ = [
     "MAX_SOLVER_RATE",
     "MIA_CHOICES",
     "MISSING_TARGET_CHOICES",
+    "SWEEP_BACKEND_CHOICES",
     "OBJECTIVE_CHOICES",
     "OPTIMIZER_CHOICES",
     "SMALL_GROUPS_CHOICES",
@@ -176,3 +180,12 @@ DEFAULT_GRADIENT_CANARY_NORM = 4.0
 DEFAULT_GRADIENT_GUESS_FRACTIONS: tuple[float, ...] = (0.01, 0.1)
 DEFAULT_MECHANISM_ROWS = 200
 DEFAULT_MECHANISM_MASKS = 64
+
+# Sweeps (audit.run_sweep, `fairpriv sweep`).
+#: Target epsilons a sweep audits dp_sgd at.
+DEFAULT_SWEEP_EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: Dropout budgets a sweep audits the dropout arms at.
+DEFAULT_SWEEP_BUDGETS: tuple[float, ...] = (0.1, 0.3, 0.5)
+#: Where a sweep's points run: in this process, or as tasks of a Ray cluster.
+SWEEP_BACKEND_CHOICES = ("local", "ray")
+DEFAULT_SWEEP_BACKEND = "local"

@@ -33,6 +33,8 @@ from audit import (
     PredictionAuditOptions,
     PrivacyAuditConfig,
     SolveOptions,
+    SweepConfig,
+    SweepResult,
     TrainingConfig,
     audit_onnx_model,
     audit_predictions,
@@ -44,7 +46,9 @@ from audit import (
     make_arm,
     noise_multiplier_for_epsilon,
     parse_hidden_layers,
+    parse_number_list,
     run_audit,
+    run_sweep,
     run_trainer_benchmark,
     solve_group_dropout,
     split_dataset,
@@ -79,6 +83,9 @@ from audit.defaults import (
     DEFAULT_SHADOWS,
     DEFAULT_SMALL_GROUPS,
     DEFAULT_SOLVER_MODEL,
+    DEFAULT_SWEEP_BACKEND,
+    DEFAULT_SWEEP_BUDGETS,
+    DEFAULT_SWEEP_EPSILONS,
     DEFAULT_TRAINER,
     DEFAULT_WHITE_BOX,
     DEFAULT_WHITE_BOX_CANARIES,
@@ -89,6 +96,7 @@ from audit.defaults import (
     OBJECTIVE_CHOICES,
     SMALL_GROUPS_CHOICES,
     SOLVER_MODEL_CHOICES,
+    SWEEP_BACKEND_CHOICES,
     TRAINER_AUTO,
 )
 
@@ -294,84 +302,144 @@ def _split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _with(*groups: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """Apply option decorators in the order listed (the first is the first in --help)."""
+    def decorate(func: Any) -> Any:
+        for group in reversed(groups):
+            for option in reversed(group):
+                func = option(func)
+        return func
+
+    return decorate
+
+
+#: What to audit: the data, its roles and its groups (``run`` and ``sweep``).
+DATA_OPTIONS = [
+    click.option("--dataset", required=True,
+                 help=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV/TSV/Parquet path."),
+    click.option("--data-path", type=click.Path(dir_okay=False), default=None,
+                 help="For --dataset adult: the UCI adult.data / adult.test file."),
+    click.option("--target", default=None, help="Target column (binary)."),
+    click.option("--sensitive", multiple=True,
+                 help="Sensitive column; repeat for intersectional groups "
+                      "(--sensitive sex --sensitive race)."),
+    click.option("--positive-label", default=None,
+                 help="Target value that counts as positive (default: 1/True, else the rarer value)."),
+    click.option("--min-group-rows", type=int, default=DEFAULT_MIN_GROUP_ROWS, show_default=True,
+                 help="Minimum rows per group in every split."),
+    click.option("--small-groups", type=click.Choice(SMALL_GROUPS_CHOICES), default=DEFAULT_SMALL_GROUPS,
+                 show_default=True, help="Groups below the minimum: fail, or merge into 'other'."),
+    click.option("--missing-target", type=click.Choice(MISSING_TARGET_CHOICES),
+                 default=DEFAULT_MISSING_TARGET, show_default=True,
+                 help="Rows with a missing target/sensitive value."),
+    click.option("--na-values", default=",".join(DEFAULT_NA_VALUES), show_default=True,
+                 help="Comma-separated cell values read as missing."),
+    click.option("--encoding", default=None, help="Text encoding of the data file (default UTF-8)."),
+    click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets."),
+]
+#: The arms of one audit and their knobs (``run``; ``sweep`` varies the knobs).
+ARM_OPTIONS = [
+    click.option("--arms", "arms_text", default=",".join(ARM_KINDS),
+                 show_default=True,
+                 help=f"Comma-separated arms from: {', '.join(ARM_KINDS)}."),
+    click.option("--dropout", type=float, default=DEFAULT_DROPOUT, show_default=True,
+                 help="Rate p of the uniform_dropout arm."),
+    click.option("--group-rates", default=None,
+                 help="Explicit rates of the group_dropout arm, e.g. Female=0.5,Male=0.2 "
+                      "[default: solved on validation rows at --budget]."),
+    click.option("--budget", type=float, default=None,
+                 help="Group-dropout budget sum_g pi_g p_g [default: --dropout]."),
+    click.option("--epsilon", type=float, default=DEFAULT_EPSILON, show_default=True,
+                 help="Target epsilon of dp_sgd."),
+    click.option("--dp-dropout", default=None,
+                 help="Dropout inside the dp_sgd arm: a rate (0.2) or rates per group (A=0.3,B=0.1)."),
+]
+#: How every arm is trained and measured (``run`` and ``sweep``).
+AUDIT_OPTIONS = [
+    click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=DEFAULT_OBJECTIVE,
+                 show_default=True, help="What the group-dropout solver minimises."),
+    click.option("--seeds", type=int, default=DEFAULT_SEEDS, show_default=True,
+                 help="Training seeds per arm."),
+    click.option("--delta", type=float, default=None,
+                 help="Target delta of dp_sgd [default: min(1e-5, 1/(10 n_train))]."),
+    click.option("--max-grad-norm", type=float, default=DEFAULT_MAX_GRAD_NORM, show_default=True,
+                 help="DP-SGD per-row clipping norm C."),
+    click.option("--accountant", type=click.Choice(GUARANTEE_ACCOUNTANT_CHOICES), default=DEFAULT_ACCOUNTANT,
+                 show_default=True),
+    click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True),
+    click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True),
+    click.option("--lr", type=float, default=DEFAULT_LR, show_default=True, help="Adam learning rate."),
+    click.option("--hidden", default=_widths(DEFAULT_HIDDEN), show_default=True,
+                 help="Hidden layer widths, e.g. 64,64; empty string for a linear model."),
+    click.option("--trainer", type=click.Choice([TRAINER_AUTO, *available_trainers()]),
+                 default=DEFAULT_TRAINER, show_default=True,
+                 help="batched: all models at once (auto picks it); reference: one at a time via Opacus."),
+    click.option("--device", type=click.Choice(DEVICE_CHOICES), default=DEFAULT_DEVICE, show_default=True),
+    click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True,
+                 help="Bootstrap resamples of the test rows for the CIs of AUC and log-loss (0: none); "
+                      "rates and their gaps get score intervals without resampling."),
+    click.option("--ci-level", type=float, default=DEFAULT_CI_LEVEL, show_default=True,
+                 help="Confidence level of every interval."),
+    click.option("--simultaneous-ci", is_flag=True,
+                 help="Make each metric's intervals hold together across all groups (and gaps "
+                      "across all pairs of groups), by Bonferroni: for many intersectional groups."),
+    click.option("--mia", type=click.Choice(MIA_CHOICES), default=DEFAULT_MIA, show_default=True,
+                 help="Membership inference: the loss-threshold attack; lira or rmia (the same) add "
+                      "shadow models, trained once and scored by both LiRA and RMIA (heavy)."),
+    click.option("--shadows", type=int, default=DEFAULT_SHADOWS, show_default=True,
+                 help="Shadow (reference) models per arm, shared by LiRA and RMIA."),
+    click.option("--canaries", type=int, default=DEFAULT_CANARIES, show_default=True,
+                 help="Canaries for the one-run epsilon lower bound (0: skip it)."),
+    click.option("--canary-kind", type=click.Choice(CANARY_KIND_CHOICES), default=DEFAULT_CANARY_KIND,
+                 show_default=True),
+    click.option("--canary-rows", type=click.Choice(CANARY_ROWS_CHOICES), default=DEFAULT_CANARY_ROWS,
+                 show_default=True, help="Which test rows become canaries."),
+    click.option("--white-box/--no-white-box", default=DEFAULT_WHITE_BOX, show_default=True,
+                 help="Also audit every training step: crafted row canaries for every arm, Dirac "
+                      "gradient canaries for DP-SGD."),
+    click.option("--white-box-canaries", type=int, default=DEFAULT_WHITE_BOX_CANARIES, show_default=True,
+                 help="Crafted row canaries of the white-box audit (cost grows linearly)."),
+    click.option("--gradient-canaries", type=int, default=DEFAULT_GRADIENT_CANARIES, show_default=True,
+                 help="Dirac gradient canaries of the white-box audit of DP-SGD arms (cheap)."),
+]
+
+
+def _audit_config(opts: Mapping[str, Any], arms: Sequence[Any] | None, *, epsilon: float = DEFAULT_EPSILON
+                  ) -> AuditConfig:
+    """The audit the options of AUDIT_OPTIONS (and DATA_OPTIONS' group minimum) describe
+    (``arms=None``: the default arms, for a sweep, which sets each point's arm itself)."""
+    chosen: dict[str, Any] = {"arms": tuple(arms)} if arms is not None else {}
+    return AuditConfig(
+        **chosen, seeds=opts["seeds"], epsilon=epsilon, delta=opts["delta"],
+        training=TrainingConfig(hidden=parse_hidden_layers(opts["hidden"]), epochs=opts["epochs"],
+                                batch_size=opts["batch_size"], lr=opts["lr"]),
+        trainer=opts["trainer"], device=opts["device"], n_bootstrap=opts["n_bootstrap"],
+        ci_level=opts["ci_level"], simultaneous_ci=opts["simultaneous_ci"],
+        min_group_rows=opts["min_group_rows"], small_groups=opts["small_groups"],
+        privacy_audit=PrivacyAuditConfig(mia=opts["mia"], shadows=opts["shadows"],
+                                         canaries=opts["canaries"], canary_kind=opts["canary_kind"],
+                                         canary_rows=opts["canary_rows"], white_box=opts["white_box"],
+                                         white_box_canaries=opts["white_box_canaries"],
+                                         gradient_canaries=opts["gradient_canaries"]),
+    )
+
+
+def _load(opts: Mapping[str, Any]) -> Any:
+    """The dataset DATA_OPTIONS describe; its notes go to stderr in flags' words."""
+    na_values = tuple(v for v in opts["na_values"].split(","))
+    dataset = load_dataset(
+        opts["dataset"], target=opts["target"], sensitive=list(opts["sensitive"]) or None,
+        positive_label=opts["positive_label"], path=opts["data_path"], na_values=na_values,
+        encoding=opts["encoding"], missing_target=opts["missing_target"], n_rows=opts["n_rows"],
+    )
+    flag = option_flags(click.get_current_context().command)
+    for note in dataset.notes:
+        click.echo(f"note: {to_flags(note, flag)}", err=True)
+    return dataset
+
+
 @main.command()
-@click.option("--dataset", required=True,
-              help=f"Built-in name ({', '.join(BUILTIN_DATASETS)}) or a CSV/TSV/Parquet path.")
-@click.option("--data-path", type=click.Path(dir_okay=False), default=None,
-              help="For --dataset adult: the UCI adult.data / adult.test file.")
-@click.option("--target", default=None, help="Target column (binary).")
-@click.option("--sensitive", multiple=True,
-              help="Sensitive column; repeat for intersectional groups (--sensitive sex --sensitive race).")
-@click.option("--positive-label", default=None,
-              help="Target value that counts as positive (default: 1/True, else the rarer value).")
-@click.option("--arms", "arms_text", default=",".join(ARM_KINDS),
-              show_default=True,
-              help=f"Comma-separated arms from: {', '.join(ARM_KINDS)}.")
-@click.option("--dropout", type=float, default=DEFAULT_DROPOUT, show_default=True,
-              help="Rate p of the uniform_dropout arm.")
-@click.option("--group-rates", default=None,
-              help="Explicit rates of the group_dropout arm, e.g. Female=0.5,Male=0.2 "
-                   "[default: solved on validation rows at --budget].")
-@click.option("--budget", type=float, default=None,
-              help="Group-dropout budget sum_g pi_g p_g [default: --dropout].")
-@click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default=DEFAULT_OBJECTIVE,
-              show_default=True, help="What the group-dropout solver minimises.")
-@click.option("--seeds", type=int, default=DEFAULT_SEEDS, show_default=True, help="Training seeds per arm.")
-@click.option("--epsilon", type=float, default=DEFAULT_EPSILON, show_default=True,
-              help="Target epsilon of dp_sgd.")
-@click.option("--delta", type=float, default=None,
-              help="Target delta of dp_sgd [default: min(1e-5, 1/(10 n_train))].")
-@click.option("--max-grad-norm", type=float, default=DEFAULT_MAX_GRAD_NORM, show_default=True,
-              help="DP-SGD per-row clipping norm C.")
-@click.option("--accountant", type=click.Choice(GUARANTEE_ACCOUNTANT_CHOICES), default=DEFAULT_ACCOUNTANT,
-              show_default=True)
-@click.option("--dp-dropout", default=None,
-              help="Dropout inside the dp_sgd arm: a rate (0.2) or rates per group (A=0.3,B=0.1).")
-@click.option("--epochs", type=int, default=DEFAULT_EPOCHS, show_default=True)
-@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
-@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True, help="Adam learning rate.")
-@click.option("--hidden", default=_widths(DEFAULT_HIDDEN), show_default=True,
-              help="Hidden layer widths, e.g. 64,64; empty string for a linear model.")
-@click.option("--trainer", type=click.Choice([TRAINER_AUTO, *available_trainers()]), default=DEFAULT_TRAINER,
-              show_default=True,
-              help="batched: all models at once (auto picks it); reference: one at a time via Opacus.")
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default=DEFAULT_DEVICE, show_default=True)
-@click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, show_default=True,
-              help="Bootstrap resamples of the test rows for the CIs of AUC and log-loss (0: none); "
-                   "rates and their gaps get score intervals without resampling.")
-@click.option("--ci-level", type=float, default=DEFAULT_CI_LEVEL, show_default=True,
-              help="Confidence level of every interval.")
-@click.option("--simultaneous-ci", is_flag=True,
-              help="Make each metric's intervals hold together across all groups (and gaps "
-                   "across all pairs of groups), by Bonferroni: for many intersectional groups.")
-@click.option("--min-group-rows", type=int, default=DEFAULT_MIN_GROUP_ROWS, show_default=True,
-              help="Minimum rows per group in every split.")
-@click.option("--small-groups", type=click.Choice(SMALL_GROUPS_CHOICES), default=DEFAULT_SMALL_GROUPS,
-              show_default=True, help="Groups below the minimum: fail, or merge into 'other'.")
-@click.option("--missing-target", type=click.Choice(MISSING_TARGET_CHOICES), default=DEFAULT_MISSING_TARGET,
-              show_default=True, help="Rows with a missing target/sensitive value.")
-@click.option("--na-values", default=",".join(DEFAULT_NA_VALUES), show_default=True,
-              help="Comma-separated cell values read as missing.")
-@click.option("--encoding", default=None, help="Text encoding of the data file (default UTF-8).")
-@click.option("--rows", "n_rows", type=int, default=None, help="Rows of the synthetic datasets.")
-@click.option("--mia", type=click.Choice(MIA_CHOICES), default=DEFAULT_MIA, show_default=True,
-              help="Membership inference: the loss-threshold attack; lira or rmia (the same) add "
-                   "shadow models, trained once and scored by both LiRA and RMIA (heavy).")
-@click.option("--shadows", type=int, default=DEFAULT_SHADOWS, show_default=True,
-              help="Shadow (reference) models per arm, shared by LiRA and RMIA.")
-@click.option("--canaries", type=int, default=DEFAULT_CANARIES, show_default=True,
-              help="Canaries for the one-run epsilon lower bound (0: skip it).")
-@click.option("--canary-kind", type=click.Choice(CANARY_KIND_CHOICES), default=DEFAULT_CANARY_KIND,
-              show_default=True)
-@click.option("--canary-rows", type=click.Choice(CANARY_ROWS_CHOICES), default=DEFAULT_CANARY_ROWS,
-              show_default=True, help="Which test rows become canaries.")
-@click.option("--white-box/--no-white-box", default=DEFAULT_WHITE_BOX, show_default=True,
-              help="Also audit every training step: crafted row canaries for every arm, Dirac "
-                   "gradient canaries for DP-SGD.")
-@click.option("--white-box-canaries", type=int, default=DEFAULT_WHITE_BOX_CANARIES, show_default=True,
-              help="Crafted row canaries of the white-box audit (cost grows linearly).")
-@click.option("--gradient-canaries", type=int, default=DEFAULT_GRADIENT_CANARIES, show_default=True,
-              help="Dirac gradient canaries of the white-box audit of DP-SGD arms (cheap).")
+@_with(DATA_OPTIONS, ARM_OPTIONS, AUDIT_OPTIONS)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for results.json, report.pdf and report.html.")
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
@@ -390,29 +458,8 @@ def run(**opts: Any) -> None:
                       max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
                       dp_dropout=parse_dp_dropout(opts["dp_dropout"]), budget=opts["budget"],
                       objective=opts["objective"])
-    hidden = parse_hidden_layers(opts["hidden"])
-    config = AuditConfig(
-        arms=arms, seeds=opts["seeds"], epsilon=opts["epsilon"], delta=opts["delta"],
-        training=TrainingConfig(hidden=hidden, epochs=opts["epochs"],
-                                batch_size=opts["batch_size"], lr=opts["lr"]),
-        trainer=opts["trainer"], device=opts["device"], n_bootstrap=opts["n_bootstrap"],
-        ci_level=opts["ci_level"], simultaneous_ci=opts["simultaneous_ci"],
-        min_group_rows=opts["min_group_rows"], small_groups=opts["small_groups"],
-        privacy_audit=PrivacyAuditConfig(mia=opts["mia"], shadows=opts["shadows"],
-                                         canaries=opts["canaries"], canary_kind=opts["canary_kind"],
-                                         canary_rows=opts["canary_rows"], white_box=opts["white_box"],
-                                         white_box_canaries=opts["white_box_canaries"],
-                                         gradient_canaries=opts["gradient_canaries"]),
-    )
-    na_values = tuple(v for v in opts["na_values"].split(","))
-    dataset = load_dataset(
-        opts["dataset"], target=opts["target"], sensitive=list(opts["sensitive"]) or None,
-        positive_label=opts["positive_label"], path=opts["data_path"], na_values=na_values,
-        encoding=opts["encoding"], missing_target=opts["missing_target"], n_rows=opts["n_rows"],
-    )
-    flag = option_flags(click.get_current_context().command)
-    for note in dataset.notes:
-        click.echo(f"note: {to_flags(note, flag)}", err=True)
+    config = _audit_config(opts, arms, epsilon=opts["epsilon"])
+    dataset = _load(opts)
     result = run_audit(dataset, config, show_progress=not opts["quiet"])
     out = Path(opts["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
@@ -486,16 +533,87 @@ def _write_reports(result: Any, pdf: Path | None, html: Path | None) -> None:
 
 
 @main.command()
-@click.argument("results", type=click.Path(exists=True, dir_okay=False))
+@_with(DATA_OPTIONS)
+@click.option("--arms", "arms_text", default=",".join(ARM_KINDS), show_default=True,
+              help=f"Comma-separated arm kinds to sweep, from: {', '.join(ARM_KINDS)}.")
+@click.option("--epsilons", default=",".join(f"{e:g}" for e in DEFAULT_SWEEP_EPSILONS), show_default=True,
+              help="Target epsilons of dp_sgd, comma-separated.")
+@click.option("--budgets", default=",".join(f"{b:g}" for b in DEFAULT_SWEEP_BUDGETS), show_default=True,
+              help="Dropout budgets of uniform_dropout (its rate) and group_dropout (the expected rate of "
+                   "its solved per-group rates), comma-separated.")
+@_with(AUDIT_OPTIONS)
+@click.option("--backend", type=click.Choice(SWEEP_BACKEND_CHOICES), default=DEFAULT_SWEEP_BACKEND,
+              show_default=True,
+              help="local: point after point in this process; ray: points as tasks of a Ray cluster "
+                   "(pip install 'fairpriv[ray]').")
+@click.option("--address", default=None,
+              help="With --backend ray: the cluster (auto, or HOST:PORT) [default: start a local one].")
+@click.option("--workers", type=int, default=None,
+              help="With --backend ray and no --address: points at once [default: one per CPU core].")
+@click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
+              help="With --backend ray: GPUs each point asks for (fractions share one).")
+@click.option("--fresh", is_flag=True, help="Recompute every point, even those already in --out.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Output directory: sweep.json, sweep.parquet, report.pdf/html, points/ (one "
+                   "results.json per point; an interrupted sweep resumes from them).")
+@click.option("--no-report", is_flag=True, help="Write sweep.json and sweep.parquet only.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(**opts: Any) -> None:
+    """Audit every arm at every epsilon and dropout budget on the same splits; write OUT/sweep.json."""
+    kinds = tuple(_split_list(opts["arms_text"]))
+    arm_params = {"dp_sgd": {"max_grad_norm": opts["max_grad_norm"], "accountant": opts["accountant"]},
+                  "group_dropout": {"objective": opts["objective"]}}
+    config = SweepConfig(
+        epsilons=parse_number_list(opts["epsilons"], "epsilons"),
+        budgets=parse_number_list(opts["budgets"], "budgets"),
+        arms=kinds, audit=_audit_config(opts, None),
+        arm_params={k: v for k, v in arm_params.items() if k in kinds},
+        backend=opts["backend"], address=opts["address"], workers=opts["workers"],
+        gpus_per_worker=opts["gpus_per_worker"])
+    dataset = _load(opts)
+    out = Path(opts["out_dir"])
+    result = run_sweep(dataset, config, out=out, resume=not opts["fresh"], show_progress=not opts["quiet"])
+    click.echo(result.summary())
+    if result.meta.get("points_reused"):
+        click.echo(f"read back {len(result.meta['points_reused'])} finished point(s) from {out / 'points'}")
+    click.echo(f"\nwrote {out / 'sweep.json'} and {out / 'sweep.parquet'}")
+    if not opts["no_report"]:
+        _write_sweep_reports(result, out / "report.pdf", out / "report.html")
+
+
+def _write_sweep_reports(result: SweepResult, pdf: Path | None, html: Path | None) -> None:
+    from reports import render_sweep_html, render_sweep_pdf
+
+    if pdf is not None:
+        click.echo(f"wrote {pdf} ({render_sweep_pdf(result, pdf)} pages)")
+    if html is not None:
+        render_sweep_html(result, html)
+        click.echo(f"wrote {html}")
+
+
+def _is_sweep(path: Path) -> bool:
+    return (path / "sweep.json").exists() if path.is_dir() else path.name == "sweep.json"
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True), metavar="RESULTS")
 @click.option("--pdf", "pdf", type=click.Path(dir_okay=False), default=None, help="PDF report path.")
 @click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="HTML report path.")
 def report(results: str, pdf: str | None, html: str | None) -> None:
-    """Render RESULTS (a results.json) to PDF and/or HTML (default: both, beside it)."""
-    result = AuditResult.from_json(Path(results))
+    """Render RESULTS to PDF and/or HTML (default: both, beside it): a run's results.json, a
+    sweep's sweep.json, or the folder holding either."""
+    path = Path(results)
+    folder = path if path.is_dir() else path.parent
     if pdf is None and html is None:
-        base = Path(results).with_suffix("")
-        pdf, html = str(base.with_name("report.pdf")), str(base.with_name("report.html"))
-    _write_reports(result, Path(pdf) if pdf else None, Path(html) if html else None)
+        pdf, html = str(folder / "report.pdf"), str(folder / "report.html")
+    targets = (Path(pdf) if pdf else None, Path(html) if html else None)
+    if _is_sweep(path):
+        _write_sweep_reports(SweepResult.load(path), *targets)
+        return
+    result = AuditResult.from_json(folder / "results.json" if path.is_dir() else path)
+    _write_reports(result, *targets)
+    if result.dp_violations:
+        click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)} (shown on page 1).", err=True)
     if result.dp_violations:
         click.echo(f"DP VIOLATION in {', '.join(result.dp_violations)} (shown on page 1).", err=True)
 

@@ -48,6 +48,14 @@ from ._figures import (
 )
 from ._html import render_html_text, write_html
 from ._pdf import render_pdf_bytes, write_pdf
+from ._sweep import (
+    build_sweep_report,
+    render_sweep_html,
+    render_sweep_pdf,
+    sweep_frontier_figure,
+    sweep_gap_figure,
+    sweep_group_error_figure,
+)
 from ._tables import mia_table, summary_table
 from ._words import findings, reading_guide
 
@@ -74,6 +82,13 @@ __all__ = [
     "render_pdf_bytes",
     "write_html",
     "write_pdf",
+    # sweeps: the privacy-fairness frontier over epsilons and dropout budgets
+    "build_sweep_report",
+    "render_sweep_html",
+    "render_sweep_pdf",
+    "sweep_frontier_figure",
+    "sweep_gap_figure",
+    "sweep_group_error_figure",
     # figures: PNG bytes, one fixed style per arm
     "ArmStyle",
     "arm_styles",

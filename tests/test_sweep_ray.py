@@ -1,0 +1,90 @@
+"""The Ray backend of sweeps, on a local two-CPU cluster this test starts (loopback only):
+the same numbers as the local backend, and a worker killed mid-sweep is retried. Skipped
+where Ray is not installed (``pip install 'fairpriv[ray]'``; `make install` installs it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from audit import (
+    AuditConfig,
+    PrivacyAuditConfig,
+    SweepConfig,
+    SweepResult,
+    TrainingConfig,
+    load_dataset,
+    run_sweep,
+)
+
+ray = pytest.importorskip("ray")
+
+AUDIT = AuditConfig(seeds=1, n_bootstrap=0, training=TrainingConfig(epochs=2, hidden=(8,)),
+                    privacy_audit=PrivacyAuditConfig(mia="loss", canaries=100, white_box=False))
+
+
+def config(backend: str) -> SweepConfig:
+    return SweepConfig(arms=("baseline", "dp_sgd"), epsilons=(1, 4), audit=AUDIT, backend=backend)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """One local cluster for the module: two CPUs, no dashboard, on this machine only."""
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset():  # type: ignore[no-untyped-def]
+    return load_dataset("synthetic", n_rows=1500)
+
+
+@pytest.fixture(scope="module")
+def local(dataset) -> SweepResult:  # type: ignore[no-untyped-def]
+    return run_sweep(dataset, config("local"))
+
+
+def test_ray_gives_the_same_numbers_as_local(cluster: None, dataset, local: SweepResult,  # type: ignore[no-untyped-def]
+                                             tmp_path: Path) -> None:
+    remote = run_sweep(dataset, config("ray"), out=tmp_path)
+    # Exactly: each point is the same deterministic audit, run in another process.
+    pd.testing.assert_frame_equal(remote.frame, local.frame, check_exact=True)
+    assert remote.meta["backend"] == "ray"
+    assert sorted(p.name for p in (tmp_path / "points").iterdir()) == [
+        "baseline.json", "dp_sgd-eps1.json", "dp_sgd-eps4.json"]
+
+
+def _point_workers() -> list[int]:
+    """PIDs of Ray workers running a point (Ray titles them after the task)."""
+    out = subprocess.run(["pgrep", "-f", "ray::audit_point"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def test_a_worker_killed_mid_sweep_is_retried(cluster: None, dataset, local: SweepResult) -> None:  # type: ignore[no-untyped-def]
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            workers = _point_workers()
+            if workers:
+                time.sleep(0.5)  # mid-point, not at its start
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    remote = run_sweep(dataset, config("ray"))
+    killer.join(timeout=5)
+    assert killed, "no worker was running a point to kill"
+    pd.testing.assert_frame_equal(remote.frame, local.frame, check_exact=True)
