@@ -80,7 +80,7 @@ GROUP_DEFAULTS: dict[str, Any] = {
 }
 #: Widget keys whose values must survive leaving their page.
 KEPT = (*SETUP_DEFAULTS, *GROUP_DEFAULTS, "source", "syn_rows", "adult_path", "target",
-        "sensitive", "positive_label")
+        "sensitive", "positive_label", "sweep_arms", "sweep_epsilons", "sweep_budgets")
 
 
 def keep_settings() -> None:
@@ -213,6 +213,8 @@ APP_LABELS: dict[str, tuple[str, str]] = {
     "white_box": ("White-box audit", "Setup"),
     "ci_level": ("Confidence level", "Setup"),
     "simultaneous_ci": ("Simultaneous across groups", "Setup"),
+    "epsilons": ("Epsilons", "Sweep"),
+    "budgets": ("Dropout budgets", "Sweep"),
     "y_true": ("True label", "Audit an existing model"),
     "y_pred": ("Prediction", "Audit an existing model"),
     "y_score": ("Score", "Audit an existing model"),

@@ -21,6 +21,7 @@ pages = [
     st.Page("views/run.py", title="3. Run"),
     st.Page("views/results.py", title="4. Results"),
     st.Page("views/report.py", title="5. Report"),
+    st.Page("views/sweep.py", title="Sweep: epsilons and budgets"),
     st.Page("views/model.py", title="Audit an existing model"),
 ]
 page = st.navigation(pages)

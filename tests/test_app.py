@@ -353,6 +353,34 @@ def test_quoted_user_text_holding_equals_signs_is_never_cut() -> None:
     assert app_words(advice) == "Likely cause: a learning rate 200 times the default."
 
 
+def test_sweep_page_runs_a_small_sweep_and_shows_the_frontier(served_media: dict[str, object]) -> None:
+    at = use_people(app(), 800)
+    quick_setup(at)
+    at.switch_page("views/sweep.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.multiselect(key="sweep_arms").set_value(["baseline", "dp_sgd"]).run()
+    at.text_input(key="sweep_epsilons").set_value("1, two").run()
+    errors = texts(at.error)
+    assert any(e.startswith("'Epsilons' must be comma-separated numbers") for e in errors), errors
+    assert not any("epsilons" in e for e in errors), errors  # the label, never the parameter
+    at.text_input(key="sweep_epsilons").set_value("1,4").run()
+    assert not at.error
+    at.button(key="run_sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    frontier = at.table[0].value
+    assert list(frontier["point"]) == ["baseline", "dp_sgd (epsilon 1)", "dp_sgd (epsilon 4)"]
+    assert frontier["accountant ε"].tolist()[0] == "no guarantee"
+    pngs = [v for v in served_media.values() if isinstance(v, bytes) and v.startswith(b"\x89PNG")]
+    assert len(pngs) >= 3
+    pdfs = [v for v in served_media.values() if isinstance(v, bytes) and v.startswith(b"%PDF")]
+    assert pdfs, "no PDF report offered"
+    # The sweep survives leaving the page and coming back.
+    at.switch_page("views/setup.py").run()
+    at.switch_page("views/sweep.py").run()
+    assert not at.exception and len(at.table) == 1
+    assert at.text_input(key="sweep_epsilons").value == "1,4"
+
+
 def test_engine_errors_in_the_apps_words() -> None:
     from fairpriv_app.common import app_message
 
