@@ -89,6 +89,7 @@ from .training._bench import run_trainer_benchmark
 from .training._config import TrainingConfig, parse_hidden_layers
 from .training._executor import Executor, LocalExecutor, available_executors, get_executor, register_executor
 from .training._models import MLP, GroupDropout
+from .training._ray import RayExecutor
 from .training._reference import ReferenceTrainer
 from .training._trainer import (
     FitJob,
@@ -161,6 +162,7 @@ __all__ = [
     "train_mlp_batch",
     "Executor",
     "LocalExecutor",
+    "RayExecutor",
     "available_executors",
     "get_executor",
     "register_executor",

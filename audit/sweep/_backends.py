@@ -13,27 +13,26 @@ for one CPU (or ``gpus_per_worker`` GPUs); a task whose worker dies is retried
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from .._exceptions import ConfigError, FairprivError, TrainingError
+from .._exceptions import ConfigError
 from ..data._datasets import Dataset
 from ..pipeline._config import AuditConfig, ProgressEvent
 from ..pipeline._run import run_audit
+from ..training._ray import MAX_RETRIES, connect_ray, import_ray, task_result
 from ._config import SweepConfig, SweepPoint
 
 __all__ = ["MAX_RETRIES", "SweepBackend", "available_sweep_backends", "get_sweep_backend",
            "register_sweep_backend"]
 
-#: Times Ray runs a point again after its worker died (a lost node, an OOM kill).
-MAX_RETRIES = 3
-
 PointWork = Sequence[tuple[SweepPoint, AuditConfig]]
 #: Arm kinds from the costliest point to the cheapest: DP-SGD calibrates its noise and
 #: clips every row's gradient; group dropout trains its solver's candidates first.
 _LONGEST_FIRST = ("dp_sgd", "group_dropout", "uniform_dropout", "baseline")
+_RESUME = ("; the points already finished are saved: run the sweep again with the same output "
+           "folder to resume")
 #: ``on_event(point, event)``: an audit progress event of a point running in this process.
 PointProgress = Callable[[SweepPoint, ProgressEvent], None]
 
@@ -106,8 +105,9 @@ class RayBackend(SweepBackend):
 
     def run(self, dataset: Dataset, work: PointWork,
             on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, str]]:
-        ray = _import_ray()
-        started = self._connect(ray)
+        ray = import_ray()
+        started = connect_ray(ray, address=self.config.address, workers=self.config.workers,
+                              gpus=self.config.gpus_per_worker)
         try:
             data_ref = ray.put(dataset)  # shipped once; every task reads it from the store
             task = ray.remote(max_retries=MAX_RETRIES)(audit_point).options(
@@ -119,51 +119,7 @@ class RayBackend(SweepBackend):
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     point = pending.pop(ref)
-                    yield point, _get(ray, ref, point)
+                    yield point, str(task_result(ray, ref, f"point '{point.key}'", _RESUME))
         finally:
             if started:
                 ray.shutdown()
-
-    def _connect(self, ray: Any) -> bool:
-        """Connect to the cluster (``True`` if this call started one, to stop it after)."""
-        if ray.is_initialized():
-            return False
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if self.config.address is not None:
-            options["address"] = self.config.address
-        else:
-            options["num_cpus"] = self.config.workers or os.cpu_count() or 1
-            if self.config.gpus_per_worker == 0:
-                options["num_gpus"] = 0
-        try:
-            ray.init(**options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = (f"the Ray cluster at {self.config.address!r}" if self.config.address
-                     else "a local Ray cluster")
-            raise ConfigError(f"cannot start or reach {where}: {exc}", param="address") from None
-        return True
-
-
-def _get(ray: Any, ref: Any, point: SweepPoint) -> str:
-    """A task's result; its FairprivError as it was raised, a lost worker in plain words."""
-    try:
-        return str(ray.get(ref))
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, FairprivError):
-            raise cause from None
-        raise TrainingError(f"point '{point.key}' failed on its Ray worker: {cause or exc}") from None
-    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
-        raise TrainingError(
-            f"point '{point.key}' lost its Ray worker {MAX_RETRIES + 1} times ({type(exc).__name__}); the "
-            "points already finished are saved: run the sweep again with the same output folder "
-            "to resume") from None
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("backend='ray' needs Ray: pip install 'fairpriv[ray]'", param="backend",
-                          fix={"backend": "local"}) from None
-    return ray

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,10 @@ class SweepEvent:
 SweepCallback = Callable[[SweepEvent], None]
 
 
-def run_sweep(data: Dataset | str | Path | pd.DataFrame, config: SweepConfig | None = None, *,
+def run_sweep(data: Dataset | str | Path | pd.DataFrame, config: SweepConfig | None = None, *,  # noqa: PLR0913
               out: str | Path | None = None, resume: bool = True, progress: SweepCallback | None = None,
-              show_progress: bool = False, **load_options: Any) -> SweepResult:
+              show_progress: bool = False, backend: str | None = None, address: str | None = None,
+              **load_options: Any) -> SweepResult:
     """Audit every point of ``config`` on the same splits; return one tidy :class:`SweepResult`.
 
     Parameters
@@ -84,6 +85,9 @@ def run_sweep(data: Dataset | str | Path | pd.DataFrame, config: SweepConfig | N
         deleting them.
     progress, show_progress
         ``progress(SweepEvent)`` as points advance; a text/notebook bar.
+    backend, address
+        Shorthands for the configuration's ``backend`` (``"local"`` or ``"ray"``) and Ray
+        ``address``: ``run_sweep(data, config, backend="ray", address="auto")``.
 
     Examples
     --------
@@ -96,6 +100,9 @@ def run_sweep(data: Dataset | str | Path | pd.DataFrame, config: SweepConfig | N
     ['baseline', 'dp_sgd-eps1', 'dp_sgd-eps4']
     """
     config = config or SweepConfig()
+    if backend is not None or address is not None:
+        config = replace(config, backend=backend or config.backend,
+                         address=address if address is not None else config.address)
     started = time.perf_counter()
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **load_options)
     points = config.points()
