@@ -26,6 +26,7 @@ from ._pdf import write_pdf
 __all__ = ["build_sweep_report", "render_sweep_html", "render_sweep_pdf", "sweep_frontier_figure",
            "sweep_gap_figure", "sweep_group_error_figure"]
 
+_POINT_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 _KIND_LABELS = {"baseline": "baseline", "uniform_dropout": "uniform dropout",
                 "group_dropout": "group dropout", "dp_sgd": "DP-SGD"}
 
@@ -140,14 +141,17 @@ def sweep_frontier_plot(sweep: SweepResult) -> MplFigure:
     """Accuracy (x) vs error gap (y) for every point; the frontier (no point is both more
     accurate and fairer) joined by a line."""
     table = sweep.frontier()
-    labels = [_point_label(r) for _, r in table.iterrows()]
-    styles = arm_styles(labels)  # one style per point: two epsilons of DP-SGD must differ
+    kinds = arm_styles(list(_KIND_LABELS.values()))  # each arm kind's colour, as in the other figures
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
-    for label, (_, r) in zip(labels, table.iterrows(), strict=True):
-        st = styles[label]
+    seen: dict[str, int] = {}
+    for _, r in table.iterrows():
+        kind = _KIND_LABELS[str(r["kind"])]
+        nth = seen[kind] = seen.get(kind, -1) + 1  # the kind's points differ by marker
         ax.errorbar(r["accuracy"], r["gap"], yerr=[[max(r["gap"] - r["gap_low"], 0)],
                                                    [max(r["gap_high"] - r["gap"], 0)]],
-                    fmt=st.marker, color=st.color, capsize=2, markersize=7, alpha=0.9, label=label)
+                    fmt=_POINT_MARKERS[nth % len(_POINT_MARKERS)], color=kinds[kind].color, capsize=2,
+                    markersize=7, alpha=0.85, label=_point_label(r),
+                    zorder=4 if r["kind"] == "baseline" else 3)  # the reference stays visible
     front = table[table["on_frontier"]].sort_values("accuracy")
     ax.plot(front["accuracy"], front["gap"], color="#333333", linewidth=1, alpha=0.6, label="frontier")
     ax.margins(x=0.1, y=0.1)
@@ -239,15 +243,21 @@ def _frontier(sweep: SweepResult) -> list[Paragraph | Table | Figure]:
 
 
 def _curves(sweep: SweepResult) -> list[Paragraph | Table | Figure]:
+    kinds = set(sweep.frame["kind"])
+    panels = []
+    if "dp_sgd" in kinds:
+        panels.append("DP-SGD's epsilon (log scale)")
+    if kinds & {"uniform_dropout", "group_dropout"}:
+        panels.append("the dropout budget")
+    where = " (left) and against ".join(panels) + (" (right)" if len(panels) > 1 else "")
+    band = "; the dotted line and band are the baseline's gap and its interval" if "baseline" in kinds else ""
     blocks: list[Paragraph | Table | Figure] = [
-        Figure(sweep_gap_figure(sweep), "The error gap against DP-SGD's epsilon (left, log scale) and "
-               "against the dropout budget (right); the dotted line and band are the baseline's gap and "
-               "its interval.")]
+        Figure(sweep_gap_figure(sweep), f"The error gap against {where}{band}.")]
     groups = sweep.metric("error_rate", "group")
     if (groups["kind"] == "dp_sgd").any():
         blocks.append(Figure(sweep_group_error_figure(sweep), "Each group's error rate under DP-SGD as "
-                             "epsilon grows (solid), and under the baseline (dotted): DP's disparate cost "
-                             "is the distance between them, largest at small epsilon."))
+                             "epsilon grows (solid), and under the baseline (dotted): DP's cost to a group "
+                             "is the distance between its two lines."))
         blocks.append(Paragraph(_dp_cost_sentence(groups)))
     return blocks
 
@@ -274,8 +284,9 @@ def _limits(sweep: SweepResult) -> list[Paragraph | Table | Figure]:
                       "Poisson sampling. The dropout arms have no guarantee at any budget: dropout's noise "
                       "is multiplicative and unbounded."),
             Paragraph(NOT_COVERED, "note"),
-            Paragraph("Each point's full audit (every table and figure of a single audit) is in the sweep "
-                      "folder's points/ as a results.json of its own: render one with fairpriv report.")]
+            Paragraph("Each point is a full audit: a sweep written to a folder (fairpriv sweep --out, or "
+                      "run_sweep(out=...)) keeps each one in points/ as a results.json of its own, which "
+                      "fairpriv report renders with every table and figure of a single audit.")]
 
 
 def _violation(sweep: SweepResult) -> str | None:

@@ -379,6 +379,11 @@ def test_sweep_page_runs_a_small_sweep_and_shows_the_frontier(served_media: dict
     at.switch_page("views/sweep.py").run()
     assert not at.exception and len(at.table) == 1
     assert at.text_input(key="sweep_epsilons").value == "1,4"
+    assert not any("was stopped" in w for w in texts(at.warning))
+    # A sweep interrupted by leaving the page says so when the user comes back.
+    at.session_state["sweep_started"] = True
+    at.switch_page("views/sweep.py").run()
+    assert any("The last sweep was stopped when you left this page" in w for w in texts(at.warning))
 
 
 def test_engine_errors_in_the_apps_words() -> None:

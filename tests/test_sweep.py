@@ -54,8 +54,9 @@ def test_points_follow_each_arms_own_knob() -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"epsilons": (0,)}, "SweepConfig epsilons must be a sequence of finite numbers > 0, not (0,)"),
-    ({"budgets": (0.99,)}, "SweepConfig budgets must be a sequence of numbers in [0, 0.95], not (0.99,)"),
+    ({"epsilons": (0,)}, "epsilons must be numbers above 0 (e.g. '0.5,1,2'), not 0"),
+    ({"budgets": (0.1, 0.99)}, "budgets must be dropout rates from 0 to 0.95 (e.g. '0.1,0.3,0.5'), not 0.99"),
+    ({"arms": ()}, "choose at least one arm to sweep"),
     ({"arms": ("dp",)}, "SweepConfig arms must be a sequence of each one of"),
     ({"arms": ("dp_sgd",), "epsilons": ()}, "a sweep with dp_sgd needs at least one epsilon"),
     ({"backend": "spark"}, "SweepConfig backend must be one of ['local', 'ray'], not 'spark'"),

@@ -24,6 +24,12 @@ def sweep_report_files(sweep_json: str) -> tuple[bytes, str]:
 
 def show_sweep(text: str, label: str) -> None:
     sweep = SweepResult.from_dict(json.loads(text))
+    cfg = sweep.config
+    knobs = [f"epsilons {', '.join(f'{e:g}' for e in cfg['epsilons'])}" if "dp_sgd" in cfg["arms"] else "",
+             f"budgets {', '.join(f'{b:g}' for b in cfg['budgets'])}"
+             if {"uniform_dropout", "group_dropout"} & set(cfg["arms"]) else ""]
+    st.info(f"Result of the sweep of {label}: {', '.join(cfg['arms'])}; "
+            f"{'; '.join(k for k in knobs if k)} ({len(sweep.points)} audits).")
     table = sweep.frontier()
     st.subheader("The frontier")
     st.table(pd.DataFrame({
@@ -36,10 +42,17 @@ def show_sweep(text: str, label: str) -> None:
         "ε lower bound": table["epsilon_lower_bound"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}"),
         "on the frontier": table["on_frontier"].map({True: "yes", False: ""}),
     }))
+    st.caption("On the frontier: no other point is both more accurate and has a smaller error gap; "
+               "overlapping intervals make it a shortlist, not a ranking. Accountant ε: the formal "
+               "guarantee (DP-SGD only). ε lower bound: what the canary audit proved the training run "
+               "leaks, at the audit's confidence.")
     st.image(sweep_frontier_figure(sweep))
-    st.subheader("Fairness as epsilon and the dropout budget change")
+    st.subheader("The error gap as epsilon and the dropout budget change")
     st.image(sweep_gap_figure(sweep))
     if (sweep.frame["kind"] == "dp_sgd").any():
+        st.subheader("Each group's error under DP-SGD")
+        st.caption("Solid: DP-SGD at each epsilon; dotted: the baseline. The distance between a group's "
+                   "two lines is what DP costs that group.")
         st.image(sweep_group_error_figure(sweep))
     stem = file_stem(label)
     pdf, html = sweep_report_files(text)
@@ -62,7 +75,7 @@ if frame is None or load_kwargs is None:
     st.warning("Choose the data first (page 1, then 'Use this data').")
     st.stop()
 label = st.session_state.get("data_label", "the data")
-start_with({"sweep_arms": list(ARM_KINDS),
+start_with({"sweep_arms": list(settings()["arms"]) or list(ARM_KINDS),
             "sweep_epsilons": ",".join(f"{e:g}" for e in d.DEFAULT_SWEEP_EPSILONS),
             "sweep_budgets": ",".join(f"{b:g}" for b in d.DEFAULT_SWEEP_BUDGETS)})
 st.multiselect("Arms", list(ARM_KINDS), key="sweep_arms",
@@ -86,8 +99,17 @@ audit = sweep_config.audit
 st.write(f"**{label}**: {len(points)} audits ({', '.join(p.label for p in points)}), each with "
          f"{len(audit.seed_list)} seed(s), {audit.training.epochs} epochs and the privacy audit of page 2 "
          "(Setup). A sweep takes about as long as that many audits of one arm.")
+st.caption("The sweep's own arms, epsilons and budgets replace Setup's arms, DP-SGD epsilon and "
+           "dropout rate; everything else comes from Setup.")
+if st.session_state.pop("sweep_started", None) is not None:
+    # Set when a sweep starts and cleared when it ends: still here, it was interrupted.
+    st.warning("The last sweep was stopped when you left this page or changed a setting during it: "
+               "a sweep runs only while this page stays open. Run it again.")
+st.info("A sweep runs while this page stays open: leaving the page or changing a setting stops it.")
 if st.button("Run sweep", type="primary", key="run_sweep",
              help="Stay on this page while it runs: leaving the page stops the sweep."):
+    st.session_state.pop("sweep_json", None)  # never show an earlier result under a new run
+    st.session_state["sweep_started"] = True
     bar = st.progress(0.0, text="Starting the sweep...")
 
     def show(event: SweepEvent) -> None:
@@ -97,8 +119,10 @@ if st.button("Run sweep", type="primary", key="run_sweep",
         dataset = load_dataset(frame, **load_kwargs)
         sweep = run_sweep(dataset, sweep_config, progress=show)
     except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+        st.session_state.pop("sweep_started", None)
         show_error(exc, page="Sweep")
         st.stop()
+    st.session_state.pop("sweep_started", None)
     bar.progress(1.0, text=f"Done: {len(points)} audits.")
     st.session_state["sweep_json"] = json.dumps(sweep.to_dict())
     st.session_state["sweep_label"] = label

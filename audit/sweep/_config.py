@@ -102,15 +102,23 @@ def parse_number_list(text: str, param: str) -> tuple[float, ...]:
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise ConfigError(f"{param} must be comma-separated numbers (e.g. '0.5,1,2'), not {text!r}",
-                              param=param)
+            raise ConfigError(f"{param} must be comma-separated numbers (e.g. "
+                              f"'{EXAMPLES.get(param, '0.5,1,2')}'), not {text!r}", param=param)
         values.append(value)
     return tuple(values)
 
 
 def _positive(values: Any) -> tuple[float, ...]:
-    return check_param("SweepConfig", "epsilons", values,
-                       SequenceOf(Interval(float, 0, math.inf, closed="neither")))
+    epsilons = check_param("SweepConfig", "epsilons", values, SequenceOf(Interval(float, None, None)))
+    for epsilon in epsilons:
+        if not (epsilon > 0 and math.isfinite(epsilon)):
+            raise ConfigError(f"epsilons must be numbers above 0 (e.g. '{EXAMPLES['epsilons']}'), not "
+                              f"{epsilon:g}", param="epsilons")
+    return epsilons
+
+
+#: What the messages suggest, per list.
+EXAMPLES = {"epsilons": "0.5,1,2", "budgets": "0.1,0.3,0.5"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,8 +169,11 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epsilons", _sorted_unique(_positive(self.epsilons)))
-        budgets = check_param("SweepConfig", "budgets", self.budgets,
-                              SequenceOf(Interval(float, 0, MAX_DROPOUT)))
+        budgets = check_param("SweepConfig", "budgets", self.budgets, SequenceOf(Interval(float, None, None)))
+        for budget in budgets:
+            if not 0 <= budget <= MAX_DROPOUT:
+                raise ConfigError(f"budgets must be dropout rates from 0 to {MAX_DROPOUT:g} (e.g. "
+                                  f"'{EXAMPLES['budgets']}'), not {budget:g}", param="budgets")
         object.__setattr__(self, "budgets", _sorted_unique(budgets))
         arms = check_param("SweepConfig", "arms", self.arms, SequenceOf(Options(ARM_KINDS)))
         object.__setattr__(self, "arms", tuple(dict.fromkeys(arms)))
@@ -179,7 +190,7 @@ class SweepConfig:
         if not isinstance(self.audit, AuditConfig):
             raise ConfigError(f"SweepConfig audit must be an AuditConfig, not {self.audit!r}", param="audit")
         if not self.arms:
-            raise ConfigError("SweepConfig arms must name at least one arm kind", param="arms")
+            raise ConfigError("choose at least one arm to sweep (arms=)", param="arms")
         if "dp_sgd" in self.arms and not self.epsilons:
             raise ConfigError("a sweep with dp_sgd needs at least one epsilon (epsilons=)", param="epsilons")
         if any(KNOB[k] == "budget" for k in self.arms) and not self.budgets:

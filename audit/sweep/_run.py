@@ -55,9 +55,9 @@ class SweepEvent:
         head = f"Sweep: {self.points_done}/{self.points_total} points"
         if self.point is None:
             return f"{head} · {format_duration(self.elapsed_s)}"
-        if self.audit is None:
+        if self.audit is None or self.audit.stage == "done":
             return f"{head} (finished {self.point})"
-        return f"{head} (now {self.point}) · {self.audit.describe()}"
+        return f"{head} · now {self.point}: {self.audit.describe()}"
 
 
 SweepCallback = Callable[[SweepEvent], None]
