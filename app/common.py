@@ -483,6 +483,17 @@ def job_panel(*, full: bool) -> None:
     panel()
 
 
+def chosen_data() -> tuple[pd.DataFrame, dict[str, Any], str]:
+    """The data chosen on page 1 (frame, load options, label); stops the page with a pointer
+    to page 1 when there is none yet."""
+    frame = st.session_state.get("frame")
+    load_kwargs = st.session_state.get("load_kwargs")
+    if frame is None or load_kwargs is None:
+        st.warning("Choose the data first (page 1, then 'Use this data').")
+        st.stop()
+    return frame, load_kwargs, st.session_state.get("data_label", "the data")
+
+
 def commit_data(frame: pd.DataFrame, load_kwargs: dict[str, Any], label: str, source: str) -> None:
     """Make ``frame`` (with its column choices, from ``source``) the data Run audits."""
     # The frame is committed together with its column choices, so Run never audits an

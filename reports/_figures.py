@@ -552,14 +552,19 @@ def tradeoff_plot(points: pd.DataFrame, arms: Sequence[str], *, ci_level: float 
                                                    [max(r["gap_high"] - r["gap"], 0)]],
                     fmt=st.marker, color=st.color, capsize=3, markersize=8,
                     label=f"{_short(str(r['arm']), 24)} ({claim})")
-    ax.margins(x=0.12, y=0.1)
+    return finish_tradeoff(fig, ax, "accuracy on the evaluated rows", ci_level, ncol=2, margin=0.12)
+
+
+def finish_tradeoff(fig: Any, ax: Any, xlabel: str, ci_level: float, *, ncol: int, margin: float) -> Figure:
+    """The axes of an accuracy (x) against error gap (y) figure, its legend below."""
+    ax.margins(x=margin, y=0.1)
     _plain_ticks(ax.xaxis)
     _plain_ticks(ax.yaxis)
-    ax.set_xlabel("accuracy on the evaluated rows")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"error gap (max − min)\nbars: {level_text(ci_level)} CI")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _legend_below(fig, [ax], ax, ncol=2)
+    _legend_below(fig, [ax], ax, ncol=ncol)
     return fig
 
 

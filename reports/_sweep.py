@@ -19,7 +19,7 @@ from matplotlib.figure import Figure as MplFigure
 from audit import NOT_COVERED, SweepResult, format_interval, format_number, level_text
 
 from ._common import Figure, Paragraph, Report, Section, Table
-from ._figures import _legend_below, _plain_ticks, _png, arm_styles, figure_style
+from ._figures import _legend_below, _plain_ticks, _png, arm_styles, figure_style, finish_tradeoff
 from ._html import write_html
 from ._pdf import write_pdf
 
@@ -154,15 +154,7 @@ def sweep_frontier_plot(sweep: SweepResult) -> MplFigure:
                     zorder=4 if r["kind"] == "baseline" else 3)  # the reference stays visible
     front = table[table["on_frontier"]].sort_values("accuracy")
     ax.plot(front["accuracy"], front["gap"], color="#333333", linewidth=1, alpha=0.6, label="frontier")
-    ax.margins(x=0.1, y=0.1)
-    _plain_ticks(ax.xaxis)
-    _plain_ticks(ax.yaxis)
-    ax.set_xlabel("accuracy on the test rows")
-    ax.set_ylabel(f"error gap (max − min)\nbars: {level_text(_level(sweep))} CI")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _legend_below(fig, [ax], ax, ncol=3)
-    return fig
+    return finish_tradeoff(fig, ax, "accuracy on the test rows", _level(sweep), ncol=3, margin=0.1)
 
 
 def sweep_frontier_figure(sweep: SweepResult) -> bytes:

@@ -27,7 +27,7 @@ from audit import (
 
 ray = pytest.importorskip("ray")
 
-AUDIT = AuditConfig(seeds=1, n_bootstrap=0, training=TrainingConfig(epochs=2, hidden=(8,)),
+AUDIT = AuditConfig(seeds=1, n_bootstrap=0, training=TrainingConfig(epochs=1, hidden=(8,)),
                     privacy_audit=PrivacyAuditConfig(mia="loss", canaries=100, white_box=False))
 
 
@@ -95,18 +95,20 @@ def test_the_ray_executor_trains_a_single_audit_to_the_same_numbers(cluster: Non
     run, each shadow half), and exactly the local executor's numbers."""
     from audit import BaselineArm, DPSGDArm, RayExecutor, UniformDropoutArm, get_executor, run_audit
 
-    config = AuditConfig(arms=(BaselineArm(), UniformDropoutArm(p=0.3), DPSGDArm()), seeds=2, n_bootstrap=0,
+    # Row groups: the arms' training rows, each canary run's, each shadow half's.
+    config = AuditConfig(arms=(BaselineArm(), UniformDropoutArm(p=0.3), DPSGDArm()), seeds=1, n_bootstrap=0,
                          training=TrainingConfig(epochs=1, hidden=(8,)),
-                         privacy_audit=PrivacyAuditConfig(mia="lira", shadows=2, canaries=100))
+                         privacy_audit=PrivacyAuditConfig(mia="lira", shadows=2, canaries=100, white_box=False))
     here = run_audit(dataset, config)
     executor = get_executor("ray")
     assert isinstance(executor, RayExecutor)
     there = run_audit(dataset, config, executor=executor)
     assert there.meta["trainer"] == "batched (ray)"
-    for frame in ("by_group", "gaps", "mia", "empirical"):
+    for frame in ("by_group", "gaps", "mia"):
         pd.testing.assert_frame_equal(getattr(there, frame), getattr(here, frame), check_exact=True)
     # The noise multiplier is the same to the bit; the accountant's epsilon for it, computed in
     # the worker's process, was seen to differ in its last digits (1e-16 relative) from the one
-    # computed here, so it is compared to 1e-12.
+    # computed here, so epsilons (the arms' and the canary runs') are compared to 1e-12.
     assert there.privacy["noise_multiplier"].equals(here.privacy["noise_multiplier"])
-    pd.testing.assert_frame_equal(there.privacy, here.privacy, check_exact=False, rtol=1e-12)
+    for frame in ("privacy", "empirical"):
+        pd.testing.assert_frame_equal(getattr(there, frame), getattr(here, frame), check_exact=False, rtol=1e-12)

@@ -1,13 +1,16 @@
 import streamlit as st
-from fairpriv_app.common import build_config, current_job, job_panel, settings, show_error, start_audit
+from fairpriv_app.common import (
+    build_config,
+    chosen_data,
+    current_job,
+    job_panel,
+    settings,
+    show_error,
+    start_audit,
+)
 
 st.title("3. Run")
-frame = st.session_state.get("frame")
-load_kwargs = st.session_state.get("load_kwargs")
-if frame is None or load_kwargs is None:
-    st.warning("Choose the data first (page 1, then 'Use this data').")
-    st.stop()
-label = st.session_state.get("data_label", "the data")
+frame, load_kwargs, label = chosen_data()
 try:
     config = build_config(settings())
 except Exception as exc:  # noqa: BLE001 - shown, never a traceback

@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 import streamlit as st
-from fairpriv_app.common import build_config, file_stem, settings, show_error, start_with
+from fairpriv_app.common import build_config, chosen_data, file_stem, settings, show_error, start_with
 
 from audit import ARM_KINDS, SweepConfig, SweepEvent, SweepResult, load_dataset, parse_number_list, run_sweep
 from audit import defaults as d
@@ -69,12 +69,7 @@ st.title("Sweep: the privacy-fairness frontier")
 st.write("One audit compares the arms at one epsilon and one dropout rate. A sweep audits DP-SGD at "
          "several epsilons and the dropout arms at several budgets, on the same splits, to show what "
          "each choice costs each group.")
-frame = st.session_state.get("frame")
-load_kwargs = st.session_state.get("load_kwargs")
-if frame is None or load_kwargs is None:
-    st.warning("Choose the data first (page 1, then 'Use this data').")
-    st.stop()
-label = st.session_state.get("data_label", "the data")
+frame, load_kwargs, label = chosen_data()
 start_with({"sweep_arms": list(settings()["arms"]) or list(ARM_KINDS),
             "sweep_epsilons": ",".join(f"{e:g}" for e in d.DEFAULT_SWEEP_EPSILONS),
             "sweep_budgets": ",".join(f"{b:g}" for b in d.DEFAULT_SWEEP_BUDGETS)})
