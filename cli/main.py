@@ -32,6 +32,7 @@ from audit import (
     FairprivError,
     PredictionAuditOptions,
     PrivacyAuditConfig,
+    RayExecutor,
     SolveOptions,
     SweepConfig,
     SweepResult,
@@ -56,6 +57,7 @@ from audit import (
 )
 from audit.defaults import (
     ACCOUNTANT_CHOICES,
+    AUTO_TRAINER,
     CANARY_KIND_CHOICES,
     CANARY_ROWS_CHOICES,
     DEFAULT_ACCOUNTANT,
@@ -440,6 +442,11 @@ def _load(opts: Mapping[str, Any]) -> Any:
 
 @main.command()
 @_with(DATA_OPTIONS, ARM_OPTIONS, AUDIT_OPTIONS)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the models are trained: in this process, or as tasks of a Ray cluster (one "
+                   "per set of shared rows; pip install 'fairpriv[ray]').")
+@click.option("--address", default=None,
+              help="With --executor ray: the cluster (auto, or HOST:PORT) [default: start a local one].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for results.json, report.pdf and report.html.")
 @click.option("--no-report", is_flag=True, help="Write results.json only.")
@@ -460,7 +467,11 @@ def run(**opts: Any) -> None:
                       objective=opts["objective"])
     config = _audit_config(opts, arms, epsilon=opts["epsilon"])
     dataset = _load(opts)
-    result = run_audit(dataset, config, show_progress=not opts["quiet"])
+    if opts["address"] is not None and opts["executor"] != "ray":
+        raise ConfigError("--address names a Ray cluster: use it with --executor ray")
+    trainer = AUTO_TRAINER if config.trainer == TRAINER_AUTO else config.trainer
+    executor = RayExecutor(trainer, address=opts["address"]) if opts["executor"] == "ray" else None
+    result = run_audit(dataset, config, show_progress=not opts["quiet"], executor=executor)
     out = Path(opts["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"

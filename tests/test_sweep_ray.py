@@ -112,3 +112,24 @@ def test_the_ray_executor_trains_a_single_audit_to_the_same_numbers(cluster: Non
     assert there.privacy["noise_multiplier"].equals(here.privacy["noise_multiplier"])
     for frame in ("privacy", "empirical"):
         pd.testing.assert_frame_equal(getattr(there, frame), getattr(here, frame), check_exact=False, rtol=1e-12)
+
+
+def test_cli_run_trains_on_ray_with_the_same_numbers(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def run(*extra: str) -> dict[str, object]:
+        out = tmp_path / ("ray" if extra else "local")
+        done = subprocess.run(
+            [sys.executable, "-m", "fairpriv_cli", "run", "--dataset", "synthetic", "--rows", "1200", "--arms",
+             "baseline,dp_sgd", "--seeds", "1", "--epochs", "1", "--hidden", "8", "--bootstrap", "0",
+             "--canaries", "0", "--mia", "none", "--no-report", "--quiet", "--out", str(out), *extra],
+            capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads((out / "results.json").read_text())
+
+    local, remote = run(), run("--executor", "ray")
+    assert remote["meta"]["trainer"] == "batched (ray)"  # type: ignore[index]
+    for want, got in zip(local["arms"], remote["arms"], strict=True):  # type: ignore[arg-type]
+        assert got["metrics"] == want["metrics"]
