@@ -57,7 +57,6 @@ from audit import (
 )
 from audit.defaults import (
     ACCOUNTANT_CHOICES,
-    AUTO_TRAINER,
     CANARY_KIND_CHOICES,
     CANARY_ROWS_CHOICES,
     DEFAULT_ACCOUNTANT,
@@ -465,12 +464,11 @@ def run(**opts: Any) -> None:
                       max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
                       dp_dropout=parse_dp_dropout(opts["dp_dropout"]), budget=opts["budget"],
                       objective=opts["objective"])
-    config = _audit_config(opts, arms, epsilon=opts["epsilon"])
-    dataset = _load(opts)
     if opts["address"] is not None and opts["executor"] != "ray":
         raise ConfigError("--address names a Ray cluster: use it with --executor ray")
-    trainer = AUTO_TRAINER if config.trainer == TRAINER_AUTO else config.trainer
-    executor = RayExecutor(trainer, address=opts["address"]) if opts["executor"] == "ray" else None
+    config = _audit_config(opts, arms, epsilon=opts["epsilon"])
+    executor = RayExecutor(config.trainer, address=opts["address"]) if opts["executor"] == "ray" else None
+    dataset = _load(opts)
     result = run_audit(dataset, config, show_progress=not opts["quiet"], executor=executor)
     out = Path(opts["out_dir"])
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Where a sweep's points are audited: ``local`` (this process) or ``ray`` (a Ray cluster).
 
 A backend takes the points still to do, each with its audit configuration, and yields
-``(point, results JSON)`` as each finishes, so that the caller writes it at once (a sweep
+``(point, AuditResult)`` as each finishes, so that the caller writes it at once (a sweep
 interrupted then resumes from what is written). Every point is one whole audit (its
 models are trained by the batched trainer and measured where they were trained): only
 the data goes out, once, and only the point's result comes back.
@@ -21,6 +21,7 @@ from .._exceptions import ConfigError
 from ..data._datasets import Dataset
 from ..pipeline._config import AuditConfig, ProgressEvent
 from ..pipeline._run import run_audit
+from ..result._container import AuditResult
 from ..training._ray import MAX_RETRIES, connect_ray, import_ray, task_result
 from ._config import SweepConfig, SweepPoint
 
@@ -67,9 +68,9 @@ class SweepBackend(ABC):
 
     @abstractmethod
     def run(self, dataset: Dataset, work: PointWork,
-            on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, str]]:
-        """Audit every ``(point, config)`` of ``work``; yield ``(point, results JSON)``
-        as each finishes (in any order)."""
+            on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, AuditResult]]:
+        """Audit every ``(point, config)`` of ``work``; yield ``(point, result)`` as each
+        finishes (in any order)."""
 
 
 @register_sweep_backend
@@ -79,13 +80,13 @@ class LocalBackend(SweepBackend):
     name: ClassVar[str] = "local"
 
     def run(self, dataset: Dataset, work: PointWork,
-            on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, str]]:
+            on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, AuditResult]]:
         for point, config in work:
             def forward(event: ProgressEvent, point: SweepPoint = point) -> None:
                 if on_event is not None:
                     on_event(point, event)
 
-            yield point, run_audit(dataset, config, progress=forward).to_json()
+            yield point, run_audit(dataset, config, progress=forward)
 
 
 def audit_point(dataset: Dataset, config: dict[str, Any], threads: int) -> str:
@@ -104,7 +105,7 @@ class RayBackend(SweepBackend):
     name: ClassVar[str] = "ray"
 
     def run(self, dataset: Dataset, work: PointWork,
-            on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, str]]:
+            on_event: PointProgress | None = None) -> Iterator[tuple[SweepPoint, AuditResult]]:
         ray = import_ray()
         started = connect_ray(ray, address=self.config.address, workers=self.config.workers,
                               gpus=self.config.gpus_per_worker)
@@ -119,7 +120,8 @@ class RayBackend(SweepBackend):
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     point = pending.pop(ref)
-                    yield point, str(task_result(ray, ref, f"point '{point.key}'", _RESUME))
+                    text = task_result(ray, ref, f"point '{point.key}'", _RESUME)
+                    yield point, AuditResult.from_json(str(text))
         finally:
             if started:
                 ray.shutdown()

@@ -107,7 +107,7 @@ def run_sweep(data: Dataset | str | Path | pd.DataFrame, config: SweepConfig | N
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **load_options)
     points = config.points()
     store = _PointStore(Path(out), config, resume) if out is not None else None
-    finished: dict[str, str] = store.finished(points) if store is not None else {}
+    finished: dict[str, AuditResult] = store.finished(points) if store is not None else {}
     reused = sorted(finished)
     bar = _Bar() if show_progress else None
 
@@ -121,15 +121,14 @@ def run_sweep(data: Dataset | str | Path | pd.DataFrame, config: SweepConfig | N
     try:
         report(None)
         work = [(p, config.point_config(p)) for p in points if p.key not in finished]
-        for point, text in get_sweep_backend(config).run(dataset, work, on_event=report):
+        for point, result in get_sweep_backend(config).run(dataset, work, on_event=report):
             if store is not None:
-                store.write(point, text)
-            finished[point.key] = text
+                store.write(point, result)
+            finished[point.key] = result
             report(point)
-        results = {p.key: AuditResult.from_json(finished[p.key]) for p in points}
-        frame = concat_points([point_rows(p, results[p.key]) for p in points])
+        frame = concat_points([point_rows(p, finished[p.key]) for p in points])
         elapsed = time.perf_counter() - started
-        sweep = SweepResult(config=config.to_dict(), dataset=results[points[0].key].dataset, frame=frame,
+        sweep = SweepResult(config=config.to_dict(), dataset=finished[points[0].key].dataset, frame=frame,
                             meta={"backend": config.backend, "elapsed_s": elapsed,
                                   "points_reused": reused})
         if store is not None:
@@ -162,23 +161,21 @@ class _PointStore:
         self.points.mkdir(parents=True, exist_ok=True)
         write_atomic(plan_path, json.dumps(plan, indent=2, default=str))
 
-    def finished(self, points: list[SweepPoint]) -> dict[str, str]:
+    def finished(self, points: list[SweepPoint]) -> dict[str, AuditResult]:
         """The points whose audit is in the folder and reads back whole."""
         out = {}
         for point in points:
             path = self.points / f"{point.key}.json"
             if not path.exists():
                 continue
-            text = path.read_text(encoding="utf-8")
             try:
-                AuditResult.from_json(text)
+                out[point.key] = AuditResult.from_json(path.read_text(encoding="utf-8"))
             except FairprivError:
                 continue  # unreadable: audited again
-            out[point.key] = text
         return out
 
-    def write(self, point: SweepPoint, text: str) -> None:
-        write_atomic(self.points / f"{point.key}.json", text)
+    def write(self, point: SweepPoint, result: AuditResult) -> None:
+        write_atomic(self.points / f"{point.key}.json", result.to_json())
 
 
 class _Bar:

@@ -25,7 +25,7 @@ import torch
 
 from .._exceptions import ConfigError, FairprivError, TrainingError
 from ..arms._arms import Arm
-from ..defaults import AUTO_TRAINER
+from ..defaults import AUTO_TRAINER, TRAINER_AUTO
 from ..dp._accounting import PrivacyLedger
 from ._config import TrainingConfig
 from ._executor import (
@@ -130,9 +130,13 @@ class RayExecutor(Executor):
     Parameters
     ----------
     trainer
-        The trainer each task uses (the built-in MLP: ``"batched"``, what ``"auto"`` picks).
+        The trainer each task uses (the built-in MLP: ``"batched"``, what ``"auto"`` picks, as
+        in :class:`~audit.AuditConfig`).
     address
-        ``"auto"`` or ``"HOST:PORT"``; ``None`` starts a local cluster for each ``run``.
+        ``"auto"`` or ``"HOST:PORT"``; ``None`` starts a local cluster at the first ``run``
+        (when none is running yet) and keeps it for the later ones (an audit calls ``run``
+        once for the solver's candidates and once for the rest); Ray stops it when the
+        process exits.
     workers
         CPUs of a local cluster (default: all cores).
     gpus_per_worker
@@ -141,15 +145,15 @@ class RayExecutor(Executor):
 
     name: ClassVar[str] = "ray"
 
-    def __init__(self, trainer: str = AUTO_TRAINER, *, address: str | None = None,
+    def __init__(self, trainer: str = TRAINER_AUTO, *, address: str | None = None,
                  workers: int | None = None, gpus_per_worker: float = 0.0) -> None:
-        self.trainer, self.address, self.workers = trainer, address, workers
-        self.gpus = float(gpus_per_worker)
-        LocalExecutor(trainer)  # an unknown trainer fails here, not on a worker
+        self.trainer = AUTO_TRAINER if trainer == TRAINER_AUTO else trainer
+        self.address, self.workers, self.gpus = address, workers, float(gpus_per_worker)
+        self._local = LocalExecutor(self.trainer)  # an unknown trainer fails here, not on a worker
 
     @property
     def trainer_name(self) -> str:
-        return f"{LocalExecutor(self.trainer).trainer_name} (ray)"
+        return f"{self._local.trainer_name} (ray)"
 
     def run(self, jobs: Sequence[FitJob], *, config: TrainingConfig, device: torch.device,
             task: Task = "classification", on_fitted: JobCallback | None = None,
@@ -157,29 +161,24 @@ class RayExecutor(Executor):
         """Train every job (see :meth:`Executor.run`); ``on_advance`` is not called: a task
         reports only when its chunk is done."""
         ray = import_ray()
-        started = connect_ray(ray, address=self.address, workers=self.workers, gpus=self.gpus)
-        try:
-            remote = ray.remote(max_retries=MAX_RETRIES)(train_chunk).options(num_cpus=1,
-                                                                               num_gpus=self.gpus)
-            pending = {}
-            for positions in _groups_by_rows(jobs):
-                rows = jobs[positions[0]].data
-                specs = [_JobSpec.of(jobs[i]) for i in positions]
-                ref = remote.remote(ray.put(rows), specs, config, device.type, task, self.trainer, 1)
-                pending[ref] = positions
-            results: list[FittedModel | None] = [None] * len(jobs)
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    positions = pending.pop(ref)
-                    trained = task_result(ray, ref, f"training on '{jobs[positions[0]].data.name}'")
-                    for i, (state, ledger, trace) in zip(positions, trained, strict=True):
-                        results[i] = self._fitted(jobs[i], state, ledger, trace, config, device, task)
-                        if on_fitted is not None:
-                            on_fitted(jobs[i])
-        finally:
-            if started:
-                ray.shutdown()
+        connect_ray(ray, address=self.address, workers=self.workers, gpus=self.gpus)
+        remote = ray.remote(max_retries=MAX_RETRIES)(train_chunk).options(num_cpus=1, num_gpus=self.gpus)
+        pending = {}
+        for positions in _groups_by_rows(jobs):
+            rows = jobs[positions[0]].data
+            specs = [_JobSpec.of(jobs[i]) for i in positions]
+            ref = remote.remote(ray.put(rows), specs, config, device.type, task, self.trainer, 1)
+            pending[ref] = positions
+        results: list[FittedModel | None] = [None] * len(jobs)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                positions = pending.pop(ref)
+                trained = task_result(ray, ref, f"training on '{jobs[positions[0]].data.name}'")
+                for i, (state, ledger, trace) in zip(positions, trained, strict=True):
+                    results[i] = self._fitted(jobs[i], state, ledger, trace, config, device, task)
+                    if on_fitted is not None:
+                        on_fitted(jobs[i])
         return [r for r in results if r is not None]
 
     @staticmethod
