@@ -4,7 +4,17 @@ import pandas as pd
 import streamlit as st
 from fairpriv_app.common import build_config, chosen_data, file_stem, settings, show_error, start_with
 
-from audit import ARM_KINDS, SweepConfig, SweepEvent, SweepResult, load_dataset, parse_number_list, run_sweep
+from audit import (
+    ARM_KINDS,
+    SweepConfig,
+    SweepEvent,
+    SweepResult,
+    format_interval,
+    format_number,
+    load_dataset,
+    parse_number_list,
+    run_sweep,
+)
 from audit import defaults as d
 from reports import (
     build_sweep_report,
@@ -34,12 +44,12 @@ def show_sweep(text: str, label: str) -> None:
     st.subheader("The frontier")
     st.table(pd.DataFrame({
         "point": table["arm"],
-        "accuracy": table["accuracy"].map("{:.3f}".format),
-        "error gap [CI]": [f"{g:.3f} [{lo:.3f}, {hi:.3f}]" for g, lo, hi in
+        "accuracy": table["accuracy"].map(lambda v: format_number(v, 3)),
+        "error gap [CI]": [format_interval(g, lo, hi, 3) for g, lo, hi in
                            zip(table["gap"], table["gap_low"], table["gap_high"], strict=True)],
         "accountant ε": table["accountant_epsilon"].map(
-            lambda v: "no guarantee" if pd.isna(v) else f"{v:.2f}"),
-        "ε lower bound": table["epsilon_lower_bound"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}"),
+            lambda v: format_number(v, 2, missing="no guarantee")),
+        "ε lower bound": table["epsilon_lower_bound"].map(lambda v: format_number(v, 2)),
         "on the frontier": table["on_frontier"].map({True: "yes", False: ""}),
     }))
     st.caption("On the frontier: no other point is both more accurate and has a smaller error gap; "

@@ -22,10 +22,10 @@ A value within that range can still lie absurdly far from the training rows: a t
 row of 1e30 in a column whose training rows are all 0 to 100, or a value 1e20 away from
 the constant of a column constant on the training rows (scaled by 1). Standardised, it
 would reach the model beyond ``STANDARDISED_LIMIT`` (about 1.8e19, the square root of
-float32's range), where one
-product with a weight and a sum over a layer can already overflow to infinity, and the
-model's predictions would be NaN. :meth:`TabularPreprocessor.transform` refuses such
-values naming the column, the value, its row and the training rows' range.
+float32's range), where one product with a weight and a sum over a layer can already
+overflow to infinity, and the model's predictions would be NaN.
+:meth:`TabularPreprocessor.transform` refuses such values naming the column, the value,
+its row and the training rows' range.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class TabularPreprocessor:
     def _check_standardised(self, encoded: np.ndarray, prepared: pd.DataFrame) -> None:
         """Refuse values that standardise beyond :data:`STANDARDISED_LIMIT` (in float64,
         before the cast to float32 could turn them into infinities)."""
-        faults = []
+        faults, rows = [], _row_numbers(prepared)
         # The numeric columns' scaled values come first, in their order (then the
         # missing-value indicators, scaled too but only ever 0 or 1 before, then one-hots).
         for j, name in enumerate(self.numeric_columns):
@@ -198,7 +198,6 @@ class TabularPreprocessor:
                 continue
             mean, scale = self._train_location(name)
             values = prepared[name].to_numpy(dtype=np.float64, na_value=np.nan)
-            rows = _row_numbers(prepared)
             shown = ", ".join(f"{values[i]:g}" for i in bad[:_SHOWN])
             faults.append(
                 f"feature column '{name}' has {bad.shape[0]} value(s) more than "

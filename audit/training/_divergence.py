@@ -94,12 +94,13 @@ class NonFiniteWatch:
         self._pending = torch.zeros((len(QUANTITIES), models), dtype=torch.bool, device=device)
         self._first = torch.full((len(QUANTITIES), models), -1, dtype=torch.long, device=device)
 
-    def loss(self, per_row: torch.Tensor, valid: torch.Tensor) -> None:
+    def loss(self, per_row: torch.Tensor, valid: torch.Tensor | None = None) -> None:
         """Per-row losses ``(K, rows)`` of a chunk; padding rows (``valid == 0``) are ignored."""
         # One sum per model, as in finite_models. Padding rows are training rows too (the
         # unsampled ones of a DP step), so a non-finite loss there is a diverged model all
         # the same.
-        self._pending[0] |= ~torch.isfinite((per_row.detach() * valid).sum(dim=1))
+        losses = per_row.detach() if valid is None else per_row.detach() * valid
+        self._pending[0] |= ~torch.isfinite(losses.sum(dim=1))
 
     def gradient(self, update: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> None:
         """The update a step applies (the mean gradient, or DP-SGD's noisy clipped mean)."""

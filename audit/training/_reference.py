@@ -171,7 +171,7 @@ def _run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Data
                 loss = (model(xb, rb) * 0.0).sum()
             else:
                 loss = loss_fn(model(xb, rb), yb)
-            watch.loss(loss.reshape(1, 1), torch.ones((1, 1), device=loss.device))
+            watch.loss(loss.reshape(1, 1))
             loss.backward()
             optimizer.step()
             # After the step, .grad holds the gradient applied (for DP-SGD: noised and clipped).
