@@ -49,6 +49,12 @@ from .dp._accounting import (
 )
 from .fairness._intervals import difference_interval, rate_interval, ratio_interval
 from .fairness._metrics import METRICS, evaluate_predictions
+from .fairness._missing import (
+    MISSING_TREATMENT,
+    MissingFeaturesConfig,
+    mask_features,
+    parse_missing_rates,
+)
 from .pipeline._config import AuditConfig, ProgressEvent
 from .pipeline._estimate import AuditEstimate, estimate_audit
 from .pipeline._events import format_duration
@@ -172,6 +178,11 @@ __all__ = [
     "evaluate_predictions",
     "rate_interval",
     "ratio_interval",
+    # measure: missing features by group
+    "MISSING_TREATMENT",
+    "MissingFeaturesConfig",
+    "mask_features",
+    "parse_missing_rates",
     # measure: privacy
     "ACCOUNTANTS",
     "CANARY_AUDITS",

@@ -40,7 +40,10 @@ __all__ = [
     "DEFAULT_MIA",
     "DEFAULT_MIA_BOOTSTRAP",
     "DEFAULT_MIN_GROUP_ROWS",
+    "DEFAULT_MISSING_DRAWS",
+    "DEFAULT_MISSING_GRID",
     "DEFAULT_MISSING_TARGET",
+    "DEFAULT_MISSING_TRAIN_GRID",
     "DEFAULT_NA_VALUES",
     "DEFAULT_N_BOOTSTRAP",
     "DEFAULT_OBJECTIVE",
@@ -137,6 +140,13 @@ DEFAULT_CI_LEVEL = 0.95
 DEFAULT_SIMULTANEOUS_CI = False
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP_SEED = 0
+#: Test-time missing-feature rates p_test at which every group's error is measured.
+DEFAULT_MISSING_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+#: Uniform dropout rates p_train of the models that show which training rate copes best
+#: with each p_test.
+DEFAULT_MISSING_TRAIN_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+#: Independent feature masks per test row and missing rate.
+DEFAULT_MISSING_DRAWS = 5
 
 # --- privacy audit
 DEFAULT_MIA = "loss"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from audit import (
+    SCHEMA_VERSION,
     AuditConfig,
     AuditResult,
     BaselineArm,
@@ -86,7 +87,7 @@ def test_json_never_gives_non_dp_arm_an_epsilon(result: AuditResult) -> None:
 
 def test_results_json_schema(result: AuditResult, dataset) -> None:
     data = json.loads(result.to_json())
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == SCHEMA_VERSION
     assert {"config", "dataset", "arms", "meta"} <= set(data)
     expected = {g: int((dataset.groups == g).sum()) for g in ("majority", "minority")}
     assert data["dataset"]["groups"] == expected

@@ -40,7 +40,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .._exceptions import DataError, TrainingError
+from .._exceptions import DataError, InternalError, TrainingError
 
 __all__ = ["FEATURE_LIMIT", "STANDARDISED_LIMIT", "TARGET_LIMIT", "TabularPreprocessor", "check_numbers"]
 
@@ -158,6 +158,41 @@ class TabularPreprocessor:
             raise self._name_clash(str(exc)) from None
         self.feature_names = [n.replace("missingindicator_", "missing_") for n in names]
         return self
+
+    def feature_sources(self) -> list[str]:
+        """The feature (input column) each encoded column comes from, in encoded order.
+
+        A numeric feature's value and missing-value indicator, and every one-hot column of
+        a text feature, name that feature: when a feature goes missing, all of them do.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"age": [20.0, 30.0, None], "job": ["a", "b", None]})
+        >>> TabularPreprocessor().fit(frame).feature_sources()
+        ['age', 'age', 'job', 'job', 'job']
+        """
+        if self._transformer is None:
+            raise InternalError("the preprocessor is not fitted")
+        sources: list[str] = []
+        for name, transformer, columns in self._transformer.transformers_:
+            columns = [str(c) for c in columns]
+            if name == "numeric":
+                sources += columns
+                indicator = transformer.named_steps["impute"].indicator_
+                if indicator is not None:
+                    sources += [columns[i] for i in indicator.features_]
+            elif name == "categorical":
+                # One column per frequent category, plus one shared by the infrequent ones.
+                infrequent = getattr(transformer, "infrequent_categories_", None) or [None] * len(columns)
+                for column, categories, rare in zip(columns, transformer.categories_, infrequent,
+                                                    strict=True):
+                    rare_count = 0 if rare is None else len(rare)
+                    sources += [column] * (len(categories) - rare_count + (rare_count > 0))
+        if len(sources) != len(self.feature_names):
+            raise InternalError(f"{len(sources)} feature sources for {len(self.feature_names)} "
+                                "encoded columns")
+        return sources
 
     def _name_clash(self, message: str) -> DataError:
         """Which columns encode to the same feature name (a text column 'color' with the value

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..dp._accounting import NOT_COVERED
+from ..fairness._missing import MISSING_TREATMENT
 from ..privacy._dp_cost import dp_group_cost
 from ..result._container import AuditResult
 from ..result._schema import (
@@ -56,7 +57,19 @@ def assemble(prepared: PreparedData, plan: AuditPlan, measured: Measurements, *,
         gap_changes=measured.gap_changes.reset_index(drop=True),
         roc=(pd.concat(measured.roc, ignore_index=True)[list(ROC_COLUMNS)] if measured.roc
              else pd.DataFrame()),
+        missing=measured.missing, missing_match=measured.missing_match,
+        missing_setup=_missing_setup(prepared, config),
     )
+
+
+def _missing_setup(prepared: PreparedData, config: Any) -> dict[str, Any]:
+    """What the missing-feature measurement did (empty when it was off)."""
+    if config.missing is None:
+        return {}
+    return {"treatment": MISSING_TREATMENT, "rates": config.missing.group_rates(prepared.group_labels),
+            "grid": list(config.missing.grid), "train_grid": list(config.missing.train_grid),
+            "draws": config.missing.draws,
+            "features": len(dict.fromkeys(prepared.preprocessor.feature_sources()))}
 
 
 def _dataset_info(prepared: PreparedData, split_seed: int) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from ..defaults import (
     SMALL_GROUPS_CHOICES,
     TRAINER_AUTO,
 )
+from ..fairness._missing import MissingFeaturesConfig
 from ..privacy._config import PrivacyAuditConfig
 from ..training import _batched  # noqa: F401  (registers the "batched" trainer)
 from ..training._config import TrainingConfig
@@ -94,6 +95,10 @@ class AuditConfig:
         Decision threshold on the predicted probability.
     privacy_audit
         Membership inference, the one-run canary audit and the dropout-noise curve.
+    missing
+        Measure each group's error as features go missing at test time
+        (:class:`audit.MissingFeaturesConfig`: the rates per group, the ``p_test`` grid and
+        the ``p_train`` grid of extra uniform-dropout models); ``None`` (default): off.
     """
 
     arms: tuple[Arm, ...] = field(default_factory=_default_arms)
@@ -114,6 +119,7 @@ class AuditConfig:
     simultaneous_ci: bool = DEFAULT_SIMULTANEOUS_CI
     threshold: float = DEFAULT_THRESHOLD
     privacy_audit: PrivacyAuditConfig = field(default_factory=PrivacyAuditConfig)
+    missing: MissingFeaturesConfig | None = None
 
     def __post_init__(self) -> None:
         arms = tuple(self.arms)
@@ -162,6 +168,10 @@ class AuditConfig:
         if not isinstance(self.privacy_audit, PrivacyAuditConfig):
             raise ConfigError("AuditConfig privacy_audit must be a PrivacyAuditConfig, not "
                               f"{self.privacy_audit!r}", param="privacy_audit")
+        if self.missing is not None and not isinstance(self.missing, MissingFeaturesConfig):
+            raise ConfigError("AuditConfig missing must be a MissingFeaturesConfig (e.g. "
+                              "MissingFeaturesConfig(rates={'Female': 0.3, 'Male': 0.1})) or None, "
+                              f"not {self.missing!r}", param="missing")
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -181,6 +191,10 @@ class AuditConfig:
                 out["seeds"] = list(value)
             elif f.name == "privacy_audit":
                 out["privacy_audit"] = value.to_dict()
+            elif f.name == "missing":
+                # Left out when off, so that configurations from before it hash as they did.
+                if value is not None:
+                    out["missing"] = value.to_dict()
             else:
                 out[f.name] = value
         return out
@@ -198,6 +212,12 @@ class AuditConfig:
             data["training"] = TrainingConfig(**data["training"])
         if "privacy_audit" in data and isinstance(data["privacy_audit"], Mapping):
             data["privacy_audit"] = PrivacyAuditConfig(**data["privacy_audit"])
+        if isinstance(data.get("missing"), Mapping):
+            missing = dict(data["missing"])
+            for key in ("grid", "train_grid"):
+                if isinstance(missing.get(key), list):
+                    missing[key] = tuple(missing[key])
+            data["missing"] = MissingFeaturesConfig(**missing)
         if "seeds" in data and isinstance(data["seeds"], list):
             data["seeds"] = tuple(data["seeds"])
         return cls(**data)

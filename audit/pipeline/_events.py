@@ -37,7 +37,7 @@ STAGES: dict[str, Stage] = {stage.key: stage for stage in (
 
 #: The training stage of a model, by its job's purpose (:data:`audit.JOB_PURPOSES`).
 PURPOSE_STAGES: dict[str, str] = {"solver": "solver", "arm": "arms", "shadow": "shadows",
-                                  "canary": "canaries"}
+                                  "canary": "canaries", "missing": "arms"}
 
 #: What a piece of work that is not training is, as ``ProgressEvent.detail`` shows it.
 STEP_LABELS: dict[str, str] = {
@@ -49,6 +49,7 @@ STEP_LABELS: dict[str, str] = {
     "canary_audit": "canary audit",
     "white_box": "white-box row-canary audit",
     "mechanism": "dropout noise curve",
+    "missing_features": "missing features",
 }
 
 

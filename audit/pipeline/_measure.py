@@ -1,5 +1,6 @@
 """Measure: fairness, privacy ledgers, membership inference, the canary audit, the
-dropout-noise curve and DP's per-group cost, from the audit's fitted models.
+dropout-noise curve, missing features by group and DP's per-group cost, from the audit's
+fitted models.
 
 Each step reports to progress (``progress.step(kind, ...)``); :mod:`._work` plans the
 same steps, in the same kinds, arms and seeds, before anything runs.
@@ -19,6 +20,7 @@ from ..arms._arms import Arm
 from ..dp._accounting import NO_GUARANTEE, PrivacyLedger
 from ..fairness._gap_change import comparison_pairs, gap_changes
 from ..fairness._metrics import evaluate_predictions
+from ..fairness._missing import missing_errors, missing_frame, missing_rows
 from ..privacy._canaries import score_canary_run
 from ..privacy._mechanism import dropout_noise_curve
 from ..privacy._membership import ShadowModels, run_membership_inference
@@ -46,6 +48,8 @@ class Measurements:
     mechanism: pd.DataFrame = field(default_factory=pd.DataFrame)
     mechanism_reference: dict[str, Any] = field(default_factory=dict)
     gap_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing_match: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
@@ -70,7 +74,59 @@ def measure(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
     if plan.canary_runs:
         out.empirical = _canary_audit(prepared, plan, trained, progress)
     out.mechanism, out.mechanism_reference = _mechanism(prepared, plan, trained, out.privacy_rows, progress)
+    if config.missing is not None:
+        out.missing, out.missing_match = _missing_features(prepared, plan, trained, progress)
     return out
+
+
+#: The progress "arm" of the missing-feature step that scores the p_train grid's models.
+P_TRAIN_GRID = "p_train grid"
+
+
+def _missing_features(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,
+                      progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each arm's (and each p_train model's) error by group as test features go missing."""
+    config = plan.config
+    missing = config.missing
+    if missing is None:
+        return pd.DataFrame(), pd.DataFrame()
+    test = prepared.test
+    scenario = missing.group_rates(prepared.group_labels)
+    points = sorted({*missing.grid, *scenario.values()})
+    wanted = {g: [*missing.grid, *([scenario[g]] if g in scenario else [])] for g in prepared.group_labels}
+    column_feature = _column_features(prepared)
+
+    def errors(models: list[Any], rates: list[float]) -> np.ndarray:
+        return np.stack([missing_errors(m.predict, test.X, test.y, column_feature, rates,
+                                        draws=missing.draws, seed=seed, threshold=config.threshold)
+                         for m, seed in zip(models, plan.seeds, strict=True)])
+
+    rows = []
+    for arm in plan.arms:
+        with progress.step("missing_features", arm=arm.label):
+            per_seed = errors([trained.arms[(arm.label, seed)] for seed in plan.seeds], points)
+            rows += [{"arm": arm.label, "kind": arm.kind, **row}
+                     for row in missing_rows(per_seed, test.groups, points, wanted,
+                                             level=config.ci_level, scenario=scenario)]
+    match = []
+    if plan.missing_arms:
+        grid = list(missing.grid)
+        with progress.step("missing_features", arm=P_TRAIN_GRID):
+            for arm in plan.missing_arms:
+                per_seed = errors([trained.missing[(arm.label, seed)] for seed in plan.seeds], grid)
+                p_train = float(arm.p)
+                match += [{"p_train": p_train, **row}
+                          for row in missing_rows(per_seed, test.groups, grid,
+                                                  {g: grid for g in prepared.group_labels},
+                                                  level=config.ci_level, overall=True)]
+    return missing_frame(rows), missing_frame(match, match=True)
+
+
+def _column_features(prepared: PreparedData) -> np.ndarray:
+    """The input feature (as an index) each encoded column comes from."""
+    sources = prepared.preprocessor.feature_sources()
+    index = {name: i for i, name in enumerate(dict.fromkeys(sources))}
+    return np.array([index[name] for name in sources], dtype=np.int64)
 
 
 def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: TrainedModels,

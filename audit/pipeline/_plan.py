@@ -19,7 +19,7 @@ progress to count and weigh from the start (:func:`audit_job_count` is its count
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,8 +36,8 @@ from ..training._trainer import FitJob, FittedModel
 from ._config import AuditConfig
 from ._prepare import PreparedData
 
-__all__ = ["AuditPlan", "AuditRows", "SolverPlan", "TrainedModels", "audit_job_count", "plan_audit",
-           "plan_audit_rows", "plan_solver"]
+__all__ = ["AuditPlan", "AuditRows", "SolverPlan", "TrainedModels", "audit_job_count",
+           "missing_job_count", "plan_audit", "plan_audit_rows", "plan_solver"]
 
 
 # --------------------------------------------------------------------------- budgets
@@ -134,6 +134,8 @@ def plan_solver(prepared: PreparedData, config: AuditConfig) -> SolverPlan:
 def solver_problems(prepared: PreparedData, config: AuditConfig) -> dict[str, SolverProblem]:
     """Check every arm against the data; the solver's problem of each auto group-dropout arm."""
     PrivacyBudgets.of(config, prepared.n_train).check(config.arms, prepared.n_train)
+    if config.missing is not None:
+        config.missing.group_rates(prepared.group_labels)  # raises on unknown groups
     problems = {}
     for arm in config.arms:
         if not (isinstance(arm, GroupDropoutArm) and arm.auto):
@@ -197,6 +199,9 @@ class AuditPlan:
         seed), when ``mia`` is ``"lira"`` or ``"rmia"``: trained once, scored by both.
     canary_runs, canary_jobs
         One canary run per seed, each training every arm (seed-major).
+    missing_arms, missing_jobs
+        The uniform-dropout arm of each ``p_train`` of the missing-feature measurement,
+        and its models (arm-major, one per seed); empty when it is off.
     """
 
     config: AuditConfig
@@ -209,13 +214,15 @@ class AuditPlan:
     shadow_jobs: tuple[FitJob, ...]
     canary_runs: tuple[CanaryRun, ...]
     canary_jobs: tuple[FitJob, ...]
+    missing_arms: tuple[Arm, ...] = ()
+    missing_jobs: tuple[FitJob, ...] = ()
 
     @property
     def seeds(self) -> tuple[int, ...]:
         return self.config.seed_list
 
     def jobs(self) -> list[FitJob]:
-        return [*self.arm_jobs, *self.shadow_jobs, *self.canary_jobs]
+        return [*self.arm_jobs, *self.shadow_jobs, *self.canary_jobs, *self.missing_jobs]
 
     def row_rates(self, arm: Arm, groups: np.ndarray) -> np.ndarray:
         """Dropout rate of any rows under ``arm`` as trained."""
@@ -234,10 +241,14 @@ class AuditPlan:
             for a, arm in enumerate(arms):
                 block = models[n_arm + a * per_arm:n_arm + (a + 1) * per_arm]
                 shadows[arm.label] = list(zip(block, self.shadow_pool.halves, strict=True))
-        canary_models = models[n_arm + n_shadow:]
+        n_canary = len(self.canary_jobs)
+        canary_models = models[n_arm + n_shadow:n_arm + n_shadow + n_canary]
         canaries = [list(canary_models[r * len(arms):(r + 1) * len(arms)])
                     for r in range(len(self.canary_runs))]
-        return TrainedModels(by_arm, shadows, canaries)
+        grid_models = models[n_arm + n_shadow + n_canary:]
+        missing = {(arm.label, seed): grid_models[a * len(seeds) + s]
+                   for a, arm in enumerate(self.missing_arms) for s, seed in enumerate(seeds)}
+        return TrainedModels(by_arm, shadows, canaries, missing)
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,6 +259,8 @@ class TrainedModels:
     arms: Mapping[tuple[str, int], FittedModel]
     shadows: Mapping[str, list[tuple[FittedModel, np.ndarray]]]
     canaries: list[list[FittedModel]]
+    #: The missing-feature p_train grid's models per (arm label, seed).
+    missing: Mapping[tuple[str, int], FittedModel] = field(default_factory=dict)
 
 
 def audit_job_count(config: AuditConfig, test_rows: int) -> int:
@@ -261,7 +274,22 @@ def audit_job_count(config: AuditConfig, test_rows: int) -> int:
         # the test split has no rows left to lend crafted canaries their groups).
         runs = 2 if crafted_canary_count(audit_cfg, test_rows) else 1
         per_arm += runs * len(config.seed_list)
-    return len(config.arms) * per_arm
+    return len(config.arms) * per_arm + missing_job_count(config)
+
+
+def missing_job_count(config: AuditConfig) -> int:
+    """Models of the missing-feature ``p_train`` grid (0 when the measurement is off)."""
+    if config.missing is None:
+        return 0
+    return len(config.missing.train_grid) * len(config.seed_list)
+
+
+def missing_grid_arms(config: AuditConfig) -> tuple[Arm, ...]:
+    """One uniform-dropout arm per ``p_train`` of the missing-feature measurement."""
+    if config.missing is None:
+        return ()
+    return tuple(make_arm("uniform_dropout", name=f"p_train={p:g}", p=p)
+                 for p in config.missing.train_grid)
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,8 +354,14 @@ def plan_audit(prepared: PreparedData, config: AuditConfig,
         shadow_jobs = [job(arm, pool.rows(s, arm.label), pool.groups[half], pool.shadow_seed(s), "shadow")
                        for arm in arms for s, half in enumerate(pool.halves)]
     canary_jobs = [job(arm, run.rows, run.groups, run.seed, "canary") for run in runs for arm in arms]
+    grid_arms = missing_grid_arms(config)
+    missing_jobs = [FitJob(arm=arm, data=prepared.train_rows,
+                           rates=arm.row_dropout_rates(train.groups, labels), seed=seed,
+                           purpose="missing")
+                    for arm in grid_arms for seed in seeds]
     return AuditPlan(
         config=config, arms=tuple(arms), budgets=budgets, solutions=records, group_labels=labels,
         arm_jobs=tuple(arm_jobs), shadow_pool=pool, shadow_jobs=tuple(shadow_jobs),
-        canary_runs=tuple(runs), canary_jobs=tuple(canary_jobs),
+        canary_runs=tuple(runs), canary_jobs=tuple(canary_jobs), missing_arms=grid_arms,
+        missing_jobs=tuple(missing_jobs),
     )

@@ -18,6 +18,7 @@ from ..training._config import TrainingConfig
 from ..training._cost import JobWork
 from ..training._executor import Executor
 from ..training._trainer import FitJob
+from ._measure import P_TRAIN_GRID
 from ._plan import AuditPlan, SolverPlan
 from ._prepare import PreparedData
 from ._progress import Progress
@@ -47,6 +48,8 @@ CLOSED_FORM_S = 5e-7
 #: per (fitted model x scored row).
 SOLVER_SCORING_FIXED_S = 0.5
 SOLVER_SCORING_S = 1e-6
+#: Missing features: seconds per (seed x draw x rate x test row x model parameter).
+MISSING_S = 1e-9
 #: A fixed cost of every step (Python, pandas).
 STEP_S = 0.005
 
@@ -116,12 +119,23 @@ def _plan_measurement(progress: Progress, prepared: PreparedData, plan: AuditPla
             progress.add_step("measure", "canary_audit" if black_box else "white_box",
                               CANARY_SCORING_S if black_box else WHITE_BOX_SCORING_S,
                               arm=arm.label, seed=run.seed)
+    widths = [prepared.train.X.shape[1], *config.training.hidden, 1]
+    params = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
     n_rows = min(audit_cfg.mechanism_rows, n_train)
     if n_rows:
-        widths = [prepared.train.X.shape[1], *config.training.hidden, 1]
-        params = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
         for arm in plan.arms:
             if np.any(plan.row_rates(arm, prepared.train.groups) > 0):
                 progress.add_step("measure", "mechanism",
                                   STEP_S + MECHANISM_S * n_rows * audit_cfg.mechanism_masks * params,
                                   arm=arm.label)
+    missing = config.missing
+    if missing is not None:
+        per_model = MISSING_S * missing.draws * n_test * params
+        points = len(missing.grid) + len(set(missing.group_rates(prepared.group_labels).values()))
+        for arm in plan.arms:
+            progress.add_step("measure", "missing_features", STEP_S + per_model * len(seeds) * points,
+                              arm=arm.label)
+        if plan.missing_arms:
+            progress.add_step("measure", "missing_features",
+                              STEP_S + per_model * len(seeds) * len(missing.grid) * len(plan.missing_arms),
+                              arm=P_TRAIN_GRID)

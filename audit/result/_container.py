@@ -63,6 +63,18 @@ class AuditResult:
     roc
         Membership-inference ROC points (first seed, all groups pooled); ``resolvable``
         is False where fpr < 1/n_nonmembers.
+    missing
+        Each arm's error by group as features go missing at test time: one row per arm x
+        group x ``p_test`` (the grid, and each group's own rate where ``scenario`` is
+        True), with its interval and its change from no missing feature
+        (:mod:`audit.fairness._missing`). Empty unless the audit measured it.
+    missing_match
+        The same for the uniform-dropout models of the ``p_train`` grid, one row per
+        ``p_train`` x group (and ``"overall"``) x ``p_test``: which training rate copes
+        best with each missing rate.
+    missing_setup
+        How missing features were measured: the treatment (in words), each group's rate,
+        the grids, the masks per row; empty when it was not.
     schema_version
         Version of the ``results.json`` layout this result follows.
     """
@@ -83,6 +95,9 @@ class AuditResult:
     dp_cost: pd.DataFrame = field(default_factory=pd.DataFrame)
     gap_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     roc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing_match: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing_setup: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ accessors

@@ -25,6 +25,8 @@ from ._schema import (
     GAP_FIELDS,
     MECHANISM_COLUMNS,
     MIA_STAT_FIELDS,
+    MISSING_COLUMNS,
+    MISSING_MATCH_COLUMNS,
     PRIVACY_FIELDS,
     ROC_COLUMNS,
     SCHEMA_VERSION,
@@ -48,7 +50,7 @@ __all__ = ["result_from_dict", "result_from_json", "result_to_dict", "result_to_
 #: Key of the seed-aggregated block next to the per-seed ``"seeds"`` list.
 AGGREGATE = "aggregate"
 #: Frames stored per arm as plain record lists, under the frame's name.
-_RECORD_FRAMES = ("mechanism", "dp_cost", "gap_changes", "roc")
+_RECORD_FRAMES = ("mechanism", "dp_cost", "gap_changes", "roc", "missing")
 
 # ------------------------------------------------------------------ encode
 
@@ -65,8 +67,19 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
         "dataset": result.dataset,
         "dp_violation": None if result.empirical.empty else bool(result.dp_violations),
         "mechanism_reference": result.mechanism_reference,
+        "missing_features": _missing_block(result),
         "arms": [_arm_entry(result, arm_row) for _, arm_row in result.arms.iterrows()],
     }
+
+
+def _missing_block(result: AuditResult) -> dict[str, Any] | None:
+    """How missing features were measured, and the p_train grid's rows (null when off)."""
+    if not result.missing_setup:
+        return None
+    match = result.missing_match
+    return {"setup": json_safe(result.missing_setup),
+            "match": [{str(k): json_safe(v) for k, v in r.items()}
+                      for r in match.to_dict(orient="records")] if not match.empty else []}
 
 
 def result_to_json(result: AuditResult, path: str | Path | None = None, *, indent: int = 2) -> str:
@@ -278,6 +291,7 @@ def result_from_dict(cls: type[AuditResult], data: Mapping[str, Any]) -> AuditRe
             solutions[arm["name"]] = arm["solver"]
         rows.add_arm(arm)
     arm_order = [a["arm"] for a in rows.arms]
+    missing = data.get("missing_features") or {}
     by_group, overall, gaps, privacy = normalise_frames(
         pd.DataFrame(rows.by_group), pd.DataFrame(rows.overall), pd.DataFrame(rows.gaps),
         pd.DataFrame(rows.privacy), arm_order,
@@ -294,6 +308,9 @@ def result_from_dict(cls: type[AuditResult], data: Mapping[str, Any]) -> AuditRe
         dp_cost=frame_from_records(rows.records["dp_cost"], DP_COST_COLUMNS),
         gap_changes=frame_from_records(rows.records["gap_changes"], GAP_CHANGE_COLUMNS),
         roc=frame_from_records(rows.records["roc"], ROC_COLUMNS),
+        missing=frame_from_records(rows.records["missing"], MISSING_COLUMNS),
+        missing_match=frame_from_records(list(missing.get("match") or []), MISSING_MATCH_COLUMNS),
+        missing_setup=dict(missing.get("setup") or {}),
         schema_version=version,
     )
 

@@ -19,6 +19,8 @@ Frames of an :class:`audit.AuditResult` (``arm`` and ``kind`` lead every frame b
 * ``dp_cost``    -- :data:`DP_COST_COLUMNS`
 * ``gap_changes`` -- :data:`GAP_CHANGE_COLUMNS`
 * ``roc``        -- :data:`ROC_COLUMNS`
+* ``missing``    -- :data:`MISSING_COLUMNS` (missing features at test time, by group)
+* ``missing_match`` -- :data:`MISSING_MATCH_COLUMNS` (uniform dropout at each p_train)
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ __all__ = [
     "MIA_COLUMNS",
     "MIA_METRICS",
     "MIA_STAT_FIELDS",
+    "MISSING_COLUMNS",
+    "MISSING_MATCH_COLUMNS",
     "OVERALL_COLUMNS",
     "PRIVACY_FIELDS",
     "ROC_COLUMNS",
@@ -67,8 +71,10 @@ __all__ = [
 #: when fields are added (older readers of the major still read the file), the major when
 #: a change breaks readers. ``results.schema.json`` carries the same number
 #: (``x-fairpriv-schema-version``); 1.1 is the first version described by that schema
-#: (its fields are those of the last 1.0 files).
-SCHEMA_VERSION = "1.1"
+#: (its fields are those of the last 1.0 files); 1.2 adds the missing-feature frames
+#: (``missing`` per arm, ``missing_features`` at the top) and the privacy fields of
+#: group-adaptive DP-SGD.
+SCHEMA_VERSION = "1.2"
 
 # ------------------------------------------------------------------ metric names
 
@@ -119,6 +125,15 @@ DP_COST_COLUMNS = (
     "excess", "excess_ci_low", "excess_ci_high", "flagged", "seeds",
 )  # fmt: skip
 
+#: Error under missing features: the rate, its interval, and the change from no missing
+#: feature (per row, over seeds and draws) with its normal interval and standard error.
+_MISSING_FIELDS = (
+    "p_test", "group", "metric", "value", "std", "ci_low", "ci_high", "ci_method", "change",
+    "change_ci_low", "change_ci_high", "change_se", "n", "seeds",
+)  # fmt: skip
+MISSING_COLUMNS = ("arm", "kind", *_MISSING_FIELDS, "scenario")
+MISSING_MATCH_COLUMNS = ("p_train", *_MISSING_FIELDS)
+
 _METRIC_ORDER = {m: i for i, m in enumerate((*METRICS, *GAP_ONLY_METRICS, *MIA_METRICS))}
 _FLOAT_COLUMNS = {"value", "std", "ci_low", "ci_high", "epsilon", "delta", "noise_multiplier",
                   "sample_rate", "max_grad_norm"}
@@ -127,7 +142,7 @@ _OBJECT_COLUMNS = {"arm", "kind", "group", "metric", "gap", "max_group", "min_gr
 #: Columns of the small record frames (mechanism, dp_cost, gap_changes, roc) that are
 #: not numbers.
 _RECORD_TEXT_COLUMNS = {"arm", "kind", "group", "metric", "baseline", "flagged", "attack",
-                        "resolvable", "versus", "beyond_uncertainty"}
+                        "resolvable", "versus", "beyond_uncertainty", "ci_method", "scenario"}
 
 
 # ------------------------------------------------------------------ values
@@ -245,7 +260,8 @@ def normalise_empirical(df: pd.DataFrame, arm_order: list[str]) -> pd.DataFrame:
 
 
 def frame_from_records(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
-    """A mechanism, dp_cost, gap_changes or roc frame from its records (empty without any)."""
+    """A mechanism, dp_cost, gap_changes, roc, missing or missing_match frame from its
+    records (empty without any)."""
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows).reindex(columns=list(columns))

@@ -142,7 +142,7 @@ class TrainingRows:
 
 
 #: Why a model is trained; progress is reported per purpose.
-JOB_PURPOSES = ("solver", "arm", "canary", "shadow")
+JOB_PURPOSES = ("solver", "arm", "canary", "shadow", "missing")
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -163,7 +163,8 @@ class FitJob:
         DP budget (DP arms only).
     purpose
         ``"arm"`` (a model the audit reports), ``"solver"`` (a group-dropout candidate),
-        ``"canary"`` (a one-run audit run) or ``"shadow"`` (a LiRA shadow/reference model).
+        ``"canary"`` (a one-run audit run), ``"shadow"`` (a LiRA shadow/reference model) or
+        ``"missing"`` (a uniform-dropout model of the missing-feature ``p_train`` grid).
     """
 
     arm: Arm
