@@ -30,6 +30,7 @@ from audit import (
     AuditResult,
     ConfigError,
     FairprivError,
+    MissingFeaturesConfig,
     PredictionAuditOptions,
     PrivacyAuditConfig,
     RayExecutor,
@@ -47,6 +48,7 @@ from audit import (
     make_arm,
     noise_multiplier_for_epsilon,
     parse_hidden_layers,
+    parse_missing_rates,
     parse_number_list,
     run_audit,
     run_sweep,
@@ -76,7 +78,10 @@ from audit.defaults import (
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_MIA,
     DEFAULT_MIN_GROUP_ROWS,
+    DEFAULT_MISSING_DRAWS,
+    DEFAULT_MISSING_GRID,
     DEFAULT_MISSING_TARGET,
+    DEFAULT_MISSING_TRAIN_GRID,
     DEFAULT_N_BOOTSTRAP,
     DEFAULT_NA_VALUES,
     DEFAULT_OBJECTIVE,
@@ -235,6 +240,10 @@ def _default(func: Callable[..., Any], name: str) -> Any:
 
 def _widths(hidden: Sequence[int]) -> str:
     return ",".join(str(h) for h in hidden)
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def parse_group_rates(text: str) -> dict[str, float]:
@@ -402,7 +411,32 @@ AUDIT_OPTIONS = [
                  help="Crafted row canaries of the white-box audit (cost grows linearly)."),
     click.option("--gradient-canaries", type=int, default=DEFAULT_GRADIENT_CANARIES, show_default=True,
                  help="Dirac gradient canaries of the white-box audit of DP-SGD arms (cheap)."),
+    click.option("--missing-rates", default=None,
+                 help="Measure each group's error as features go missing at test time, at these "
+                      "rates per group (e.g. Female=0.3,Male=0.1, or one rate such as 0.2) and on "
+                      "the --missing-grid of rates for every group [default: off]."),
+    click.option("--missing-grid", default=None,
+                 help="Test-time missing rates p_test measured for every group [default with "
+                      f"--missing-rates: {_numbers(DEFAULT_MISSING_GRID)}]; alone, it turns the "
+                      "measurement on without per-group rates."),
+    click.option("--missing-train-grid", default=_numbers(DEFAULT_MISSING_TRAIN_GRID), show_default=True,
+                 help="Uniform dropout rates p_train of the extra models that show which training "
+                      "rate copes best with each p_test (empty: none)."),
+    click.option("--missing-draws", type=int, default=DEFAULT_MISSING_DRAWS, show_default=True,
+                 help="Feature masks drawn per test row and missing rate."),
 ]
+
+
+def _missing_config(opts: Mapping[str, Any]) -> MissingFeaturesConfig | None:
+    """The missing-feature measurement the --missing-* options ask for (None: off)."""
+    if opts["missing_rates"] is None and opts["missing_grid"] is None:
+        return None
+    grid = (parse_number_list(opts["missing_grid"], "missing_grid") if opts["missing_grid"] is not None
+            else DEFAULT_MISSING_GRID)
+    return MissingFeaturesConfig(
+        rates=parse_missing_rates(opts["missing_rates"]) if opts["missing_rates"] is not None else None,
+        grid=grid, train_grid=parse_number_list(opts["missing_train_grid"], "missing_train_grid"),
+        draws=opts["missing_draws"])
 
 
 def _audit_config(opts: Mapping[str, Any], arms: Sequence[Any] | None, *, epsilon: float = DEFAULT_EPSILON
@@ -422,6 +456,7 @@ def _audit_config(opts: Mapping[str, Any], arms: Sequence[Any] | None, *, epsilo
                                          canary_rows=opts["canary_rows"], white_box=opts["white_box"],
                                          white_box_canaries=opts["white_box_canaries"],
                                          gradient_canaries=opts["gradient_canaries"]),
+        missing=_missing_config(opts),
     )
 
 

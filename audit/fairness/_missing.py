@@ -119,12 +119,13 @@ class MissingFeaturesConfig:
                 raise ConfigError("missing-feature rates must name at least one group, e.g. "
                                   "{'Female': 0.3, 'Male': 0.1}", param="missing_rates")
             object.__setattr__(self, "rates", {
-                str(g): check_param(owner, f"missing rate of '{g}'", r, _RATE, param="missing_rates")
+                str(g): check_param("", f"the missing-feature rate of '{g}'", r, _RATE,
+                                    param="missing_rates")
                 for g, r in self.rates.items()})
         elif self.rates is not None:
             object.__setattr__(self, "rates", check_param(
-                owner, "missing rate", self.rates, _RATE, param="missing_rates",
-                note="or a mapping group -> rate"))
+                "", "the missing-feature rate", self.rates, _RATE, param="missing_rates",
+                note="one rate for every group, or one per group"))
 
     def group_rates(self, group_labels: Sequence[str]) -> dict[str, float]:
         """Each group's scenario rate (empty without ``rates``); raises on unknown or

@@ -118,7 +118,8 @@ def _positive(values: Any) -> tuple[float, ...]:
 
 
 #: What the messages suggest, per list.
-EXAMPLES = {"epsilons": "0.5,1,2", "budgets": "0.1,0.3,0.5"}
+EXAMPLES = {"epsilons": "0.5,1,2", "budgets": "0.1,0.3,0.5", "missing_grid": "0,0.1,0.2,0.3",
+            "missing_train_grid": "0,0.2,0.4"}
 
 
 @dataclass(frozen=True, kw_only=True)
