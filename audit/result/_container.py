@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..defaults import DEFAULT_CI_LEVEL, DEFAULT_CONFIDENCE
 from ._bounds import privacy_bounds
+from ._missing import best_p_train, missing_degradation, missing_findings, missing_scenario
 from ._json import result_from_dict, result_from_json, result_to_dict, result_to_json
 from ._schema import SCHEMA_VERSION
 from ._views import result_html, result_summary
@@ -156,6 +157,23 @@ class AuditResult:
         agg = agg[agg["metric"] == metric]
         table = agg.pivot(index="arm", columns="group", values="value")
         return table.reindex(self.arm_names)
+
+    def missing_degradation(self) -> pd.DataFrame:
+        """Per arm, which group's error rises fastest as features go missing, and by how
+        much more than the slowest group's (:func:`audit.result._missing.missing_degradation`)."""
+        return missing_degradation(self)
+
+    def missing_scenario(self) -> pd.DataFrame:
+        """Each arm's error per group at the group's own missing rate, and without."""
+        return missing_scenario(self)
+
+    def best_p_train(self, group: str = "overall") -> pd.DataFrame:
+        """For each ``p_test``, the uniform dropout rate ``p_train`` with the lowest error."""
+        return best_p_train(self, group)
+
+    def missing_findings(self) -> list[str]:
+        """The missing-feature measurement in plain sentences (empty without it)."""
+        return missing_findings(self)
 
     # ------------------------------------------------------------------ views
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._format import EPSILON_DIGITS, format_number
 from ..fairness._intervals import SMALL_GAP_ROWS, SMALL_RATE_ROWS, simultaneous_levels
 from ._bounds import CANARY_AUDITS, largest_bounds, privacy_bounds
+from ._missing import missing_findings
 from ._schema import is_missing
 
 if TYPE_CHECKING:
@@ -139,6 +140,11 @@ def _summary_notes(result: AuditResult) -> list[str]:
         ]
     notes.append(describe_intervals(result))
     notes.extend(_gap_change_notes(result))
+    findings = missing_findings(result)
+    if findings:
+        notes.append("Missing features at test time (a missing feature is zero after encoding and "
+                     "the row's observed ones are scaled by 1/(1 - p), as dropout does in training):")
+        notes += [f"  {line}" for line in findings]
     if not result.mia.empty:
         notes.append("MIA AUC: loss-threshold membership inference, "
                      + ("members vs non-members of the member column" if external else
