@@ -19,8 +19,8 @@ import pandas as pd
 
 from ..defaults import DEFAULT_CI_LEVEL, DEFAULT_CONFIDENCE
 from ._bounds import privacy_bounds
-from ._missing import best_p_train, missing_degradation, missing_findings, missing_scenario
 from ._json import result_from_dict, result_from_json, result_to_dict, result_to_json
+from ._missing import best_p_train, missing_degradation, missing_findings, missing_scenario
 from ._schema import SCHEMA_VERSION
 from ._views import result_html, result_summary
 
