@@ -114,7 +114,7 @@ def _missing_features(prepared: PreparedData, plan: AuditPlan, trained: TrainedM
         with progress.step("missing_features", arm=P_TRAIN_GRID):
             for arm in plan.missing_arms:
                 per_seed = errors([trained.missing[(arm.label, seed)] for seed in plan.seeds], grid)
-                p_train = float(arm.p)
+                p_train = float(arm.params()["p"])
                 match += [{"p_train": p_train, **row}
                           for row in missing_rows(per_seed, test.groups, grid,
                                                   {g: grid for g in prepared.group_labels},

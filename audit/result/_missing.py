@@ -51,8 +51,8 @@ def missing_degradation(result: AuditResult) -> pd.DataFrame:
         sel = sel.drop_duplicates("group")
         if len(sel) < 2:
             continue
-        fast = sel.loc[sel["change"].idxmax()]
-        slow = sel.loc[sel["change"].idxmin()]
+        ordered = sel.sort_values("change", kind="stable")
+        fast, slow = ordered.iloc[-1], ordered.iloc[0]
         diff = float(fast["change"] - slow["change"])
         se = math.hypot(float(fast["change_se"]), float(slow["change_se"]))
         lo, hi = diff - z * se, diff + z * se
@@ -85,9 +85,9 @@ def best_p_train(result: AuditResult, group: str = "overall") -> pd.DataFrame:
     sel = match[match["group"] == group]
     rows = []
     for p_test, block in sel.groupby("p_test", sort=True):
-        best = block.loc[block["value"].idxmin()]
+        best = block.sort_values("value", kind="stable").iloc[0]
         plain = block[block["p_train"] == 0]["value"]
-        rows.append({"p_test": float(p_test), "best_p_train": float(best["p_train"]),
+        rows.append({"p_test": float(str(p_test)), "best_p_train": float(best["p_train"]),
                      "error": float(best["value"]),
                      "error_without_dropout": float(plain.iloc[0]) if len(plain) else math.nan})
     return pd.DataFrame(rows)
