@@ -83,6 +83,7 @@ SECTION_NAMES = {
     "group_dropout": "Group-specific dropout",
     "privacy": "Privacy",
     "tradeoffs": "Trade-offs",
+    "missing": "Missing features at test time",
     "mechanism": "Why dropout is not differential privacy",
     "limits": "Assumptions and limits",
     "appendix": "Appendix: glossary, configuration and per-seed numbers",
@@ -93,7 +94,8 @@ def section_titles(result: AuditResult) -> dict[str, str]:
     """The sections that apply to ``result``, key -> numbered title, in order.
 
     Left out where they do not apply: group-specific dropout without a group_dropout
-    arm, the trade-offs with a single arm, why dropout is not DP without a dropout arm.
+    arm, the trade-offs with a single arm, missing features unless measured, why dropout
+    is not DP without a dropout arm.
     An audit of a model trained elsewhere has no per-seed numbers in its appendix.
     """
     keys = list(SECTION_NAMES)
@@ -103,6 +105,8 @@ def section_titles(result: AuditResult) -> dict[str, str]:
         keys.remove("tradeoffs")
     if not has_dropout(result):
         keys.remove("mechanism")
+    if result.missing.empty:
+        keys.remove("missing")
     names = dict(SECTION_NAMES)
     if is_external(result):
         names["appendix"] = "Appendix: glossary and configuration"

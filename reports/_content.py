@@ -50,6 +50,7 @@ from ._common import (
     section_titles,
     within_noise_text,
 )
+from ._missing import missing_section
 from ._tables import mia_table, summary_table
 from ._words import GLOSSARY, finding_paragraphs, glossary_for, reading_guide, violation_text
 
@@ -89,6 +90,7 @@ def build_report(result: AuditResult) -> Report:
         "group_dropout": lambda: _group_dropout(result),
         "privacy": lambda: _privacy(result, arms),
         "tradeoffs": lambda: _tradeoffs(result, arms),
+        "missing": lambda: missing_section(result, arms),
         "mechanism": lambda: _mechanism(result, arms),
         "limits": lambda: _limits(result),
         "appendix": lambda: _appendix(result),
