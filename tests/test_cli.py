@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from fairpriv_cli.main import main, parse_dp_dropout, parse_group_rates
 
-from audit import CANARY_AUDITS, ConfigError
+from audit import CANARY_AUDITS, AuditResult, ConfigError
 
 # Reports are rendered and checked by tests/test_reports.py; here only results.json matters.
 FAST = ["--epochs", "1", "--hidden", "8", "--bootstrap", "20", "--quiet", "--no-report"]
@@ -90,6 +90,11 @@ def test_csv_with_intersectional_groups(tmp_path: Path) -> None:
         (["--arms", "dp_sgd", "--dp-dropout", "a=0.1"],
          r"unknown group\(s\) \['a'\].*\(e\.g\. --dp-dropout majority=0\.3,minority=0\.3\)"),
         (["--target", "nope"], "target column 'nope' not found"),
+        (["--missing-rates", "Female=0.3,Male=0.1"],
+         r"unknown group\(s\) \['Female', 'Male'\].*majority=0\.2,minority=0\.2.*\(--missing-rates\)"),
+        (["--missing-rates", "minority"], r"'group=rate,\.\.\.' or one number.*\(--missing-rates\)"),
+        (["--missing-rates", "2"], r"must be a number in \[0, 0\.95\], not 2\.0.*\(--missing-rates\)"),
+        (["--missing-grid", "0,x"], r"--missing-grid must be comma-separated numbers"),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
@@ -101,6 +106,18 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, args: list[str], 
     import re
 
     assert re.search(message, res.output), res.output
+
+
+def test_missing_rates_turn_the_measurement_on(tmp_path: Path) -> None:
+    res = invoke("run", "--dataset", "synthetic", "--rows", "1200", "--seeds", "1", "--arms", "baseline",
+                 "--out", str(tmp_path), *FAST, "--missing-rates", "minority=0.3,majority=0.1",
+                 "--missing-train-grid", "0,0.3", "--missing-draws", "1")
+    assert res.exit_code == 0, res.output
+    assert "Missing features at test time" in res.output
+    result = AuditResult.from_json(tmp_path / "results.json")
+    # The default grid is on when --missing-rates is given.
+    assert sorted(result.missing_setup["grid"]) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert set(result.missing_match["p_train"]) == {0.0, 0.3}
 
 
 def test_missing_file_error(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def _estimate(_frame: object, data_hash: str, load_json: str,
 
 #: How the estimate names the models of each purpose.
 PURPOSES = {"arm": "for the arms", "solver": "group-dropout candidates", "shadow": "shadow models",
-            "canary": "canary runs"}
+            "canary": "canary runs", "missing": "uniform-dropout models for the missing-feature p_train grid"}
 try:
     config = build_config(settings())
     frame = st.session_state.get("frame")

@@ -16,7 +16,7 @@ import pandas as pd
 from ..data._datasets import Dataset
 from ..solver._solver import planned_job_count
 from ._config import AuditConfig
-from ._plan import audit_job_count, solver_problems
+from ._plan import audit_job_count, missing_job_count, solver_problems
 from ._prepare import prepare
 
 __all__ = ["AuditEstimate", "estimate_audit"]
@@ -61,7 +61,8 @@ def estimate_audit(data: Dataset | str | Path | pd.DataFrame, config: AuditConfi
     audit_models = audit_job_count(config, len(prepared.test))
     seeds = len(config.seed_list) * len(config.arms)
     models = {"solver": sum(planned_job_count(p) for p in problems.values()), "arm": seeds}
-    rest = audit_models - seeds
+    models["missing"] = missing_job_count(config)
+    rest = audit_models - seeds - models["missing"]
     audit_cfg = config.privacy_audit
     shadows = len(config.arms) * audit_cfg.shadows if audit_cfg.uses_shadows else 0
     models["shadow"] = shadows
