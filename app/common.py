@@ -34,6 +34,7 @@ from audit import (
     AuditResult,
     ConfigError,
     FairprivError,
+    MissingFeaturesConfig,
     PrivacyAuditConfig,
     ProgressEvent,
     TrainingConfig,
@@ -41,6 +42,8 @@ from audit import (
     load_dataset,
     make_arm,
     parse_hidden_layers,
+    parse_missing_rates,
+    parse_number_list,
     read_table,
     run_audit,
 )
@@ -70,6 +73,10 @@ SETUP_DEFAULTS: dict[str, Any] = {
     "white_box": d.DEFAULT_WHITE_BOX,
     "ci_level": d.DEFAULT_CI_LEVEL,
     "simultaneous_ci": d.DEFAULT_SIMULTANEOUS_CI,
+    "missing_on": False,
+    "missing_rates": "",
+    "missing_grid": ",".join(f"{p:g}" for p in d.DEFAULT_MISSING_GRID),
+    "missing_train_grid": ",".join(f"{p:g}" for p in d.DEFAULT_MISSING_TRAIN_GRID),
 }
 #: The confidence levels Setup offers.
 CI_LEVELS = (0.9, 0.95, 0.99)
@@ -141,7 +148,19 @@ def build_config(values: Mapping[str, Any]) -> AuditConfig:
         ci_level=float(values["ci_level"]), simultaneous_ci=bool(values["simultaneous_ci"]),
         privacy_audit=PrivacyAuditConfig(mia=values["mia"], canaries=int(values["canaries"]),
                                          canary_kind=values["canary_kind"],
-                                         white_box=bool(values["white_box"])))
+                                         white_box=bool(values["white_box"])),
+        missing=_missing(values))
+
+
+def _missing(values: Mapping[str, Any]) -> MissingFeaturesConfig | None:
+    """Setup's missing-feature settings (None when the box is not ticked)."""
+    if not values["missing_on"]:
+        return None
+    rates = str(values["missing_rates"]).strip()
+    return MissingFeaturesConfig(
+        rates=parse_missing_rates(rates) if rates else None,
+        grid=parse_number_list(values["missing_grid"], "missing_grid"),
+        train_grid=parse_number_list(values["missing_train_grid"], "missing_train_grid"))
 
 
 # --------------------------------------------------------------------------- uploads
@@ -213,6 +232,10 @@ APP_LABELS: dict[str, tuple[str, str]] = {
     "white_box": ("White-box audit", "Setup"),
     "ci_level": ("Confidence level", "Setup"),
     "simultaneous_ci": ("Simultaneous across groups", "Setup"),
+    "missing": ("Measure missing features", "Setup"),
+    "missing_rates": ("Missing rate per group", "Setup"),
+    "missing_grid": ("Missing rates p_test for every group", "Setup"),
+    "missing_train_grid": ("Training dropout rates p_train", "Setup"),
     "epsilons": ("Epsilons", "Sweep"),
     "budgets": ("Dropout budgets", "Sweep"),
     "y_true": ("True label", "Audit an existing model"),

@@ -47,6 +47,7 @@ from ._figures import (
     tradeoff_figure,
 )
 from ._html import render_html_text, write_html
+from ._missing import MATCH_CAPTION, MATCH_TEXT, missing_error_figure, missing_match_figure, missing_tables
 from ._pdf import render_pdf_bytes, write_pdf
 from ._sweep import (
     build_sweep_report,
@@ -63,6 +64,8 @@ from ._words import findings, reading_guide
 __all__ = [
     # content model: every number and sentence of a report, and the pieces a front end
     # shows on its own (the same words and numbers as the report)
+    "MATCH_CAPTION",
+    "MATCH_TEXT",
     "SECTION_TITLES",
     "Report",
     "build_report",
@@ -71,6 +74,7 @@ __all__ = [
     "glossary",
     "has_group_errors",
     "mia_table",
+    "missing_tables",
     "reading_guide",
     "summary_table",
     "tradeoff_points",
@@ -95,6 +99,8 @@ __all__ = [
     "dropout_tradeoff_figure",
     "gap_curve_figure",
     "group_error_figure",
+    "missing_error_figure",
+    "missing_match_figure",
     "mechanism_figure",
     "privacy_bounds_figure",
     "roc_caption",

@@ -16,8 +16,8 @@ from audit import AuditResult, format_interval, format_number, level_text
 from ._common import Block, Figure, Paragraph, Table
 from ._figures import _COLORS, _LINES, _MARKERS, _legend_below, _png, _short, figure_style
 
-__all__ = ["missing_error_figure", "missing_error_plot", "missing_match_figure", "missing_match_plot",
-           "missing_section"]
+__all__ = ["MATCH_CAPTION", "MATCH_TEXT", "missing_error_figure", "missing_error_plot",
+           "missing_match_figure", "missing_match_plot", "missing_section", "missing_tables"]
 
 #: Panels per row of the error-vs-p_test figure.
 _PANELS_PER_ROW = 3
@@ -142,60 +142,92 @@ def missing_section(result: AuditResult, arms: list[str]) -> list[Block]:
         missing_error_figure(result.missing, arms, grid=grid, ci_level=level),
         "Each group's error as features go missing (every group at the same rate p_test); a star "
         "marks the group's error at its own missing rate."))
-    blocks += _degradation_table(result)
-    blocks += _scenario_table(result)
-    blocks += _match_blocks(result)
+    tables = missing_tables(result)
+    blocks += _degradation_table(result, tables)
+    blocks += _scenario_table(tables)
+    blocks += _match_blocks(result, tables)
     return blocks
 
 
-def _degradation_table(result: AuditResult) -> list[Block]:
-    table = result.missing_degradation()
-    if table.empty:
-        return []
-    rows = [[str(r["arm"]), f"{r['fastest']} ({format_number(r['fastest_change'], signed=True)})",
-             f"{r['slowest']} ({format_number(r['slowest_change'], signed=True)})",
-             format_interval(r["difference"], r["ci_low"], r["ci_high"], signed=True),
-             "yes" if r["beyond_uncertainty"] else "no"]
-            for _, r in table.iterrows()]
-    top = float(table["p_test"].iloc[0])
-    return [Table(["Arm", "Fastest rise", "Slowest rise", f"Difference [{level_text(result.ci_level)} CI]",
-                   "Beyond uncertainty"], rows,
-                  caption=f"How much each group's error rises from p_test = 0 to {top:g}.")]
-
-
-def _scenario_table(result: AuditResult) -> list[Block]:
-    table = result.missing_scenario()
-    if table.empty:
-        return []
-    rows = [[str(r["arm"]), str(r["group"]), f"{r['p_test']:g}", format_number(r["clean"]),
-             format_interval(r["value"], r["ci_low"], r["ci_high"]),
-             format_interval(r["change"], r["change_ci_low"], r["change_ci_high"], signed=True)]
-            for _, r in table.iterrows()]
-    return [Table(["Arm", "Group", "Its missing rate", "Error, nothing missing",
-                   f"Error at its rate [{level_text(result.ci_level)} CI]", "Change [CI]"], rows,
-                  caption="Each group at its own missing rate: the scenario given to the audit.")]
-
-
-def _match_blocks(result: AuditResult) -> list[Block]:
+def missing_tables(result: AuditResult) -> dict[str, pd.DataFrame]:
+    """The section's tables as display frames (every cell formatted), keyed ``"degradation"``
+    (each arm's fastest and slowest rising group), ``"scenario"`` (each group at its own
+    rate) and ``"best_p_train"`` (the best training rate per p_test and group); a table
+    that does not apply is left out. The report and the app show the same cells."""
+    level = level_text(result.ci_level)
+    tables: dict[str, pd.DataFrame] = {}
+    degradation = result.missing_degradation()
+    if not degradation.empty:
+        tables["degradation"] = pd.DataFrame({
+            "Arm": degradation["arm"],
+            "Fastest rise": [f"{r['fastest']} ({format_number(r['fastest_change'], signed=True)})"
+                             for _, r in degradation.iterrows()],
+            "Slowest rise": [f"{r['slowest']} ({format_number(r['slowest_change'], signed=True)})"
+                             for _, r in degradation.iterrows()],
+            f"Difference [{level} CI]": [
+                format_interval(r["difference"], r["ci_low"], r["ci_high"], signed=True)
+                for _, r in degradation.iterrows()],
+            "Beyond uncertainty": ["yes" if b else "no" for b in degradation["beyond_uncertainty"]],
+        })
+    scenario = result.missing_scenario()
+    if not scenario.empty:
+        tables["scenario"] = pd.DataFrame({
+            "Arm": scenario["arm"], "Group": scenario["group"],
+            "Its missing rate": [f"{p:g}" for p in scenario["p_test"]],
+            "Error, nothing missing": [format_number(v) for v in scenario["clean"]],
+            f"Error at its rate [{level} CI]": [format_interval(r["value"], r["ci_low"], r["ci_high"])
+                                                for _, r in scenario.iterrows()],
+            "Change [CI]": [format_interval(r["change"], r["change_ci_low"], r["change_ci_high"],
+                                            signed=True) for _, r in scenario.iterrows()],
+        })
     match = result.missing_match
-    if match.empty:
+    if not match.empty:
+        groups = ["overall", *(g for g in match["group"].unique() if g != "overall")]
+        best = {g: result.best_p_train(g).set_index("p_test")["best_p_train"] for g in groups}
+        p_tests = list(best["overall"].index)
+        tables["best_p_train"] = pd.DataFrame({
+            "p_test": [f"{p:g}" for p in p_tests],
+            **{("Best p_train: all rows" if g == "overall" else f"Best p_train: {g}"):
+               [f"{best[g].get(p, float('nan')):g}" for p in p_tests] for g in groups},
+        })
+    return tables
+
+
+def _table(frame: pd.DataFrame, caption: str) -> Table:
+    return Table([str(c) for c in frame.columns], frame.astype(str).to_numpy().tolist(), caption=caption)
+
+
+def _degradation_table(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[Block]:
+    if "degradation" not in tables:
         return []
-    groups = [g for g in match["group"].unique() if g != "overall"]
-    best = {g: result.best_p_train(g) for g in ["overall", *groups]}
-    p_tests = list(best["overall"]["p_test"])
-    rows = [[f"{p:g}", *[f"{b.loc[b['p_test'] == p, 'best_p_train'].iloc[0]:g}" for b in best.values()]]
-            for p in p_tests]
+    top = float(result.missing_degradation()["p_test"].iloc[0])
+    return [_table(tables["degradation"], f"How much each group's error rises from p_test = 0 to {top:g}.")]
+
+
+def _scenario_table(tables: dict[str, pd.DataFrame]) -> list[Block]:
+    if "scenario" not in tables:
+        return []
+    return [_table(tables["scenario"],
+                   "Each group at its own missing rate: the scenario given to the audit.")]
+
+
+def _match_blocks(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[Block]:
+    if "best_p_train" not in tables:
+        return []
     return [
-        Paragraph(
-            "Which training dropout rate copes best with a given missing rate: extra models were "
-            "trained with uniform dropout at each p_train of the grid (every seed) and measured "
-            "like the arms. With a missing feature treated as dropout treats a dropped input, a "
-            "model trained at p_train = p_test sees at test time the inputs it was trained on.",
-            "body"),
-        Figure(missing_match_figure(match), "Error on all test rows for each training dropout rate "
-               "p_train, less the error without dropout at the same p_test (below 0: dropout "
-               "helps); a ring marks the lowest at each p_test."),
-        Table(["p_test", "Best p_train: all rows", *[f"Best p_train: {g}" for g in groups]], rows,
-              caption="The p_train with the lowest error at each p_test (differences between "
-                      "neighbouring rates can be within noise: see the figure)."),
+        Paragraph(MATCH_TEXT, "body"),
+        Figure(missing_match_figure(result.missing_match), MATCH_CAPTION),
+        _table(tables["best_p_train"], "The p_train with the lowest error at each p_test (differences "
+                                       "between neighbouring rates can be within noise: see the figure)."),
     ]
+
+
+#: What the p_train grid is, and its figure's caption (the report and the app).
+MATCH_TEXT = (
+    "Which training dropout rate copes best with a given missing rate: extra models were trained "
+    "with uniform dropout at each p_train of the grid (every seed) and measured like the arms. "
+    "With a missing feature treated as dropout treats a dropped input, a model trained at "
+    "p_train = p_test sees at test time the inputs it was trained on.")
+MATCH_CAPTION = (
+    "Error on all test rows for each training dropout rate p_train, less the error without "
+    "dropout at the same p_test (below 0: dropout helps); a ring marks the lowest at each p_test.")

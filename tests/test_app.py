@@ -596,3 +596,53 @@ def test_results_page_shows_the_dropout_tradeoff(served_media: dict[str, object]
     assert dropout_tradeoff_caption(sol) in [c.value for c in at.caption]
     shown = [data for data in served_media.values() if isinstance(data, bytes)]  # every image
     assert solution_tradeoff_figure(sol) in shown
+
+
+def test_setup_measures_missing_features_and_results_show_them(served_media: dict[str, object]) -> None:
+    """Setup's missing-feature settings reach the audit's configuration (a bad group is
+    named in the app's words), and Results shows the section with the reports' figure."""
+    from fairpriv_app.common import build_config, settings
+
+    from audit import (
+        AuditConfig,
+        BaselineArm,
+        MissingFeaturesConfig,
+        PrivacyAuditConfig,
+        TrainingConfig,
+        run_audit,
+    )
+    from reports import missing_error_figure, missing_tables
+
+    at = use_people(app())
+    at.switch_page("views/setup.py").run()
+    at.checkbox(key="missing_on").check().run()
+    assert not at.exception
+    assert any("1/(1 - p)" in c.value for c in at.caption)  # the treatment is stated
+    at.text_input(key="missing_rates").set_value("F=0.3,Nobody=0.1").run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert any("unknown group(s) ['Nobody']; no rate for group(s) ['M']" in e and "F=0.2,M=0.2" in e
+               for e in errors), errors
+    assert not any("missing_rates" in e for e in errors)  # the app's label, not the parameter
+    at.text_input(key="missing_rates").set_value("0.2").run()
+    assert not at.exception and not at.error
+    config = build_config(settings(at.session_state))
+    assert config.missing is not None and config.missing.rates == 0.2
+
+    res = run_audit("synthetic", AuditConfig(
+        arms=(BaselineArm(),), seeds=1, n_bootstrap=0, training=TrainingConfig(epochs=1, hidden=(4,)),
+        privacy_audit=PrivacyAuditConfig(canaries=0, mia="none", mechanism_rows=0),
+        missing=MissingFeaturesConfig(rates={"majority": 0.1, "minority": 0.3}, grid=(0.3,),
+                                      train_grid=(0.0, 0.3), draws=1)), n_rows=1000)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["result_json"] = res.to_json()
+    at.run()
+    at.switch_page("views/results.py").run()
+    assert not at.exception and not at.error
+    assert "Missing features at test time" in [s.value for s in at.subheader]
+    grid = res.missing_setup["grid"]
+    shown = [data for data in served_media.values() if isinstance(data, bytes)]
+    assert missing_error_figure(res.missing, res.arm_names, grid=grid, ci_level=res.ci_level) in shown
+    scenario = missing_tables(res)["scenario"]
+    assert any(t.value.reset_index().equals(scenario) for t in at.table)
+    assert "Download missing.csv" in {b.label for b in at.get("download_button")}

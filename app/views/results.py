@@ -6,6 +6,8 @@ from fairpriv_app.common import csv_bytes, file_stem, no_result_notice, result, 
 
 from audit import CANARY_AUDITS, GAUSSIAN_DP_NOTE
 from reports import (
+    MATCH_CAPTION,
+    MATCH_TEXT,
     dropout_tradeoff_caption,
     findings,
     gap_curve_figure,
@@ -13,6 +15,9 @@ from reports import (
     has_group_errors,
     mechanism_figure,
     mia_table,
+    missing_error_figure,
+    missing_match_figure,
+    missing_tables,
     privacy_bounds_figure,
     reading_guide,
     roc_figure,
@@ -92,6 +97,26 @@ try:
     if not res.roc.empty:
         st.subheader("Membership attacks: true vs false positive rate")
         st.image(roc_figure(res.roc, arms))
+    if not res.missing.empty:
+        st.subheader("Missing features at test time")
+        st.caption(res.missing_setup.get("treatment", ""))
+        st.markdown("\n".join(f"- {line}" for line in res.missing_findings()))
+        grid = res.missing_setup.get("grid") or sorted(res.missing["p_test"].unique())
+        st.image(missing_error_figure(res.missing, arms, grid=grid, ci_level=res.ci_level))
+        st.caption("Each group's error as features go missing (every group at the same rate "
+                   "p_test); a star marks the group's error at its own missing rate.")
+        tables = missing_tables(res)
+        for key, title in (("degradation", "How fast each group's error rises"),
+                           ("scenario", "Each group at its own missing rate")):
+            if key in tables:
+                st.markdown(f"**{title}**")
+                st.table(tables[key].set_index(tables[key].columns[0]))
+        if not res.missing_match.empty:
+            st.markdown("**Which training dropout rate copes best**")
+            st.write(MATCH_TEXT)
+            st.image(missing_match_figure(res.missing_match))
+            st.caption(MATCH_CAPTION)
+            st.table(tables["best_p_train"].set_index("p_test"))
     if not res.mechanism.empty:
         st.subheader("Why dropout is not differential privacy")
         st.image(mechanism_figure(res.mechanism, res.mechanism_reference, arms))
@@ -106,7 +131,8 @@ try:
                                       sol["uniform"]["validation"]["gap"], sol["budget"]))
     st.subheader("All numbers")
     tables = {"by_group": res.by_group, "overall": res.overall, "gaps": res.gaps,
-              "privacy": res.privacy, "privacy_bounds": bounds, "mia": res.mia}
+              "privacy": res.privacy, "privacy_bounds": bounds, "mia": res.mia,
+              "missing": res.missing, "missing_match": res.missing_match}
     for name, frame in tables.items():
         if frame.empty:
             continue

@@ -21,6 +21,7 @@ from fairpriv_app.common import (
 )
 
 from audit import (
+    MISSING_TREATMENT,
     AuditConfig,
     available_arms,
     available_trainers,
@@ -50,6 +51,14 @@ HELP = {
     "canary_kind": f"{glossary['flipped']} natural: test rows with their own labels.",
     "simultaneous_ci": (f"{glossary['simultaneous intervals']} Worth it with many groups (several "
                         "sensitive columns); each interval is wider."),
+    "missing": ("Measure how each group's error grows when features are missing when the model "
+                "predicts: at a grid of rates for every group, and at each group's own rate."),
+    "missing_rates": ("Each group's missing rate, e.g. Female=0.3,Male=0.1 (one number: the same for "
+                      "every group; empty: the grid only). Records are often sparser for some groups."),
+    "missing_grid": "Comma-separated missing rates (0 to 0.95) at which every group is measured.",
+    "missing_train_grid": ("Comma-separated dropout rates: one extra uniform-dropout model per rate and "
+                           "seed shows which training rate copes best with each missing rate (empty: "
+                           "none)."),
     "white_box": ("Also audit with crafted canaries the auditor can see in the model's updates: "
                   "the strongest audit, which can prove an epsilon lower bound for dropout (dropout "
                   "itself gives none); trains one more run per arm and seed."),
@@ -94,6 +103,16 @@ c13, c14 = st.columns(2)
 c13.selectbox("Confidence level", list(CI_LEVELS), key="ci_level", format_func=level_text,
               help=glossary["confidence interval"])
 c14.checkbox("Simultaneous across groups", key="simultaneous_ci", help=HELP["simultaneous_ci"])
+st.subheader("Missing features at test time")
+st.checkbox("Measure missing features", key="missing_on", help=HELP["missing"])
+if st.session_state["missing_on"]:
+    st.caption(MISSING_TREATMENT)
+    m1, m2, m3 = st.columns(3)
+    m1.text_input("Missing rate per group", key="missing_rates", placeholder="e.g. Female=0.3,Male=0.1",
+                  help=HELP["missing_rates"])
+    m2.text_input("Missing rates p_test for every group", key="missing_grid", help=HELP["missing_grid"])
+    m3.text_input("Training dropout rates p_train", key="missing_train_grid",
+                  help=HELP["missing_train_grid"])
 
 
 
