@@ -80,6 +80,8 @@ __all__ = [
     "SMALL_GROUPS_CHOICES",
     "SOLVER_MODEL_CHOICES",
     "TRAINER_AUTO",
+    "DEFAULT_DPSGDF_STATISTICS_SHARE",
+    "DEFAULT_DPSGDF_MAX_CLIP_RATIO",
 ]
 
 # --- arms
@@ -199,3 +201,11 @@ DEFAULT_SWEEP_BUDGETS: tuple[float, ...] = (0.1, 0.3, 0.5)
 #: Where a sweep's points run: in this process, or as tasks of a Ray cluster.
 SWEEP_BACKEND_CHOICES = ("local", "ray")
 DEFAULT_SWEEP_BACKEND = "local"
+
+# DPSGD-F (group-adaptive clipping, the opt-in arm ``dp_sgd_f``).
+#: Share of each step's privacy spent on the noisy per-group statistics (the rest on the
+#: gradient), in (0, 1).
+DEFAULT_DPSGDF_STATISTICS_SHARE = 0.1
+#: Cap on a group's clipping bound over the base bound, C_g / C0 (>= 1): it bounds the
+#: gradient noise, which scales with the largest bound.
+DEFAULT_DPSGDF_MAX_CLIP_RATIO = 4.0

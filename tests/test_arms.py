@@ -42,7 +42,8 @@ EXAMPLE_ARMS: list[Arm] = [
 
 def test_registry_lists_the_four_kinds_in_order() -> None:
     assert ARM_KINDS == ("baseline", "uniform_dropout", "group_dropout", "dp_sgd")
-    assert available_arms() == ARM_KINDS
+    # The four default kinds, then the opt-in ones.
+    assert available_arms() == (*ARM_KINDS, "dp_sgd_f")
     classes: list[type[Arm]] = [BaselineArm, UniformDropoutArm, GroupDropoutArm, DPSGDArm]
     assert [c.kind for c in classes] == list(ARM_KINDS)
 
@@ -50,7 +51,7 @@ def test_registry_lists_the_four_kinds_in_order() -> None:
 def test_register_arm_refuses_duplicate_kind() -> None:
     with pytest.raises(ValueError, match="'baseline' is already registered"):
         register_arm(BaselineArm)
-    assert available_arms() == ARM_KINDS
+    assert available_arms() == (*ARM_KINDS, "dp_sgd_f")
 
 
 @pytest.mark.parametrize("arm", EXAMPLE_ARMS, ids=lambda a: a.label)

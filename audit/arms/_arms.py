@@ -21,6 +21,8 @@ from .._exceptions import ConfigError
 from .._validation import Interval, Options, check_param, validate_params
 from ..defaults import (
     DEFAULT_ACCOUNTANT,
+    DEFAULT_DPSGDF_MAX_CLIP_RATIO,
+    DEFAULT_DPSGDF_STATISTICS_SHARE,
     DEFAULT_DROPOUT,
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_OBJECTIVE,
@@ -35,6 +37,7 @@ __all__ = [
     "Arm",
     "BaselineArm",
     "DPSGDArm",
+    "DPSGDFArm",
     "GroupDropoutArm",
     "UniformDropoutArm",
     "arm_from_dict",
@@ -304,6 +307,62 @@ class DPSGDArm(Arm):
             return _rates_by_group(self.dropout, groups, group_labels, self.label, "dropout")
         rate = 0.0 if self.dropout is None else float(self.dropout)
         return np.full(groups.shape[0], rate, dtype=np.float32)
+
+
+@register_arm
+@dataclass(frozen=True, kw_only=True)
+class DPSGDFArm(DPSGDArm):
+    """DPSGD-F (Xu, Du & Wu 2021): DP-SGD with a clipping bound per sensitive group.
+
+    Plain DP-SGD clips every row to one bound C0; rows of a group the model fits badly
+    have large gradients, are clipped more, and the group pays most of DP's accuracy
+    cost. DPSGD-F gives each group its own bound, chosen every step from noisy
+    per-group counts, inside the same privacy budget. Each step of each model:
+
+    1. Poisson-samples the batch as DP-SGD does;
+    2. computes the sampled rows' gradient norms (a first pass);
+    3. releases, per group g, the noisy counts ``b~_g = b_g + N(0, s1^2)`` of sampled
+       rows and ``m~_g = m_g + N(0, s1^2)`` of sampled rows whose gradient norm exceeds
+       C0 (one row moves one group's ``(b, m)`` by at most ``(1, 1)``: L2 sensitivity
+       sqrt(2));
+    4. sets ``C_g = C0 * min(1 + max(rho_g, 0), max_clip_ratio)`` with
+       ``rho_g = (m~_g / m~) / (b~_g / b~)`` (the group's share of the clipped rows over
+       its share of the batch; sums over groups ``m~``, ``b~``); a ratio that is undefined
+       or not finite counts as 1 (post-processing of the noisy counts only);
+    5. clips each row to its group's bound and sums (a second pass);
+    6. adds ``N(0, (s2 * Cmax)^2)`` with ``Cmax = max_g C_g`` over all groups (a
+       neighbouring row may belong to any group) and divides by the expected batch size.
+
+    Accounting: the step's release (counts, then a gradient chosen from them) is one
+    adaptive composition of two Gaussian mechanisms, i.e. a Gaussian mechanism of noise
+    multiplier ``s_eff = 1 / sqrt(2 / s1^2 + 1 / s2^2)`` on the Poisson-subsampled
+    batch; the accountant composes ``s_eff`` over the steps exactly as for DP-SGD, so
+    the same target epsilon calibrates the same ``s_eff``, which is then split
+    (:func:`audit.dp._accounting.split_noise_multiplier`).
+
+    Attributes
+    ----------
+    statistics_share
+        Share f of each step's privacy spent on the counts, in (0, 1):
+        ``2 / s1^2 = f / s_eff^2`` and ``1 / s2^2 = (1 - f) / s_eff^2``.
+    max_clip_ratio
+        Cap on ``C_g / C0`` (at least 1); the gradient noise scales with the largest
+        bound, so the cap bounds it.
+
+    The other attributes are those of :class:`DPSGDArm`; ``max_grad_norm`` is C0. Only
+    the batched trainer trains this arm (Opacus has no group-adaptive clipping).
+    """
+
+    kind: ClassVar[str] = "dp_sgd_f"
+    statistics_share: float = DEFAULT_DPSGDF_STATISTICS_SHARE
+    max_clip_ratio: float = DEFAULT_DPSGDF_MAX_CLIP_RATIO
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validate_params(self.kind, self, {
+            "statistics_share": Interval(float, 0, 1, closed="neither"),
+            "max_clip_ratio": Interval(float, 1, math.inf, closed="left"),
+        })
 
 
 #: The four arm kinds of DESIGN section 2, in display order.

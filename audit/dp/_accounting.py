@@ -23,6 +23,7 @@ from ..defaults import ACCOUNTANT_CHOICES, GUARANTEE_ACCOUNTANT_CHOICES
 
 __all__ = [
     "ACCOUNTANTS",
+    "GROUP_ADAPTIVE_ASSUMPTIONS",
     "GUARANTEE_ACCOUNTANTS",
     "GUARANTEE_ASSUMPTIONS",
     "NOT_COVERED",
@@ -30,7 +31,9 @@ __all__ = [
     "PrivacyLedger",
     "compute_epsilon",
     "default_delta",
+    "effective_noise_multiplier",
     "noise_multiplier_for_epsilon",
+    "split_noise_multiplier",
 ]
 
 #: Accountants :func:`compute_epsilon` knows. ``gdp`` (Gaussian DP, a central-limit
@@ -45,6 +48,16 @@ GUARANTEE_ASSUMPTIONS = (
     "samples its batch by Poisson sampling (each training row independently with "
     "probability q), clips each per-row gradient to norm C and adds Gaussian noise of "
     "std sigma*C; composed over all steps by the accountant."
+)
+GROUP_ADAPTIVE_ASSUMPTIONS = (
+    "(epsilon, delta)-DP for add/remove-one neighbouring datasets, assuming every step "
+    "samples its batch by Poisson sampling (each training row independently with "
+    "probability q), releases per-group counts of sampled rows and of rows whose gradient "
+    "norm exceeds C0 with Gaussian noise of std s1 (L2 sensitivity sqrt(2)), clips each "
+    "per-row gradient to its group's bound C_g (computed from the noisy counts only) and "
+    "adds Gaussian noise of std s2*max_g C_g; the counts and the gradient, composed "
+    "adaptively, are one Gaussian mechanism of noise multiplier "
+    "sigma = 1/sqrt(2/s1^2 + 1/s2^2) per step, composed over all steps by the accountant."
 )
 NOT_COVERED = (
     "Not covered by the guarantee: preprocessing statistics fitted on the training rows "
@@ -179,6 +192,77 @@ def _cached_noise_multiplier(
         ) from None
 
 
+#: L2 sensitivity of DPSGD-F's per-group statistics: adding or removing one row changes
+#: one group's (batch count, clipped count) by at most (1, 1).
+STATISTICS_SENSITIVITY = math.sqrt(2.0)
+
+
+def effective_noise_multiplier(gradient: float, statistics: float,
+                               statistics_sensitivity: float = STATISTICS_SENSITIVITY) -> float:
+    """Noise multiplier of one Gaussian mechanism equivalent to a step of DPSGD-F.
+
+    A step releases noisy statistics (noise std ``statistics``, sensitivity
+    ``statistics_sensitivity``) and a noisy clipped gradient sum (noise multiplier
+    ``gradient``, sensitivity 1 in units of the clipping bound). Scaled by their noise
+    stds, the pair is one Gaussian query whose per-row L2 contribution is at most
+    ``r = sqrt(statistics_sensitivity^2 / statistics^2 + 1 / gradient^2)``; adaptive
+    composition of Gaussian mechanisms is the Gaussian mechanism ``G_r`` (Gaussian DP),
+    so the step is the (subsampled) Gaussian mechanism of noise multiplier ``1 / r``.
+
+    Parameters
+    ----------
+    gradient
+        s2: the gradient noise std over the largest clipping bound.
+    statistics
+        s1: the std of the noise added to each statistic.
+    statistics_sensitivity
+        L2 sensitivity of the statistics (sqrt(2): two counts that one row moves by 1).
+
+    Examples
+    --------
+    >>> round(effective_noise_multiplier(1.0, math.sqrt(2.0)), 6)
+    0.707107
+    """
+    for name, value in (("gradient", gradient), ("statistics", statistics)):
+        if not 0 < value < math.inf:
+            raise ConfigError(f"{name} noise multiplier must be a positive finite number, not {value}")
+    return 1.0 / math.sqrt(statistics_sensitivity**2 / statistics**2 + 1.0 / gradient**2)
+
+
+def split_noise_multiplier(effective: float, statistics_share: float,
+                           statistics_sensitivity: float = STATISTICS_SENSITIVITY
+                           ) -> tuple[float, float]:
+    """Split an effective noise multiplier into DPSGD-F's (gradient, statistics) noise.
+
+    The privacy of a step, ``1 / effective^2`` in the units of
+    :func:`effective_noise_multiplier`, is shared: ``statistics_share`` f of it to the
+    statistics, ``statistics_sensitivity^2 / s1^2 = f / effective^2``, the rest to the
+    gradient, ``1 / s2^2 = (1 - f) / effective^2``. The inverse of
+    :func:`effective_noise_multiplier`.
+
+    Returns
+    -------
+    (gradient, statistics)
+        s2, the gradient noise multiplier, and s1, the statistics' noise std.
+
+    Examples
+    --------
+    >>> s2, s1 = split_noise_multiplier(1.0, 0.1)
+    >>> round(s2, 4), round(s1, 4)
+    (1.0541, 4.4721)
+    >>> round(effective_noise_multiplier(s2, s1), 12)
+    1.0
+    """
+    if not 0 < effective < math.inf:
+        raise ConfigError(f"effective noise multiplier must be a positive finite number, not {effective}")
+    if not 0 < statistics_share < 1:
+        raise ConfigError(f"statistics_share must be in (0, 1), not {statistics_share}",
+                          param="statistics_share")
+    gradient = effective / math.sqrt(1.0 - statistics_share)
+    statistics = statistics_sensitivity * effective / math.sqrt(statistics_share)
+    return gradient, statistics
+
+
 def default_delta(n_train: int) -> float:
     """The default delta: ``min(1e-5, 1 / (10 n_train))``, well below 1/n."""
     if n_train < 1:
@@ -192,6 +276,12 @@ class PrivacyLedger:
 
     ``epsilon`` is a number only for a mechanism with a formal guarantee (DP-SGD);
     for every other arm it is ``None`` and ``guarantee`` says "no guarantee".
+
+    For DPSGD-F (``mechanism="dp_sgd_f"``) ``noise_multiplier`` is the effective one the
+    accountant composed (:func:`effective_noise_multiplier`), ``gradient_noise_multiplier``
+    (s2) the one the gradient got, relative to the step's largest clipping bound, and
+    ``statistics_noise_multiplier`` (s1) the std of the per-group counts' noise; both are
+    ``None`` for every other mechanism.
     """
 
     mechanism: str
@@ -203,6 +293,8 @@ class PrivacyLedger:
     accountant: str | None = None
     max_grad_norm: float | None = None
     guarantee: str = NO_GUARANTEE
+    gradient_noise_multiplier: float | None = None
+    statistics_noise_multiplier: float | None = None
 
     def __post_init__(self) -> None:
         if self.epsilon is not None and (self.noise_multiplier is None or self.accountant is None):

@@ -36,19 +36,24 @@ COMPARED_METRICS = RATE_METRICS
 
 def comparison_pairs(kinds: Mapping[str, str]) -> list[tuple[str, str]]:
     """(arm, versus) pairs worth comparing, from arm label -> kind in audit order:
-    every arm against the first baseline (does its mechanism widen the gap?) and every
-    group-dropout arm against every uniform-dropout arm (do group rates offset it?).
+    every arm against the first baseline (does its mechanism widen the gap?), every
+    group-dropout arm against every uniform-dropout arm (do group rates offset it?) and
+    every DPSGD-F arm against every DP-SGD arm (do group clipping bounds offset it?).
 
     Examples
     --------
     >>> comparison_pairs({"baseline": "baseline", "uniform_dropout": "uniform_dropout",
     ...                   "group_dropout": "group_dropout"})
     [('uniform_dropout', 'baseline'), ('group_dropout', 'baseline'), ('group_dropout', 'uniform_dropout')]
+    >>> comparison_pairs({"baseline": "baseline", "dp_sgd": "dp_sgd", "dp_sgd_f": "dp_sgd_f"})
+    [('dp_sgd', 'baseline'), ('dp_sgd_f', 'baseline'), ('dp_sgd_f', 'dp_sgd')]
     """
     baselines = [a for a, k in kinds.items() if k == "baseline"]
     uniforms = [a for a, k in kinds.items() if k == "uniform_dropout"]
+    dp_sgds = [a for a, k in kinds.items() if k == "dp_sgd"]
     pairs = [(a, baselines[0]) for a in kinds if baselines and a != baselines[0]]
     pairs += [(a, u) for a, k in kinds.items() if k == "group_dropout" for u in uniforms]
+    pairs += [(a, d) for a, k in kinds.items() if k == "dp_sgd_f" for d in dp_sgds]
     return pairs
 
 

@@ -32,7 +32,7 @@ from ..privacy._canaries import CanaryRun, crafted_canary_count, plan_canary_run
 from ..privacy._membership import ShadowPool, plan_shadow_pool
 from ..solver._solver import DropoutSolution, GroupDropoutSearch, SolverProblem
 from ..training._config import TrainingConfig
-from ..training._trainer import FitJob, FittedModel
+from ..training._trainer import FitJob, FittedModel, group_indices
 from ._config import AuditConfig
 from ._prepare import PreparedData
 
@@ -341,9 +341,17 @@ def plan_audit(prepared: PreparedData, config: AuditConfig,
     labels = prepared.group_labels
     train = prepared.train
 
+    # Each row's group index, computed once per groups array (kept alive with its index,
+    # so that its id is not reused by another array).
+    indices: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
     def job(arm: Arm, data: Any, groups: np.ndarray, seed: int, purpose: str) -> FitJob:
+        if id(groups) not in indices:
+            indices[id(groups)] = (groups, group_indices(groups, labels))
+        index = indices[id(groups)][1]
         return FitJob(arm=arm, data=data, rates=arm.row_dropout_rates(groups, labels), seed=seed,
-                      epsilon=budgets.epsilon[arm.label], delta=budgets.delta[arm.label], purpose=purpose)
+                      epsilon=budgets.epsilon[arm.label], delta=budgets.delta[arm.label], purpose=purpose,
+                      groups=index, n_groups=len(labels))
 
     seeds = config.seed_list
     arm_jobs = [job(arm, prepared.train_rows, train.groups, seed, "arm") for arm in arms for seed in seeds]

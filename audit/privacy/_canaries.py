@@ -244,8 +244,11 @@ def score_canary_run(run: CanaryRun, arm: Arm, model: FittedModel, X_test: np.nd
     gradient = run.gradient
     if (trace is not None and trace.gradient_observation is not None and gradient is not None
             and model.ledger.noise_multiplier and model.ledger.sample_rate):
+        # DPSGD-F's gradient canaries carry the gradient's noise (s2), not the effective
+        # noise multiplier its counts and gradient are accounted with together.
+        gradient_sigma = model.ledger.gradient_noise_multiplier or model.ledger.noise_multiplier
         scores = gradient_canary_scores(trace.gradient_observation,
-                                        noise_multiplier=float(model.ledger.noise_multiplier),
+                                        noise_multiplier=float(gradient_sigma),
                                         sample_rate=float(model.ledger.sample_rate))
         tries = []
         for fraction in config.gradient_guess_fractions:

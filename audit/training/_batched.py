@@ -27,6 +27,15 @@ Two ways to get per-row gradient norms:
   is ever materialised (DESIGN section 4).
 * ``"vmap"``: per-row gradients with ``torch.func`` (``functional_call``, ``vmap``,
   ``grad``) for any module, materialised in row chunks that fit a memory budget.
+
+DPSGD-F (the ``dp_sgd_f`` arm) runs the same step with one hook
+(:class:`_GroupAdaptiveStep`): after the Poisson draw, a first pass computes the sampled
+rows' gradient norms, the per-group counts of sampled and of clipped rows are released
+with Gaussian noise, and each group's bound follows from them
+(:class:`~audit.training._privatizer.GroupAdaptivePrivatizer`); the second pass is
+DP-SGD's clipped sum with each row clipped to its group's bound, and the noise is scaled
+by the largest bound. The white-box audit's gradient canaries of such a run are clipped
+and noised with that largest bound, the strongest audit of the gradient part.
 """
 
 from __future__ import annotations
@@ -41,18 +50,20 @@ import torch
 from torch import nn
 
 from .._exceptions import ConfigError, InternalError, TrainingError
-from ..arms._arms import DPSGDArm
+from ..arms._arms import DPSGDArm, DPSGDFArm
 from ..dp._accounting import (
+    GROUP_ADAPTIVE_ASSUMPTIONS,
     GUARANTEE_ASSUMPTIONS,
     PrivacyLedger,
     compute_epsilon,
     noise_multiplier_for_epsilon,
+    split_noise_multiplier,
 )
 from ._config import TrainingConfig
-from ._cost import JobWork, Mechanisms, job_costs
+from ._cost import STACKED_BATCHES, JobWork, Mechanisms, job_costs, stacked_batch
 from ._divergence import NonFiniteWatch, RunDiverged, divergence_error
 from ._models import MLP
-from ._privatizer import DPSGDPrivatizer
+from ._privatizer import DPSGDPrivatizer, GroupAdaptivePrivatizer
 from ._stacked_mlp import (
     PerSampleMode,
     RowChunk,
@@ -67,6 +78,7 @@ from ._stacked_mlp import (
     peak_rss_mb,
     row_bytes,
     row_loss,
+    row_norms2,
 )
 from ._trainer import (
     AdvanceCallback,
@@ -107,7 +119,13 @@ class BatchedModelSpec:
         Name mixed into the seeds of the model's random streams (the arm's name), so
         that two arms trained with one seed draw independent batches and noise.
     max_grad_norm, noise_multiplier, sample_rate
-        DP-SGD parameters; all ``None`` for a non-private model.
+        DP-SGD parameters; all ``None`` for a non-private model. For DPSGD-F,
+        ``max_grad_norm`` is the base bound C0 and ``noise_multiplier`` the gradient's
+        (s2, relative to the step's largest group bound).
+    statistics_noise_multiplier, max_clip_ratio, groups, n_groups
+        DPSGD-F only (all ``None`` otherwise): the std s1 of the per-group counts' noise,
+        the cap on a group's bound over C0, and each row's group index ``(n,)`` among
+        ``n_groups``.
     """
 
     seed: int
@@ -117,10 +135,19 @@ class BatchedModelSpec:
     max_grad_norm: float | None = None
     noise_multiplier: float | None = None
     sample_rate: float | None = None
+    statistics_noise_multiplier: float | None = None
+    max_clip_ratio: float | None = None
+    groups: np.ndarray | None = None
+    n_groups: int | None = None
 
     @property
     def private(self) -> bool:
         return self.noise_multiplier is not None
+
+    @property
+    def group_adaptive(self) -> bool:
+        """Whether the model is trained by DPSGD-F (group-adaptive clipping)."""
+        return self.statistics_noise_multiplier is not None
 
 
 @dataclass
@@ -133,6 +160,8 @@ class BatchStats:
     chunks: int = 0
     peak_memory_mb: float = float("nan")
     draw_sizes: list[int] = field(default_factory=list)
+    #: DPSGD-F: each model's clipping bound per group, averaged over the steps ``(K, G)``.
+    mean_group_bounds: np.ndarray | None = None
     #: What a white-box probe observed, one trace per model (empty without a probe).
     traces: list[WhiteBoxTrace] = field(default_factory=list)
 
@@ -156,6 +185,8 @@ class BatchEngine:
     privatizer
         DP-SGD's sampling, clipping and noise (:class:`DPSGDPrivatizer`); replaced only
         to check that the privacy audit catches a broken one (:mod:`._broken_dp`).
+    group_adaptive
+        DPSGD-F's noisy per-group counts and bounds (:class:`GroupAdaptivePrivatizer`).
     """
 
     per_sample: PerSampleMode = "ghost"
@@ -163,6 +194,7 @@ class BatchEngine:
     memory_budget_mb: float = 512.0
     model_factory: Callable[[int, Sequence[int]], nn.Module] | None = None
     privatizer: DPSGDPrivatizer = field(default_factory=DPSGDPrivatizer)
+    group_adaptive: GroupAdaptivePrivatizer = field(default_factory=GroupAdaptivePrivatizer)
 
     def __post_init__(self) -> None:
         if self.per_sample not in ("ghost", "vmap"):
@@ -203,7 +235,8 @@ def train_mlp_batch(  # noqa: PLR0913 - one keyword per independent part of a ru
         Training rows and targets on the target device (float32 or float64).
     specs
         One spec per model (seed, rates, learning rate, DP parameters); either all
-        private or all non-private. ``config.lr`` is not used: each spec has its own.
+        private or all non-private, and either all DPSGD-F or none. ``config.lr`` is not
+        used: each spec has its own.
     config
         Architecture, epochs, batch size and optimiser, shared by every model.
     engine
@@ -226,6 +259,8 @@ def train_mlp_batch(  # noqa: PLR0913 - one keyword per independent part of a ru
     private = {s.private for s in specs}
     if len(private) != 1:
         raise ConfigError("a batch must be all private or all non-private models")
+    if len({s.group_adaptive for s in specs}) != 1:
+        raise ConfigError("a batch must be all DPSGD-F (group-adaptive) models or none")
     run = _StackedRun(X, y, specs, config, task, engine or BatchEngine(),
                       stats if stats is not None else BatchStats(), probe)
     if private.pop():
@@ -340,7 +375,8 @@ class _StackedRun:
         width = self.engine.padded_batch or default_padded_width(n, max(rates))
         chunk_rows = self._chunk_rows(self.engine.per_sample, width)
         gradient = self.probe.gradient if self.probe is not None else None
-        canaries = _GradientCanaryRun(self, gradient, clip) if gradient is not None else None
+        canaries = _GradientCanaryRun(self, gradient) if gradient is not None else None
+        adaptive = _GroupAdaptiveStep(self) if specs[0].group_adaptive else None
         privatizer.start(steps_per_epoch)
         stats.min_draw = n
         reports = _StepReports(on_step, self.config.epochs * steps_per_epoch, steps_per_epoch, self)
@@ -355,28 +391,37 @@ class _StackedRun:
             longest = int(counts.max())
             order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)[:, :longest].to(self.device)
             masks = self._step_masks(order, counts)
+            chunks = [(start, min(start + chunk_rows, longest)) for start in range(0, longest, chunk_rows)]
+            valids = [(torch.arange(start, stop, device=self.device)[None, :]
+                       < counts.to(self.device)[:, None]).to(self.dtype) for start, stop in chunks]
+            # DPSGD-F: each group's bound for this step (first pass, noisy counts); the
+            # noise is scaled by the largest bound. DP-SGD: one bound per model.
+            bounds = (adaptive.bounds(models, clip, order, chunks, valids, masks)
+                      if adaptive is not None else None)
+            step_clip = clip if bounds is None else bounds.amax(dim=1)
             summed = {k: torch.zeros_like(v) for k, v in self.params.items()}
-            for start in range(0, longest, chunk_rows):
-                stop = min(start + chunk_rows, longest)
-                valid = (torch.arange(start, stop, device=self.device)[None, :]
-                         < counts.to(self.device)[:, None]).to(self.dtype)
-                part = clipped_sum(models, self._chunk(order[:, start:stop], valid, masks, start, stop), clip,
+            for (start, stop), valid in zip(chunks, valids, strict=True):
+                idx = order[:, start:stop]
+                row_clip = clip if adaptive is None or bounds is None else adaptive.row_bounds(bounds, idx)
+                part = clipped_sum(models, self._chunk(idx, valid, masks, start, stop), row_clip,
                                    privatizer.clip_factors, watch=self.watch)
                 for key in summed:
                     summed[key] += part[key]
                 stats.chunks += 1
-            update = privatizer.noisy_mean(summed, self.gens, sigma, clip, expected)
+            update = privatizer.noisy_mean(summed, self.gens, sigma, step_clip, expected)
             if canaries is not None:
-                block = canaries.clipped_sum(canaries.sample(rates, step))
-                update = {**update, **privatizer.noisy_mean(block, canaries.gens, sigma, clip, expected)}
+                block = canaries.clipped_sum(canaries.sample(rates, step), step_clip)
+                update = {**update, **privatizer.noisy_mean(block, canaries.gens, sigma, step_clip, expected)}
             self._observe(models, update)
             if canaries is not None:
-                canaries.observe(update, expected)
+                canaries.observe(update, expected, step_clip)
             self._take_step(update)
             stats.steps += 1
             reports.took(step + 1)
         if canaries is not None:
             canaries.finish()
+        if adaptive is not None:
+            stats.mean_group_bounds = adaptive.mean_bounds(stats.steps)
 
     def _observe(self, models: StackedModels, update: dict[str, torch.Tensor]) -> None:
         """Record how closely the update carries every row canary (before the step)."""
@@ -450,8 +495,8 @@ class _GradientCanaryRun:
     """The gradient canaries of one DP run on the appended audit block: what each step
     adds and shows there (see :mod:`._whitebox`)."""
 
-    def __init__(self, run: _StackedRun, gradient: GradientCanaries, clip: torch.Tensor) -> None:
-        self.run, self.norm, self.clip = run, float(gradient.norm), clip
+    def __init__(self, run: _StackedRun, gradient: GradientCanaries) -> None:
+        self.run, self.norm = run, float(gradient.norm)
         self.privatizer = run.engine.privatizer
         self.count = gradient.count
         self.inside = torch.as_tensor(np.flatnonzero(gradient.included), device=run.device)
@@ -465,21 +510,23 @@ class _GradientCanaryRun:
         """Which included canaries each model's step samples, ``(K, included)``."""
         return self.privatizer.sample(self.gens, self.included, rates, step).to(self.run.device)
 
-    def clipped_sum(self, sampled: torch.Tensor) -> dict[str, torch.Tensor]:
+    def clipped_sum(self, sampled: torch.Tensor, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """The audit block's clipped sum: each sampled included canary's clipped gradient on
-        its coordinate. It is noised with the canaries' own noise streams, again so that
-        the model's noise is that of a run without canaries."""
+        its coordinate, ``norm`` times the step's bound ``clip`` ``(K,)`` (DPSGD-F: its
+        largest group bound) before clipping. It is noised with the canaries' own noise
+        streams, again so that the model's noise is that of a run without canaries."""
         K = len(self.run.specs)
         block = torch.zeros((K, self.count), dtype=self.run.dtype, device=self.run.device)
         if self.included:
-            size = self.clip[:, None] * self.norm
+            size = clip[:, None] * self.norm
             factor = self.privatizer.clip_factors((size * size).expand(-1, self.included).contiguous(),
-                                                  self.clip)
+                                                  clip)
             block[:, self.inside] = factor * size * sampled.to(block.dtype)
         return {AUDIT_BLOCK: block}
 
-    def observe(self, update: dict[str, torch.Tensor], expected: torch.Tensor) -> None:
-        seen = (update[AUDIT_BLOCK] * (expected / self.clip)[:, None]).to(torch.float32).cpu()
+    def observe(self, update: dict[str, torch.Tensor], expected: torch.Tensor, clip: torch.Tensor) -> None:
+        """Record the audit block in units of the step's bound (noise std: the noise multiplier)."""
+        seen = (update[AUDIT_BLOCK] * (expected / clip)[:, None]).to(torch.float32).cpu()
         for k, trace in enumerate(self.run.traces):
             trace._gradient.append(seen[k])
 
@@ -487,6 +534,51 @@ class _GradientCanaryRun:
         for trace in self.run.traces:
             trace.gradient_observation = torch.stack(trace._gradient).numpy()
             trace._gradient.clear()
+
+
+class _GroupAdaptiveStep:
+    """DPSGD-F's part of a step of one run: the first pass over the sampled rows (their
+    gradient norms), the noisy per-group counts and each group's clipping bound
+    (:class:`~audit.training._privatizer.GroupAdaptivePrivatizer`)."""
+
+    def __init__(self, run: _StackedRun) -> None:
+        specs = run.specs
+        n_groups = {s.n_groups for s in specs}
+        if len(n_groups) != 1 or any(s.groups is None for s in specs):
+            raise ConfigError("DPSGD-F models of one batch need each row's group, among one set of groups",
+                              param="groups")
+        self.run, self.privatizer = run, run.engine.group_adaptive
+        self.n_groups = int(n_groups.pop() or 0)
+        self.groups = torch.stack([torch.as_tensor(np.asarray(s.groups), dtype=torch.int64, device=run.device)
+                                   for s in specs])
+        self.statistics_sigma = run._vector([float(s.statistics_noise_multiplier or 0.0) for s in specs])
+        self.max_ratio = run._vector([float(s.max_clip_ratio or 1.0) for s in specs])
+        self.bound_sum = torch.zeros((len(specs), self.n_groups), dtype=run.dtype, device=run.device)
+
+    def bounds(self, models: StackedModels, clip: torch.Tensor, order: torch.Tensor,
+               chunks: Sequence[tuple[int, int]], valids: Sequence[torch.Tensor],
+               masks: list[torch.Tensor] | None) -> torch.Tensor:
+        """Each group's bound ``(K, G)`` for this step, from the noisy counts of its draw."""
+        counts = torch.zeros_like(self.bound_sum)
+        over = torch.zeros_like(counts)
+        for (start, stop), valid in zip(chunks, valids, strict=True):
+            idx = order[:, start:stop]
+            norm2 = row_norms2(models, self.run._chunk(idx, valid, masks, start, stop))
+            b, m = self.privatizer.statistics(norm2, torch.gather(self.groups, 1, idx), valid, clip,
+                                              self.n_groups)
+            counts += b
+            over += m
+        counts, over = self.privatizer.noisy(counts, over, self.run.gens, self.statistics_sigma)
+        bounds = self.privatizer.bounds(counts, over, clip, self.max_ratio)
+        self.bound_sum += bounds
+        return bounds
+
+    def row_bounds(self, bounds: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Each row's bound ``(K, rows)``: its group's."""
+        return torch.gather(bounds, 1, torch.gather(self.groups, 1, idx))
+
+    def mean_bounds(self, steps: int) -> np.ndarray:
+        return (self.bound_sum / max(1, steps)).to(torch.float64).cpu().numpy()
 
 
 # --------------------------------------------------------------------------- trainer
@@ -526,24 +618,26 @@ class BatchedTrainer(Trainer):
 
         DP jobs whose rows set ``accounting_rows`` get a mechanism (sampling rate, steps,
         noise and the expected batch size) fixed by that many rows instead of ``len(X)``.
-        The non-private jobs are trained as one batch, then the private ones: each batch
-        reports ``on_advance`` for all its models together, every few steps.
+        The non-private jobs are trained as one batch, then the DP-SGD ones, then the
+        DPSGD-F ones (so that only DPSGD-F models pay its two passes): each batch reports
+        ``on_advance`` for all its models together, every few steps.
         """
         data = check_shared_rows(jobs, self)
         for job in jobs:
             if job.arm.private and not isinstance(job.arm, DPSGDArm):
                 raise ConfigError(
                     f"the batched trainer does not know how to train private arm kind "
-                    f"{job.arm.kind!r}; only dp_sgd")
+                    f"{job.arm.kind!r}; only dp_sgd and dp_sgd_f")
         Xt = torch.as_tensor(data.X, dtype=torch.float32, device=device)
         yt = torch.as_tensor(data.y, dtype=torch.float32, device=device)
         mechanism = _DPMechanism.for_rows(data.accounting_rows or data.n, config)
         results: list[FittedModel | None] = [None] * len(jobs)
         self.last_stats = []
-        for private in (False, True):
-            members = [i for i, j in enumerate(jobs) if j.arm.private == private]
+        for batch in STACKED_BATCHES:
+            members = [i for i, j in enumerate(jobs) if stacked_batch(j) == batch]
             if not members:
                 continue
+            private = batch != "plain"
             if on_advance is not None:
                 on_advance(members, 0.0)
             pairs = [mechanism.spec_and_ledger(jobs[i], config) if private else
@@ -613,15 +707,23 @@ class _DPMechanism:
         return cls(rows, steps_per_epoch, 1.0 / steps_per_epoch, config.epochs * steps_per_epoch)
 
     def spec_and_ledger(self, job: FitJob, config: TrainingConfig) -> tuple[BatchedModelSpec, PrivacyLedger]:
-        """The noise multiplier calibrated for the job's budget, and the ledger it earns."""
+        """The noise multiplier calibrated for the job's budget, and the ledger it earns.
+
+        DPSGD-F: the same calibration gives the effective noise multiplier of a step
+        (counts and gradient together), which the arm's ``statistics_share`` splits into the
+        gradient's and the counts' (:func:`~audit.dp._accounting.split_noise_multiplier`);
+        the epsilon is the accountant's for the effective one, counts included.
+        """
         arm = job.arm
         if not isinstance(arm, DPSGDArm):
             raise InternalError(f"arm '{arm.label}' is private but not dp_sgd")
         if job.epsilon is None or job.delta is None:
-            raise ConfigError("dp_sgd needs a target epsilon and delta")
+            raise ConfigError(f"{arm.kind} needs a target epsilon and delta")
         sigma = noise_multiplier_for_epsilon(
             target_epsilon=job.epsilon, sample_rate=self.sample_rate, steps=self.steps,
             delta=job.delta, accountant=arm.accountant)
+        if isinstance(arm, DPSGDFArm):
+            return self._group_adaptive(job, arm, sigma, config)
         spec = BatchedModelSpec(
             seed=job.seed, rates=job.rates, lr=config.lr, stream=arm.label,
             max_grad_norm=float(arm.max_grad_norm), noise_multiplier=sigma, sample_rate=self.sample_rate)
@@ -631,6 +733,26 @@ class _DPMechanism:
             mechanism="dp_sgd", epsilon=eps, delta=job.delta, noise_multiplier=sigma,
             sample_rate=self.sample_rate, steps=self.steps, accountant=arm.accountant,
             max_grad_norm=float(arm.max_grad_norm), guarantee=GUARANTEE_ASSUMPTIONS)
+        return spec, ledger
+
+    def _group_adaptive(self, job: FitJob, arm: DPSGDFArm, effective: float, config: TrainingConfig
+                        ) -> tuple[BatchedModelSpec, PrivacyLedger]:
+        if job.groups is None or job.n_groups is None or job.delta is None:
+            raise ConfigError(f"arm '{arm.label}' (dp_sgd_f) needs every training row's group",
+                              param="groups")
+        gradient, statistics = split_noise_multiplier(effective, arm.statistics_share)
+        spec = BatchedModelSpec(
+            seed=job.seed, rates=job.rates, lr=config.lr, stream=arm.label,
+            max_grad_norm=float(arm.max_grad_norm), noise_multiplier=gradient, sample_rate=self.sample_rate,
+            statistics_noise_multiplier=statistics, max_clip_ratio=float(arm.max_clip_ratio),
+            groups=job.groups, n_groups=job.n_groups)
+        eps = compute_epsilon(sample_rate=self.sample_rate, noise_multiplier=effective, steps=self.steps,
+                              delta=job.delta, accountant=arm.accountant)
+        ledger = PrivacyLedger(
+            mechanism="dp_sgd_f", epsilon=eps, delta=job.delta, noise_multiplier=effective,
+            sample_rate=self.sample_rate, steps=self.steps, accountant=arm.accountant,
+            max_grad_norm=float(arm.max_grad_norm), guarantee=GROUP_ADAPTIVE_ASSUMPTIONS,
+            gradient_noise_multiplier=gradient, statistics_noise_multiplier=statistics)
         return spec, ledger
 
 

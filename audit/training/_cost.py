@@ -5,7 +5,8 @@ The unit is one *row pass*: one training row through one model, forward and back
 A step of ``K`` models trained together on ``B`` rows each costs about
 ``STEP_OVERHEAD + K * B`` row passes (the overhead is what a step costs besides its rows:
 Python, kernel launches, the optimiser); a DP-SGD row costs ``DP_ROW_COST`` (per-row
-norms and clipping), a white-box row canary observed at every step ``PROBE_ROW_COST``
+norms and clipping), a DPSGD-F row ``DPSGDF_ROW_COST`` (a first pass for the norms its
+per-group counts need, then DP-SGD's), a white-box row canary observed at every step ``PROBE_ROW_COST``
 and a Dirac gradient canary ``GRADIENT_CANARY_COST``. A model trained alone (``K = 1``)
 pays the whole overhead of its steps, which is why 64 shadow models trained one by one
 cost more than 64 arms trained together.
@@ -31,17 +32,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..arms._arms import DPSGDFArm
 from ._config import TrainingConfig
 
 if TYPE_CHECKING:
     from ._trainer import FitJob
 
-__all__ = ["SECONDS_PER_ROW_PASS", "JobWork", "Mechanisms", "job_costs"]
+__all__ = ["SECONDS_PER_ROW_PASS", "STACKED_BATCHES", "JobWork", "Mechanisms", "job_costs", "stacked_batch"]
 
 #: What a step costs besides its rows, in row passes.
 STEP_OVERHEAD = 400.0
 #: A DP-SGD row (per-row gradient norms, clipping), in row passes.
 DP_ROW_COST = 1.5
+#: A DPSGD-F row: a forward and backward pass for its gradient norm, then a DP-SGD row.
+DPSGDF_ROW_COST = 2 * DP_ROW_COST
 #: A crafted row canary observed at every step of a white-box run (two batched products
 #: with the first layer), in row passes per model.
 PROBE_ROW_COST = 0.7
@@ -68,12 +72,25 @@ class JobWork:
     setup_s: float = 0.0
 
 
+#: The batches a stacked trainer trains one call's jobs in, in order: non-private, DP-SGD,
+#: DPSGD-F (so that only DPSGD-F models pay its two passes).
+STACKED_BATCHES = ("plain", "dp_sgd", "dp_sgd_f")
+
+
+def stacked_batch(job: FitJob) -> str:
+    """Which of :data:`STACKED_BATCHES` a stacked trainer trains a job in."""
+    if not job.arm.private:
+        return "plain"
+    return "dp_sgd_f" if isinstance(job.arm, DPSGDFArm) else "dp_sgd"
+
+
 def _batch_cost(jobs: Sequence[FitJob], config: TrainingConfig, *, private: bool, stacked: bool,
                 mechanisms: Mechanisms) -> tuple[float, float]:
-    """Row passes and set-up seconds of training ``jobs`` (all private or all not) on
+    """Row passes and set-up seconds of training ``jobs`` (all of one batch kind) on
     their shared rows, as one stacked batch (``stacked``) or one model after the other."""
     data = jobs[0].data
     n = data.n
+    group_adaptive = stacked_batch(jobs[0]) == "dp_sgd_f"
     if private:
         # The mechanism (steps, expected batch) is fixed by the accounting rows when set.
         rows = data.accounting_rows or n
@@ -83,7 +100,7 @@ def _batch_cost(jobs: Sequence[FitJob], config: TrainingConfig, *, private: bool
         batch = min(config.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         rows_per_step = batch
-    per_model = rows_per_step * (DP_ROW_COST if private else 1.0)
+    per_model = rows_per_step * (DPSGDF_ROW_COST if group_adaptive else DP_ROW_COST if private else 1.0)
     probe = data.probe
     if probe is not None:
         if probe.rows_X is not None and probe.observes_rows:
@@ -108,17 +125,18 @@ def job_costs(jobs: Sequence[FitJob], config: TrainingConfig, *, stacked: bool,
               mechanisms: Mechanisms | None = None) -> list[JobWork]:
     """Estimated cost of each job of one trainer call (jobs that share their rows).
 
-    With ``stacked`` (the batched trainer) the private and the non-private jobs are each
-    trained as one batch whose cost is shared equally by its models; otherwise each job
-    is trained alone. ``mechanisms`` (updated) holds the DP mechanisms whose calibration
+    With ``stacked`` (the batched trainer) the non-private, the DP-SGD and the DPSGD-F
+    jobs are each trained as one batch whose cost is shared equally by its models;
+    otherwise each job is trained alone. ``mechanisms`` (updated) holds the DP mechanisms whose calibration
     is already counted; without it, one calibration per distinct mechanism of ``jobs``.
     """
     mechanisms = mechanisms if mechanisms is not None else set()
     out = [JobWork(0.0)] * len(jobs)
-    for private in (False, True):
-        members = [i for i, job in enumerate(jobs) if job.arm.private == private]
+    for batch in STACKED_BATCHES:
+        members = [i for i, job in enumerate(jobs) if stacked_batch(job) == batch]
         if not members:
             continue
+        private = batch != "plain"
         if stacked:
             cost, setup = _batch_cost([jobs[i] for i in members], config, private=private, stacked=True,
                                       mechanisms=mechanisms)

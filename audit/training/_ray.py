@@ -100,14 +100,17 @@ class _JobSpec:
     epsilon: float | None
     delta: float | None
     purpose: str
+    groups: np.ndarray | None = None
+    n_groups: int | None = None
 
     @classmethod
     def of(cls, job: FitJob) -> _JobSpec:
-        return cls(job.arm, job.rates, job.seed, job.epsilon, job.delta, job.purpose)
+        return cls(job.arm, job.rates, job.seed, job.epsilon, job.delta, job.purpose, job.groups,
+                   job.n_groups)
 
     def job(self, rows: TrainingRows) -> FitJob:
         return FitJob(arm=self.arm, data=rows, rates=self.rates, seed=self.seed, epsilon=self.epsilon,
-                      delta=self.delta, purpose=self.purpose)
+                      delta=self.delta, purpose=self.purpose, groups=self.groups, n_groups=self.n_groups)
 
 
 Trained = list[tuple[dict[str, torch.Tensor], PrivacyLedger, WhiteBoxTrace | None]]

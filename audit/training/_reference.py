@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .._exceptions import ConfigError, InternalError, TrainingError
-from ..arms._arms import DPSGDArm
+from ..arms._arms import DPSGDArm, DPSGDFArm
 from ..dp._accounting import PrivacyLedger, noise_multiplier_for_epsilon, quiet_opacus
 from ._config import TrainingConfig, stream_seed
 from ._divergence import NonFiniteWatch, RunDiverged, divergence_error
@@ -93,6 +93,11 @@ class ReferenceTrainer(Trainer):
              task: Task = "classification", on_epoch: EpochCallback | None = None) -> FittedModel:
         check_shared_rows([job], self)
         arm = job.arm
+        if isinstance(arm, DPSGDFArm):
+            raise ConfigError(
+                f"the reference trainer cannot train arm '{arm.label}' (dp_sgd_f): Opacus has no "
+                "group-adaptive clipping; use trainer 'batched' (or 'auto')",
+                param="trainer", fix={"trainer": "batched"})
         if arm.private and not isinstance(arm, DPSGDArm):
             raise ConfigError(
                 f"the reference trainer does not know how to train private arm kind {arm.kind!r}")

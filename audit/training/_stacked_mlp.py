@@ -160,21 +160,36 @@ class RowChunk:
 
 
 def clip_factors(norm2: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
-    """Opacus' per-row clipping factor ``min(1, C / (||g|| + 1e-6))``, rows ``(K, rows)``."""
-    return (clip[:, None] / (norm2.sqrt() + CLIP_EPS)).clamp(max=1.0)
+    """Opacus' per-row clipping factor ``min(1, C / (||g|| + 1e-6))``, rows ``(K, rows)``.
+
+    ``clip`` is one bound per model ``(K,)`` or one per row ``(K, rows)`` (DPSGD-F's
+    group bounds)."""
+    bound = clip if clip.dim() == norm2.dim() else clip[:, None]
+    return (bound / (norm2.sqrt() + CLIP_EPS)).clamp(max=1.0)
 
 
 ClipFactors = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor,
-                factors: ClipFactors = clip_factors, watch: NonFiniteWatch | None = None,
-                ) -> dict[str, torch.Tensor]:
-    """Sum over valid rows of the per-row gradients, each clipped to its model's norm
-    (by ``factors(norm2, clip)``, :func:`clip_factors` unless a DP-SGD step says otherwise).
+@dataclass(frozen=True, eq=False)
+class RowGradients:
+    """The per-row gradients of one chunk, as the norms and sums need them: ``"ghost"``
+    keeps each Linear layer's inputs and output-gradients, ``"vmap"`` the gradients."""
 
-    ``watch`` is shown the rows' losses (the built-in MLP only: ``"vmap"`` computes no
-    outputs here, and its gradients are checked by the caller)."""
+    norm2: torch.Tensor
+    inputs: list[torch.Tensor] | None = None
+    deltas: list[torch.Tensor] | None = None
+    per_row: dict[str, torch.Tensor] | None = None
+
+
+def row_gradients(models: StackedModels, chunk: RowChunk, watch: NonFiniteWatch | None = None
+                  ) -> RowGradients:
+    """Every row's squared gradient norm ``(K, rows)`` and what its clipped sum needs.
+
+    ``"ghost"``: ``|g_i|^2 = sum_l |delta_i^l|^2 (|a_i^l|^2 + 1)`` from each layer's inputs
+    and output-gradients (module docstring of :mod:`._batched`). ``watch`` is shown the
+    rows' losses (the built-in MLP only: ``"vmap"`` computes no outputs here, and its
+    gradients are checked by the caller)."""
     params, valid, masks = models.params, chunk.valid, chunk.masks
     if models.mode == "ghost":
         n_hidden = models.n_hidden
@@ -186,20 +201,40 @@ def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor,
         norm2 = torch.zeros_like(valid)
         for a, delta in zip(inputs, deltas, strict=True):
             norm2 = norm2 + (delta * delta).sum(-1) * ((a * a).sum(-1) + 1.0)
-        factor = factors(norm2, clip) * valid
-        summed: dict[str, torch.Tensor] = {}
-        for layer, (a, delta) in enumerate(zip(inputs, deltas, strict=True)):
-            prefix = f"hidden.{layer}" if layer < n_hidden else "output"
-            weighted = delta * factor[..., None]
-            summed[f"{prefix}.weight"] = torch.bmm(weighted.transpose(1, 2), a)
-            summed[f"{prefix}.bias"] = weighted.sum(dim=1)
-        return summed
+        return RowGradients(norm2, inputs=inputs, deltas=deltas)
     if masks is not None:
         raise ConfigError("per_sample='vmap' does not support dropout", param="per_sample")
     per_row = per_row_grads(models.base, params, chunk.x, chunk.y, models.loss)
     norm2 = torch.stack([(g.flatten(2) ** 2).sum(-1) for g in per_row.values()]).sum(0)
-    factor = factors(norm2, clip) * valid
-    return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in per_row.items()}
+    return RowGradients(norm2, per_row=per_row)
+
+
+def row_norms2(models: StackedModels, chunk: RowChunk) -> torch.Tensor:
+    """Squared per-row gradient norms ``(K, rows)`` of a chunk (DPSGD-F's first pass)."""
+    return row_gradients(models, chunk).norm2
+
+
+def clipped_sum(models: StackedModels, chunk: RowChunk, clip: torch.Tensor,
+                factors: ClipFactors = clip_factors, watch: NonFiniteWatch | None = None,
+                ) -> dict[str, torch.Tensor]:
+    """Sum over valid rows of the per-row gradients, each clipped to its bound (by
+    ``factors(norm2, clip)``, :func:`clip_factors` unless a DP-SGD step says otherwise);
+    ``clip`` is one bound per model ``(K,)`` or per row ``(K, rows)``.
+
+    ``watch`` is shown the rows' losses (:func:`row_gradients`)."""
+    grads = row_gradients(models, chunk, watch)
+    factor = factors(grads.norm2, clip) * chunk.valid
+    if grads.per_row is not None:
+        return {k: torch.einsum("kn,kn...->k...", factor, g) for k, g in grads.per_row.items()}
+    assert grads.inputs is not None and grads.deltas is not None
+    n_hidden = models.n_hidden
+    summed: dict[str, torch.Tensor] = {}
+    for layer, (a, delta) in enumerate(zip(grads.inputs, grads.deltas, strict=True)):
+        prefix = f"hidden.{layer}" if layer < n_hidden else "output"
+        weighted = delta * factor[..., None]
+        summed[f"{prefix}.weight"] = torch.bmm(weighted.transpose(1, 2), a)
+        summed[f"{prefix}.bias"] = weighted.sum(dim=1)
+    return summed
 
 
 def mlp_backward(

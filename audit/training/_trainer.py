@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .._exceptions import ConfigError
-from ..arms._arms import Arm
+from ..arms._arms import Arm, DPSGDFArm
 from ..dp._accounting import PrivacyLedger
 from ._config import TrainingConfig
 from ._cost import JobWork, Mechanisms, job_costs
@@ -36,6 +36,7 @@ __all__ = [
     "TrainingRows",
     "available_trainers",
     "get_trainer",
+    "group_indices",
     "register_trainer",
 ]
 
@@ -165,6 +166,10 @@ class FitJob:
         ``"arm"`` (a model the audit reports), ``"solver"`` (a group-dropout candidate),
         ``"canary"`` (a one-run audit run), ``"shadow"`` (a LiRA shadow/reference model) or
         ``"missing"`` (a uniform-dropout model of the missing-feature ``p_train`` grid).
+    groups, n_groups
+        Each row's group as an index into the audit's ``n_groups`` group labels, shape
+        ``(n,)`` (:func:`group_indices`); required by arms that clip by group (``dp_sgd_f``),
+        ignored by the others. ``-1`` marks a row of no known group, which such arms refuse.
     """
 
     arm: Arm
@@ -174,6 +179,8 @@ class FitJob:
     epsilon: float | None = None
     delta: float | None = None
     purpose: str = "arm"
+    groups: np.ndarray | None = None
+    n_groups: int | None = None
 
     def __post_init__(self) -> None:
         if np.shape(self.rates) != (self.data.n,):
@@ -183,6 +190,47 @@ class FitJob:
             )
         if self.purpose not in JOB_PURPOSES:
             raise ConfigError(f"job purpose must be one of {list(JOB_PURPOSES)}, not {self.purpose!r}")
+        self._check_groups()
+
+    def _check_groups(self) -> None:
+        label = f"arm '{self.arm.label}' ({self.arm.kind})"
+        if (self.groups is None) != (self.n_groups is None):
+            raise ConfigError(f"{label}: give both groups and n_groups, or neither", param="groups")
+        if self.groups is None or self.n_groups is None:
+            if isinstance(self.arm, DPSGDFArm):
+                raise ConfigError(
+                    f"{label} clips each row by its group's bound and needs every training row's "
+                    "group: FitJob(groups=<index per row>, n_groups=<number of groups>)",
+                    param="groups")
+            return
+        groups = np.asarray(self.groups)
+        if groups.shape != (self.data.n,) or not np.issubdtype(groups.dtype, np.integer):
+            raise ConfigError(
+                f"{label}: groups must be one integer group index per row of '{self.data.name}' "
+                f"({self.data.n}), not shape {groups.shape} of {groups.dtype}", param="groups")
+        if isinstance(self.n_groups, bool) or int(self.n_groups) != self.n_groups or self.n_groups < 1:
+            raise ConfigError(f"{label}: n_groups must be a positive integer, not {self.n_groups!r}",
+                              param="n_groups")
+        if groups.size and int(groups.max()) >= self.n_groups:
+            raise ConfigError(f"{label}: group index {int(groups.max())} is not below n_groups "
+                              f"{self.n_groups}", param="groups")
+        if isinstance(self.arm, DPSGDFArm) and groups.size and int(groups.min()) < 0:
+            raise ConfigError(f"{label}: {int((groups < 0).sum())} row(s) of '{self.data.name}' "
+                              "belong to no known group; every row needs one", param="groups")
+
+
+def group_indices(groups: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """Each row's group as its index in ``labels`` (int64; ``-1`` for a group not there).
+
+    Examples
+    --------
+    >>> group_indices(np.array(["b", "a", "b", "c"]), ("a", "b")).tolist()
+    [1, 0, 1, -1]
+    """
+    values, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    position = {str(g): i for i, g in enumerate(labels)}
+    lookup = np.array([position.get(str(v), -1) for v in values], dtype=np.int64)
+    return lookup[inverse.reshape(-1)] if values.size else np.zeros(0, dtype=np.int64)
 
 
 def check_shared_rows(jobs: Sequence[FitJob], trainer: Trainer) -> TrainingRows:
