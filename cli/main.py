@@ -69,6 +69,8 @@ from audit.defaults import (
     DEFAULT_CI_LEVEL,
     DEFAULT_CONFIDENCE,
     DEFAULT_DEVICE,
+    DEFAULT_DPSGDF_MAX_CLIP_RATIO,
+    DEFAULT_DPSGDF_STATISTICS_SHARE,
     DEFAULT_DROPOUT,
     DEFAULT_EPOCHS,
     DEFAULT_EPSILON,
@@ -282,10 +284,12 @@ def parse_dp_dropout(text: str | None) -> float | dict[str, float] | None:
         ) from None
 
 
-def build_arms(
+def build_arms(  # noqa: PLR0913 - one keyword per arm option
     kinds: Sequence[str], *, dropout: float, group_rates: dict[str, float] | None,
     max_grad_norm: float, accountant: str, dp_dropout: float | dict[str, float] | None = None,
     budget: float | None = None, objective: str = DEFAULT_OBJECTIVE,
+    statistics_share: float = DEFAULT_DPSGDF_STATISTICS_SHARE,
+    max_clip_ratio: float = DEFAULT_DPSGDF_MAX_CLIP_RATIO,
 ) -> tuple[Arm, ...]:
     """The arms named on the command line, in the order given, built by :func:`audit.make_arm`.
 
@@ -298,6 +302,8 @@ def build_arms(
                           {"rates": "auto", "budget": dropout if budget is None else budget,
                            "objective": objective}),
         "dp_sgd": {"max_grad_norm": max_grad_norm, "accountant": accountant, "dropout": dp_dropout},
+        "dp_sgd_f": {"max_grad_norm": max_grad_norm, "accountant": accountant, "dropout": dp_dropout,
+                     "statistics_share": statistics_share, "max_clip_ratio": max_clip_ratio},
     }
     known = available_arms()
     arms: list[Arm] = []
@@ -351,7 +357,8 @@ DATA_OPTIONS = [
 ARM_OPTIONS = [
     click.option("--arms", "arms_text", default=",".join(ARM_KINDS),
                  show_default=True,
-                 help=f"Comma-separated arms from: {', '.join(ARM_KINDS)}."),
+                 help=f"Comma-separated arms from: {', '.join(available_arms())} (dp_sgd_f: DP-SGD "
+                      "with group-adaptive clipping, DPSGD-F, at the same --epsilon)."),
     click.option("--dropout", type=float, default=DEFAULT_DROPOUT, show_default=True,
                  help="Rate p of the uniform_dropout arm."),
     click.option("--group-rates", default=None,
@@ -363,6 +370,12 @@ ARM_OPTIONS = [
                  help="Target epsilon of dp_sgd."),
     click.option("--dp-dropout", default=None,
                  help="Dropout inside the dp_sgd arm: a rate (0.2) or rates per group (A=0.3,B=0.1)."),
+    click.option("--statistics-share", type=float, default=DEFAULT_DPSGDF_STATISTICS_SHARE,
+                 show_default=True,
+                 help="dp_sgd_f: share of each step's privacy spent on the noisy per-group counts "
+                      "that set the groups' clipping bounds."),
+    click.option("--max-clip-ratio", type=float, default=DEFAULT_DPSGDF_MAX_CLIP_RATIO, show_default=True,
+                 help="dp_sgd_f: largest group clipping bound, in units of --max-grad-norm."),
 ]
 #: How every arm is trained and measured (``run`` and ``sweep``).
 AUDIT_OPTIONS = [
@@ -498,7 +511,8 @@ def run(**opts: Any) -> None:
     arms = build_arms(kinds, dropout=opts["dropout"], group_rates=group_rates,
                       max_grad_norm=opts["max_grad_norm"], accountant=opts["accountant"],
                       dp_dropout=parse_dp_dropout(opts["dp_dropout"]), budget=opts["budget"],
-                      objective=opts["objective"])
+                      objective=opts["objective"], statistics_share=opts["statistics_share"],
+                      max_clip_ratio=opts["max_clip_ratio"])
     if opts["address"] is not None and opts["executor"] != "ray":
         raise ConfigError("--address names a Ray cluster: use it with --executor ray")
     config = _audit_config(opts, arms, epsilon=opts["epsilon"])

@@ -369,12 +369,44 @@ def _privacy(result: AuditResult, arms: list[str]) -> list[Block]:
     if not result.roc.empty:
         blocks.append(Figure(_figures.roc_figure(result.roc, arms), _figures.roc_caption(result.roc)))
     if not result.dp_cost.empty:
-        crow = [[r["arm"], str(r["group"]), format_interval(r["cost"], r["ci_low"], r["ci_high"]),
+        crow = [[r["arm"], str(r["baseline"]), str(r["group"]),
+                 format_interval(r["cost"], r["ci_low"], r["ci_high"], signed=True),
                  fmt(r["excess"]), "yes" if r["flagged"] else ""]
                 for _, r in result.dp_cost.iterrows()]
-        blocks.append(Table(["DP arm", "Group", f"Error cost vs baseline [{level_text(result.ci_level)} CI]",
-                             "Excess over overall cost", "Flagged"], crow,
-                            caption="DP's per-group cost, paired by seed."))
+        adaptive = has_kind(result, "dp_sgd_f")
+        blocks.append(Table(["DP arm", "Versus", "Group",
+                             f"Error change [{level_text(result.ci_level)} CI over seeds]",
+                             "Excess over overall change", "Flagged"], crow,
+                            caption="DP's per-group cost: each DP arm's error per group minus the "
+                                    "baseline's"
+                                    + (", and the group-adaptive arm's minus plain DP-SGD's at the "
+                                       "same epsilon (what adaptive clipping changes for each group)"
+                                       if adaptive else "")
+                                    + "; paired by seed. Flagged: a group's change exceeds the "
+                                      "overall change beyond its interval."))
+    if has_kind(result, "dp_sgd_f"):
+        blocks += _adaptive_dp(result)
+    return blocks
+
+
+def _adaptive_dp(result: AuditResult) -> list[Block]:
+    """What the group-adaptive DP arm does and what its epsilon covers."""
+    priv = result.aggregate("privacy")
+    rows = priv[priv["kind"] == "dp_sgd_f"]
+    blocks: list[Block] = [Paragraph(
+        "Group-adaptive DP-SGD (dp_sgd_f; DPSGD-F, Xu, Du and Wu 2021): plain DP-SGD clips every "
+        "row's gradient to one bound C, which cuts most from the groups whose gradients are larger "
+        "(often the under-represented ones: Bagdasaryan et al. 2019). dp_sgd_f counts, each step and "
+        "per group, the sampled rows and those whose gradient exceeds C, releases the counts with "
+        "Gaussian noise, and gives each group a bound that grows with its share of clipped rows "
+        "(C x (1 + that share over its share of the batch), capped); the noise on the gradient "
+        "follows the largest bound. The counts are paid for inside the same epsilon.")]
+    for _, r in rows.iterrows():
+        blocks.append(Paragraph(
+            f"{r['arm']}: effective noise multiplier {fmt(r['noise_multiplier'], 3)} (what the "
+            f"accountant composes), of which the gradient gets {fmt(r['gradient_noise_multiplier'], 3)} "
+            f"(relative to the step's largest bound) and each count noise of standard deviation "
+            f"{fmt(r['statistics_noise_multiplier'], 2)}. {r['guarantee']}", "note"))
     return blocks
 
 
@@ -396,8 +428,8 @@ def _privacy_table(result: AuditResult, arms: list[str]) -> list[Block]:
                      fmt(p["noise_multiplier"], 3) if not pd.isna(p["noise_multiplier"]) else "-",
                      str(p["accountant"] or "-"), bound])
     private = private_arms(result)
-    intro = ("Formal guarantee (accountant) and empirical leakage per arm. Only DP-SGD has an "
-             "epsilon; every other arm has no guarantee." if private else
+    intro = ("Formal guarantee (accountant) and empirical leakage per arm. Only DP-SGD (and its "
+             "group-adaptive variant) has an epsilon; every other arm has no guarantee." if private else
              "Empirical leakage per arm. No arm of this audit has a formal guarantee (an epsilon): "
              "only DP-SGD provides one.")
     return [

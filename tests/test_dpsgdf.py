@@ -368,6 +368,18 @@ def test_audit_reports_dp_sgd_f_everywhere(audited) -> None:  # noqa: ANN001
     rows = privacy[privacy["arm"] == "dp_sgd_f"]
     assert len(rows) == 3 and (rows["epsilon"] <= 3.0).all() and (rows["epsilon"] >= 2.9).all()
     assert set(result.dp_cost["arm"]) == {"dp_sgd", "dp_sgd_f"}
+    # DP's cost per group against the baseline for both DP arms, and dp_sgd_f against
+    # dp_sgd at the same epsilon: its error per group minus dp_sgd's, paired by seed.
+    cost = result.dp_cost.set_index(["arm", "baseline", "group"])
+    assert {("dp_sgd", "baseline"), ("dp_sgd_f", "baseline"), ("dp_sgd_f", "dp_sgd")} == {
+        (a, b) for a, b, _ in cost.index}
+    agg = result.aggregate("by_group")
+    err = agg[agg["metric"] == "error_rate"].set_index(["arm", "group"])["value"]
+    for group in groups:
+        row = cost.loc[("dp_sgd_f", "dp_sgd", group)]
+        assert row["cost"] == pytest.approx(err[("dp_sgd_f", group)] - err[("dp_sgd", group)], abs=1e-12)
+        assert row["ci_low"] <= row["cost"] <= row["ci_high"] and row["seeds"] == 2
+    assert "dp_sgd_f vs dp_sgd, error per group" in result.summary()
     pairs = set(zip(result.gap_changes["arm"], result.gap_changes["versus"], strict=True))
     assert ("dp_sgd_f", "dp_sgd") in pairs and ("dp_sgd_f", "baseline") in pairs
     emp = result.empirical
@@ -375,6 +387,18 @@ def test_audit_reports_dp_sgd_f_everywhere(audited) -> None:  # noqa: ANN001
     assert {"black_box", "white_box_rows", "white_box_gradient"} <= set(mine["audit"])
     assert not mine["dp_violation"].any()
     assert (mine["run_epsilon"] <= 3.0).all()
+
+
+def test_report_explains_the_arm_and_what_its_epsilon_covers(audited) -> None:  # noqa: ANN001
+    from reports import build_report
+
+    report = build_report(audited)
+    text = " ".join(getattr(block, "text", "") for section in report.sections for block in section.blocks)
+    assert "Group-adaptive DP-SGD (dp_sgd_f; DPSGD-F" in text
+    assert "sigma = 1/sqrt(2/s1^2 + 1/s2^2)" in text  # the composition the accountant uses
+    tables = [block for section in report.sections for block in section.blocks
+              if getattr(block, "header", None) and block.header[:2] == ["DP arm", "Versus"]]
+    assert tables and any(row[:2] == ["dp_sgd_f", "dp_sgd"] for row in tables[0].rows)
 
 
 # --------------------------------------------------------------------------- Adult

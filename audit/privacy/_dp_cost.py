@@ -1,6 +1,8 @@
 """DP's per-group cost: each DP arm's per-group error minus the baseline's, paired by
 seed, flagged where it exceeds the overall cost beyond its uncertainty
-(Bagdasaryan et al. 2019).
+(Bagdasaryan et al. 2019); and each group-adaptive DP arm (``dp_sgd_f``) against each
+plain DP-SGD arm at the same time, so that what adaptive clipping changes for each group
+is measured directly (the ``baseline`` column names the arm compared against).
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .._stats import sample_std, t_interval
-from ..arms._arms import Arm, DPSGDArm
+from ..arms._arms import Arm, DPSGDArm, DPSGDFArm
 
 
 def dp_group_cost(by_group: pd.DataFrame, overall: pd.DataFrame, arms: Sequence[Arm],
                   metric: str = "error_rate", confidence: float = 0.95) -> pd.DataFrame:
-    """Per-group error of each DP arm minus the baseline's, paired by seed.
+    """Per-group error of each DP arm minus the baseline's, paired by seed; then of each
+    ``dp_sgd_f`` arm minus each ``dp_sgd`` arm's.
 
     ``excess`` is a group's cost minus the overall cost; ``flagged`` marks groups whose
     excess is positive beyond its t-interval over seeds (needs >= 2 seeds).
     """
     baseline = [a.label for a in arms if a.kind == "baseline"]
-    if not baseline:
+    pairs = [(arm.label, baseline[0]) for arm in arms if isinstance(arm, DPSGDArm)] if baseline else []
+    plain = [a.label for a in arms if isinstance(a, DPSGDArm) and not isinstance(a, DPSGDFArm)]
+    pairs += [(arm.label, other) for arm in arms if isinstance(arm, DPSGDFArm) for other in plain]
+    if not pairs:
         return pd.DataFrame()
-    base = baseline[0]
     rows = []
 
     def seed_values(df: pd.DataFrame, arm: str, **where: str) -> pd.Series:
@@ -33,18 +38,16 @@ def dp_group_cost(by_group: pd.DataFrame, overall: pd.DataFrame, arms: Sequence[
             sel = sel[sel[col] == val]
         return sel.set_index("seed")["value"]
 
-    for arm in arms:
-        if not isinstance(arm, DPSGDArm):
-            continue
-        overall_cost = seed_values(overall, arm.label) - seed_values(overall, base)
+    for label, base in pairs:
+        overall_cost = seed_values(overall, label) - seed_values(overall, base)
         for group in sorted(by_group["group"].unique()):
-            cost = (seed_values(by_group, arm.label, group=group)
+            cost = (seed_values(by_group, label, group=group)
                     - seed_values(by_group, base, group=group))
             excess = cost - overall_cost
             c_lo, c_hi = t_interval(cost.to_numpy(), confidence)
             e_lo, e_hi = t_interval(excess.to_numpy(), confidence)
             rows.append({
-                "arm": arm.label, "group": group, "metric": metric, "baseline": base,
+                "arm": label, "group": group, "metric": metric, "baseline": base,
                 "cost": float(cost.mean()), "std": sample_std(cost.to_numpy()),
                 "ci_low": c_lo, "ci_high": c_hi, "overall_cost": float(overall_cost.mean()),
                 "excess": float(excess.mean()), "excess_ci_low": e_lo, "excess_ci_high": e_hi,

@@ -28,6 +28,7 @@ from ._schema import (
     MISSING_COLUMNS,
     MISSING_MATCH_COLUMNS,
     PRIVACY_FIELDS,
+    PRIVACY_FIELDS_SINCE_1_2,
     ROC_COLUMNS,
     SCHEMA_VERSION,
     STAT_FIELDS,
@@ -277,7 +278,8 @@ def _seed_blocks(blocks: Mapping[str, Any]) -> list[tuple[int | None, Mapping[st
 
 
 def _restored(stats: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {k: none_to_nan(stats[k]) for k in names}
+    # Fields added since a file was written are read as missing; the others are required.
+    return {k: none_to_nan(stats.get(k) if k in PRIVACY_FIELDS_SINCE_1_2 else stats[k]) for k in names}
 
 
 def result_from_dict(cls: type[AuditResult], data: Mapping[str, Any]) -> AuditResult:

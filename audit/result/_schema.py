@@ -54,6 +54,7 @@ __all__ = [
     "MISSING_MATCH_COLUMNS",
     "OVERALL_COLUMNS",
     "PRIVACY_FIELDS",
+    "PRIVACY_FIELDS_SINCE_1_2",
     "ROC_COLUMNS",
     "SCHEMA_VERSION",
     "STAT_FIELDS",
@@ -96,8 +97,10 @@ GAPS_COLUMNS = ("seed", "metric", "gap", *GAP_FIELDS[:4], "ci_method", *GAP_FIEL
 
 PRIVACY_FIELDS = (
     "epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant",
-    "max_grad_norm", "guarantee",
+    "max_grad_norm", "guarantee", "gradient_noise_multiplier", "statistics_noise_multiplier",
 )  # fmt: skip
+#: Privacy fields a file written before schema 1.2 lacks (read back as missing).
+PRIVACY_FIELDS_SINCE_1_2 = ("gradient_noise_multiplier", "statistics_noise_multiplier")
 
 #: One attack's metrics on one model (no spread over seeds yet).
 ATTACK_METRICS_COLUMNS = (
@@ -136,7 +139,8 @@ MISSING_MATCH_COLUMNS = ("p_train", *_MISSING_FIELDS)
 
 _METRIC_ORDER = {m: i for i, m in enumerate((*METRICS, *GAP_ONLY_METRICS, *MIA_METRICS))}
 _FLOAT_COLUMNS = {"value", "std", "ci_low", "ci_high", "epsilon", "delta", "noise_multiplier",
-                  "sample_rate", "max_grad_norm"}
+                  "sample_rate", "max_grad_norm", "gradient_noise_multiplier",
+                  "statistics_noise_multiplier"}
 _OBJECT_COLUMNS = {"arm", "kind", "group", "metric", "gap", "max_group", "min_group",
                    "accountant", "guarantee", "ci_method"}
 #: Columns of the small record frames (mechanism, dp_cost, gap_changes, roc) that are

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from .._format import EPSILON_DIGITS, format_number
+from .._format import EPSILON_DIGITS, format_interval, format_number
 from ..fairness._intervals import SMALL_GAP_ROWS, SMALL_RATE_ROWS, simultaneous_levels
 from ._bounds import CANARY_AUDITS, largest_bounds, privacy_bounds
 from ._missing import missing_findings
@@ -140,6 +140,7 @@ def _summary_notes(result: AuditResult) -> list[str]:
         ]
     notes.append(describe_intervals(result))
     notes.extend(_gap_change_notes(result))
+    notes.extend(_adaptive_dp_notes(result))
     findings = missing_findings(result)
     if findings:
         notes.append("Missing features at test time (a missing feature is zero after encoding and "
@@ -225,6 +226,23 @@ def guess_text(row: Any) -> str:
     if k_minus == 0:
         return f"{k_plus} 'in' guesses"
     return f"{k_plus} 'in' and {k_minus} 'out' guesses"
+
+
+def _adaptive_dp_notes(result: AuditResult) -> list[str]:
+    """Each group-adaptive DP arm's error per group against plain DP-SGD's (dp_cost rows
+    whose reference is a DP arm)."""
+    cost = result.dp_cost
+    if cost.empty:
+        return []
+    kinds = dict(zip(result.arms["arm"], result.arms["kind"], strict=True))
+    rows = cost[cost["baseline"].map(lambda b: kinds.get(b) == "dp_sgd")]
+    lines = []
+    for (arm, base), block in rows.groupby(["arm", "baseline"], sort=False):
+        parts = [f"{r['group']} {format_interval(r['cost'], r['ci_low'], r['ci_high'], signed=True)}"
+                 for _, r in block.iterrows()]
+        lines.append(f"{arm} vs {base}, error per group (paired by seed; "
+                     f"{level_text(result.ci_level)} CI): " + "; ".join(parts))
+    return lines
 
 
 def _gap_change_notes(result: AuditResult) -> list[str]:
