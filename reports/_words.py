@@ -42,6 +42,13 @@ GLOSSARY: dict[str, str] = {
     "DP-SGD": "Differentially private training (Abadi et al. 2016): each step samples rows at "
               "random, clips every row's gradient to a fixed norm and adds Gaussian noise, so an "
               "accountant can state an (epsilon, delta) guarantee.",
+    "DPSGD-F": "Group-adaptive DP-SGD (the dp_sgd_f arm; Xu, Du and Wu 2021): each step it counts, "
+               "per group and with Gaussian noise, the rows whose gradient one clipping bound would "
+               "cut, and gives groups cut more often a larger bound; the counts are paid for inside "
+               "the same epsilon.",
+    "missing features": "Features absent when the model predicts. Measured by setting a feature's "
+                        "encoded columns to zero and scaling the row's other columns by 1/(1 - p), "
+                        "as dropout does to a dropped input in training, at a rate p per group.",
     "epsilon": "The privacy loss a differentially private algorithm guarantees: adding or removing "
                "one row changes the probability of any outcome by at most a factor e^epsilon "
                "(except with probability delta). Smaller is more private; 'no guarantee' means "

@@ -23,6 +23,7 @@ from audit import (
     BaselineArm,
     DPSGDArm,
     GroupDropoutArm,
+    MissingFeaturesConfig,
     PrivacyAuditConfig,
     TrainingConfig,
     UniformDropoutArm,
@@ -53,7 +54,10 @@ def grouped_frame(n_groups: int, rows_per_group: int = 60, names: list[str] | No
 
 @pytest.fixture(scope="module")
 def result() -> AuditResult:
+    # Every section of a full report: all arm kinds, and missing features measured.
     cfg = AuditConfig(arms=(BaselineArm(), UniformDropoutArm(), GroupDropoutArm(), DPSGDArm()),
+                      missing=MissingFeaturesConfig(rates={"majority": 0.1, "minority": 0.3}, grid=(0.3,),
+                                                    train_grid=(0.0, 0.3), draws=1),
                       **FAST)  # type: ignore[arg-type]
     return run_audit(load_dataset("synthetic", n_rows=3000), cfg)
 

@@ -41,7 +41,7 @@ def _duration(seconds: float) -> str:
 HELP = {
     "arms": (f"{glossary['arm']} baseline: {glossary['baseline']} uniform_dropout: "
              f"{glossary['uniform dropout']} group_dropout: {glossary['group-specific dropout']} "
-             f"dp_sgd: {glossary['DP-SGD']}"),
+             f"dp_sgd: {glossary['DP-SGD']} dp_sgd_f: {glossary['DPSGD-F']}"),
     "p": ("The share of hidden units zeroed at each training step in the uniform-dropout arm; "
           "the group-dropout arm spends the same average rate, split between the groups."),
     "hidden": "Widths of the model's hidden layers, comma-separated; empty trains a logistic regression.",
