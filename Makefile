@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/bench_audit_bound.py
 	$(BIN)/python bench/bench_watch.py
 	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_adult_extras.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache *.egg-info

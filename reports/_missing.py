@@ -62,8 +62,12 @@ def missing_error_plot(missing: pd.DataFrame, arms: Sequence[str], *, grid: Sequ
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(arms):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("test-time missing rate p_test")
+    for col in range(cols):
+        # The lowest panel drawn in each column carries the x axis (a short last row
+        # leaves the panel above an empty slot to do so).
+        drawn = [axes[row, col] for row in range(rows) if axes[row, col].get_visible()]
+        drawn[-1].xaxis.set_tick_params(labelbottom=True)
+        drawn[-1].set_xlabel("test-time missing rate p_test")
     for ax in axes[:, 0]:
         ax.set_ylabel(f"error rate\nband: {level_text(ci_level)} CI")
     handles = [Line2D([], [], color=styles[g][0], marker=styles[g][1], linestyle=styles[g][2])
