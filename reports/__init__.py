@@ -57,7 +57,7 @@ from ._sweep import (
     sweep_gap_figure,
     sweep_group_error_figure,
 )
-from ._tables import mia_table, summary_table
+from ._tables import dp_cost_caption, dp_cost_table, mia_table, summary_table
 from ._words import findings, reading_guide
 
 # Grouped by what they do: content, rendering, figures.
@@ -70,6 +70,8 @@ __all__ = [
     "Report",
     "build_report",
     "dropout_tradeoff_caption",
+    "dp_cost_caption",
+    "dp_cost_table",
     "findings",
     "glossary",
     "has_group_errors",

@@ -51,7 +51,7 @@ from ._common import (
     within_noise_text,
 )
 from ._missing import missing_section
-from ._tables import mia_table, summary_table
+from ._tables import dp_cost_caption, dp_cost_table, mia_table, summary_table
 from ._words import GLOSSARY, finding_paragraphs, glossary_for, reading_guide, violation_text
 
 __all__ = ["Figure", "Paragraph", "Report", "Section", "Table", "build_report", "dropout_tradeoff_caption",
@@ -368,22 +368,9 @@ def _privacy(result: AuditResult, arms: list[str]) -> list[Block]:
             "it trained on (member).", "note"))
     if not result.roc.empty:
         blocks.append(Figure(_figures.roc_figure(result.roc, arms), _figures.roc_caption(result.roc)))
-    if not result.dp_cost.empty:
-        crow = [[r["arm"], str(r["baseline"]), str(r["group"]),
-                 format_interval(r["cost"], r["ci_low"], r["ci_high"], signed=True),
-                 fmt(r["excess"]), "yes" if r["flagged"] else ""]
-                for _, r in result.dp_cost.iterrows()]
-        adaptive = has_kind(result, "dp_sgd_f")
-        blocks.append(Table(["DP arm", "Versus", "Group",
-                             f"Error change [{level_text(result.ci_level)} CI over seeds]",
-                             "Excess over overall change", "Flagged"], crow,
-                            caption="DP's per-group cost: each DP arm's error per group minus the "
-                                    "baseline's"
-                                    + (", and the group-adaptive arm's minus plain DP-SGD's at the "
-                                       "same epsilon (what adaptive clipping changes for each group)"
-                                       if adaptive else "")
-                                    + "; paired by seed. Flagged: a group's change exceeds the "
-                                      "overall change beyond its interval."))
+    cost = dp_cost_table(result)
+    if not cost.empty:
+        blocks.append(_frame_table(cost, caption=dp_cost_caption(result)))
     if has_kind(result, "dp_sgd_f"):
         blocks += _adaptive_dp(result)
     return blocks

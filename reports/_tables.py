@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from audit import AuditResult, epsilon_lower_bound, largest_bounds
+from audit import AuditResult, epsilon_lower_bound, format_interval, largest_bounds
 
 from . import _figures
 from ._common import (
@@ -19,7 +19,8 @@ from ._common import (
     within_noise_text,
 )
 
-__all__ = ["MIA_METRIC_COLUMNS", "audit_ceilings", "mia_table", "summary_table"]
+__all__ = ["MIA_METRIC_COLUMNS", "audit_ceilings", "dp_cost_caption", "dp_cost_table", "mia_table",
+           "summary_table"]
 
 #: Membership-inference metrics of :func:`mia_table`, with their column names.
 MIA_METRIC_COLUMNS = {
@@ -71,6 +72,33 @@ def summary_table(result: AuditResult) -> pd.DataFrame:
                 "n/a" if sel.empty or not bool(sel["available"].iloc[0]) else ci_cell(sel.iloc[0]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def dp_cost_table(result: AuditResult) -> pd.DataFrame:
+    """DP's cost per group, every cell text: each DP arm's error per group minus the
+    baseline's, and each dp_sgd_f arm's minus dp_sgd's (``Versus``), paired by seed.
+    Empty without a DP arm to compare."""
+    cost = result.dp_cost
+    if cost.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "DP arm": cost["arm"].astype(str), "Versus": cost["baseline"].astype(str),
+        "Group": cost["group"].astype(str),
+        f"Error change [{level_text(result.ci_level)} CI over seeds]": [
+            format_interval(r["cost"], r["ci_low"], r["ci_high"], signed=True) for _, r in cost.iterrows()],
+        "Excess over overall change": [fmt(v) for v in cost["excess"]],
+        "Flagged": ["yes" if f else "" for f in cost["flagged"]],
+    })
+
+
+def dp_cost_caption(result: AuditResult) -> str:
+    """What :func:`dp_cost_table` shows, in one sentence or two."""
+    adaptive = "dp_sgd_f" in set(result.arms["kind"].astype(str))
+    return ("DP's per-group cost: each DP arm's error per group minus the baseline's"
+            + (", and the group-adaptive arm's minus plain DP-SGD's at the same epsilon (what "
+               "adaptive clipping changes for each group)" if adaptive else "")
+            + "; paired by seed. Flagged: a group's change exceeds the overall change beyond its "
+              "interval.")
 
 
 def _short_reason(reason: str) -> str:

@@ -646,3 +646,35 @@ def test_setup_measures_missing_features_and_results_show_them(served_media: dic
     scenario = missing_tables(res)["scenario"]
     assert any(t.value.reset_index().equals(scenario) for t in at.table)
     assert "Download missing.csv" in {b.label for b in at.get("download_button")}
+
+
+def test_dp_sgd_f_is_offered_and_results_show_its_cost_per_group() -> None:
+    """Setup offers the opt-in dp_sgd_f arm (the engine's registry); Results tables DP's
+    cost per group with dp_sgd_f against dp_sgd, the report's cells."""
+    from audit import (
+        AuditConfig,
+        AuditResult,
+        BaselineArm,
+        DPSGDArm,
+        DPSGDFArm,
+        PrivacyAuditConfig,
+        TrainingConfig,
+        run_audit,
+    )
+    from reports import dp_cost_table
+
+    at = app()
+    at.switch_page("views/setup.py").run()
+    assert "dp_sgd_f" in at.multiselect(key="arms").options
+    assert "dp_sgd_f" not in at.multiselect(key="arms").value  # opt-in
+    res = run_audit("synthetic", AuditConfig(
+        arms=(BaselineArm(), DPSGDArm(), DPSGDFArm()), seeds=2, n_bootstrap=0,
+        training=TrainingConfig(epochs=1, hidden=(4,)),
+        privacy_audit=PrivacyAuditConfig(canaries=0, mia="none", mechanism_rows=0)), n_rows=1000)
+    at.session_state["result_json"] = res.to_json()
+    at.switch_page("views/results.py").run()
+    assert not at.exception and not at.error
+    assert "DP's cost per group" in [s.value for s in at.subheader]
+    shown = next(t.value for t in at.table if "Versus" in t.value.index.names)
+    assert shown.reset_index().equals(dp_cost_table(AuditResult.from_json(res.to_json())))
+    assert ("dp_sgd_f", "dp_sgd") in {(a, v) for a, v, _ in shown.index}

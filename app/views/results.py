@@ -8,6 +8,8 @@ from audit import CANARY_AUDITS, GAUSSIAN_DP_NOTE
 from reports import (
     MATCH_CAPTION,
     MATCH_TEXT,
+    dp_cost_caption,
+    dp_cost_table,
     dropout_tradeoff_caption,
     findings,
     gap_curve_figure,
@@ -94,6 +96,11 @@ try:
         if {"lira", "rmia"} & set(res.mia["attack"]):
             st.caption("LiRA and RMIA attack the first seed's model with the same shadow models.")
         st.table(mia_table(res))
+    cost = dp_cost_table(res)
+    if not cost.empty:
+        st.subheader("DP's cost per group")
+        st.table(cost.set_index(["DP arm", "Versus", "Group"]))
+        st.caption(dp_cost_caption(res))
     if not res.roc.empty:
         st.subheader("Membership attacks: true vs false positive rate")
         st.image(roc_figure(res.roc, arms))
@@ -132,7 +139,7 @@ try:
     st.subheader("All numbers")
     tables = {"by_group": res.by_group, "overall": res.overall, "gaps": res.gaps,
               "privacy": res.privacy, "privacy_bounds": bounds, "mia": res.mia,
-              "missing": res.missing, "missing_match": res.missing_match}
+              "dp_cost": res.dp_cost, "missing": res.missing, "missing_match": res.missing_match}
     for name, frame in tables.items():
         if frame.empty:
             continue
