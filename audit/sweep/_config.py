@@ -176,6 +176,13 @@ class SweepConfig:
                 raise ConfigError(f"budgets must be dropout rates from 0 to {MAX_DROPOUT:g} (e.g. "
                                   f"'{EXAMPLES['budgets']}'), not {budget:g}", param="budgets")
         object.__setattr__(self, "budgets", _sorted_unique(budgets))
+        if not isinstance(self.arms, str):
+            unknown = [k for k in self.arms if k not in ARM_KINDS]
+            if unknown:
+                raise ConfigError(
+                    f"a sweep varies the arms {', '.join(ARM_KINDS)}; it cannot sweep {unknown} "
+                    "(audit other arms, such as dp_sgd_f, one configuration at a time with run_audit "
+                    "or fairpriv run)", param="arms")
         arms = check_param("SweepConfig", "arms", self.arms, SequenceOf(Options(ARM_KINDS)))
         object.__setattr__(self, "arms", tuple(dict.fromkeys(arms)))
         check_param("SweepConfig", "backend", self.backend, Options(SWEEP_BACKEND_CHOICES))
