@@ -57,7 +57,8 @@ GROUP_ADAPTIVE_ASSUMPTIONS = (
     "per-row gradient to its group's bound C_g (computed from the noisy counts only) and "
     "adds Gaussian noise of std s2*max_g C_g; the counts and the gradient, composed "
     "adaptively, are one Gaussian mechanism of noise multiplier "
-    "sigma = 1/sqrt(2/s1^2 + 1/s2^2) per step, composed over all steps by the accountant."
+    "sigma = 1/sqrt(2/s1^2 + 1/s2^2) per step, composed over all steps by the accountant. "
+    "The list of groups itself is taken as public."
 )
 NOT_COVERED = (
     "Not covered by the guarantee: preprocessing statistics fitted on the training rows "
