@@ -239,7 +239,8 @@ def test_ledger_without_mechanism_has_no_guarantee() -> None:
     assert ledger.to_dict() == {
         "mechanism": "uniform_dropout", "epsilon": None, "delta": None,
         "noise_multiplier": None, "sample_rate": None, "steps": None, "accountant": None,
-        "max_grad_norm": None, "guarantee": "no guarantee",
+        "max_grad_norm": None, "gradient_noise_multiplier": None,
+        "statistics_noise_multiplier": None, "guarantee": "no guarantee",
     }
 
 

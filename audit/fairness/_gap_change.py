@@ -19,6 +19,7 @@ seeds' (whose spread the ``gaps`` table reports as ``std``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import warnings
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,18 @@ def comparison_pairs(kinds: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def _ranges(values: np.ndarray) -> np.ndarray:
     """Highest minus lowest group along the last axis (NaN groups ignored)."""
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        # A resample with no defined group leaves an all-NaN row; NaN is its answer.
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmax(values, axis=-1) - np.nanmin(values, axis=-1)
+
+
+def _seed_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over seeds ignoring NaN; a group undefined in every seed stays NaN, quietly."""
+    with warnings.catch_warnings():
+        # Small groups can lack positives (or negatives) in a resample: FNR/FPR undefined there.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
 
 
 def gap_changes(
@@ -99,12 +110,12 @@ def gap_changes(
         p = point_group_metrics(y_true, s, groups, threshold=threshold, metrics=COMPARED_METRICS)
         if tuple(p.group_labels) != labels:
             raise InternalError("group order differs between the compared arms")
-        point[arm] = {m: np.nanmean(p.by_group[m][0], axis=0) for m in COMPARED_METRICS}
+        point[arm] = {m: _seed_mean(p.by_group[m][0], axis=0) for m in COMPARED_METRICS}
         if n_bootstrap > 0:
             d = bootstrap_group_metrics(y_true, s, groups, threshold=threshold, n_resamples=n_bootstrap,
                                         metrics=COMPARED_METRICS,
                                         seed=bootstrap_seed)
-            draws[arm] = {m: np.nanmean(d.by_group[m], axis=1) for m in COMPARED_METRICS}
+            draws[arm] = {m: _seed_mean(d.by_group[m], axis=1) for m in COMPARED_METRICS}
         else:
             draws[arm] = None
     alpha = (1.0 - ci_level) / 2.0
