@@ -18,8 +18,8 @@ seeds' (whose spread the ``gaps`` table reports as ``std``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
