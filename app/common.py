@@ -88,6 +88,8 @@ GROUP_DEFAULTS: dict[str, Any] = {
 #: Widget keys whose values must survive leaving their page.
 KEPT = (*SETUP_DEFAULTS, *GROUP_DEFAULTS, "source", "syn_rows", "adult_path", "target",
         "sensitive", "positive_label", "sweep_arms", "sweep_epsilons", "sweep_budgets")
+#: Session-state key of the copy of :data:`KEPT`'s values (no widget uses it).
+KEPT_COPY = "kept_settings"
 
 
 def keep_settings() -> None:
@@ -97,10 +99,28 @@ def keep_settings() -> None:
     the value back as plain session state keeps it (the documented way to keep
     widget values across pages). Widgets therefore never pass a default of their
     own: :func:`start_with` puts it in session state first.
+
+    That is not enough while an audit runs: the progress panel reruns itself every
+    second, and such a fragment-only rerun drops every widget value its page does not
+    draw, written back or not (streamlit/streamlit#10805). So the values are also
+    copied to a key no widget uses (:data:`KEPT_COPY`), which survives, and a value
+    dropped that way is put back from there.
     """
+    copy = st.session_state.setdefault(KEPT_COPY, {})
     for key in KEPT:
+        if key not in st.session_state and key in copy:
+            st.session_state[key] = copy[key]
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
+    remember_settings()
+
+
+def remember_settings() -> None:
+    """Copy the kept values as they are now (run after the page too: pages set some)."""
+    copy = st.session_state.setdefault(KEPT_COPY, {})
+    for key in KEPT:
+        if key in st.session_state:
+            copy[key] = st.session_state[key]
 
 
 def start_with(defaults: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ never through ``sys.path``.
 """
 
 import streamlit as st
-from fairpriv_app.common import collect_finished_job, job_panel, keep_settings
+from fairpriv_app.common import collect_finished_job, job_panel, keep_settings, remember_settings
 
 st.set_page_config(page_title="fairpriv", layout="wide")
 # Before any page: settings survive page changes, and a finished audit reaches every page.
@@ -28,4 +28,7 @@ page = st.navigation(pages)
 if page.title != "3. Run":
     with st.sidebar:
         job_panel(full=False)
-page.run()
+try:
+    page.run()
+finally:  # st.stop/st.rerun end a page early: what it set is kept all the same
+    remember_settings()

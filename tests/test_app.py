@@ -241,6 +241,25 @@ def test_setup_keeps_the_users_settings_across_pages_and_run_uses_them() -> None
     assert at.selectbox(key="target").value == "label"
 
 
+def test_settings_dropped_by_a_fragment_rerun_come_back() -> None:
+    # While an audit runs, the progress panel's once-a-second fragment rerun drops the
+    # values of widgets its page does not draw (streamlit#10805). AppTest does not run
+    # timed fragments, so the drop is made by hand; the browser test sees the real one.
+    at = use_people(app())
+    quick_setup(at, arms=["baseline", "dp_sgd"])
+    at.checkbox(key="missing_on").check().run()
+    at.switch_page("views/results.py").run()
+    for key in ("arms", "seeds", "epochs", "hidden", "missing_on", "target"):
+        del at.session_state[key]
+    at.switch_page("views/setup.py").run()
+    assert not at.exception
+    assert at.multiselect(key="arms").value == ["baseline", "dp_sgd"]
+    assert (at.number_input(key="seeds").value, at.number_input(key="epochs").value) == (1, 1)
+    assert at.text_input(key="hidden").value == "8" and at.checkbox(key="missing_on").value
+    at.switch_page("views/data.py").run()
+    assert at.selectbox(key="target").value == "label"
+
+
 def test_setup_rejects_bad_hidden_layers_with_the_engine_message() -> None:
     at = use_people(app())
     at.switch_page("views/setup.py").run()

@@ -218,6 +218,12 @@ def test_a_run_goes_on_while_the_user_looks_elsewhere_and_can_be_stopped(  # typ
     go(page, "4. Results")
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_text("running for").wait_for()  # the progress follows the user
+    # The panel's once-a-second reruns (two at least) must not reset Setup meanwhile.
+    page.wait_for_timeout(2500)
+    go(page, "2. Setup")
+    assert page.get_by_label("Epochs", exact=True).input_value() == "4"
+    assert page.get_by_label("Seeds", exact=True).input_value() == "1"
+    go(page, "4. Results")
     sidebar.get_by_text("finished in").wait_for(timeout=240_000)
     page.get_by_text("What the audit found").wait_for()  # the page shows the results unasked
     no_exception(page)
