@@ -443,6 +443,15 @@ AUDIT_OPTIONS = [
 def _missing_config(opts: Mapping[str, Any]) -> MissingFeaturesConfig | None:
     """The missing-feature measurement the --missing-* options ask for (None: off)."""
     if opts["missing_rates"] is None and opts["missing_grid"] is None:
+        ctx = click.get_current_context(silent=True)
+        typed = click.core.ParameterSource.COMMANDLINE
+        given = [f"--{name.replace('_', '-')}" for name in ("missing_train_grid", "missing_draws")
+                 if ctx is not None and ctx.get_parameter_source(name) is typed]
+        if given:
+            # Silently ignoring them would look like a measurement that found nothing.
+            verb = "apply" if len(given) > 1 else "applies"
+            raise click.UsageError(f"{' and '.join(given)} only {verb} with --missing-rates or "
+                                   "--missing-grid, which turn the missing-feature measurement on.")
         return None
     grid = (parse_number_list(opts["missing_grid"], "missing_grid") if opts["missing_grid"] is not None
             else DEFAULT_MISSING_GRID)

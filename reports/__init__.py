@@ -30,6 +30,7 @@ from ._content import (
     build_report,
     dropout_tradeoff_caption,
     glossary,
+    guarantee_notes,
     has_group_errors,
     solution_tradeoff_figure,
     tradeoff_points,
@@ -47,7 +48,14 @@ from ._figures import (
     tradeoff_figure,
 )
 from ._html import render_html_text, write_html
-from ._missing import MATCH_CAPTION, MATCH_TEXT, missing_error_figure, missing_match_figure, missing_tables
+from ._missing import (
+    MATCH_CAPTION,
+    MATCH_TEXT,
+    missing_captions,
+    missing_error_figure,
+    missing_match_figure,
+    missing_tables,
+)
 from ._pdf import render_pdf_bytes, write_pdf
 from ._sweep import (
     build_sweep_report,
@@ -74,8 +82,10 @@ __all__ = [
     "dp_cost_table",
     "findings",
     "glossary",
+    "guarantee_notes",
     "has_group_errors",
     "mia_table",
+    "missing_captions",
     "missing_tables",
     "reading_guide",
     "summary_table",

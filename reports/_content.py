@@ -376,6 +376,19 @@ def _privacy(result: AuditResult, arms: list[str]) -> list[Block]:
     return blocks
 
 
+def guarantee_notes(result: AuditResult) -> list[str]:
+    """What each DP arm's epsilon covers and assumes, as sentences (empty without a DP
+    arm): the DP-SGD guarantee's assumptions, what group-adaptive DP-SGD releases and how
+    it is paid for, and what no guarantee covers. The report's privacy section and its
+    limits say the same; a results page shows these."""
+    if not (has_kind(result, "dp_sgd") or has_kind(result, "dp_sgd_f")):
+        return []
+    notes = ["What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS]
+    if has_kind(result, "dp_sgd_f"):
+        notes += [block.text for block in _adaptive_dp(result) if isinstance(block, Paragraph)]
+    return [*notes, NOT_COVERED]
+
+
 def _adaptive_dp(result: AuditResult) -> list[Block]:
     """What the group-adaptive DP arm does and what its epsilon covers."""
     priv = result.aggregate("privacy")

@@ -98,12 +98,12 @@ def missing_match_plot(match: pd.DataFrame, group: str = "overall") -> MplFigure
     if not plain.empty:
         sel["value"] = sel["value"] - sel["p_test"].map(plain)
     p_trains = sorted(sel["p_train"].unique())
-    cmap = plt.get_cmap("viridis")
+    cmap = plt.get_cmap("viridis")  # stopped at 0.85: its last yellows are hard to see on white
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for i, p_train in enumerate(p_trains):
         line = sel[sel["p_train"] == p_train].sort_values("p_test")
         ax.plot(line["p_test"], line["value"], marker=_MARKERS[i % len(_MARKERS)], markersize=4,
-                color=cmap(i / max(1, len(p_trains) - 1)), linestyle=_LINES[i % len(_LINES)],
+                color=cmap(0.85 * i / max(1, len(p_trains) - 1)), linestyle=_LINES[i % len(_LINES)],
                 label=f"p_train = {p_train:g}")
     best = sel.sort_values("value", kind="stable").drop_duplicates("p_test")
     ax.plot(best["p_test"], best["value"], linestyle="none", marker="o", markersize=10,
@@ -201,18 +201,37 @@ def _table(frame: pd.DataFrame, caption: str) -> Table:
     return Table([str(c) for c in frame.columns], frame.astype(str).to_numpy().tolist(), caption=caption)
 
 
+MISSING_SCENARIO_CAPTION = "Each group at its own missing rate: the scenario given to the audit."
+
+
+def missing_captions(result: AuditResult) -> dict[str, str]:
+    """The caption of each of :func:`missing_tables`, by the same keys (the report and
+    the app say the same)."""
+    captions = {"scenario": MISSING_SCENARIO_CAPTION,
+                "best_p_train": ("The p_train with the lowest error at each p_test (differences "
+                                 "between neighbouring rates can be within noise: see the figure).")}
+    degradation = result.missing_degradation()
+    if not degradation.empty:
+        top = float(degradation["p_test"].iloc[0])
+        pairs = int(degradation["pairs"].max())
+        simultaneous = (f" With {pairs} pairs of groups, the intervals are Bonferroni-adjusted so "
+                        "that they hold for every pair at once (the two groups shown are picked by "
+                        "their estimates)." if pairs > 1 else "")
+        captions["degradation"] = (f"How much each group's error rises from p_test = 0 to {top:g}."
+                                   + simultaneous)
+    return captions
+
+
 def _degradation_table(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[Block]:
     if "degradation" not in tables:
         return []
-    top = float(result.missing_degradation()["p_test"].iloc[0])
-    return [_table(tables["degradation"], f"How much each group's error rises from p_test = 0 to {top:g}.")]
+    return [_table(tables["degradation"], missing_captions(result)["degradation"])]
 
 
 def _scenario_table(tables: dict[str, pd.DataFrame]) -> list[Block]:
     if "scenario" not in tables:
         return []
-    return [_table(tables["scenario"],
-                   "Each group at its own missing rate: the scenario given to the audit.")]
+    return [_table(tables["scenario"], MISSING_SCENARIO_CAPTION)]
 
 
 def _match_blocks(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[Block]:
@@ -221,8 +240,7 @@ def _match_blocks(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[
     return [
         Paragraph(MATCH_TEXT, "body"),
         Figure(missing_match_figure(result.missing_match), MATCH_CAPTION),
-        _table(tables["best_p_train"], "The p_train with the lowest error at each p_test (differences "
-                                       "between neighbouring rates can be within noise: see the figure)."),
+        _table(tables["best_p_train"], missing_captions(result)["best_p_train"]),
     ]
 
 
@@ -231,7 +249,9 @@ MATCH_TEXT = (
     "Which training dropout rate copes best with a given missing rate: extra models were trained "
     "with uniform dropout at each p_train of the grid (every seed) and measured like the arms. "
     "With a missing feature treated as dropout treats a dropped input, a model trained at "
-    "p_train = p_test sees at test time the inputs it was trained on.")
+    "p_train = p_test sees inputs missing at the rate it was trained with (exactly its training "
+    "inputs for one-column features; dropout drops a one-hot block's columns one at a time, a "
+    "missing feature all at once).")
 MATCH_CAPTION = (
     "Error on all test rows for each training dropout rate p_train, less the error without "
     "dropout at the same p_test (below 0: dropout helps); a ring marks the lowest at each p_test.")

@@ -85,7 +85,8 @@ def dp_cost_table(result: AuditResult) -> pd.DataFrame:
         "DP arm": cost["arm"].astype(str), "Versus": cost["baseline"].astype(str),
         "Group": cost["group"].astype(str),
         f"Error change [{level_text(result.ci_level)} CI over seeds]": [
-            format_interval(r["cost"], r["ci_low"], r["ci_high"], signed=True) for _, r in cost.iterrows()],
+            format_interval(r["cost"], r["ci_low"], r["ci_high"], signed=True)
+            + (" (one seed: no interval)" if r["seeds"] < 2 else "") for _, r in cost.iterrows()],
         "Excess over overall change": [fmt(v) for v in cost["excess"]],
         "Flagged": ["yes" if f else "" for f in cost["flagged"]],
     })
@@ -95,8 +96,9 @@ def dp_cost_caption(result: AuditResult) -> str:
     """What :func:`dp_cost_table` shows, in one sentence or two."""
     adaptive = "dp_sgd_f" in set(result.arms["kind"].astype(str))
     return ("DP's per-group cost: each DP arm's error per group minus the baseline's"
-            + (", and the group-adaptive arm's minus plain DP-SGD's at the same epsilon (what "
-               "adaptive clipping changes for each group)" if adaptive else "")
+            + (", and the group-adaptive arm's minus plain DP-SGD's at the same privacy setting "
+               "(epsilon, delta, clipping norm; what adaptive clipping changes for each group)"
+               if adaptive else "")
             + "; paired by seed. Flagged: a group's change exceeds the overall change beyond its "
               "interval.")
 

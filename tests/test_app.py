@@ -647,6 +647,15 @@ def test_setup_measures_missing_features_and_results_show_them(served_media: dic
     assert not at.exception and not at.error
     config = build_config(settings(at.session_state))
     assert config.missing is not None and config.missing.rates == 0.2
+    # The placeholder uses this data's groups; a grid with nothing missing is refused.
+    assert at.text_input(key="missing_rates").placeholder == "e.g. F=0.3,M=0.1"
+    for grid, words in (("", "hold no rate above 0"), ("0", "hold no rate above 0"),
+                        ("0.2,1.5", "p_test must be a sequence of numbers in [0, 0.95]")):
+        at.text_input(key="missing_grid").set_value(grid).run()
+        assert not at.exception
+        assert any(words in e and "missing_grid" not in e for e in texts(at.error)), texts(at.error)
+    at.text_input(key="missing_grid").set_value("0.1,0.3").run()
+    assert not at.error
 
     res = run_audit("synthetic", AuditConfig(
         arms=(BaselineArm(),), seeds=1, n_bootstrap=0, training=TrainingConfig(epochs=1, hidden=(4,)),
@@ -664,7 +673,9 @@ def test_setup_measures_missing_features_and_results_show_them(served_media: dic
     assert missing_error_figure(res.missing, res.arm_names, grid=grid, ci_level=res.ci_level) in shown
     scenario = missing_tables(res)["scenario"]
     assert any(t.value.reset_index().equals(scenario) for t in at.table)
-    assert "Download missing.csv" in {b.label for b in at.get("download_button")}
+    downloads = {b.label for b in at.get("download_button")}
+    assert {"Download missing.csv", "Download the missing-feature errors (CSV)",
+            "Download the p_train grid (CSV)"} <= downloads, downloads
 
 
 def test_dp_sgd_f_is_offered_and_results_show_its_cost_per_group() -> None:
@@ -697,3 +708,10 @@ def test_dp_sgd_f_is_offered_and_results_show_its_cost_per_group() -> None:
     shown = next(t.value for t in at.table if "Versus" in t.value.index.names)
     assert shown.reset_index().equals(dp_cost_table(AuditResult.from_json(res.to_json())))
     assert ("dp_sgd_f", "dp_sgd") in {(a, v) for a, v, _ in shown.index}
+    # What its epsilon covers: the counts' noise and the assumptions, as in the report.
+    from reports import guarantee_notes
+
+    notes = guarantee_notes(AuditResult.from_json(res.to_json()))
+    assert any("noisy" in n or "counts" in n for n in notes) and any("taken as public" in n for n in notes)
+    written = [m.value for m in at.markdown]
+    assert all(n in written for n in notes), written

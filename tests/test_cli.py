@@ -95,6 +95,9 @@ def test_csv_with_intersectional_groups(tmp_path: Path) -> None:
         (["--missing-rates", "minority"], r"'group=rate,\.\.\.' or one number.*\(--missing-rates\)"),
         (["--missing-rates", "2"], r"must be a number in \[0, 0\.95\], not 2\.0.*\(--missing-rates\)"),
         (["--missing-grid", "0,x"], r"--missing-grid must be comma-separated numbers"),
+        (["--missing-grid", "0"], r"p_test \[0\.0\] hold no rate above 0.*\(--missing-grid\)"),
+        (["--missing-grid", "0.2,1.5"], r"p_test must be .*in \[0, 0\.95\], not \(0\.2, 1\.5\) \(--missing-grid\)"),
+        (["--missing-rates", '{"a, b": 0.2'], r"not valid JSON.*\(--missing-rates\)"),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
@@ -118,6 +121,24 @@ def test_missing_rates_turn_the_measurement_on(tmp_path: Path) -> None:
     # The default grid is on when --missing-rates is given.
     assert sorted(result.missing_setup["grid"]) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
     assert set(result.missing_match["p_train"]) == {0.0, 0.3}
+
+
+def test_missing_grid_alone_measures_without_group_rates(tmp_path: Path) -> None:
+    res = invoke("run", "--dataset", "synthetic", "--rows", "1200", "--seeds", "1", "--arms", "baseline",
+                 "--out", str(tmp_path), *FAST, "--missing-grid", "0.2,0.4", "--missing-train-grid", "",
+                 "--missing-draws", "1")
+    assert res.exit_code == 0, res.output
+    assert "as features go missing (p_test 0 to 0.4)" in res.output
+    result = AuditResult.from_json(tmp_path / "results.json")
+    assert sorted(result.missing["p_test"].unique()) == [0.0, 0.2, 0.4]
+    assert result.missing_scenario().empty and result.missing_match.empty
+
+
+def test_missing_options_without_the_measurement_are_refused(tmp_path: Path) -> None:
+    res = invoke("run", "--dataset", "synthetic", "--rows", "800", "--out", str(tmp_path), *FAST,
+                 "--missing-train-grid", "0,0.3")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "--missing-train-grid only applies with --missing-rates or --missing-grid" in res.output
 
 
 def test_missing_file_error(tmp_path: Path) -> None:

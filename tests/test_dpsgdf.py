@@ -140,6 +140,134 @@ def test_split_and_effective_are_inverses_and_add_up_in_renyi_dp() -> None:
         split_noise_multiplier(1.0, 1.0)
 
 
+@pytest.mark.parametrize(("effective", "share", "q"), [(1.0, 0.1, 0.05), (1.5, 0.3, 0.2), (0.8, 0.05, 0.01)])
+def test_subsampled_step_matches_a_direct_computation_of_the_two_releases(effective: float, share: float,
+                                                                         q: float) -> None:
+    """One Poisson-sampled step (q < 1), computed from the releases themselves: with the
+    row absent the outputs are N(0, diag(s1^2, s1^2, s2^2)) in the directions the row
+    moves (its group's two counts by 1 each, the gradient sum by at most the largest
+    bound, here 1); present with probability q they are shifted by (1, 1, 1). The Renyi
+    divergence of that three-dimensional mixture from the Gaussian, by Gauss-Hermite
+    quadrature over each coordinate (no use of the effective multiplier), must equal
+    Opacus' RDP of the one-dimensional sampled Gaussian at the effective multiplier: the
+    accountant is given exactly the composed step. 80 nodes per axis integrate these
+    smooth integrands to about 1e-10 relative; 1e-6 leaves room."""
+    from opacus.accountants.analysis.rdp import compute_rdp
+
+    s2, s1 = split_noise_multiplier(effective, share)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    weights = weights / weights.sum()  # expectations under N(0, 1)
+    z = np.stack(np.meshgrid(nodes, nodes, nodes, indexing="ij"), axis=-1).reshape(-1, 3)
+    w = np.einsum("i,j,k->ijk", weights, weights, weights).reshape(-1)
+    std = np.array([s1, s1, s2])
+    shift = np.ones(3)
+    x = z * std  # draws of the released noise, row absent
+    log_ratio = (x @ (shift / std**2)) - 0.5 * float(np.sum(shift**2 / std**2))
+    for alpha in (2, 3, 5):
+        moment = float(np.sum(w * ((1 - q) + q * np.exp(log_ratio)) ** alpha))
+        direct = math.log(moment) / (alpha - 1)
+        accountant = float(compute_rdp(q=q, noise_multiplier=effective, steps=1, orders=[alpha])[0])
+        assert direct == pytest.approx(accountant, rel=1e-6), (alpha, direct, accountant)
+    # The gradient's noise alone would be accounted as less privacy lost.
+    assert float(compute_rdp(q=q, noise_multiplier=s2, steps=1, orders=[3])[0]) < accountant
+
+
+def test_one_row_moves_the_released_quantities_by_at_most_the_stated_sensitivity() -> None:
+    """Remove each row of a batch in turn: the released counts (b_g, m_g over all groups)
+    move by at most sqrt(2) in L2 (exactly sqrt 2 for a clipped row, 1 otherwise), and the
+    clipped gradient sum, at bounds fixed by the counts, by at most the largest bound
+    (the noise's scale)."""
+    torch.manual_seed(1)
+    mlp = MLP(4, hidden=(6,)).double()
+    params = {k: v.detach()[None] for k, v in mlp.named_parameters()}
+    models = StackedModels(mlp, params, "ghost", row_loss("classification"))
+    n = 12
+    x = torch.randn(n, 4, dtype=torch.float64) * 3
+    y = (torch.rand(n) < 0.5).double()
+    groups = torch.tensor([0, 1, 2] * 4)
+    bounds = torch.tensor([[0.5, 1.5, 4.0]], dtype=torch.float64)
+    base_clip = torch.tensor([1.3], dtype=torch.float64)
+    privatizer = GroupAdaptivePrivatizer()
+    full = torch.ones(1, n, dtype=torch.float64)
+    norm2 = row_norms2(models, RowChunk(x[None], y[None], full))
+    counts = torch.cat(privatizer.statistics(norm2, groups[None], full, base_clip, 3), dim=1)
+    grad = clipped_sum(models, RowChunk(x[None], y[None], full), bounds[0, groups][None])
+    clipped_rows = 0
+    for i in range(n):
+        without = full.clone()
+        without[0, i] = 0.0
+        moved = torch.cat(privatizer.statistics(norm2, groups[None], without, base_clip, 3), dim=1)
+        step = float(torch.linalg.vector_norm(counts - moved))
+        clipped = bool(norm2[0, i] > base_clip[0] ** 2)
+        clipped_rows += clipped
+        assert step == pytest.approx(math.sqrt(2) if clipped else 1.0)
+        rest = clipped_sum(models, RowChunk(x[None], y[None], without), bounds[0, groups][None])
+        change = math.sqrt(sum(float(((grad[k] - rest[k]) ** 2).sum()) for k in grad))
+        assert change <= float(bounds.max()) + 1e-9
+        assert change <= float(bounds[0, groups[i]]) + 1e-9  # its own group's bound, in fact
+    assert 0 < clipped_rows < n  # both kinds of row occur
+
+
+def test_the_released_counts_carry_noise_of_the_ledgers_std() -> None:
+    """The trainer's real noise on the counts: mean 0 and standard deviation s1, the
+    ledger's statistics_noise_multiplier. 20 steps x 2 groups x 2 counts = 80 draws per
+    seed, 3 seeds = 240: the sample std's relative standard error is 1/sqrt(480) = 4.6%,
+    so 15% is over 3 standard errors; the mean's is s1/sqrt(240), 4 of them allowed."""
+    from audit.training._batched import BatchEngine, DPRowCount, train_mlp_batch
+
+    class _Recorder(GroupAdaptivePrivatizer):
+        def __init__(self) -> None:
+            self.noise: list[torch.Tensor] = []
+
+        def noisy(self, counts, over, gens, statistics_sigma):  # type: ignore[no-untyped-def]
+            b, m = super().noisy(counts, over, gens, statistics_sigma)
+            self.noise += [b - counts, m - over]
+            return b, m
+
+    data, groups = _rows()
+    X, y = torch.as_tensor(data.X), torch.as_tensor(data.y)
+    draws = []
+    for seed in range(3):
+        spec, ledger = _DPMechanismSpec(data, groups, seed)
+        recorder = _Recorder()
+        train_mlp_batch(X, y, [spec], config=SMALL, engine=BatchEngine(group_adaptive=recorder),
+                        dp_rows=DPRowCount(10, data.n))
+        draws.append(torch.cat([d.reshape(-1) for d in recorder.noise]).double().numpy())
+    noise = np.concatenate(draws)
+    s1 = float(ledger.statistics_noise_multiplier)
+    assert len(noise) == 240 and s1 > 1
+    assert abs(noise.std(ddof=1) / s1 - 1) < 0.15, (noise.std(ddof=1), s1)
+    assert abs(noise.mean()) < 4 * s1 / math.sqrt(len(noise))
+
+
+def _DPMechanismSpec(data: TrainingRows, groups: np.ndarray, seed: int):  # noqa: ANN202, N802
+    from audit.training._batched import _DPMechanism
+
+    return _DPMechanism.for_rows(data.n, SMALL).spec_and_ledger(_job(DPSGDFArm(), data, groups, seed=seed),
+                                                                SMALL)
+
+
+def test_dp_sgd_f_is_compared_with_dp_sgd_only_at_the_same_privacy_setting() -> None:
+    import pandas as pd
+
+    from audit import dp_group_cost
+    from audit.arms._arms import dp_settings
+    from audit.fairness._gap_change import comparison_pairs
+
+    rows = [{"arm": arm, "seed": seed, "group": group, "metric": "error_rate", "value": 0.1 + 0.01 * i}
+            for i, arm in enumerate(("baseline", "dp_sgd", "dp_sgd_f", "strict"))
+            for seed in (0, 1) for group in ("A", "B")]
+    by_group = pd.DataFrame(rows)
+    overall = by_group.groupby(["arm", "seed", "metric"], as_index=False)["value"].mean()
+    arms = [BaselineArm(), DPSGDArm(), DPSGDFArm(), DPSGDFArm(name="strict", epsilon=1.0)]
+    cost = dp_group_cost(by_group, overall, arms)
+    versus = cost[cost["baseline"] != "baseline"]
+    assert set(zip(versus["arm"], versus["baseline"], strict=True)) == {("dp_sgd_f", "dp_sgd")}
+    pairs = comparison_pairs({a.label: a.kind for a in arms}, dp_settings(arms))
+    assert ("dp_sgd_f", "dp_sgd") in pairs and ("strict", "dp_sgd") not in pairs
+    assert ("strict", "baseline") in pairs  # every arm is still compared with the baseline
+
+
 def test_ledger_at_epsilon_3_includes_the_counts() -> None:
     data, groups = _rows()
     fitted = BatchedTrainer().fit_many([_job(DPSGDFArm(), data, groups), _job(DPSGDArm(), data, groups)],

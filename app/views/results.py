@@ -14,9 +14,11 @@ from reports import (
     findings,
     gap_curve_figure,
     group_error_figure,
+    guarantee_notes,
     has_group_errors,
     mechanism_figure,
     mia_table,
+    missing_captions,
     missing_error_figure,
     missing_match_figure,
     missing_tables,
@@ -87,6 +89,11 @@ try:
                 if name in CANARY_AUDITS:
                     st.write(CANARY_AUDITS[name].assumes)
             st.write(GAUSSIAN_DP_NOTE)
+    notes = guarantee_notes(res)
+    if notes:
+        with st.expander("What each epsilon covers, and what it assumes"):
+            for note in notes:
+                st.write(note)
     points = tradeoff_points(res)
     if len(points) > 1:
         st.subheader("Trade-offs")
@@ -112,18 +119,27 @@ try:
         st.image(missing_error_figure(res.missing, arms, grid=grid, ci_level=res.ci_level))
         st.caption("Each group's error as features go missing (every group at the same rate "
                    "p_test); a star marks the group's error at its own missing rate.")
-        tables = missing_tables(res)
+        tables, captions = missing_tables(res), missing_captions(res)
         for key, title in (("degradation", "How fast each group's error rises"),
                            ("scenario", "Each group at its own missing rate")):
             if key in tables:
                 st.markdown(f"**{title}**")
                 st.table(tables[key].set_index(tables[key].columns[0]))
+                st.caption(captions[key])
         if not res.missing_match.empty:
             st.markdown("**Which training dropout rate copes best**")
             st.write(MATCH_TEXT)
             st.image(missing_match_figure(res.missing_match))
             st.caption(MATCH_CAPTION)
             st.table(tables["best_p_train"].set_index("p_test"))
+        c1, c2 = st.columns(2)
+        with c1:
+            _download("Download the missing-feature errors (CSV)", res.missing, f"{stem}-missing.csv",
+                      "dl_missing_section")
+        if not res.missing_match.empty:
+            with c2:
+                _download("Download the p_train grid (CSV)", res.missing_match,
+                          f"{stem}-missing_match.csv", "dl_missing_match_section")
     if not res.mechanism.empty:
         st.subheader("Why dropout is not differential privacy")
         st.image(mechanism_figure(res.mechanism, res.mechanism_reference, arms))

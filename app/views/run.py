@@ -20,7 +20,10 @@ except Exception as exc:  # noqa: BLE001 - shown, never a traceback
 arms = ", ".join(arm.label for arm in config.arms)
 st.write(f"**{label}**: {len(frame):,} rows; arms: {arms}; {len(config.seed_list)} seed(s), "
          f"{config.training.epochs} epochs; membership inference: {config.privacy_audit.mia}; "
-         f"{config.privacy_audit.canaries} canaries. (Change them on page 2, Setup.)")
+         f"{config.privacy_audit.canaries} canaries"
+         + (f"; missing features at p_test {', '.join(f'{p:g}' for p in config.missing.grid)}"
+            if config.missing is not None else "")
+         + ". (Change them on page 2, Setup.)")
 job = current_job()
 running = job is not None and job.state == "running"
 if st.button("Run audit", type="primary", key="run", disabled=running,

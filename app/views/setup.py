@@ -37,6 +37,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _group_labels(_frame: object, data_hash: str, load_json: str) -> list[str]:
+    return [str(g) for g in load_dataset(_frame, **json.loads(load_json)).group_labels]
+
+
+def _rates_example() -> str:
+    """The placeholder of the per-group rates, in the chosen data's own group names."""
+    frame = st.session_state.get("frame")
+    try:
+        labels = (_group_labels(frame, frame_hash(frame), json.dumps(st.session_state["load_kwargs"],
+                                                                    sort_keys=True))
+                  if frame is not None else [])
+    except Exception:  # noqa: BLE001 - the data's own error is shown on the Data page
+        labels = []
+    if not labels:
+        return "e.g. Female=0.3,Male=0.1"
+    shown = ",".join(f"{g}={0.3 if i % 2 == 0 else 0.1}" for i, g in enumerate(labels[:4]))
+    return f"e.g. {shown}" + (",..." if len(labels) > 4 else "")
+
+
 #: One line per setting; the terms the report also explains use the report's words.
 HELP = {
     "arms": (f"{glossary['arm']} baseline: {glossary['baseline']} uniform_dropout: "
@@ -54,8 +74,11 @@ HELP = {
     "missing": ("Measure how each group's error grows when features are missing when the model "
                 "predicts: at a grid of rates for every group, and at each group's own rate."),
     "missing_rates": ("Each group's missing rate, e.g. Female=0.3,Male=0.1 (one number: the same for "
-                      "every group; empty: the grid only). Records are often sparser for some groups."),
-    "missing_grid": "Comma-separated missing rates (0 to 0.95) at which every group is measured.",
+                      "every group; empty: the grid only; group names with commas: a JSON object such "
+                      "as {\"Black, Hispanic\": 0.3, \"White\": 0.1}). Records are often sparser for "
+                      "some groups."),
+    "missing_grid": ("Comma-separated missing rates (0 to 0.95) at which every group is measured; 0 is "
+                     "always added, and at least one rate above 0 is needed."),
     "missing_train_grid": ("Comma-separated dropout rates: one extra uniform-dropout model per rate and "
                            "seed shows which training rate copes best with each missing rate (empty: "
                            "none)."),
@@ -108,7 +131,7 @@ st.checkbox("Measure missing features", key="missing_on", help=HELP["missing"])
 if st.session_state["missing_on"]:
     st.caption(MISSING_TREATMENT)
     m1, m2, m3 = st.columns(3)
-    m1.text_input("Missing rate per group", key="missing_rates", placeholder="e.g. Female=0.3,Male=0.1",
+    m1.text_input("Missing rate per group", key="missing_rates", placeholder=_rates_example(),
                   help=HELP["missing_rates"])
     m2.text_input("Missing rates p_test for every group", key="missing_grid", help=HELP["missing_grid"])
     m3.text_input("Training dropout rates p_train", key="missing_train_grid",

@@ -41,6 +41,7 @@ __all__ = [
     "GroupDropoutArm",
     "UniformDropoutArm",
     "arm_from_dict",
+    "dp_settings",
     "make_arm",
     "available_arms",
     "register_arm",
@@ -308,6 +309,20 @@ class DPSGDArm(Arm):
         rate = 0.0 if self.dropout is None else float(self.dropout)
         return np.full(groups.shape[0], rate, dtype=np.float32)
 
+    def dp_setting(self) -> tuple[Any, ...]:
+        """What two DP arms must share to be compared "at the same epsilon": the target
+        epsilon and delta (as given: ``None`` is the audit's), the base clipping norm, the
+        accountant and the dropout on top.
+
+        >>> DPSGDArm().dp_setting() == DPSGDFArm().dp_setting()
+        True
+        >>> DPSGDArm(epsilon=1.0).dp_setting() == DPSGDFArm(epsilon=3.0).dp_setting()
+        False
+        """
+        dropout = (tuple(sorted(self.dropout.items())) if isinstance(self.dropout, Mapping)
+                   else self.dropout)
+        return (self.epsilon, self.delta, self.max_grad_norm, self.accountant, dropout)
+
 
 @register_arm
 @dataclass(frozen=True, kw_only=True)
@@ -368,3 +383,7 @@ class DPSGDFArm(DPSGDArm):
 #: The four arm kinds of DESIGN section 2, in display order.
 ARM_KINDS: tuple[str, ...] = ("baseline", "uniform_dropout", "group_dropout", "dp_sgd")
 
+
+def dp_settings(arms: Sequence[Arm]) -> dict[str, tuple[Any, ...]]:
+    """Each DP arm's :meth:`DPSGDArm.dp_setting`, by label (what pairs DP arms)."""
+    return {arm.label: arm.dp_setting() for arm in arms if isinstance(arm, DPSGDArm)}

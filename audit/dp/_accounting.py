@@ -58,11 +58,14 @@ GROUP_ADAPTIVE_ASSUMPTIONS = (
     "adds Gaussian noise of std s2*max_g C_g; the counts and the gradient, composed "
     "adaptively, are one Gaussian mechanism of noise multiplier "
     "sigma = 1/sqrt(2/s1^2 + 1/s2^2) per step, composed over all steps by the accountant. "
-    "The list of groups itself is taken as public."
+    "The list of groups itself is taken as public: the audit reads it from the data "
+    "(training rows included, and which small groups are merged depends on the split "
+    "sizes), which the guarantee does not cover."
 )
 NOT_COVERED = (
     "Not covered by the guarantee: preprocessing statistics fitted on the training rows "
-    "(means, scales, category vocabularies), hyperparameter and dropout-rate search on "
+    "(means, scales, category vocabularies, the list of sensitive groups), hyperparameter "
+    "and dropout-rate search on "
     "the same data, and the choice of the model. The sampling and noise come from a "
     "seeded pseudo-random generator (for reproducible audits), not a cryptographically "
     "secure one, and the floating-point noise is not hardened against precision attacks."

@@ -35,11 +35,14 @@ __all__ = ["COMPARED_METRICS", "comparison_pairs", "gap_changes"]
 COMPARED_METRICS = RATE_METRICS
 
 
-def comparison_pairs(kinds: Mapping[str, str]) -> list[tuple[str, str]]:
+def comparison_pairs(kinds: Mapping[str, str],
+                     dp_settings: Mapping[str, object] | None = None) -> list[tuple[str, str]]:
     """(arm, versus) pairs worth comparing, from arm label -> kind in audit order:
     every arm against the first baseline (does its mechanism widen the gap?), every
     group-dropout arm against every uniform-dropout arm (do group rates offset it?) and
-    every DPSGD-F arm against every DP-SGD arm (do group clipping bounds offset it?).
+    every DPSGD-F arm against every DP-SGD arm (do group clipping bounds offset it?) of
+    the same privacy setting (``dp_settings``: label -> :meth:`~audit.DPSGDArm.dp_setting`;
+    arms left out count as equal).
 
     Examples
     --------
@@ -54,7 +57,9 @@ def comparison_pairs(kinds: Mapping[str, str]) -> list[tuple[str, str]]:
     dp_sgds = [a for a, k in kinds.items() if k == "dp_sgd"]
     pairs = [(a, baselines[0]) for a in kinds if baselines and a != baselines[0]]
     pairs += [(a, u) for a, k in kinds.items() if k == "group_dropout" for u in uniforms]
-    pairs += [(a, d) for a, k in kinds.items() if k == "dp_sgd_f" for d in dp_sgds]
+    settings = dp_settings or {}
+    pairs += [(a, d) for a, k in kinds.items() if k == "dp_sgd_f" for d in dp_sgds
+              if settings.get(a) == settings.get(d)]
     return pairs
 
 

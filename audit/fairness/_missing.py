@@ -13,8 +13,12 @@ Exactly as inverted dropout treats a dropped input while training: all the encod
 columns of a missing feature are set to zero (the training mean of a standardised
 numeric column and its missing-value indicator; no category at all for a one-hot block),
 and the row's observed columns are scaled by ``1 / (1 - p)``, ``p`` being the row's
-missing rate. At ``p_train = p_test`` a dropout model then sees at test time exactly the
-input distribution it was trained on. Features go missing completely at random (MCAR):
+missing rate. At ``p_train = p_test`` a dropout model then sees inputs missing at the rate
+it was trained with. For a feature encoded in one column (a numeric feature with no
+missing values) that is exactly the input distribution it was trained on; for one whose
+encoding spans several columns (a one-hot block, a value with its missing-value
+indicator) it is not quite: dropout drops encoded columns one at a time, a missing
+feature loses all of its columns together. Features go missing completely at random (MCAR):
 each feature of each row independently with its row's rate, which is the group's rate.
 A deployment that imputes the mean without rescaling sees somewhat different inputs;
 :data:`MISSING_TREATMENT` says this in every report.
@@ -38,6 +42,7 @@ row's two errors are not), ``change_se`` its standard error.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,12 +111,19 @@ class MissingFeaturesConfig:
     draws: int = DEFAULT_MISSING_DRAWS
 
     def __post_init__(self) -> None:
-        owner = "missing features"
-        validate_params(owner, self, {
-            "grid": SequenceOf(_RATE),
-            "train_grid": SequenceOf(_RATE),
-            "draws": Interval(int, 1, None),
-        })
+        # The errors name the public parameters (missing_grid, ...): what the CLI's flags
+        # and the app's labels are looked up by.
+        for field, param, what in (("grid", "missing_grid", "the test-time missing rates p_test"),
+                                   ("train_grid", "missing_train_grid",
+                                    "the training dropout rates p_train")):
+            object.__setattr__(self, field, check_param("", what, getattr(self, field),
+                                                        SequenceOf(_RATE), param=param))
+        validate_params("missing features", self, {"draws": Interval(int, 1, None)})
+        if not any(p > 0 for p in self.grid):
+            raise ConfigError(
+                f"the test-time missing rates p_test {list(self.grid)} hold no rate above 0, so "
+                "nothing would go missing; give rates such as 0.1,0.2,0.3 (0 is always added)",
+                param="missing_grid")
         object.__setattr__(self, "grid", tuple(sorted({0.0, *map(float, self.grid)})))
         object.__setattr__(self, "train_grid", tuple(sorted(set(map(float, self.train_grid)))))
         if isinstance(self.rates, Mapping):
@@ -152,7 +164,8 @@ class MissingFeaturesConfig:
 
 
 def parse_missing_rates(text: str) -> dict[str, float] | float:
-    """Missing rates from text: ``"Female=0.3,Male=0.1"`` per group, or ``"0.2"`` for all.
+    """Missing rates from text: ``"Female=0.3,Male=0.1"`` per group, ``"0.2"`` for all, or a
+    JSON object.
 
     Examples
     --------
@@ -160,11 +173,18 @@ def parse_missing_rates(text: str) -> dict[str, float] | float:
     {'Female': 0.3, 'Male': 0.1}
     >>> parse_missing_rates("0.2")
     0.2
+
+    Group names holding ',' or '=' are given as a JSON object:
+
+    >>> parse_missing_rates('{"Black, Hispanic": 0.3, "White": 0.1}')
+    {'Black, Hispanic': 0.3, 'White': 0.1}
     """
     text = str(text).strip()
     if not text:
         raise ConfigError("missing rates are empty; give e.g. 'Female=0.3,Male=0.1' or '0.2'",
                           param="missing_rates")
+    if text.startswith("{"):
+        return _json_rates(text)
     if "=" not in text:
         try:
             return float(text)
@@ -188,6 +208,20 @@ def parse_missing_rates(text: str) -> dict[str, float] | float:
                               param="missing_rates")
         out[group] = rate
     return out
+
+
+def _json_rates(text: str) -> dict[str, float]:
+    """Rates as a JSON object, for group names that hold ',' or '='."""
+    try:
+        rates = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"missing rates {text!r} are not valid JSON ({exc.msg}); write e.g. "
+                          '{"Black, Hispanic": 0.3, "White": 0.1}', param="missing_rates") from None
+    if not isinstance(rates, dict) or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) for r in rates.values()):
+        raise ConfigError(f"missing rates {text!r} must map each group to a number, e.g. "
+                          '{"Black, Hispanic": 0.3, "White": 0.1}', param="missing_rates")
+    return {str(g): float(r) for g, r in rates.items()}
 
 
 def mask_features(X: np.ndarray, column_feature: np.ndarray, row_rates: np.ndarray,

@@ -1,7 +1,7 @@
 """DP's per-group cost: each DP arm's per-group error minus the baseline's, paired by
 seed, flagged where it exceeds the overall cost beyond its uncertainty
 (Bagdasaryan et al. 2019); and each group-adaptive DP arm (``dp_sgd_f``) against each
-plain DP-SGD arm at the same time, so that what adaptive clipping changes for each group
+plain DP-SGD arm at the same privacy setting, so that what adaptive clipping changes for each group
 is measured directly (the ``baseline`` column names the arm compared against).
 """
 
@@ -19,15 +19,19 @@ from ..arms._arms import Arm, DPSGDArm, DPSGDFArm
 def dp_group_cost(by_group: pd.DataFrame, overall: pd.DataFrame, arms: Sequence[Arm],
                   metric: str = "error_rate", confidence: float = 0.95) -> pd.DataFrame:
     """Per-group error of each DP arm minus the baseline's, paired by seed; then of each
-    ``dp_sgd_f`` arm minus each ``dp_sgd`` arm's.
+    ``dp_sgd_f`` arm minus each ``dp_sgd`` arm's at the same privacy setting
+    (:meth:`~audit.DPSGDArm.dp_setting`: same target epsilon, delta, clipping norm,
+    accountant and dropout).
 
     ``excess`` is a group's cost minus the overall cost; ``flagged`` marks groups whose
     excess is positive beyond its t-interval over seeds (needs >= 2 seeds).
     """
     baseline = [a.label for a in arms if a.kind == "baseline"]
     pairs = [(arm.label, baseline[0]) for arm in arms if isinstance(arm, DPSGDArm)] if baseline else []
-    plain = [a.label for a in arms if isinstance(a, DPSGDArm) and not isinstance(a, DPSGDFArm)]
-    pairs += [(arm.label, other) for arm in arms if isinstance(arm, DPSGDFArm) for other in plain]
+    plain = [a for a in arms if isinstance(a, DPSGDArm) and not isinstance(a, DPSGDFArm)]
+    # Only at the same privacy setting: otherwise the difference mixes in the budget.
+    pairs += [(arm.label, other.label) for arm in arms if isinstance(arm, DPSGDFArm) for other in plain
+              if arm.dp_setting() == other.dp_setting()]
     if not pairs:
         return pd.DataFrame()
     rows = []

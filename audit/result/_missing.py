@@ -22,13 +22,17 @@ from .._format import format_interval, format_number
 if TYPE_CHECKING:
     from ._container import AuditResult
 
-__all__ = ["DEGRADATION_COLUMNS", "best_p_train", "missing_degradation", "missing_findings",
-           "missing_scenario"]
+__all__ = ["DEGRADATION_COLUMNS", "SCENARIO_COLUMNS", "best_p_train", "missing_degradation",
+           "missing_findings", "missing_scenario"]
+
+#: Columns of :func:`missing_scenario`.
+SCENARIO_COLUMNS = ("arm", "kind", "group", "p_test", "clean", "value", "ci_low", "ci_high", "change",
+                    "change_ci_low", "change_ci_high")
 
 #: Columns of :func:`missing_degradation`.
 DEGRADATION_COLUMNS = (
     "arm", "kind", "p_test", "fastest", "slowest", "fastest_change", "slowest_change", "difference",
-    "ci_low", "ci_high", "beyond_uncertainty",
+    "ci_low", "ci_high", "pairs", "beyond_uncertainty",
 )  # fmt: skip
 
 
@@ -38,12 +42,15 @@ def missing_degradation(result: AuditResult) -> pd.DataFrame:
 
     The two groups' rises come from disjoint test rows, so the difference's standard
     error is the root of the sum of their squares; ``beyond_uncertainty`` when its
-    interval (at the result's level) excludes 0. Empty without the measurement.
+    interval excludes 0. The two groups are picked by their point estimates, so with
+    ``k > 2`` groups the interval is Bonferroni-adjusted over the ``k (k - 1) / 2`` pairs
+    (each at level ``1 - (1 - ci_level) / pairs``): the chance of calling any pair's
+    difference real when none is stays below ``1 - ci_level``. With two groups it is the
+    plain interval at the result's level. Empty without the measurement.
     """
     missing = result.missing
     if missing.empty:
         return pd.DataFrame(columns=list(DEGRADATION_COLUMNS))
-    z = float(stats.norm.ppf(0.5 + result.ci_level / 2))
     top = float(max(result.missing_setup.get("grid") or missing["p_test"]))
     rows = []
     for arm in result.arm_names:
@@ -51,6 +58,8 @@ def missing_degradation(result: AuditResult) -> pd.DataFrame:
         sel = sel.drop_duplicates("group")
         if len(sel) < 2:
             continue
+        pairs = len(sel) * (len(sel) - 1) // 2
+        z = float(stats.norm.ppf(1 - (1 - result.ci_level) / 2 / pairs))
         ordered = sel.sort_values("change", kind="stable")
         fast, slow = ordered.iloc[-1], ordered.iloc[0]
         diff = float(fast["change"] - slow["change"])
@@ -59,7 +68,7 @@ def missing_degradation(result: AuditResult) -> pd.DataFrame:
         rows.append({"arm": arm, "kind": str(fast["kind"]), "p_test": top, "fastest": str(fast["group"]),
                      "slowest": str(slow["group"]), "fastest_change": float(fast["change"]),
                      "slowest_change": float(slow["change"]), "difference": diff, "ci_low": lo,
-                     "ci_high": hi, "beyond_uncertainty": bool(lo > 0)})
+                     "ci_high": hi, "pairs": pairs, "beyond_uncertainty": bool(lo > 0)})
     return pd.DataFrame(rows, columns=list(DEGRADATION_COLUMNS))
 
 
@@ -68,12 +77,11 @@ def missing_scenario(result: AuditResult) -> pd.DataFrame:
     next to its error without missing features. Empty without per-group rates."""
     missing = result.missing
     if missing.empty or not missing["scenario"].astype(bool).any():
-        return pd.DataFrame()
+        return pd.DataFrame(columns=list(SCENARIO_COLUMNS))
     scenario = missing[missing["scenario"].astype(bool)]
     clean = missing[missing["p_test"] == 0][["arm", "group", "value"]].drop_duplicates(["arm", "group"])
     out = scenario.merge(clean.rename(columns={"value": "clean"}), on=["arm", "group"], how="left")
-    return out[["arm", "kind", "group", "p_test", "clean", "value", "ci_low", "ci_high", "change",
-                "change_ci_low", "change_ci_high"]].reset_index(drop=True)
+    return out[list(SCENARIO_COLUMNS)].reset_index(drop=True)
 
 
 def best_p_train(result: AuditResult, group: str = "overall") -> pd.DataFrame:
@@ -106,7 +114,8 @@ def missing_findings(result: AuditResult) -> list[str]:
             f"{row['fastest']} rises by {format_number(row['fastest_change'], signed=True)} and that "
             f"of {row['slowest']} by {format_number(row['slowest_change'], signed=True)}; difference "
             f"{format_interval(row['difference'], row['ci_low'], row['ci_high'], level=level, signed=True)}"
-            f", {verdict}.")
+            + (f", simultaneous over the {row['pairs']} pairs of groups" if row["pairs"] > 1 else "")
+            + f", {verdict}.")
     scenario = missing_scenario(result)
     for arm, block in scenario.groupby("arm", sort=False):
         parts = [f"{r['group']} {format_number(r['value'])} at {r['p_test']:g} (was "
@@ -114,6 +123,8 @@ def missing_findings(result: AuditResult) -> list[str]:
         lines.append(f"{arm} at the groups' own missing rates: " + "; ".join(parts) + ".")
     best = best_p_train(result)
     if not best.empty:
-        pairs = ", ".join(f"{r['best_p_train']:g} at p_test {r['p_test']:g}" for _, r in best.iterrows())
-        lines.append(f"Lowest overall error among uniform dropout rates p_train: {pairs}.")
+        pairs = "; ".join(f"p_test {r['p_test']:g}: p_train {r['best_p_train']:g}"
+                          for _, r in best.iterrows())
+        lines.append("The training dropout rate p_train with the lowest overall error, for each "
+                     f"test-time missing rate: {pairs}.")
     return lines
