@@ -272,6 +272,31 @@ def test_the_audit_reports_every_arm_group_and_rate(result: AuditResult) -> None
     assert "1/(1 - p)" in result.missing_setup["treatment"]
 
 
+def test_the_rise_difference_is_adjusted_for_the_pairs_of_groups(result: AuditResult) -> None:
+    """Two groups: the plain interval at the result's level. A third group (a copy of the
+    minority under another name) makes 3 pairs: the interval widens to the Bonferroni
+    level 1 - 0.05/3, and the sentence says it is simultaneous."""
+    import dataclasses
+
+    from scipy.stats import norm
+
+    def half_width_over_se(res: AuditResult) -> float:
+        row = res.missing_degradation().iloc[0]
+        m = res.missing
+        top = m[(m["arm"] == row["arm"]) & np.isclose(m["p_test"], row["p_test"])].drop_duplicates("group")
+        se = math.hypot(*(float(top.loc[top["group"] == g, "change_se"].iloc[0])
+                          for g in (row["fastest"], row["slowest"])))
+        assert row["pairs"] == math.comb(top["group"].nunique(), 2)
+        return float(row["ci_high"] - row["difference"]) / se
+
+    assert half_width_over_se(result) == pytest.approx(norm.ppf(0.975), rel=1e-9)
+    third = result.missing[result.missing["group"] == "minority"].assign(group="third", change_se=0.0)
+    wider = dataclasses.replace(result, missing=pd.concat([result.missing, third], ignore_index=True))
+    assert half_width_over_se(wider) == pytest.approx(norm.ppf(1 - 0.05 / 6), rel=1e-9)
+    assert any("simultaneous over the 3 pairs of groups" in line for line in wider.missing_findings())
+    assert not any("simultaneous" in line for line in result.missing_findings())
+
+
 def test_missing_features_survive_results_json(result: AuditResult, tmp_path) -> None:
     path = tmp_path / "results.json"
     result.to_json(path)
