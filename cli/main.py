@@ -426,8 +426,9 @@ AUDIT_OPTIONS = [
                  help="Dirac gradient canaries of the white-box audit of DP-SGD arms (cheap)."),
     click.option("--missing-rates", default=None,
                  help="Measure each group's error as features go missing at test time, at these "
-                      "rates per group (e.g. Female=0.3,Male=0.1, or one rate such as 0.2) and on "
-                      "the --missing-grid of rates for every group [default: off]."),
+                      "rates per group (e.g. Female=0.3,Male=0.1, or one rate such as 0.2; group "
+                      "names with ',' or '=' as a JSON object) and on the --missing-grid of rates "
+                      "for every group [default: off]."),
     click.option("--missing-grid", default=None,
                  help="Test-time missing rates p_test measured for every group [default with "
                       f"--missing-rates: {_numbers(DEFAULT_MISSING_GRID)}]; alone, it turns the "
