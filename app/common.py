@@ -102,16 +102,23 @@ def keep_settings() -> None:
 
     That is not enough while an audit runs: the progress panel reruns itself every
     second, and such a fragment-only rerun drops every widget value its page does not
-    draw, written back or not (streamlit/streamlit#10805). So the values are also
-    copied to a key no widget uses (:data:`KEPT_COPY`), which survives, and a value
-    dropped that way is put back from there.
+    draw, written back or not (streamlit/streamlit#10805); where Streamlit still holds
+    an older value under the same key (one written before its widget was first
+    drawn), that older value reappears. So each value is also copied to a key no
+    widget uses (:data:`KEPT_COPY`), which survives, and is written back afresh every
+    run (deleted first, which clears any older value): a value the fragment dropped
+    is then simply missing, and put back from the copy.
     """
     copy = st.session_state.setdefault(KEPT_COPY, {})
     for key in KEPT:
-        if key not in st.session_state and key in copy:
-            st.session_state[key] = copy[key]
         if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+            value = st.session_state[key]
+            del st.session_state[key]
+        elif key in copy:
+            value = copy[key]
+        else:
+            continue
+        st.session_state[key] = value
     remember_settings()
 
 

@@ -212,6 +212,11 @@ def test_a_run_goes_on_while_the_user_looks_elsewhere_and_can_be_stopped(  # typ
     page.get_by_role("button", name="Use the demo data").click()
     page.get_by_text("The demo data is ready").wait_for()
     quick_settings(page, epochs="4")
+    # Widgets drawn only once the box is ticked: Streamlit kept an older value of theirs
+    # (the default) that a fragment rerun brought back.
+    tick(page, "Measure missing features")
+    fill(page, "Missing rates p_test for every group", "0.1,0.3")
+    fill(page, "Training dropout rates p_train", "")
     go(page, "3. Run")
     page.get_by_role("button", name="Run audit").click()
     page.get_by_text("It keeps running while you look at other pages").wait_for()
@@ -223,10 +228,15 @@ def test_a_run_goes_on_while_the_user_looks_elsewhere_and_can_be_stopped(  # typ
     go(page, "2. Setup")
     assert page.get_by_label("Epochs", exact=True).input_value() == "4"
     assert page.get_by_label("Seeds", exact=True).input_value() == "1"
+    assert page.get_by_label("Missing rates p_test for every group", exact=True).input_value() == "0.1,0.3"
+    assert page.get_by_label("Training dropout rates p_train", exact=True).input_value() == ""
     go(page, "4. Results")
     sidebar.get_by_text("finished in").wait_for(timeout=240_000)
     page.get_by_text("What the audit found").wait_for()  # the page shows the results unasked
     no_exception(page)
+    go(page, "2. Setup")  # and still after the run
+    assert page.get_by_label("Missing rates p_test for every group", exact=True).input_value() == "0.1,0.3"
+    tick(page, "Measure missing features")  # off again for the stopped run below
     # A longer run, stopped: the page says so.
     go(page, "2. Setup")
     fill(page, "Epochs", "30")
