@@ -650,7 +650,7 @@ def test_setup_measures_missing_features_and_results_show_them(served_media: dic
     # The placeholder uses this data's groups; a grid with nothing missing is refused.
     assert at.text_input(key="missing_rates").placeholder == "e.g. F=0.3,M=0.1"
     for grid, words in (("", "hold no rate above 0"), ("0", "hold no rate above 0"),
-                        ("0.2,1.5", "p_test must be a sequence of numbers in [0, 0.95]")):
+                        ("0.2,1.5", "p_test: 1.5 is not a rate; each must be a number from 0 to 0.95")):
         at.text_input(key="missing_grid").set_value(grid).run()
         assert not at.exception
         assert any(words in e and "missing_grid" not in e for e in texts(at.error)), texts(at.error)

@@ -54,12 +54,13 @@ def test_config_validates_and_always_measures_zero() -> None:
     assert MissingFeaturesConfig(rates=0.2).group_rates(["x", "y"]) == {"x": 0.2, "y": 0.2}
     with pytest.raises(ConfigError, match=r"rate of 'a' must be a number in \[0, 0.95\], not 1.5"):
         MissingFeaturesConfig(rates={"a": 1.5})
-    for grid, words in [((0.1, 1.0), r"p_test must be a sequence of numbers in \[0, 0.95\], not \(0.1, 1.0\)"),
-                        ((), r"p_test \[\] hold no rate above 0"), ((0,), r"p_test \[0.0\] hold no rate")]:
+    for grid, words in [((0.1, 1.0), r"p_test: 1.0 is not a rate; each must be a number from 0 to 0.95"),
+                        ((), r"p_test \(none\) hold no rate above 0"), ((0,), r"p_test \(0\) hold no rate"),
+                        ("0.1", r"must be a list of rates")]:
         with pytest.raises(ConfigError, match=words) as info:
             MissingFeaturesConfig(grid=grid)
         assert info.value.param == "missing_grid"  # the CLI's flag and the app's label
-    with pytest.raises(ConfigError, match=r"p_train must be") as info:
+    with pytest.raises(ConfigError, match=r"p_train: -0.1 is not a rate") as info:
         MissingFeaturesConfig(train_grid=(0.2, -0.1))
     assert info.value.param == "missing_train_grid"
     with pytest.raises(ConfigError, match="draws"):

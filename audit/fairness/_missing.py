@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ from scipy import stats
 
 from .._exceptions import ConfigError, InternalError
 from .._stats import sample_std
-from .._validation import Interval, SequenceOf, check_param, validate_params
+from .._validation import INVALID, Interval, check_param, validate_params
 from ..defaults import (
     DEFAULT_MISSING_DRAWS,
     DEFAULT_MISSING_GRID,
@@ -116,13 +116,13 @@ class MissingFeaturesConfig:
         for field, param, what in (("grid", "missing_grid", "the test-time missing rates p_test"),
                                    ("train_grid", "missing_train_grid",
                                     "the training dropout rates p_train")):
-            object.__setattr__(self, field, check_param("", what, getattr(self, field),
-                                                        SequenceOf(_RATE), param=param))
+            object.__setattr__(self, field, _rates(getattr(self, field), what, param))
         validate_params("missing features", self, {"draws": Interval(int, 1, None)})
         if not any(p > 0 for p in self.grid):
+            given = ", ".join(f"{p:g}" for p in self.grid) or "none"
             raise ConfigError(
-                f"the test-time missing rates p_test {list(self.grid)} hold no rate above 0, so "
-                "nothing would go missing; give rates such as 0.1,0.2,0.3 (0 is always added)",
+                f"the test-time missing rates p_test ({given}) hold no rate above 0, so nothing "
+                "would go missing; give rates such as 0.1,0.2,0.3 (0 is always added)",
                 param="missing_grid")
         object.__setattr__(self, "grid", tuple(sorted({0.0, *map(float, self.grid)})))
         object.__setattr__(self, "train_grid", tuple(sorted(set(map(float, self.train_grid)))))
@@ -208,6 +208,20 @@ def parse_missing_rates(text: str) -> dict[str, float] | float:
                               param="missing_rates")
         out[group] = rate
     return out
+
+
+def _rates(values: Any, what: str, param: str) -> tuple[float, ...]:
+    """``values`` as a tuple of rates; an error names the first value that is not one."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ConfigError(f"{what} must be a list of rates such as 0.1,0.2,0.3, not {values!r}", param=param)
+    rates = []
+    for value in values:
+        rate = _RATE.convert(value)
+        if rate is INVALID:
+            raise ConfigError(f"{what}: {value!r} is not a rate; each must be a number from 0 to "
+                              f"{MAX_DROPOUT:g}", param=param)
+        rates.append(float(rate))
+    return tuple(rates)
 
 
 def _json_rates(text: str) -> dict[str, float]:
