@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import InternalError
+from ..arms._arms import Arm, dp_settings
 from ._bootstrap import bootstrap_group_metrics, point_group_metrics
 from ._metrics import RATE_METRICS
 
-__all__ = ["COMPARED_METRICS", "comparison_pairs", "gap_changes"]
+__all__ = ["COMPARED_METRICS", "arm_comparison_pairs", "comparison_pairs", "gap_changes"]
 
 #: Rate metrics whose gaps are compared between arms.
 COMPARED_METRICS = RATE_METRICS
@@ -61,6 +62,12 @@ def comparison_pairs(kinds: Mapping[str, str],
     pairs += [(a, d) for a, k in kinds.items() if k == "dp_sgd_f" for d in dp_sgds
               if settings.get(a) == settings.get(d)]
     return pairs
+
+
+def arm_comparison_pairs(arms: Sequence[Arm]) -> list[tuple[str, str]]:
+    """:func:`comparison_pairs` of an audit's arms, DP arms paired only at the same
+    privacy setting (:func:`audit.arms._arms.dp_settings`)."""
+    return comparison_pairs({arm.label: arm.kind for arm in arms}, dp_settings(arms))
 
 
 def _ranges(values: np.ndarray) -> np.ndarray:

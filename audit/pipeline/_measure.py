@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import InternalError
-from ..arms._arms import Arm, dp_settings
+from ..arms._arms import Arm
 from ..dp._accounting import NO_GUARANTEE, PrivacyLedger
-from ..fairness._gap_change import comparison_pairs, gap_changes
+from ..fairness._gap_change import arm_comparison_pairs, gap_changes
 from ..fairness._metrics import evaluate_predictions
 from ..fairness._missing import missing_errors, missing_frame, missing_rows
 from ..privacy._canaries import score_canary_run
@@ -149,7 +149,7 @@ def _fairness_and_ledgers(prepared: PreparedData, plan: AuditPlan, trained: Trai
         for key, df in (("by_group", by_group), ("overall", overall), ("gaps", gaps)):
             frames[key].append(df.assign(arm=arm.label, kind=arm.kind))
         privacy_rows.extend(privacy_rows_of(arm, plan.seeds, [m.ledger for m in models]))
-    pairs = comparison_pairs({arm.label: arm.kind for arm in plan.arms}, dp_settings(plan.arms))
+    pairs = arm_comparison_pairs(plan.arms)
     changes = pd.DataFrame()
     if pairs:
         with progress.step("gap_changes"):

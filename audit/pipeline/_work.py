@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arms._arms import dp_settings
-from ..fairness._gap_change import comparison_pairs
+from ..fairness._gap_change import arm_comparison_pairs
 from ..training._config import TrainingConfig
 from ..training._cost import JobWork
 from ..training._executor import Executor
@@ -95,7 +94,7 @@ def _plan_measurement(progress: Progress, prepared: PreparedData, plan: AuditPla
     for arm in plan.arms:
         progress.add_step("measure", "metrics", METRICS_FIXED_S + METRICS_S * len(seeds) * n_test * resamples,
                           arm=arm.label)
-    pairs = comparison_pairs({arm.label: arm.kind for arm in plan.arms}, dp_settings(plan.arms))
+    pairs = arm_comparison_pairs(plan.arms)
     if pairs:
         progress.add_step("measure", "gap_changes",
                           STEP_S + GAP_CHANGES_S * len(pairs) * len(seeds) * n_test * resamples)

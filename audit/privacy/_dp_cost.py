@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .._stats import sample_std, t_interval
-from ..arms._arms import Arm, DPSGDArm, DPSGDFArm
+from ..arms._arms import Arm, DPSGDArm
+from ..fairness._gap_change import arm_comparison_pairs
 
 
 def dp_group_cost(by_group: pd.DataFrame, overall: pd.DataFrame, arms: Sequence[Arm],
@@ -26,12 +27,10 @@ def dp_group_cost(by_group: pd.DataFrame, overall: pd.DataFrame, arms: Sequence[
     ``excess`` is a group's cost minus the overall cost; ``flagged`` marks groups whose
     excess is positive beyond its t-interval over seeds (needs >= 2 seeds).
     """
-    baseline = [a.label for a in arms if a.kind == "baseline"]
-    pairs = [(arm.label, baseline[0]) for arm in arms if isinstance(arm, DPSGDArm)] if baseline else []
-    plain = [a for a in arms if isinstance(a, DPSGDArm) and not isinstance(a, DPSGDFArm)]
-    # Only at the same privacy setting: otherwise the difference mixes in the budget.
-    pairs += [(arm.label, other.label) for arm in arms if isinstance(arm, DPSGDFArm) for other in plain
-              if arm.dp_setting() == other.dp_setting()]
+    # The gap changes' pairs whose first arm is a DP arm: each against the baseline, and
+    # dp_sgd_f against dp_sgd at the same privacy setting (else the budget is mixed in).
+    private = {arm.label for arm in arms if isinstance(arm, DPSGDArm)}
+    pairs = [(arm, versus) for arm, versus in arm_comparison_pairs(arms) if arm in private]
     if not pairs:
         return pd.DataFrame()
     rows = []
