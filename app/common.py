@@ -118,8 +118,7 @@ def keep_settings() -> None:
             value = copy[key]
         else:
             continue
-        st.session_state[key] = value
-    remember_settings()
+        st.session_state[key] = copy[key] = value
 
 
 def remember_settings() -> None:
