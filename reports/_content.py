@@ -381,12 +381,20 @@ def guarantee_notes(result: AuditResult) -> list[str]:
     arm): the DP-SGD guarantee's assumptions, what group-adaptive DP-SGD releases and how
     it is paid for, and what no guarantee covers. The report's privacy section and its
     limits say the same; a results page shows these."""
-    if not (has_kind(result, "dp_sgd") or has_kind(result, "dp_sgd_f")):
+    guarantee = _dp_guarantee(result)
+    if guarantee is None:
         return []
-    notes = ["What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS]
-    if has_kind(result, "dp_sgd_f"):
-        notes += [block.text for block in _adaptive_dp(result) if isinstance(block, Paragraph)]
-    return [*notes, NOT_COVERED]
+    assumes, not_covered = guarantee
+    adaptive = ([block.text for block in _adaptive_dp(result) if isinstance(block, Paragraph)]
+                if has_kind(result, "dp_sgd_f") else [])
+    return [assumes, *adaptive, not_covered]
+
+
+def _dp_guarantee(result: AuditResult) -> tuple[str, str] | None:
+    """What the DP guarantee assumes and what it does not cover (None without a DP arm)."""
+    if not (has_kind(result, "dp_sgd") or private_arms(result)):
+        return None
+    return "What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS, NOT_COVERED
 
 
 def _adaptive_dp(result: AuditResult) -> list[Block]:
@@ -544,9 +552,7 @@ def _limits(result: AuditResult) -> list[Block]:
             blocks.append(Paragraph("Membership inference measures one attack (the loss threshold): "
                                     "a small value is not a proof of privacy."))
     else:
-        if has_kind(result, "dp_sgd") or private_arms(result):
-            blocks += [Paragraph("What the DP guarantee assumes: " + GUARANTEE_ASSUMPTIONS),
-                       Paragraph(NOT_COVERED)]
+        blocks += [Paragraph(text) for text in _dp_guarantee(result) or ()]
         blocks.append(Paragraph("Empirical lower bounds and membership-inference results measure "
                                 "particular attacks: a small value is not a proof of privacy."))
     gaps = result.aggregate("gaps")
