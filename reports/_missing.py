@@ -146,10 +146,9 @@ def missing_section(result: AuditResult, arms: list[str]) -> list[Block]:
         missing_error_figure(result.missing, arms, grid=grid, ci_level=level),
         "Each group's error as features go missing (every group at the same rate p_test); a star "
         "marks the group's error at its own missing rate."))
-    tables = missing_tables(result)
-    blocks += _degradation_table(result, tables)
-    blocks += _scenario_table(tables)
-    blocks += _match_blocks(result, tables)
+    tables, captions = missing_tables(result), missing_captions(result)
+    blocks += [_table(tables[key], captions[key]) for key in ("degradation", "scenario") if key in tables]
+    blocks += _match_blocks(result, tables, captions)
     return blocks
 
 
@@ -201,13 +200,10 @@ def _table(frame: pd.DataFrame, caption: str) -> Table:
     return Table([str(c) for c in frame.columns], frame.astype(str).to_numpy().tolist(), caption=caption)
 
 
-MISSING_SCENARIO_CAPTION = "Each group at its own missing rate: the scenario given to the audit."
-
-
 def missing_captions(result: AuditResult) -> dict[str, str]:
     """The caption of each of :func:`missing_tables`, by the same keys (the report and
     the app say the same)."""
-    captions = {"scenario": MISSING_SCENARIO_CAPTION,
+    captions = {"scenario": "Each group at its own missing rate: the scenario given to the audit.",
                 "best_p_train": ("The p_train with the lowest error at each p_test (differences "
                                  "between neighbouring rates can be within noise: see the figure).")}
     degradation = result.missing_degradation()
@@ -222,25 +218,14 @@ def missing_captions(result: AuditResult) -> dict[str, str]:
     return captions
 
 
-def _degradation_table(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[Block]:
-    if "degradation" not in tables:
-        return []
-    return [_table(tables["degradation"], missing_captions(result)["degradation"])]
-
-
-def _scenario_table(tables: dict[str, pd.DataFrame]) -> list[Block]:
-    if "scenario" not in tables:
-        return []
-    return [_table(tables["scenario"], MISSING_SCENARIO_CAPTION)]
-
-
-def _match_blocks(result: AuditResult, tables: dict[str, pd.DataFrame]) -> list[Block]:
+def _match_blocks(result: AuditResult, tables: dict[str, pd.DataFrame],
+                  captions: dict[str, str]) -> list[Block]:
     if "best_p_train" not in tables:
         return []
     return [
         Paragraph(MATCH_TEXT, "body"),
         Figure(missing_match_figure(result.missing_match), MATCH_CAPTION),
-        _table(tables["best_p_train"], missing_captions(result)["best_p_train"]),
+        _table(tables["best_p_train"], captions["best_p_train"]),
     ]
 
 
