@@ -23,6 +23,7 @@ from fairpriv_app.common import (
 from audit import (
     MISSING_TREATMENT,
     AuditConfig,
+    Dataset,
     available_arms,
     available_trainers,
     estimate_audit,
@@ -37,18 +38,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _group_labels(_frame: object, data_hash: str, load_json: str) -> list[str]:
-    return [str(g) for g in load_dataset(_frame, **json.loads(load_json)).group_labels]
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _dataset(_frame: object, data_hash: str, load_json: str) -> Dataset:
+    # Loaded once per data and load options: the estimate (per configuration) and the
+    # rates' placeholder both read it, and neither changes it.
+    return load_dataset(_frame, **json.loads(load_json))
 
 
 def _rates_example() -> str:
     """The placeholder of the per-group rates, in the chosen data's own group names."""
     frame = st.session_state.get("frame")
     try:
-        labels = (_group_labels(frame, frame_hash(frame), json.dumps(st.session_state["load_kwargs"],
-                                                                    sort_keys=True))
-                  if frame is not None else [])
+        labels = ([str(g) for g in _dataset(frame, frame_hash(frame), json.dumps(
+            st.session_state["load_kwargs"], sort_keys=True)).group_labels] if frame is not None else [])
     except Exception:  # noqa: BLE001 - the data's own error is shown on the Data page
         labels = []
     if not labels:
@@ -142,7 +144,7 @@ if st.session_state["missing_on"]:
 @st.cache_data(max_entries=16, show_spinner="Counting the models the audit trains...")
 def _estimate(_frame: object, data_hash: str, load_json: str,
               config_json: str) -> tuple[dict[str, int], float]:
-    estimate = estimate_audit(load_dataset(_frame, **json.loads(load_json)),
+    estimate = estimate_audit(_dataset(_frame, data_hash, load_json),
                               AuditConfig.from_dict(json.loads(config_json)))
     return estimate.models, estimate.seconds
 
