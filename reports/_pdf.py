@@ -93,6 +93,14 @@ def _para(text: str, style: str) -> Paragraph:
     return Paragraph(_markup(text, STYLES[style].fontName), STYLES[style])
 
 
+def _fits(flow: list, width: float, height: float) -> bool:
+    """Whether ``flow`` fits on one page: only then can KeepTogether keep it together.
+    Kept together but taller than a page, ReportLab moves it to a fresh page all the
+    same and leaves the one before blank but for what came first (a section title)."""
+    # The frame pads its content by 6 pt on each side.
+    return sum(f.wrap(width, height)[1] for f in flow) <= height - 12
+
+
 def _table(block: TableBlock, width: float) -> list:
     header = [_para(h, "head") for h in block.header] if any(block.header) else None
     data = [[_para(c, "cell") for c in row] for row in block.rows]
@@ -114,11 +122,7 @@ def _table(block: TableBlock, width: float) -> list:
     if header:
         style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf5")))
     table.setStyle(TableStyle(style))
-    if not block.caption:
-        return [table]
-    caption = _para(block.caption, "caption")
-    # Short tables stay with their caption; long ones must be free to split.
-    return [KeepTogether([table, caption])] if len(data) <= 30 else [table, caption]
+    return [table, _para(block.caption, "caption")] if block.caption else [table]
 
 
 #: Cells longer than this (in points) wrap instead of widening their column further.
@@ -165,7 +169,7 @@ def _figure(block: Figure, width: float, max_height: float) -> list:
     w, h = reader.getSize()
     scale = min(width / w, max_height / h)
     img = Image(io.BytesIO(block.png), width=w * scale, height=h * scale)
-    return [KeepTogether([img, _para(block.caption, "caption")])]
+    return [img, _para(block.caption, "caption")]
 
 
 def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
@@ -209,13 +213,11 @@ def render_pdf_bytes(report: Report) -> tuple[bytes, int]:
                 flow = _table(block, width)
             else:
                 flow = _figure(block, width, height * 0.45)
-            if j == 0 and not (isinstance(block, TableBlock) and len(block.rows) > 25):
-                # never leave a section title alone at the foot of a page
-                story.append(KeepTogether([_para(section.title, "h1"), *flow]))
-            else:
-                if j == 0:
-                    story.append(_para(section.title, "h1"))
-                story.extend(flow)
+            if j == 0:
+                flow = [_para(section.title, "h1"), *flow]
+            # A table or figure stays with its caption, and a section's title with what
+            # follows it, when they fit on one page; a longer table is free to split.
+            story.extend([KeepTogether(flow)] if _fits(flow, width, height) else flow)
             story.append(Spacer(1, 4))
         if not section.blocks:
             story.append(_para(section.title, "h1"))

@@ -230,3 +230,31 @@ def test_pdf_columns_fit_their_longest_word(trained: AuditResult) -> None:
         for j, head in enumerate(block.header):
             longest = max((_text_width(w, bold=True) for w in head.split()), default=0.0)
             assert widths[j] >= min(longest + _PADDING, 510.0 / len(widths)) - 1e-6, (head, widths)
+
+
+@pytest.mark.parametrize("rows", [10, 24, 60])
+def test_a_section_title_never_stands_alone_on_a_page(rows: int) -> None:
+    """A section starting with a table taller than the space below its title (the
+    appendix's glossary grew to that) must not leave a page holding only the title: a
+    table and title kept together by row count alone were moved to the next page whole.
+    Tables that fit still stay on one page with their title."""
+    from io import BytesIO
+
+    from reports._content import Report, Section
+
+    long_text = "a term explained in words long enough to wrap onto a second and third line " * 3
+    table = Table(["Term", "Meaning"], [[f"term {i}", long_text] for i in range(rows)], caption="Glossary.")
+    report = Report(title="layout", violation=None, sections=[
+        Section("1. Before", [Paragraph("Some text.")], key="overview"),
+        Section("2. Appendix", [table], key="appendix"),  # the appendix starts a new page
+    ])
+    pdf, pages = render_pdf_bytes(report)
+    texts = [(p.extract_text() or "").strip() for p in PdfReader(BytesIO(pdf)).pages]
+    assert pages == len(texts)
+    for text in texts:
+        body = [line for line in text.splitlines() if "fairpriv report - page" not in line]
+        assert body != ["2. Appendix"], texts
+    assert "2. Appendix" in texts[1]  # the title opens the appendix's first page ...
+    assert "term 0" in texts[1]  # ... with the table's first rows under it
+    if rows == 10:
+        assert "term 9" in texts[1] and "Glossary." in texts[1]  # it fits: kept on one page
